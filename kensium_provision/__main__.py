@@ -1,0 +1,5 @@
+"""`python -m kensium_provision` runs the kprov command line."""
+
+from kensium_provision.cli import main
+
+main()
