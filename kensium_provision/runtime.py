@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kensium_provision.model import InputSpec, Mode, StepResult
+from kensium_provision.model import Checklist, InputSpec, Mode, StepResult
 
 if TYPE_CHECKING:
     from kensium_provision.secret import Secret
@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientFactory",
     "Journal",
+    "NoHooks",
     "NullJournal",
     "NullReporter",
     "Operator",
     "Reporter",
+    "RunHooks",
     "Runtime",
     "Vault",
 ]
@@ -50,7 +52,9 @@ class Operator(Protocol):
         """The value of one input; `validate` returns a problem or None."""
         ...
 
-    def confirm(self, message: str, *, default: bool = False) -> bool: ...
+    def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
+        """A yes/no question; `key` names it for answers files (a manual step's id)."""
+        ...
 
     def type_to_confirm(self, message: str, expected: str) -> bool:
         """Have the operator type `expected` (protected environments); never skipped by --yes."""
@@ -95,6 +99,28 @@ class Reporter(Protocol):
     def progress(self, step_id: str, message: str) -> None: ...
 
 
+class RunHooks(Protocol):
+    """Decisions the CLI plugs into a run: guards, locks and the protected-environment confirmation."""
+
+    def after_inputs(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        """Every mode, once the inputs are known and before any probe (purpose guard, banner, lock)."""
+        ...
+
+    def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        """Apply mode, before the first act (typed confirmation in a protected environment)."""
+        ...
+
+
+class NoHooks:
+    """No guards: tests of the engine alone."""
+
+    def after_inputs(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        return None
+
+    def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        return None
+
+
 class NullJournal:
     """A journal that keeps records in memory (tests, `validate`)."""
 
@@ -132,6 +158,7 @@ class Runtime:
     purpose: str = ""
     journal: Journal = field(default_factory=NullJournal)
     reporter: Reporter = field(default_factory=NullReporter)
+    hooks: RunHooks = field(default_factory=NoHooks)
     assume_yes: bool = False
     settings: Mapping[str, object] = field(default_factory=dict)  # e.g. rabbitmq, sql, route53 config
     sleep: Callable[[float], None] = field(default=__import__("time").sleep)

@@ -1,0 +1,158 @@
+"""Answers files: the operator for unattended runs (`--answers FILE`, `--non-interactive`).
+
+An answers file is YAML: input ids (and manual-step evidence ids) to values, plus `confirm:` for
+manual steps without evidence. It is validated against the checklist before any AWS call; a missing
+answer is an error naming the input, never a hang and never a silently guessed live default.
+Secrets are never literals in a file: a secret answer is `vault:<reference>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kensium_provision.errors import AbortedError, ChecklistError, InputError, Issue
+from kensium_provision.model import Checklist, InputSpec
+from kensium_provision.steps.manual import evidence_specs
+from kensium_provision.yamlio import Loc, Node, load_file
+
+__all__ = ["Answers", "AnswersOperator", "load_answers"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answers:
+    """Validated answers: values by input id, manual confirmations, positions for messages."""
+
+    values: Mapping[str, object] = field(default_factory=dict)
+    confirm: Mapping[str, bool] = field(default_factory=dict)
+    locs: Mapping[str, Loc] = field(default_factory=dict)
+    path: str = ""
+
+
+def _known_ids(checklist: Checklist) -> dict[str, InputSpec]:
+    known = {spec.id: spec for spec in checklist.inputs}
+    for step in checklist.steps:
+        if step.type == "manual":
+            known.update({spec.id: spec for spec in evidence_specs(step.params)})
+    return known
+
+
+def load_answers(path: Path, checklist: Checklist) -> Answers:
+    """Read an answers file and check its keys and value types against the checklist."""
+    root = load_file(path)
+    issues: list[Issue] = []
+    if root.kind != "map":
+        raise ChecklistError([root.loc.issue("", "an answers file is a mapping of input ids to answers")])
+    known = _known_ids(checklist)
+    step_ids = {s.id for s in checklist.steps}
+    values: dict[str, object] = {}
+    confirm: dict[str, bool] = {}
+    locs: dict[str, Loc] = {}
+    for key, node in root.items():
+        loc = root.key_locs[key]
+        if key == "confirm":
+            if node.kind != "map":
+                issues.append(node.loc.issue("confirm", "expected a mapping of manual step ids to true"))
+                continue
+            for step_id, flag in node.items():
+                if step_id not in step_ids:
+                    issues.append(node.key_locs[step_id].issue(f"confirm › {step_id}", f"no step {step_id!r} in {checklist.id}"))
+                elif flag.kind != "bool":
+                    issues.append(flag.loc.issue(f"confirm › {step_id}", "expected true or false"))
+                else:
+                    confirm[step_id] = bool(flag.value)
+            continue
+        if key == "confirm_target":  # the typed confirmation of a protected environment
+            if node.kind != "str":
+                issues.append(node.loc.issue(key, "expected the org id or resource name as text"))
+            else:
+                values[key] = node.value
+            continue
+        spec = known.get(key)
+        if spec is None:
+            issues.append(loc.issue(key, f"{checklist.id} has no input {key!r}; its inputs: {', '.join(known)}"))
+            continue
+        problem = _type_problem(spec, node)
+        if problem:
+            issues.append(node.loc.issue(key, problem))
+            continue
+        values[key] = node.value
+        locs[key] = node.loc
+    if issues:
+        raise ChecklistError(issues)
+    return Answers(values=values, confirm=confirm, locs=locs, path=str(path))
+
+
+def _type_problem(spec: InputSpec, node: Node) -> str | None:
+    if spec.type == "secret":
+        if node.kind != "str" or not str(node.value).startswith("vault:"):
+            return "a secret answer must be a vault reference (vault:<reference>), never the secret itself"
+        return None
+    if spec.type == "bool":
+        return None if node.kind == "bool" else f"expected true or false, got {node.text!r}"
+    if spec.type == "int":
+        return None if node.kind == "int" else f"expected a whole number, got {node.text!r}"
+    if node.kind != "str":
+        return f"expected text, got {node.kind} {node.text!r}; YAML reads it as {node.kind}: quote it: '{node.text}'"
+    return None
+
+
+class AnswersOperator:
+    """Answers from a file; never prompts."""
+
+    interactive = False
+
+    def __init__(self, answers: Answers, *, assume_yes: bool = False, fetch_secret: Callable[[str], object] | None = None,
+                 notes: Callable[[str, str], None] | None = None) -> None:
+        self.answers = answers
+        self.assume_yes = assume_yes
+        self.fetch_secret = fetch_secret
+        self.notes = notes or (lambda title, text: None)
+
+    def _where(self, key: str) -> str:
+        loc = self.answers.locs.get(key)
+        return f"{loc.path}:{loc.line}:{loc.column}: " if loc else ""
+
+    def ask(self, spec: InputSpec, *, default: object, choices: Sequence[str],
+            validate: Callable[[object], str | None]) -> object:
+        if spec.id in self.answers.values:
+            value = self.answers.values[spec.id]
+            if spec.type == "secret":
+                if self.fetch_secret is None:
+                    raise InputError(f"{spec.id}: cannot read {value} without a password manager")
+                value = self.fetch_secret(str(value)[len("vault:"):])
+        elif default is not None and spec.default_from is None and spec.choices_from is None:
+            value = default  # a default written in the checklist, never one found live
+        else:
+            source = f" in {self.answers.path}" if self.answers.path else ""
+            raise InputError(f"missing answer for {spec.id!r} ({spec.prompt}){source}",
+                             hint=f"add `{spec.id}: ...` to the answers file, or run interactively")
+        problem = validate(value)
+        if problem:
+            raise InputError(f"{self._where(spec.id)}{spec.id}: {value!r} {problem}")
+        return value
+
+    def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
+        if key and key in self.answers.confirm:
+            return self.answers.confirm[key]
+        if self.assume_yes:
+            return True
+        raise InputError(f"cannot confirm {message!r} without a terminal",
+                         hint="pass --yes for routine confirmations, or `confirm: {" + (key or "step-id") + ": true}`"
+                              " in the answers file")
+
+    def type_to_confirm(self, message: str, expected: str) -> bool:
+        typed = self.answers.values.get("confirm_target")
+        if typed is None:
+            raise AbortedError(f"{message}: this environment is protected; a run needs the operator to type "
+                               f"{expected!r} (add `confirm_target: {expected}` to the answers file for an "
+                               "unattended run)")
+        return typed == expected
+
+    def instruct(self, title: str, text: str) -> None:
+        self.notes(title, text)
+
+    def show_secret_once(self, label: str, secret: object) -> None:
+        raise InputError(f"the manual password manager needs a terminal to show {label} once",
+                         hint="configure the secretsmanager or command backend for unattended runs")

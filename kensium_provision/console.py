@@ -1,0 +1,72 @@
+"""The interactive operator: questionary prompts in a terminal (the only questionary importer).
+
+Prompts validate inline with the same function the engine uses, and use `unsafe_ask()` so Ctrl-C
+raises KeyboardInterrupt (plain `ask()` would turn it into None, which reads like "no").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from kensium_provision.model import InputSpec
+
+__all__ = ["ConsoleOperator"]
+
+
+class ConsoleOperator:
+    """Asks a person at a terminal."""
+
+    interactive = True
+
+    def __init__(self, console: Console, *, assume_yes: bool = False,
+                 fetch_secret: Callable[[str], object] | None = None) -> None:
+        self.console = console
+        self.assume_yes = assume_yes
+        self.fetch_secret = fetch_secret
+
+    def ask(self, spec: InputSpec, *, default: object, choices: Sequence[str],
+            validate: Callable[[object], str | None]) -> object:
+        import questionary
+
+        def check(raw: Any) -> bool | str:
+            problem = validate(raw)
+            return True if problem is None else problem
+
+        message = spec.prompt + (f" ({spec.help})" if spec.help else "")
+        if spec.type == "secret":
+            from kensium_provision.secret import Secret
+
+            raw = questionary.password(message, validate=lambda v: check(Secret(v))).unsafe_ask()
+            return Secret(raw)
+        if spec.type == "bool":
+            return bool(questionary.confirm(message, default=bool(default)).unsafe_ask())
+        if choices:
+            start = str(default) if default is not None and str(default) in choices else None
+            return questionary.select(message, choices=list(choices), default=start).unsafe_ask()
+        shown_default = "" if default is None else str(default)
+        return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
+
+    def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
+        if self.assume_yes:
+            return True
+        import questionary
+
+        return bool(questionary.confirm(message, default=default).unsafe_ask())
+
+    def type_to_confirm(self, message: str, expected: str) -> bool:
+        import questionary
+
+        typed = questionary.text(f"{message} Type {expected} to go on:").unsafe_ask()
+        return str(typed).strip() == expected
+
+    def instruct(self, title: str, text: str) -> None:
+        self.console.print(Panel(Text(text), title=Text(f"Manual step: {title}"), border_style="yellow"))
+
+    def show_secret_once(self, label: str, secret: Any) -> None:
+        # Straight to the terminal, never through logging or the journal; the vault asks for the confirmation.
+        self.console.print(Text(f"{label}: "), Text(secret.reveal(), style="bold"), sep="")

@@ -1,0 +1,326 @@
+"""The step engine: plan, apply and check a checklist through the probe/act/verify contract.
+
+A run is a short sequence of stages: resolve inputs -> hooks (guards, lock) -> for each step:
+condition -> render -> validate names -> probe -> (plan: record | check: verify | apply: confirm,
+act, verify). Only `_apply_step` calls `act`; plan and check never do.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
+from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
+from kensium_provision.runtime import Runtime
+from kensium_provision.steps import registry
+from kensium_provision.steps.base import Probe, StepContext, StepType
+from kensium_provision.steps.manual import evidence_specs
+from kensium_provision.template import TemplateError, placeholders, render, render_value
+
+__all__ = ["RunReport", "coerce_input", "resolve_inputs", "run", "shown_value"]
+
+MASK = "••••••••"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReport:
+    """The outcome of one run: every step's result and the findings."""
+
+    checklist_id: str
+    mode: Mode
+    results: tuple[StepResult, ...]
+    values: Mapping[str, object] = field(default_factory=dict)  # secrets masked
+    error: str = ""
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for r in self.results for f in r.findings)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.error or self.findings or any(r.status is Status.FAILED for r in self.results):
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    def count(self, status: Status, *risks: Risk) -> int:
+        return sum(1 for r in self.results if r.status is status and (not risks or r.risk in risks))
+
+
+def shown_value(value: object) -> object:
+    """A value as it may be shown or journaled: secrets masked, recursively."""
+    if hasattr(value, "reveal"):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: shown_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [shown_value(v) for v in value]
+    return value
+
+
+def _unsafe_text(value: str) -> str | None:
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf")]
+    if bad:
+        return f"contains a control or format character (U+{ord(bad[0]):04X})"
+    return None
+
+
+def coerce_input(spec: InputSpec, raw: object, choices: Sequence[str], runtime: Runtime,
+                 context: Mapping[str, object]) -> tuple[object, str | None]:
+    """Turn an answer into the input's type and validate it; returns (value, problem)."""
+    if spec.type == "secret":
+        return raw, None if hasattr(raw, "reveal") else "must come from a password prompt or a vault reference"
+    if spec.type == "bool":
+        if isinstance(raw, bool):
+            return raw, None
+        text = str(raw).strip().lower()
+        if text in ("yes", "y", "true"):
+            return True, None
+        if text in ("no", "n", "false"):
+            return False, None
+        return raw, "answer yes or no"
+    if spec.type == "int":
+        if isinstance(raw, bool):
+            return raw, "must be a whole number"
+        try:
+            return int(str(raw).strip()), None
+        except ValueError:
+            return raw, "must be a whole number"
+    if not isinstance(raw, str):
+        return raw, f"must be text (got {type(raw).__name__}; quote it in YAML)"
+    problem = _unsafe_text(raw)
+    if problem:
+        return raw, problem
+    if spec.type == "choice" and raw not in choices:
+        return raw, f"must be one of: {', '.join(choices)}"
+    if not raw.strip() and not spec.rule:
+        return raw, "must not be empty"
+    if spec.rule:
+        text_context = {k: v for k, v in context.items() if isinstance(v, str)}
+        problems = runtime.names.check(spec.rule, raw, text_context)
+        if problems:
+            return raw, "; ".join(problems) + f" (for example {runtime.names.example(spec.rule, text_context)})"
+    return raw, None
+
+
+def _lookup(runtime: Runtime, spec_lookup: Any, values: Mapping[str, object]) -> Any:
+    from kensium_provision.steps.lookups import run_lookup
+
+    return run_lookup(StepContext(runtime, "inputs", MappingProxyType(dict(values))), spec_lookup, values)
+
+
+def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, object] | None = None) -> dict[str, object]:
+    """Ask (or read) every input whose `when` holds, in order, validating each answer."""
+    values: dict[str, object] = {}
+    preset = preset or {}
+    for spec in checklist.inputs:
+        if spec.when is not None and not spec.when.holds(values):
+            continue
+        choices: tuple[str, ...] = spec.choices
+        if spec.choices_from is not None:
+            found = _lookup(runtime, spec.choices_from, values)
+            choices = tuple(str(c) for c in (found if isinstance(found, list) else [found]) if c is not None)
+            if not choices:
+                raise InputError(f"no choices for {spec.id}: {spec.prompt} (the live lookup found nothing)",
+                                 hint="create the resource first with its shared checklist")
+        default: object = None
+        if spec.default_from is not None:
+            default = _lookup(runtime, spec.default_from, values)
+        elif isinstance(spec.default, str):
+            default = render(spec.default, values)
+        elif spec.default is not None:
+            default = spec.default
+
+        def validate(raw: object, spec: InputSpec = spec, choices: tuple[str, ...] = choices) -> str | None:
+            return coerce_input(spec, raw, choices, runtime, values)[1]
+
+        if spec.id in preset:
+            raw = preset[spec.id]
+        else:
+            raw = runtime.operator.ask(spec, default=default, choices=choices, validate=validate)
+        value, problem = coerce_input(spec, raw, choices, runtime, values)
+        if problem:
+            raise InputError(f"{spec.id}: {shown_value(raw)!r} {problem}")
+        values[spec.id] = value
+        runtime.journal.record("answer", input=spec.id, value=shown_value(value), evidence=spec.evidence)
+    return values
+
+
+class _Run:
+    """One pass over the steps in one mode."""
+
+    def __init__(self, checklist: Checklist, runtime: Runtime, values: dict[str, object]) -> None:
+        self.checklist, self.runtime, self.values = checklist, runtime, values
+        self.types = registry()
+        self.unknown: set[str] = set()  # names whose value a plan cannot know yet
+        self.absent: set[str] = set()  # outputs of skipped steps
+        self.changed_once = False
+
+    def names_of(self, step: Step) -> set[str]:
+        found: set[str] = set()
+
+        def walk(value: object) -> None:
+            if isinstance(value, str):
+                found.update(p.name for p in placeholders(value))
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+
+        walk(dict(step.params))
+        if step.when is not None:
+            found.add(step.when.name)
+        return found
+
+    def produced(self, step: Step) -> list[str]:
+        return [*step.outputs, *[s.id for s in evidence_specs(step.params)]] if step.type == "manual" \
+            else list(step.outputs)
+
+    def bind_outputs(self, step: Step, result: Mapping[str, object]) -> dict[str, object]:
+        from kensium_provision.steps.generic import search
+
+        bound: dict[str, object] = {}
+        for alias, field_name in step.outputs.items():
+            value = result[field_name] if field_name in result else search(field_name, dict(result))
+            if value is None:
+                raise StepError(f"step {step.id} gave no {field_name!r} for output {alias!r}")
+            bound[alias] = value
+        if step.type == "manual":
+            bound.update({s.id: result[s.id] for s in evidence_specs(step.params) if s.id in result})
+        self.values.update(bound)
+        return bound
+
+    def step(self, step: Step) -> StepResult:
+        rt = self.runtime
+        base = {"step_id": step.id, "title": step.title, "risk": step.risk}
+        if self.names_of(step) & self.unknown:
+            self.unknown.update(self.produced(step))
+            waits = sorted(self.names_of(step) & self.unknown)
+            return StepResult(**base, status=Status.DEPENDS, reason=f"needs {', '.join(waits)}")
+        if self.names_of(step) & self.absent:
+            self.absent.update(self.produced(step))
+            missing = sorted(self.names_of(step) & self.absent)
+            return StepResult(**base, status=Status.SKIPPED, reason=f"needs {', '.join(missing)} from a skipped step")
+        if step.when is not None and not step.when.holds(self.values):
+            self.absent.update(self.produced(step))
+            return StepResult(**base, status=Status.SKIPPED, reason=f"{step.when.describe()} is false")
+        step_type = self.types[step.type]
+        try:
+            params = render_value(dict(step.params), self.values)
+        except TemplateError as exc:
+            raise InputError(f"step {step.id}: {exc}") from None
+        assert isinstance(params, dict)
+        self.require_names(step_type, params)
+        ctx = StepContext(rt, step.id, MappingProxyType(self.values))
+        probe = step_type.probe(ctx, params)
+        shown = shown_value(params)
+        diff = tuple((d.field, shown_value(d.actual), shown_value(d.expected)) for d in probe.differences)
+        common = {**base, "params": shown, "diff": diff}  # type: ignore[arg-type]
+        if rt.mode is Mode.PLAN:
+            if probe.done:
+                bound = self.bind_outputs(step, probe.outputs)
+                return StepResult(**common, status=Status.DONE, reason=probe.note, outputs=shown_value(bound))
+            self.unknown.update(self.produced(step))
+            return StepResult(**common, status=Status.CHANGE, reason=probe.note)
+        if rt.mode is Mode.CHECK:
+            return self.check_step(step, step_type, ctx, params, probe, common)
+        return self.apply_step(step, step_type, ctx, params, probe, common)
+
+    def require_names(self, step_type: StepType, params: Mapping[str, object]) -> None:
+        context = {k: v for k, v in self.values.items() if isinstance(v, str)}
+        for p in step_type.params:
+            value = params.get(p.name)
+            if p.rule and isinstance(value, str):
+                self.runtime.names.require(p.rule, value, context)
+
+    def check_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
+                   probe: Probe, common: dict[str, Any]) -> StepResult:
+        if not probe.done:
+            if step.type == "manual" and not params.get("probe"):
+                self.unknown.update(self.produced(step))
+                return StepResult(**common, status=Status.SKIPPED, reason="manual step without a probe: not checkable")
+            self.unknown.update(self.produced(step))
+            finding = Finding(step_id=step.id, message=f"{step.title}: not done ({probe.note})")
+            differences = tuple(Finding(step_id=step.id, message=f"{step.title}: {d}", expected=shown_value(d.expected),
+                                        actual=shown_value(d.actual)) for d in probe.differences)
+            return StepResult(**common, status=Status.FAILED, reason=probe.note, findings=differences or (finding,))
+        bound = self.bind_outputs(step, probe.outputs)
+        problems = step_type.verify(ctx, params)
+        findings = tuple(Finding(step_id=step.id, message=f"{step.title}: {d}", expected=shown_value(d.expected),
+                                 actual=shown_value(d.actual)) for d in problems)
+        return StepResult(**common, status=Status.FAILED if findings else Status.DONE,
+                          reason="; ".join(str(d) for d in problems) or probe.note, outputs=shown_value(bound),
+                          findings=findings)
+
+    def apply_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
+                   probe: Probe, common: dict[str, Any]) -> StepResult:
+        rt = self.runtime
+        if probe.done:
+            bound = self.bind_outputs(step, probe.outputs)
+            return StepResult(**common, status=Status.DONE, reason=probe.note, outputs=shown_value(bound))
+        if not self.changed_once and step.risk is not Risk.READ:
+            rt.hooks.before_first_change(self.checklist, self.values)
+            self.changed_once = True
+        if step.risk is not Risk.READ and step.type != "manual":
+            self.confirm(step, probe)
+        rt.journal.record("step.intent", step=step.id, type=step.type, risk=step.risk.value,
+                          params=common["params"], diff=[list(d) for d in common["diff"]])
+        result = dict(probe.outputs)
+        result.update(step_type.act(ctx, params, probe))
+        bound = self.bind_outputs(step, result)
+        problems = step_type.verify(ctx, params)
+        if problems:
+            raise StepError(f"step {step.id} did not verify after it ran: " + "; ".join(map(str, problems)))
+        return StepResult(**common, status=Status.CHANGED, reason=probe.note, outputs=shown_value(bound))
+
+    def confirm(self, step: Step, probe: Probe) -> None:
+        rt = self.runtime
+        if rt.assume_yes and step.risk is not Risk.DESTROY:
+            return
+        verb = {Risk.CREATE: "Create", Risk.MODIFY: "Change", Risk.DESTROY: "DESTROY"}[step.risk]
+        if not rt.operator.confirm(f"{verb}: {step.title}?", default=step.risk is not Risk.DESTROY, key=step.id):
+            raise AbortedError(f"the operator declined step {step.id}")
+
+
+def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object]) -> RunReport:
+    """Run every step of a checklist in the runtime's mode with already resolved inputs."""
+    state = _Run(checklist, runtime, dict(values))
+    results: list[StepResult] = []
+    error = ""
+    pending = list(checklist.steps)
+    while pending:
+        step = pending.pop(0)
+        runtime.reporter.step_started(step.id, step.title)
+        start = runtime.monotonic()
+        try:
+            result = state.step(step)
+        except (AbortedError, InputError, KeyboardInterrupt):
+            raise
+        except KprovError as exc:
+            state.unknown.update(state.produced(step))
+            message = str(exc) + (f" (hint: {exc.hint})" if exc.hint else "")
+            result = StepResult(step_id=step.id, title=step.title, status=Status.FAILED, risk=step.risk,
+                                reason=message, findings=(Finding(step_id=step.id, message=f"{step.title}: {message}"),))
+            if runtime.mode is Mode.APPLY:
+                error = message
+        result = StepResult(**{**_fields(result), "seconds": runtime.monotonic() - start})
+        results.append(result)
+        runtime.reporter.step_finished(result)
+        runtime.journal.record("step.result", step=step.id, status=result.status.value, reason=result.reason,
+                               outputs=dict(result.outputs), findings=[f.message for f in result.findings],
+                               seconds=round(result.seconds, 3))
+        if error:
+            results += [StepResult(step_id=s.id, title=s.title, status=Status.PENDING, risk=s.risk,
+                                   reason="not run: an earlier step failed") for s in pending]
+            break
+    return RunReport(checklist_id=checklist.id, mode=runtime.mode, results=tuple(results),
+                     values={k: shown_value(v) for k, v in state.values.items()}, error=error)
+
+
+def _fields(result: StepResult) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in StepResult.__dataclass_fields__}

@@ -1,0 +1,40 @@
+"""The step registry: an explicit, immutable name -> implementation mapping.
+
+Adding a step type means writing a class that satisfies `steps.base.StepType` and listing it here;
+nothing registers itself on import. Step modules import boto3 only through `ctx.client()`, so loading
+the registry (for `kprov validate`) stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
+
+from kensium_provision.steps.base import StepType
+
+__all__ = ["LOOKUP_NAMES", "registry"]
+
+# Named read-only lookups a checklist may use in `choices_from:` / `default_from:` (steps/lookups.py).
+LOOKUP_NAMES = (
+    "availability-zones",
+    "next-free-name",
+    "rds-instances",
+    "ec2-hosts",
+    "brokers",
+    "vpcs",
+    "subnets",
+)
+
+
+@cache
+def registry() -> Mapping[str, StepType]:
+    """Every step type by name."""
+    from kensium_provision.steps import generic, manual
+
+    types: list[StepType] = [
+        manual.Manual(),
+        generic.AwsAssert(),
+        generic.AwsWait(),
+    ]
+    return MappingProxyType({t.name: t for t in sorted(types, key=lambda t: t.name)})

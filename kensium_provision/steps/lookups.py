@@ -1,0 +1,119 @@
+"""Live, read-only lookups for input choices and defaults (`choices_from:` / `default_from:`).
+
+Named lookups encode Kensium's compatibility rules (an RDS instance of the right edition, an EC2
+host running the client's POS version, never a Dedicated one); the generic form is one read call
+plus a JMESPath query. Every call goes through the run's walled, counted session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kensium_provision.errors import InputError
+from kensium_provision.model import Lookup
+from kensium_provision.steps.base import StepContext
+from kensium_provision.steps.generic import call_read, search
+from kensium_provision.template import render_value
+
+__all__ = ["LOOKUPS", "run_lookup"]
+
+
+def _tags(items: object) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in items or ()} if isinstance(items, list) else {}
+
+
+def _conforming(ctx: StepContext, rule: str, names: list[str]) -> list[str]:
+    if not rule:
+        return sorted(names)
+    return sorted(n for n in names if not ctx.runtime.names.check(rule, n, {}))
+
+
+def availability_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    found = call_read(ctx, "ec2", "DescribeAvailabilityZones",
+                      {"Filters": [{"Name": "state", "Values": ["available"]}]})
+    return sorted(z["ZoneName"] for z in found.get("AvailabilityZones", []))
+
+
+def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    found = call_read(ctx, "mq", "ListBrokers", {})
+    return _conforming(ctx, params.get("rule", ""), [b["BrokerName"] for b in found.get("BrokerSummaries", [])])
+
+
+def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """Shared RDS instances: conforming names, the wanted engine/zone, never tagged Dedicated."""
+    found = call_read(ctx, "rds", "DescribeDBInstances", {})
+    names = []
+    for db in found.get("DBInstances", []):
+        tags = _tags(db.get("TagList"))
+        if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
+            continue
+        if params.get("engine") and db.get("Engine") != params["engine"]:
+            continue
+        if params.get("zone") and db.get("AvailabilityZone") != params["zone"]:
+            continue
+        names.append(tags.get("kprov:name", db["DBInstanceIdentifier"]))
+    return _conforming(ctx, params.get("rule", ""), names)
+
+
+def ec2_hosts(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """Shared POS hosts: running, conforming Name tag, the client's POS version, not Dedicated."""
+    filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    if params.get("pos_version"):
+        filters.append({"Name": "tag:PosVersion", "Values": [str(params["pos_version"])]})
+    if params.get("zone"):
+        filters.append({"Name": "availability-zone", "Values": [str(params["zone"])]})
+    found = call_read(ctx, "ec2", "DescribeInstances", {"Filters": filters})
+    names = []
+    for reservation in found.get("Reservations", []):
+        for instance in reservation.get("Instances", []):
+            tags = _tags(instance.get("Tags"))
+            if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
+                continue
+            if "Name" in tags:
+                names.append(tags["Name"])
+    return _conforming(ctx, params.get("rule", ""), names)
+
+
+def vpcs(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    found = call_read(ctx, "ec2", "DescribeVpcs", {})
+    return sorted(_tags(v.get("Tags")).get("Name", v["VpcId"]) for v in found.get("Vpcs", []))
+
+
+def subnets(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    filters = [{"Name": "vpc-id", "Values": [str(params["vpc_id"])]}] if params.get("vpc_id") else []
+    if params.get("zone"):
+        filters.append({"Name": "availability-zone", "Values": [str(params["zone"])]})
+    found = call_read(ctx, "ec2", "DescribeSubnets", {"Filters": filters})
+    return sorted(_tags(s.get("Tags")).get("Name", s["SubnetId"]) for s in found.get("Subnets", []))
+
+
+def next_free_name(ctx: StepContext, params: Mapping[str, Any]) -> str:
+    """The next free numbered name (`mq-POS-03` when 01 and 02 exist), from live AWS."""
+    rule = str(params.get("rule", ""))
+    source = str(params.get("source", ""))
+    existing_by: dict[str, Callable[[StepContext, Mapping[str, Any]], list[str]]] = {
+        "brokers": brokers, "rds-instances": rds_instances, "ec2-hosts": ec2_hosts}
+    if source not in existing_by:
+        raise InputError(f"next-free-name needs source: one of {', '.join(existing_by)}")
+    existing = existing_by[source](ctx, {"shared_only": False})
+    return str(ctx.runtime.names.next_free(rule, existing))
+
+
+LOOKUPS: Mapping[str, Callable[[StepContext, Mapping[str, Any]], object]] = {
+    "availability-zones": availability_zones,
+    "next-free-name": next_free_name,
+    "rds-instances": rds_instances,
+    "ec2-hosts": ec2_hosts,
+    "brokers": brokers,
+    "vpcs": vpcs,
+    "subnets": subnets,
+}
+
+
+def run_lookup(ctx: StepContext, lookup: Lookup, values: Mapping[str, object]) -> object:
+    params = render_value(dict(lookup.params), values)
+    assert isinstance(params, dict)
+    if lookup.name:
+        return LOOKUPS[lookup.name](ctx, params)
+    return search(lookup.query, call_read(ctx, lookup.service, lookup.operation, params))
