@@ -97,6 +97,8 @@ _KIND_WORDS = {"str": "a string", "int": "a whole number", "bool": "true or fals
 def _what(node: Node) -> str:
     if node.kind in ("map", "seq", "null"):
         return _KIND_WORDS[node.kind]
+    if node.kind == "bool":
+        return f"{node.text} (YAML reads it as {str(node.value).lower()})"
     return f"{_KIND_WORDS.get(node.kind, node.kind)} ({node.text})"
 
 
@@ -123,8 +125,10 @@ class _Reader:
             value = str(node.value)
             if field and field.choices and value not in field.choices:
                 self.add(node.loc, crumb, f"{value!r} is not one of: {', '.join(field.choices)}")
-            elif field and field.pattern and not re.match(field.pattern, value):
+                return None
+            if field and field.pattern and not re.match(field.pattern, value):
                 self.add(node.loc, crumb, f"{value!r} does not match {field.pattern}")
+                return None
             return value
         if kind == "int":
             if node.kind != "int":
@@ -343,6 +347,9 @@ def _read_input(reader: _Reader, node: Node, index: int, lookup_names: Sequence[
         if when is not None and when.loc is not None:
             uses.append(_Use(when.name, when.loc, _join(crumb, "when"), -1))
     default = raw.get("default")
+    kind_of_default = {"string": "str", "choice": "str", "int": "int", "bool": "bool"}.get(str(raw.get("type")))
+    if "default" in raw and kind_of_default:
+        default = reader.scalar(node.value["default"], kind_of_default, _join(crumb, "default"))  # type: ignore[index]
     if isinstance(default, str):
         default_node = node.value["default"]  # type: ignore[index]
         uses += _template_uses(reader, default_node, _join(crumb, "default"), -1)
@@ -390,7 +397,7 @@ def parse_checklist(
 
     inputs: list[InputSpec] = []
     inputs_node = top.get("inputs")
-    if inputs_node is not None and reader.value(inputs_node, _TOP["inputs"], "inputs") != ():
+    if inputs_node is not None and reader.value(inputs_node, _TOP["inputs"], "inputs"):
         for i, item in enumerate(inputs_node.value):  # type: ignore[arg-type]
             spec, more = _read_input(reader, item, i, lookup_names)
             uses += more
@@ -398,14 +405,14 @@ def parse_checklist(
                 inputs.append(spec)
     steps: list[Step] = []
     steps_node = top.get("steps")
-    if steps_node is not None and reader.value(steps_node, _TOP["steps"], "steps") != ():
+    if steps_node is not None and reader.value(steps_node, _TOP["steps"], "steps"):
         for i, item in enumerate(steps_node.value):  # type: ignore[arg-type]
             step, more = _read_step(reader, item, i, types)
             uses += more
             if step is not None:
                 steps.append(step)
-        if not steps_node.value:
-            reader.add(steps_node.loc, "steps", "a checklist needs at least one step")
+    elif steps_node is not None and steps_node.kind == "seq":
+        reader.add(steps_node.loc, "steps", "a checklist needs at least one step")
 
     _check_names(reader, inputs, steps, uses, types, set(rule_ids) if rule_ids is not None else None)
     if reader.issues:

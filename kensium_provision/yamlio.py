@@ -144,7 +144,12 @@ def load(text: str, path: str) -> Node:
     """Parse one YAML document; raise `ChecklistError` with every issue found."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ChecklistError([Issue(path, 1, 1, "", f"file is larger than {MAX_BYTES // 1024} KiB")])
-    loader = _Loader(text, path)
+    try:
+        loader = _Loader(text, path)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ChecklistError([Issue(path, line, column, "", f"character U+{exc.character:04X} is not allowed in YAML")]) from None
     try:
         try:
             root = loader.get_single_node()
