@@ -143,7 +143,8 @@ def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, 
             raw = runtime.operator.ask(spec, default=default, choices=choices, validate=validate)
         value, problem = coerce_input(spec, raw, choices, runtime, values)
         if problem:
-            raise InputError(f"{spec.id}: {shown_value(raw)!r} {problem}")
+            shown = repr(shown_value(raw))
+            raise InputError(f"{spec.id}: {problem}" if problem.startswith(shown) else f"{spec.id}: {shown} {problem}")
         values[spec.id] = value
         runtime.journal.record("answer", input=spec.id, value=shown_value(value), evidence=spec.evidence)
     return values
@@ -152,9 +153,10 @@ def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, 
 class _Run:
     """One pass over the steps in one mode."""
 
-    def __init__(self, checklist: Checklist, runtime: Runtime, values: dict[str, object]) -> None:
+    def __init__(self, checklist: Checklist, runtime: Runtime, values: dict[str, object],
+                 types: Mapping[str, StepType]) -> None:
         self.checklist, self.runtime, self.values = checklist, runtime, values
-        self.types = registry()
+        self.types = types
         self.unknown: set[str] = set()  # names whose value a plan cannot know yet
         self.absent: set[str] = set()  # outputs of skipped steps
         self.changed_once = False
@@ -287,9 +289,10 @@ class _Run:
             raise AbortedError(f"the operator declined step {step.id}")
 
 
-def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object]) -> RunReport:
+def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
+        *, types: Mapping[str, StepType] | None = None) -> RunReport:
     """Run every step of a checklist in the runtime's mode with already resolved inputs."""
-    state = _Run(checklist, runtime, dict(values))
+    state = _Run(checklist, runtime, dict(values), types if types is not None else registry())
     results: list[StepResult] = []
     error = ""
     pending = list(checklist.steps)
