@@ -154,8 +154,9 @@ class _Run:
     """One pass over the steps in one mode."""
 
     def __init__(self, checklist: Checklist, runtime: Runtime, values: dict[str, object],
-                 types: Mapping[str, StepType]) -> None:
+                 types: Mapping[str, StepType], recorded: Mapping[str, Mapping[str, object]]) -> None:
         self.checklist, self.runtime, self.values = checklist, runtime, values
+        self.recorded = recorded
         self.types = types
         self.unknown: set[str] = set()  # names whose value a plan cannot know yet
         self.absent: set[str] = set()  # outputs of skipped steps
@@ -262,6 +263,11 @@ class _Run:
     def apply_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
                    probe: Probe, common: dict[str, Any]) -> StepResult:
         rt = self.runtime
+        if not probe.done and step.type == "manual" and not params.get("probe") and step.id in self.recorded:
+            # A resumed run: a manual step has nothing to re-probe, so its journaled evidence stands.
+            bound = self.bind_outputs(step, self.recorded[step.id])
+            return StepResult(**common, status=Status.DONE, reason="done earlier in this run (journaled evidence)",
+                              outputs=shown_value(bound))
         if probe.done:
             bound = self.bind_outputs(step, probe.outputs)
             return StepResult(**common, status=Status.DONE, reason=probe.note, outputs=shown_value(bound))
@@ -290,9 +296,13 @@ class _Run:
 
 
 def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
-        *, types: Mapping[str, StepType] | None = None) -> RunReport:
-    """Run every step of a checklist in the runtime's mode with already resolved inputs."""
-    state = _Run(checklist, runtime, dict(values), types if types is not None else registry())
+        *, types: Mapping[str, StepType] | None = None,
+        recorded: Mapping[str, Mapping[str, object]] | None = None) -> RunReport:
+    """Run every step of a checklist in the runtime's mode with already resolved inputs.
+
+    `recorded` holds the journaled outputs of manual steps a resumed run already completed.
+    """
+    state = _Run(checklist, runtime, dict(values), types if types is not None else registry(), recorded or {})
     results: list[StepResult] = []
     error = ""
     pending = list(checklist.steps)

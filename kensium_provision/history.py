@@ -1,0 +1,95 @@
+"""Past runs for people: `kprov runs`, `kprov audit show`, and what `kprov resume` will reuse.
+
+Reads the journal (see `journal`), renders a run as a runsheet (text or Markdown for a change
+ticket) and compares a run's checklist with today's to say what changed before a resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ChecklistChange", "checklist_changes", "run_markdown", "run_json", "summary_rows"]
+
+
+def summary_rows(summaries: Sequence[Any]) -> list[dict[str, str]]:
+    return [{"run_id": s.run_id, "started": s.started, "outcome": s.outcome, "mode": s.mode,
+             "checklist": s.checklist, "target": s.target or s.client, "environment": s.env,
+             "who": s.who.rsplit("/", 1)[-1] or s.os_user} for s in summaries]
+
+
+def _target(log: Any) -> str:
+    found = [r.get("target") for r in log.records if r.get("event") == "target"]
+    return str(found[-1]) if found else str(log.header.get("target", ""))
+
+
+def run_json(log: Any) -> dict[str, Any]:
+    steps: dict[str, dict[str, Any]] = {}
+    answers: dict[str, object] = {}
+    for rec in log.records:
+        event = rec.get("event")
+        if event == "answer":
+            answers[str(rec.get("input"))] = rec.get("value", rec.get("reference"))
+        elif event in ("step.intent", "step.result") and isinstance(rec.get("step"), str):
+            entry = steps.setdefault(rec["step"], {"id": rec["step"]})
+            if event == "step.intent":
+                entry["intent_at"] = rec.get("ts")
+                entry["params"] = rec.get("params")
+            else:
+                entry.update(status=rec.get("status"), reason=rec.get("reason"), outputs=rec.get("outputs"),
+                             findings=rec.get("findings"), finished_at=rec.get("ts"), seconds=rec.get("seconds"))
+    finished = next((r for r in reversed(log.records) if r.get("event") == "run.finished"), {})
+    header = log.header
+    return {"kprov_json": 1, "kind": "run", "run_id": log.run_id, "checklist": header.get("checklist"),
+            "checklist_sha256": header.get("checklist_sha256"), "mode": header.get("mode"),
+            "environment": header.get("environment"), "account": header.get("account"),
+            "region": header.get("region"), "who": header.get("who"), "os_user": header.get("os_user"),
+            "target": _target(log), "started": header.get("ts"), "finished": finished.get("ts"),
+            "outcome": finished.get("outcome", "interrupted" if any(r.get("event") == "interrupted"
+                                                                    for r in log.records) else "unfinished"),
+            "answers": answers, "steps": list(steps.values()), "api_calls": finished.get("api_calls"),
+            "problems": list(log.problems)}
+
+
+def run_markdown(log: Any) -> str:
+    data = run_json(log)
+    lines = [f"# kprov run {data['run_id']}", "",
+             "| | |", "|---|---|",
+             f"| checklist | `{data['checklist']}` (sha256 `{str(data['checklist_sha256'])[:12]}`) |",
+             f"| mode | {data['mode']} |", f"| target | {data['target']} |",
+             f"| environment | {data['environment']} (account {data['account']}, {data['region']}) |",
+             f"| operator | {data['who']} ({data['os_user']}) |",
+             f"| started | {data['started']} |", f"| finished | {data['finished'] or '-'} |",
+             f"| outcome | **{data['outcome']}** |", ""]
+    if data["answers"]:
+        lines += ["## Answers", ""] + [f"- `{k}`: {v}" for k, v in data["answers"].items()] + [""]
+    lines += ["## Steps", "", "| step | status | note |", "|---|---|---|"]
+    for step in data["steps"]:
+        note = str(step.get("reason") or "").replace("|", "\\|")
+        lines.append(f"| `{step['id']}` | {step.get('status') or 'intended, no result'} | {note} |")
+    findings = [f for s in data["steps"] for f in (s.get("findings") or [])]
+    if findings:
+        lines += ["", "## Findings", ""] + [f"- {f}" for f in findings]
+    if data["problems"]:
+        lines += ["", "## Journal problems", ""] + [f"- {p}" for p in data["problems"]]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistChange:
+    kind: str  # added, removed, changed
+    step_id: str
+
+    def __str__(self) -> str:
+        return f"step {self.step_id} was {self.kind}"
+
+
+def checklist_changes(recorded: Sequence[Mapping[str, str]], now: Sequence[Mapping[str, str]]) -> list[ChecklistChange]:
+    """What differs between the steps a run started with and today's checklist."""
+    before = {s["id"]: s["digest"] for s in recorded}
+    after = {s["id"]: s["digest"] for s in now}
+    changes = [ChecklistChange("removed", sid) for sid in before if sid not in after]
+    changes += [ChecklistChange("added", sid) for sid in after if sid not in before]
+    changes += [ChecklistChange("changed", sid) for sid in after if sid in before and before[sid] != after[sid]]
+    return changes
