@@ -1,0 +1,44 @@
+# Two entry points (README, Quick start): `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kprov-installed
+DEMO_STATE := $(CURDIR)/.kprov-demo
+KPROV := KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The main job in the sandbox: a whole shared estate, then client acme, then its check.
+demo: $(STAMP)
+	$(KPROV) sandbox reset
+	$(KPROV) validate
+	$(KPROV) provision shared vpc --answers examples/shared-vpc.yaml --yes
+	$(KPROV) provision shared rds --answers examples/shared-rds.yaml --yes
+	$(KPROV) provision shared rabbitmq --answers examples/shared-rabbitmq.yaml --yes
+	$(KPROV) provision shared ec2 --answers examples/shared-ec2.yaml --yes
+	$(KPROV) provision shared pos --answers examples/shared-pos.yaml --yes
+	$(KPROV) provision shared tenant-manager --answers examples/shared-tenant-manager.yaml --yes
+	$(KPROV) install-client acme --dry-run --answers examples/client-acme.yaml
+	$(KPROV) install-client acme --answers examples/client-acme.yaml --yes
+	$(KPROV) check client acme
+	$(KPROV) runs list --limit 3
+	@echo "Demo done. Explore: KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov runs show <run-id>; stop the sandbox with 'KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov sandbox stop'."
+
+# The whole test suite; pytest's exit 5 ("no tests collected") is reported, not hidden.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:randomly; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$rc
+
+bench: $(STAMP)
+	$(BIN)/python bench/startup
+	$(BIN)/python bench/e2e
+
+clean:
+	-KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov sandbox stop
+	rm -rf $(VENV) $(DEMO_STATE) .pytest_cache
