@@ -1,0 +1,252 @@
+"""The `rabbitmq.vhost` step type: an organization's vhost on a shared broker, its user and permissions.
+
+It speaks the RabbitMQ management API (design.md section 7); boto3 (Amazon MQ) only finds the broker's URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kensium_provision.errors import AwsError, InputError, StepError
+from kensium_provision.model import Mode
+from kensium_provision.rabbitmq import ManagementClient, check_name
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["FULL_ACCESS", "RabbitMQVhost", "management_client", "management_url"]
+
+FULL_ACCESS: Mapping[str, str] = {"configure": ".*", "write": ".*", "read": ".*"}
+_PERMISSION_KEYS = ("configure", "write", "read")
+
+
+def _settings(ctx: StepContext) -> Mapping[str, object]:
+    found = ctx.runtime.settings.get("rabbitmq")
+    return found if isinstance(found, Mapping) else {}
+
+
+def management_url(ctx: StepContext, params: Mapping[str, Any]) -> str:
+    """The management API's base URL: the `base_url` param, else settings `rabbitmq.base_url` (the sandbox),
+    else the Amazon MQ broker's console URL (`list_brokers` by name, then `describe_broker`)."""
+    for candidate in (params.get("base_url"), _settings(ctx).get("base_url")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    broker = params.get("broker")
+    if not isinstance(broker, str) or not broker:
+        raise InputError("rabbitmq.vhost needs `broker` (an Amazon MQ broker name) or `base_url`")
+    return _console_url(ctx, broker)
+
+
+def _console_url(ctx: StepContext, broker: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError  # botocore only when AWS is really asked
+
+    mq = ctx.client("mq")
+    operation = "ListBrokers"
+    try:
+        ids: list[str] = []
+        token = ""
+        while True:  # no paginator: one loop keeps fakes and moto alike
+            page = mq.list_brokers(MaxResults=100, **({"NextToken": token} if token else {}))
+            ids += [str(b["BrokerId"]) for b in page.get("BrokerSummaries", ()) if b.get("BrokerName") == broker]
+            token = page.get("NextToken") or ""
+            if not token:
+                break
+        if len(ids) != 1:
+            found = "no broker" if not ids else f"{len(ids)} brokers"
+            raise StepError(f"{found} named {broker!r} in this account and region",
+                            hint="check the broker name and the region (kprov check shared rabbitmq)")
+        operation = "DescribeBroker"
+        described = mq.describe_broker(BrokerId=ids[0])
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise AwsError(service="mq", operation=operation, code=str(error.get("Code", "Unknown")),
+                       message=str(error.get("Message", ""))) from None
+    except BotoCoreError as exc:
+        raise AwsError(service="mq", operation=operation, code=type(exc).__name__, message=str(exc)) from None
+    if str(described.get("EngineType", "")).upper() != "RABBITMQ":
+        raise StepError(f"broker {broker!r} runs {described.get('EngineType')}, not RabbitMQ")
+    state = described.get("BrokerState")
+    urls = [i.get("ConsoleURL") for i in described.get("BrokerInstances") or () if i.get("ConsoleURL")]
+    if state != "RUNNING" or not urls:
+        raise StepError(f"broker {broker!r} is {state}, not RUNNING", hint="wait until it is RUNNING, then run again")
+    return str(urls[0])
+
+
+def management_client(ctx: StepContext, params: Mapping[str, Any]) -> ManagementClient:
+    """A client as the broker admin; read-only unless the run applies changes."""
+    settings = _settings(ctx)
+    admin_user = params.get("admin_user") or settings.get("admin_user") or "admin"
+    reference = params.get("admin_secret")
+    if not isinstance(reference, str) or not reference:
+        raise InputError("rabbitmq.vhost needs `admin_secret`: the password-manager reference of the broker admin")
+    timeout = settings.get("timeout", 10)
+    return ManagementClient(
+        management_url(ctx, params),
+        str(admin_user),
+        ctx.runtime.vault.fetch(reference),
+        timeout=float(timeout) if isinstance(timeout, int | float) else 10.0,
+        read_only=ctx.runtime.mode in (Mode.PLAN, Mode.CHECK),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Seen:
+    """What the broker holds for this vhost and user (one read of each, one permission listing)."""
+
+    vhost: bool
+    user: Mapping[str, object] | None
+    here: Mapping[str, str] | None  # the user's permissions on the vhost
+    elsewhere: tuple[str, ...]  # other vhosts the user has permissions on
+
+    def differences(self, vhost: str, user: str) -> tuple[Difference, ...]:
+        found: list[Difference] = []
+        if not self.vhost:
+            found.append(Difference("vhost", None, vhost))
+        if self.user is None:
+            found.append(Difference("user", None, user))
+        elif tags := list(self.user.get("tags") or ()):  # type: ignore[call-overload]
+            found.append(Difference("user tags", tags, []))
+        if self.here != FULL_ACCESS:
+            found.append(Difference(f"permissions on {vhost}", self.here, dict(FULL_ACCESS)))
+        if self.elsewhere:
+            found.append(Difference("permissions on other vhosts", list(self.elsewhere), []))
+        return tuple(found)
+
+    def current(self) -> dict[str, object]:
+        if not self.vhost and self.user is None and self.here is None and not self.elsewhere:
+            return {}
+        return {
+            "vhost_exists": self.vhost,
+            "user_exists": self.user is not None,
+            "permissions": self.here,
+            "other_vhosts": list(self.elsewhere),
+        }
+
+
+def _look(client: ManagementClient, vhost: str, user: str) -> _Seen:
+    mine = [p for p in client.list_permissions() if p.get("user") == user]
+    here = next((p for p in mine if p.get("vhost") == vhost), None)
+    return _Seen(
+        vhost=client.get_vhost(vhost) is not None,
+        user=client.get_user(user),
+        here={k: str(here.get(k)) for k in _PERMISSION_KEYS} if here is not None else None,
+        elsewhere=tuple(sorted(str(p.get("vhost")) for p in mine if p.get("vhost") != vhost)),
+    )
+
+
+def _names(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
+    vhost, user = check_name("vhost", params.get("vhost")), check_name("user", params.get("user"))
+    admin = params.get("admin_user") or _settings(ctx).get("admin_user") or "admin"
+    if user == admin:
+        raise InputError(f"rabbitmq.vhost manages a per-organization user, never the broker admin {admin!r}")
+    return vhost, user
+
+
+class RabbitMQVhost:
+    """An organization's vhost (`acme`, `acme_corp`), a user of its own with full access to it and none
+    elsewhere, and that user's generated password in the password manager.
+
+    Example: `broker: mq-POS-01`, `vhost: "{{ org_id }}"`, `user: "{{ org_id }}_hub"`, `admin_secret:
+    "{{ broker_admin_ref }}"`, `user_secret_name: "{{ org_id }}/rabbitmq-hub"`.
+    """
+
+    name: ClassVar[str] = "rabbitmq.vhost"
+    summary: ClassVar[str] = "A RabbitMQ vhost with its own user (full access there, none elsewhere)."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
+        Param(name="base_url", required=False,
+              doc="Management API URL, instead of the broker lookup (settings rabbitmq.base_url also overrides)."),
+        Param(name="vhost", doc="The vhost: lower-case letters, digits and _ (acme, acme_corp, acme_store1)."),
+        Param(name="user", doc="Its user, same alphabet (acme_hub); never the broker admin."),
+        Param(name="admin_user", required=False,
+              doc="The broker admin; default settings rabbitmq.admin_user, else admin (Amazon MQ's)."),
+        Param(name="admin_secret", doc="Password-manager reference of the broker admin's password."),
+        Param(name="user_secret_name", doc="Password-manager entry for the user's generated password (acme/rabbitmq)."),
+        Param(name="description", required=False, default="", doc="The vhost's description."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("vhost", "user", "user_secret_ref", "created")
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        vhost, user = _names(ctx, params)
+        seen = _look(management_client(ctx, params), vhost, user)
+        differences = seen.differences(vhost, user)
+        entry = str(params["user_secret_name"])
+        desired = {"vhost": vhost, "user": user, "permissions": dict(FULL_ACCESS), "other_vhosts": [],
+                   "user_password": f"generated, stored as {entry}" if seen.user is None else "unchanged"}
+        if differences:
+            note = "; ".join(str(d) for d in differences)
+            return Probe(done=False, note=note, current=seen.current(), desired=desired, differences=differences)
+        reference = ctx.runtime.vault.find(entry)
+        note = f"vhost {vhost} and user {user} are in place"
+        if reference is None:
+            note += f" (no password-manager entry {entry} found for the user's password)"
+        return Probe(done=True, note=note, current=seen.current(), desired=desired,
+                     outputs={"vhost": vhost, "user": user, "user_secret_ref": reference or "", "created": []})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        vhost, user = _names(ctx, params)
+        client = management_client(ctx, params)
+        seen = _look(client, vhost, user)
+        if seen.user is not None and seen.user.get("tags"):
+            raise StepError(f"RabbitMQ user {user} has tags {seen.user.get('tags')}; kprov does not change an "
+                            "existing user's tags (it does not know the password to resend)",
+                            hint="remove the tags in the broker's management console, then run again")
+        strange = [v for v in seen.elsewhere if v != "/" and not _allowed(v)]
+        if strange:  # names kprov would not put in a URL: a person looks at these
+            raise StepError(f"RabbitMQ user {user} has permissions on vhosts {strange}",
+                            hint="revoke them in the broker's management console, then run again")
+        vault, entry = ctx.runtime.vault, str(params["user_secret_name"])
+        created: list[str] = []
+        if not seen.vhost:
+            ctx.progress(f"creating vhost {vhost}")
+            if client.put_vhost(vhost, description=str(params.get("description") or "")):
+                created.append("vhost")
+        reference = vault.find(entry)
+        if seen.user is None:
+            # The password is stored before the user exists: a crash in between leaves a stored, unused
+            # password that the next run reuses, never a user whose password nobody has.
+            if reference is not None:
+                password = vault.fetch(reference)
+            else:
+                from kensium_provision.secret import generate_password
+
+                password = generate_password("rabbitmq-user")
+                reference = vault.store(entry, password, description=f"RabbitMQ user {user} (vhost {vhost})",
+                                        tags={"rabbitmq-user": user, "rabbitmq-vhost": vhost})
+            ctx.progress(f"creating user {user}")
+            if client.put_user(user, password, tags=""):
+                created.append("user")
+        if seen.here != FULL_ACCESS:
+            if client.put_permissions(vhost, user, **FULL_ACCESS) and "user" not in created:
+                created.append("permissions")
+        for other in seen.elsewhere:
+            ctx.progress(f"revoking {user}'s permissions on {other}")
+            client.delete_permissions(other, user)
+        return {"vhost": vhost, "user": user, "user_secret_ref": reference or "", "created": created}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        vhost, user = _names(ctx, params)
+        return _look(management_client(ctx, params), vhost, user).differences(vhost, user)
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], outputs: Mapping[str, object]) -> None:
+        """Delete what this run created (from its `created` output). Revoked permissions are not restored,
+        and the password-manager entry stays (kprov never deletes a stored credential)."""
+        vhost, user = _names(ctx, params)
+        created = outputs.get("created") or ()
+        if not isinstance(created, list | tuple):
+            raise StepError(f"step {ctx.step_id}: cannot undo, its `created` output is {created!r}")
+        client = management_client(ctx, params)
+        if "user" in created:
+            client.delete_user(user)
+        elif "permissions" in created:
+            client.delete_permissions(vhost, user)
+        if "vhost" in created:
+            client.delete_vhost(vhost)
+
+
+def _allowed(name: str) -> bool:
+    try:
+        check_name("vhost", name)
+    except InputError:
+        return False
+    return True
