@@ -279,8 +279,12 @@ def _read_step(reader: _Reader, node: Node, index: int, types: Mapping[str, Step
     uses: list[_Use] = []
     step_type = types.get(str(raw.get("type"))) if raw.get("type") else None
     if raw.get("type") is not None and step_type is None:
+        from difflib import get_close_matches
+
+        close = get_close_matches(str(raw["type"]), list(types), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else "; `kprov list --step-types` lists them"
         reader.add(node.value["type"].loc, _join(crumb, "type"),  # type: ignore[index]
-                   f"unknown step type {raw['type']!r}; known: {', '.join(types)}")
+                   f"unknown step type {raw['type']!r}{hint}")
     params_node = raw.get("params")
     params: dict[str, object] = {}
     if isinstance(params_node, Node):

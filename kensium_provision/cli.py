@@ -239,10 +239,16 @@ def check_client(
 
 
 @app.command("list")
-def list_checklists() -> None:
-    """What checklists exist."""
+def list_checklists(
+    step_types: Annotated[bool, typer.Option("--step-types", help="List the step types instead.")] = False,
+) -> None:
+    """What checklists (or step types) exist."""
     from kensium_provision.catalog import checklists_dir
     from kensium_provision.checklist import load_checklist
+
+    if step_types:
+        _list_step_types()
+        return
 
     rows = []
     for path in sorted(checklists_dir().glob("*/*.yaml")):
@@ -262,6 +268,24 @@ def list_checklists() -> None:
     for r in rows:
         table.add_row(Text(r["id"]), r["scope"], str(r["steps"]), Text(r["title"]), Text(r["path"]))
     _console().print(table)
+
+
+def _list_step_types() -> None:
+    from kensium_provision.steps import registry
+
+    types = registry()
+    if OPTIONS.output is Output.json:
+        _emit_json({"kprov_json": 1, "kind": "step-types", "step_types": [
+            {"name": n, "summary": t.summary, "params": [
+                {"name": p.name, "kind": p.kind, "required": p.required, "doc": p.doc, "rule": p.rule or None}
+                for p in t.params], "outputs": list(t.outputs)} for n, t in types.items()]})
+        return
+    console = _console()
+    for name, step_type in types.items():
+        console.print(Text(name, style="bold"), Text(f" — {step_type.summary}"))
+        for p in step_type.params:
+            flag = "" if p.required else " (optional)"
+            console.print(Text(f"    {p.name}: {p.kind}{flag}  {p.doc}", style="dim"))
 
 
 def _find_checklist(name: str) -> Path:

@@ -136,7 +136,8 @@ def _endpoint(env: Any, state_dir: Path) -> str:
     return str(sandbox.ensure_running(state_dir).endpoint)
 
 
-def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[str, object]:
+def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object], session: Any) -> dict[str, object]:
+    """In the sandbox, client vhosts go to its RabbitMQ emulator, whose admin password it keeps in its Secrets Manager."""
     if not env.sandbox:
         return settings
     rabbit = dict(settings.get("rabbitmq") or {})  # type: ignore[call-overload]
@@ -144,8 +145,10 @@ def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object]) ->
         from kensium_provision import sandbox
 
         info = sandbox.status(state_dir)
-        if info is not None and getattr(info, "rabbitmq_url", ""):
-            rabbit["base_url"] = info.rabbitmq_url
+        if info is not None and info.rabbitmq_url:
+            secret = session.client("secretsmanager").describe_secret(SecretId=info.rabbitmq_secret)
+            rabbit.update(base_url=info.rabbitmq_url, admin_user=sandbox.RABBITMQ_ADMIN_USER,
+                          admin_secret=str(secret["ARN"]))
     return {**settings, "rabbitmq": rabbit, "sandbox": True}
 
 
@@ -223,7 +226,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     runtime = Runtime(mode=request.mode, run_id=run_id, aws=session, operator=operator, vault=vault, names=names,
                       env_name=env.name, purpose="", journal=journal, reporter=reporter, hooks=hooks,
                       assume_yes=request.assume_yes,
-                      settings=_sandbox_settings(env, state, cfg.settings()))
+                      settings=_sandbox_settings(env, state, cfg.settings(), session))
     outcome = "failed"
     try:
         values = engine.resolve_inputs(checklist, runtime, request.preset)

@@ -35,8 +35,8 @@ def test_five_mistakes_reported_at_once_sorted() -> None:
         "five-mistakes.yaml:9:14: inputs[0] (id=engine_version) › default: "
         "expected a string, got a number (15.00); YAML reads an unquoted 15.00 as a number: quote it: '15.00'",
         "five-mistakes.yaml:17:5: steps[1] (id=look): duplicate step id 'look' (first at line 11)",
-        "five-mistakes.yaml:19:11: steps[1] (id=look) › type: unknown step type 'aws.asert'; "
-        "known: aws.assert, aws.wait, manual",
+        "five-mistakes.yaml:19:11: steps[1] (id=look) › type: unknown step type 'aws.asert' "
+        "(did you mean 'aws.assert'?)",
         "five-mistakes.yaml:25:28: steps[2] (id=tell) › params › instructions: "
         "unknown name 'subnet_id': not an input or a step output",
         "five-mistakes.yaml:26:5: steps[2] (id=tell) › verfy: unknown key 'verfy'; "

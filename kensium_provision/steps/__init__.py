@@ -30,11 +30,12 @@ LOOKUP_NAMES = (
 @cache
 def registry() -> Mapping[str, StepType]:
     """Every step type by name."""
-    from kensium_provision.steps import generic, manual
+    from kensium_provision.steps import generic, manual, rabbitmq
 
     types: list[StepType] = [
         manual.Manual(),
         generic.AwsAssert(),
         generic.AwsWait(),
+        rabbitmq.RabbitMQVhost(),
     ]
     return MappingProxyType({t.name: t for t in sorted(types, key=lambda t: t.name)})

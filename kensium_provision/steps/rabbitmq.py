@@ -76,7 +76,8 @@ def management_client(ctx: StepContext, params: Mapping[str, Any]) -> Management
     """A client as the broker admin; read-only unless the run applies changes."""
     settings = _settings(ctx)
     admin_user = params.get("admin_user") or settings.get("admin_user") or "admin"
-    reference = params.get("admin_secret")
+    # A local RabbitMQ (the sandbox's emulator, or one in the config) has its own admin: settings win.
+    reference = settings.get("admin_secret") or params.get("admin_secret")
     if not isinstance(reference, str) or not reference:
         raise InputError("rabbitmq.vhost needs `admin_secret`: the password-manager reference of the broker admin")
     timeout = settings.get("timeout", 10)
