@@ -1,0 +1,9 @@
+"""The AWS adapter: one session per run, retry policy, read-only wall, call counting, error translation.
+
+Only this package and `sandbox` import boto3/botocore, and only inside functions, so importing any
+module here stays cheap (`kprov --help` and `kprov validate` never load boto3).
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

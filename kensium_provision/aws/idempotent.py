@@ -1,0 +1,121 @@
+"""Creates that never duplicate: describe before create, and reconcile after an ambiguous error.
+
+A create whose response was lost (timeout, 5xx, dropped connection) may have succeeded; retrying it
+blindly makes a second VPC. So: probe first; after an ambiguous failure, probe again before retrying.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kensium_provision.aws.errors import is_throttling
+
+__all__ = ["Created", "create_client", "create_once"]
+
+T = TypeVar("T")
+
+_ALREADY_EXISTS = ("AlreadyExists", "Duplicate", "ResourceExists", "AlreadyOwnedByYou", "ResourceInUse")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Created(Generic[T]):
+    """The resource, and how it came to be: made now, already there, or found after a lost response."""
+
+    resource: T
+    created: bool  # False: the first probe found it (an idempotent re-run)
+    reconciled: bool = False  # True: a create failed ambiguously and a probe found it had landed
+    attempts: int = 0  # create calls made
+
+
+def create_client(factory: Any, service: str, *, client_token: str | None = None) -> Any:
+    """The client to create with: single-attempt when the create has no idempotency token.
+
+    With a token, botocore's retries are safe (AWS answers a repeat with the first result). Without
+    one, a retry after a lost response makes a duplicate, so botocore must not retry and
+    `create_once` reconciles instead. Factories other than `AwsSession` (test fakes) are used as is.
+    """
+    from kensium_provision.aws.session import AwsSession
+
+    if client_token is None and isinstance(factory, AwsSession):
+        return factory.client(service, attempts=1)
+    return factory.client(service)
+
+
+def create_once(
+    *,
+    probe: Callable[[], T | None],
+    create: Callable[[], T],
+    client_token: str | None,
+    attempts: int = 4,
+    settle_probes: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
+    base_delay: float = 1.0,
+) -> Created[T]:
+    """Return the resource `probe` finds, else create it, at most once in effect.
+
+    `create` must send `client_token` (`ClientToken`, `CreatorRequestId`, `ClientRequestToken`) when
+    the operation has one; use `Runtime.idempotency_token` so a resumed run sends the same token.
+    Throttling is retried after a backoff (the request was refused, nothing happened). An
+    ambiguous failure (read timeout, dropped connection, 5xx) is followed by probes, `settle_probes`
+    of them without a token (AWS reads are eventually consistent), before any retry. An "already
+    exists" answer is reconciled by a probe too. Anything else is raised as is (translate it with
+    `aws.errors.translate`), as is the last error once `attempts` creates were made.
+    """
+    found = probe()
+    if found is not None:
+        return Created(resource=found, created=False)
+    made = 0
+    while True:
+        made += 1
+        try:
+            return Created(resource=create(), created=True, attempts=made)
+        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not ours
+            kind = _classify(exc)
+            if kind == "fatal":
+                raise
+            if kind in ("ambiguous", "exists"):
+                tries = settle_probes if client_token is None and kind == "ambiguous" else 1
+                for i in range(tries):
+                    found = probe()
+                    if found is not None:
+                        return Created(resource=found, created=made > 1 or kind == "ambiguous",
+                                       reconciled=True, attempts=made)
+                    if i + 1 < tries:
+                        sleep(_backoff(base_delay, i))
+                if kind == "exists":
+                    raise  # it exists but the probe cannot see it: do not guess
+            if made >= attempts:
+                raise
+            sleep(_backoff(base_delay * (2 if kind == "throttled" else 1), made - 1))
+
+
+def _backoff(base: float, attempt: int) -> float:
+    # Full jitter, as botocore's standard mode does, capped at 20 s.
+    return random.uniform(0, min(20.0, base * 2**attempt))  # noqa: S311 - jitter, not security
+
+
+def _classify(exc: BaseException) -> str:
+    """throttled (not executed), unreachable (not executed), ambiguous (may have executed), exists, fatal."""
+    from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error") or {}
+        code = str(error.get("Code") or "")
+        status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+        if is_throttling(code, status):
+            return "throttled"
+        if status >= 500 or code in ("InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"):
+            return "ambiguous"
+        if any(marker in code for marker in _ALREADY_EXISTS):
+            return "exists"
+        return "fatal"
+    if isinstance(exc, (bx.ConnectTimeoutError, bx.EndpointConnectionError)):
+        return "unreachable"  # no connection was made: nothing was sent
+    if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectionClosedError, ResponseParserError)):
+        return "ambiguous"  # sent, answer lost or unreadable: it may have happened
+    return "fatal"

@@ -1,0 +1,131 @@
+"""One boto3 Session per run, one retry/timeout policy, and cached clients carrying the counter and wall.
+
+boto3 is imported when the first session is built, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from kensium_provision import __version__
+from kensium_provision.aws.calls import CallCounter
+from kensium_provision.aws.wall import install_wall
+from kensium_provision.environments import Environment, Identity
+from kensium_provision.errors import KprovError
+from kensium_provision.model import Mode
+
+__all__ = ["MAX_ATTEMPTS", "SANDBOX_CREDENTIALS", "AwsSession", "SandboxNotRunningError"]
+
+# Total attempts (not retries: botocore's `max_attempts` key means retries, an easy off-by-one).
+MAX_ATTEMPTS = 4
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 60
+# The sandbox never sees the operator's real credentials: a fixed fake pair, accepted by moto.
+SANDBOX_CREDENTIALS = ("kprov-sandbox", "kprov-sandbox")
+
+
+class SandboxNotRunningError(KprovError):
+    """A sandbox environment has no endpoint: its clients would otherwise reach real AWS."""
+
+
+class AwsSession:
+    """The run's AWS access: satisfies `runtime.ClientFactory`.
+
+    Profile and region come from the environment and credentials from boto3's own chain; an
+    environment's `endpoint_url` (the sandbox's) goes to every client, otherwise boto3's own
+    configuration (`AWS_ENDPOINT_URL` included) decides. Clients are cached and thread-safe.
+    """
+
+    def __init__(self, env: Environment, *, mode: Mode, endpoint_url: str = "",
+                 counter: CallCounter | None = None, session: Any = None) -> None:
+        self.env = env
+        self.mode = mode
+        self.endpoint_url = endpoint_url or env.endpoint_url
+        self.counter = counter if counter is not None else CallCounter()
+        if env.sandbox and not self.endpoint_url and not _sandbox_reachable():
+            raise SandboxNotRunningError(
+                f"{env.describe()} has no endpoint: the sandbox is not running",
+                hint="Start it with `kprov sandbox start` (kprov normally starts it on demand).")
+        self._session = session
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, int], Any] = {}
+        self._identity: Identity | None = None
+
+    def _boto3_session(self) -> Any:
+        if self._session is None:
+            import boto3
+
+            if self.env.sandbox:
+                key, secret = SANDBOX_CREDENTIALS
+                self._session = boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret,
+                                              region_name=self.env.region)
+            else:
+                from botocore.exceptions import ProfileNotFound
+
+                try:
+                    self._session = boto3.Session(profile_name=self.env.profile or None,
+                                                  region_name=self.env.region)
+                except ProfileNotFound:
+                    raise KprovError(
+                        f"the AWS profile {self.env.profile!r} of {self.env.describe()} is not configured",
+                        hint=f"Create it (`aws configure sso --profile {self.env.profile}`) or fix `profile:` in "
+                             "the kprov config.") from None
+        return self._session
+
+    def config(self, *, attempts: int = MAX_ATTEMPTS) -> Any:
+        """The one client configuration of a run (`attempts` total tries, retries included)."""
+        from botocore.config import Config
+
+        extra: dict[str, Any] = {}
+        if self.endpoint_url:
+            extra["s3"] = {"addressing_style": "path"}  # a local endpoint has no bucket subdomains
+            if urlsplit(self.endpoint_url).hostname in ("127.0.0.1", "localhost", "::1"):
+                extra["proxies"] = {}  # never send sandbox traffic to an HTTP_PROXY from the environment
+        return Config(
+            region_name=self.env.region,
+            retries={"mode": "standard", "total_max_attempts": attempts},
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+            user_agent_extra=f"kprov/{__version__}",
+            **extra,
+        )
+
+    def client(self, service: str, *, attempts: int = MAX_ATTEMPTS) -> Any:
+        """A cached client of `service`, counted and, in plan/check, walled.
+
+        `attempts=1` gives a client on which botocore never re-sends: for creates without an
+        idempotency token, where a blind retry after a lost response makes a duplicate
+        (see `aws.idempotent`).
+        """
+        key = (service, attempts)
+        with self._lock:  # boto3 Sessions are not thread-safe; clients are
+            client = self._clients.get(key)
+            if client is None:
+                kwargs: dict[str, Any] = {"config": self.config(attempts=attempts)}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                client = self._boto3_session().client(service, **kwargs)
+                self.counter.register(client)
+                install_wall(client, self.mode)
+                self._clients[key] = client
+            return client
+
+    def identity(self) -> Identity:
+        """Who the credentials belong to (`sts.get_caller_identity`, asked once per run)."""
+        if self._identity is None:
+            response = self.client("sts").get_caller_identity()
+            self._identity = Identity.from_response(response)
+        return self._identity
+
+
+def _sandbox_reachable() -> bool:
+    # A sandbox environment may also be served in-process by moto's mock_aws (tests), or through
+    # AWS_ENDPOINT_URL; without either, its clients would go to real AWS with fake credentials.
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    moto_models = sys.modules.get("moto.core.models")
+    return bool(moto_models is not None and getattr(moto_models.botocore_stubber, "enabled", False))
