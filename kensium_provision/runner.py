@@ -133,7 +133,7 @@ def _endpoint(env: Any, state_dir: Path) -> str:
         return ""  # tests running moto in-process
     from kensium_provision import sandbox
 
-    return str(sandbox.ensure_running(state_dir).endpoint)
+    return str(sandbox.ensure_running(state_dir, region=env.region).endpoint)
 
 
 def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object], session: Any) -> dict[str, object]:
