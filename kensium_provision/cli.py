@@ -158,9 +158,9 @@ def _print_calls(console: Any, calls: Any) -> None:
     table = Table(title="AWS API calls", title_justify="left")
     table.add_column("service.operation")
     table.add_column("calls", justify="right")
-    for key, count in sorted((calls.get("operations") or {}).items()):
-        table.add_row(Text(key), str(count.get("calls", count) if isinstance(count, dict) else count))
-    table.add_row(Text("total", style="bold"), str(calls.get("total", "")))
+    for key, count in sorted((calls.get("by_operation") or {}).items()):
+        table.add_row(Text(key), str(count["calls"]))
+    table.add_row(Text("total", style="bold"), str(calls.get("calls", "")))
     console.print(table)
 
 
