@@ -1,0 +1,132 @@
+"""The `credential.password` step type: generate a credential straight into the password manager.
+
+Every credential kprov creates (RDS master, Amazon MQ admin, SQL logins, tenant Administrator,
+RabbitMQ users) is made here: generated to the service's password policy, stored in the vault, and
+known to the rest of the run only by its reference. Later steps fetch the value from the vault at
+the moment they send it to a service, never earlier, and never show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from kensium_provision.errors import InputError
+from kensium_provision.model import Mode
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["CredentialPassword", "vault_can_find"]
+
+
+def vault_can_find(vault: object) -> bool:
+    """Whether `vault.find` can see stored entries.
+
+    The manual backend cannot look anything up (its `find` is always None): the operator's
+    confirmation when it was stored is the only evidence, so absence there proves nothing.
+    """
+    from kensium_provision.vault import ManualVault
+
+    return not isinstance(vault, ManualVault)
+
+
+def _policy_names() -> tuple[str, ...]:
+    from kensium_provision.secret import POLICIES
+
+    return tuple(sorted(POLICIES))
+
+
+def _entry(params: Mapping[str, Any]) -> str:
+    from kensium_provision.vault import entry_name
+
+    name = params.get("name")
+    if not isinstance(name, str):
+        raise InputError("credential.password needs `name`: the password-manager entry, e.g. db-POS-01/master")
+    return "/".join(entry_name(name))  # allow-listed <owner>/<credential>; raises InputError
+
+
+def _policy(params: Mapping[str, Any]) -> str:
+    from kensium_provision.secret import password_policy
+
+    return password_policy(str(params.get("policy", ""))).name  # raises InputError listing the policies
+
+
+class CredentialPassword:
+    """Generate a password to a service's policy and store it in the password manager.
+
+    Done when the password manager already holds the entry `name` (`<owner>/<credential>`, e.g.
+    `db-POS-01/master`); its reference is the output `ref`. Otherwise a new password is generated
+    to `policy` (amazon-mq, rds-sqlserver-master, sql-login, tenant-admin, rabbitmq-user,
+    windows-admin) and stored; the value itself is never shown, logged or returned.
+
+    `owner` (optional, the aws.assert parameters: service, operation, params, query and a
+    comparison) says the resource this credential belongs to already exists: then no new password
+    is ever generated, because it could not match the one the resource uses. If the password
+    manager cannot show the entry, `check` reports it.
+
+    Example: `name: "{{ name }}/master"`, `policy: rds-sqlserver-master`, outputs `{master_ref: ref}`.
+    """
+
+    name: ClassVar[str] = "credential.password"
+    summary: ClassVar[str] = "Generate a password to a service's policy straight into the password manager."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="name", doc="Password-manager entry <owner>/<credential>, e.g. db-POS-01/master."),
+        Param(name="policy", doc="Password policy: amazon-mq, rds-sqlserver-master, sql-login, tenant-admin, "
+                                 "rabbitmq-user or windows-admin."),
+        Param(name="description", required=False, doc="What the credential is for (stored with it; never the value)."),
+        Param(name="owner", kind="map", required=False,
+              doc="An aws.assert (service, operation, params, query, comparison) that holds when the resource "
+                  "using this credential already exists: then it is never generated again."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("ref", "name")
+
+    def _owner_exists(self, ctx: StepContext, params: Mapping[str, Any]) -> bool:
+        check = params.get("owner")
+        if not check:
+            return False
+        from kensium_provision.steps.generic import AwsAssert
+
+        return AwsAssert().probe(ctx, check).done
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        name, policy = _entry(params), _policy(params)
+        desired = {"name": name, "policy": policy}
+        vault = ctx.runtime.vault
+        searchable = vault_can_find(vault)
+        ref = vault.find(name) if searchable else None
+        if ref:
+            return Probe(done=True, note=f"the password manager holds {name}", current={"name": name},
+                         desired=desired, outputs={"ref": ref, "name": name})
+        if self._owner_exists(ctx, params):
+            # A new password would not be the one the existing resource uses: never make one.
+            where, ref = ("not found in the password manager", "") if searchable else \
+                ("kept in the password manager", f"manual:{name}")
+            return Probe(done=True, note=f"its resource already exists, so {name} was made with it ({where})",
+                         current={"name": name}, desired=desired, outputs={"ref": ref, "name": name})
+        if not searchable and ctx.runtime.mode is Mode.CHECK:
+            return Probe(done=True, note=f"not checkable: the manual password manager cannot look up {name}",
+                         desired=desired, outputs={"ref": f"manual:{name}", "name": name})
+        return Probe(done=False, note=f"{name} will be generated ({policy}) and stored in the password manager",
+                     desired=desired)
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        from kensium_provision.secret import generate_password
+
+        name, policy = _entry(params), _policy(params)
+        vault = ctx.runtime.vault
+        operator = ctx.runtime.operator
+        if not vault_can_find(vault) and operator.interactive:
+            # Only the operator knows what the manual password manager holds: never replace an entry.
+            if operator.confirm(f"Does the Kensium Password Manager already hold {name}? (yes: kprov reuses it "
+                                "and generates nothing)", default=False):
+                return {"ref": f"manual:{name}", "name": name}
+        description = str(params.get("description") or f"{policy} credential, generated by kprov")
+        secret = generate_password(policy)
+        ref = vault.store(name, secret, description=description, tags={"kprov:policy": policy})
+        return {"ref": ref, "name": name}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        name = _entry(params)
+        vault = ctx.runtime.vault
+        if not vault_can_find(vault) or vault.find(name):
+            return ()
+        return (Difference("password manager entry", None, name),)

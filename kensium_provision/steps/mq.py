@@ -1,0 +1,331 @@
+"""The `mq.broker` step type: a shared Amazon MQ for RabbitMQ broker with its one admin user.
+
+Amazon MQ's own rules are checked before any call, because moto accepts what AWS refuses (a name
+with a space, a 4-character password, two users, ACTIVE_STANDBY for RabbitMQ, two subnets for a
+single instance, any instance type). Broker names are unique per account but `describe_broker`
+needs the id, so the broker is found by listing and matching the name. The create sends a
+deterministic `CreatorRequestId`, so a retried or resumed create gives the same broker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kensium_provision.errors import AwsError, InputError, KprovError, StepError
+from kensium_provision.model import Mode
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["BY_PURPOSE", "FAILED_STATES", "MqBroker", "instance_type_for"]
+
+BY_PURPOSE = "by-purpose"
+# domain.md 2.5: "micro" for QA/staging, "large" for production.
+_SIZE_BY_PURPOSE: Mapping[str, str] = {
+    "production": "mq.m5.large", "staging": "mq.t3.micro", "qa": "mq.t3.micro",
+    "development": "mq.t3.micro", "demo": "mq.t3.micro",
+}
+FAILED_STATES = frozenset({"CREATION_FAILED", "DELETION_IN_PROGRESS"})
+_STARTING = frozenset({"CREATION_IN_PROGRESS", "REBOOT_IN_PROGRESS"})
+_MODES = ("SINGLE_INSTANCE", "CLUSTER_MULTI_AZ")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")  # botocore model: letters, numbers, dashes, underscores; 1-50
+_USER = re.compile(r"^[A-Za-z0-9._-]{2,100}$")  # RabbitMQ users on Amazon MQ; `guest` is refused
+_VERSION = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
+# The RabbitMQ host types Amazon MQ offers (describe_broker_instance_options; moto lacks that call).
+_TYPE = re.compile(r"^mq\.(?:t3\.micro|m5\.(?:large|xlarge|2xlarge|4xlarge)"
+                   r"|m7g\.(?:medium|large|xlarge|2xlarge|4xlarge|8xlarge|12xlarge|16xlarge))$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
+
+
+def instance_type_for(purpose: str) -> str:
+    """The documented host instance type of an environment's purpose (micro for QA/staging, large for production)."""
+    try:
+        return _SIZE_BY_PURPOSE[purpose]
+    except KeyError:
+        raise InputError(f"host_instance_type {BY_PURPOSE} needs the environment's purpose, and it is "
+                         f"{purpose or 'not set'}", hint="choose the instance type explicitly: mq.t3.micro for "
+                         "QA/staging, mq.m5.large for production") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Spec:
+    """The validated parameters of one broker."""
+
+    name: str
+    engine_version: str
+    deployment_mode: str
+    host_instance_type: str
+    public: bool
+    admin_user: str
+    password_ref: str
+    subnet_ids: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    auto_minor: bool
+    tags: Mapping[str, str]
+
+    def desired(self) -> dict[str, object]:
+        return {"name": self.name, "engine": "RABBITMQ", "engine_version": self.engine_version,
+                "deployment_mode": self.deployment_mode, "host_instance_type": self.host_instance_type,
+                "publicly_accessible": self.public, "admin_user": self.admin_user,
+                "admin_password": f"<from the password manager: {self.password_ref}>",
+                "subnet_ids": list(self.subnet_ids), "security_groups": list(self.security_groups),
+                "tags": dict(self.tags)}
+
+
+def _ids(params: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    value = params.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and pattern.fullmatch(v) for v in value):
+        raise InputError(f"mq.broker {key}: {value!r} is not a list of ids")
+    return tuple(value)
+
+
+def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
+    """Every parameter checked against Amazon MQ's rules; no call is made before this passes."""
+    name = params.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InputError(f"mq.broker name: {name!r} must be 1-50 letters, digits, '-' or '_' (Amazon MQ)")
+    engine = str(params.get("engine", "RABBITMQ"))
+    if engine != "RABBITMQ":
+        raise InputError(f"mq.broker engine: {engine!r}; Kensium brokers are RABBITMQ")
+    mode = str(params.get("deployment_mode", "SINGLE_INSTANCE"))
+    if mode == "ACTIVE_STANDBY_MULTI_AZ":
+        raise InputError("mq.broker deployment_mode: ACTIVE_STANDBY_MULTI_AZ is an ActiveMQ mode; a RabbitMQ "
+                         "broker is SINGLE_INSTANCE or CLUSTER_MULTI_AZ")
+    if mode not in _MODES:
+        raise InputError(f"mq.broker deployment_mode: {mode!r} is not one of {', '.join(_MODES)}")
+    version = params.get("engine_version")
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise InputError(f"mq.broker engine_version: {version!r} is not a RabbitMQ version such as '3.13' "
+                         "(quote it in YAML)")
+    kind = str(params.get("host_instance_type") or BY_PURPOSE)
+    if kind == BY_PURPOSE:
+        kind = instance_type_for(ctx.runtime.purpose)
+    if not _TYPE.fullmatch(kind):
+        raise InputError(f"mq.broker host_instance_type: {kind!r} is not an Amazon MQ RabbitMQ type "
+                         "(mq.t3.micro, mq.m5.large..., mq.m7g.large...)")
+    if kind == "mq.t3.micro" and mode != "SINGLE_INSTANCE":
+        raise InputError("mq.broker: mq.t3.micro brokers are single-instance only")
+    public = params.get("publicly_accessible", True)
+    auto_minor = params.get("auto_minor_version_upgrade", True)
+    if not isinstance(public, bool) or not isinstance(auto_minor, bool):
+        raise InputError("mq.broker publicly_accessible and auto_minor_version_upgrade must be true or false")
+    user = params.get("admin_user", "admin")
+    if not isinstance(user, str) or not _USER.fullmatch(user) or user.lower() == "guest":
+        raise InputError(f"mq.broker admin_user: {user!r} must be 2-100 letters, digits, '.', '_' or '-', "
+                         "and not guest (Amazon MQ RabbitMQ users)")
+    ref = params.get("admin_password_ref")
+    if not isinstance(ref, str):
+        raise InputError("mq.broker admin_password_ref must be a password-manager reference")
+    subnets, groups = _ids(params, "subnet_ids", _SUBNET), _ids(params, "security_groups", _SG)
+    if mode == "SINGLE_INSTANCE" and len(subnets) > 1:
+        raise InputError(f"mq.broker: a SINGLE_INSTANCE broker takes one subnet, not {len(subnets)}")
+    if public and groups:
+        raise InputError("mq.broker: a public RabbitMQ broker takes no security groups (Amazon MQ keeps it "
+                         "outside the VPC); drop security_groups or make it private")
+    if not public and not subnets:
+        raise InputError("mq.broker: a private broker needs subnet_ids")
+    extra = params.get("tags") or {}
+    if not isinstance(extra, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise InputError("mq.broker tags must map text keys to text values")
+    return _Spec(name=name, engine_version=version, deployment_mode=mode, host_instance_type=kind, public=public,
+                 admin_user=user, password_ref=ref, subnet_ids=subnets, security_groups=groups,
+                 auto_minor=auto_minor, tags={"Name": name, **extra, "kprov:name": name})
+
+
+def _translated(operation: str, resource: str, call: Callable[[], Any]) -> Any:
+    """`call()`, with every botocore/moto failure as an AwsError carrying a hint (never parameter values)."""
+    try:
+        return call()
+    except KprovError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated, not swallowed
+        from kensium_provision.aws.errors import translate
+
+        raise translate(exc, service="mq", operation=operation, resource=resource) from None
+
+
+def _find(ctx: StepContext, name: str) -> dict[str, Any] | None:
+    """The broker named `name` (described), or None; two of that name is an error (moto allows it)."""
+    client = ctx.client("mq")
+
+    def listing() -> list[dict[str, Any]]:
+        pages = client.get_paginator("list_brokers").paginate()
+        return [b for page in pages for b in page.get("BrokerSummaries", ()) if b.get("BrokerName") == name]
+
+    matches = _translated("ListBrokers", name, listing)
+    if not matches:
+        return None
+    if len(matches) > 1:
+        ids = ", ".join(str(b.get("BrokerId")) for b in matches)
+        raise StepError(f"{len(matches)} brokers are named {name} ({ids}); AWS keeps names unique",
+                        hint="delete the extra broker by hand after checking which one is in use")
+    broker_id = str(matches[0]["BrokerId"])
+    try:
+        described = _translated("DescribeBroker", name, lambda: client.describe_broker(BrokerId=broker_id))
+    except AwsError as exc:
+        if exc.code in ("NotFoundException", "404"):  # deleted between the listing and now
+            return None
+        raise
+    described = dict(described)
+    described.pop("ResponseMetadata", None)
+    return described
+
+
+def _current(found: Mapping[str, Any]) -> dict[str, object]:
+    return {"broker_id": found.get("BrokerId"), "engine": found.get("EngineType"),
+            "engine_version": found.get("EngineVersion"), "deployment_mode": found.get("DeploymentMode"),
+            "host_instance_type": found.get("HostInstanceType"), "publicly_accessible": found.get("PubliclyAccessible"),
+            "state": found.get("BrokerState"), "users": [u.get("Username") for u in found.get("Users") or ()]}
+
+
+def _differences(spec: _Spec, found: Mapping[str, Any]) -> tuple[Difference, ...]:
+    diffs: list[Difference] = []
+    if found.get("EngineType") != "RABBITMQ":
+        diffs.append(Difference("engine", found.get("EngineType"), "RABBITMQ"))
+    if found.get("DeploymentMode") != spec.deployment_mode:
+        diffs.append(Difference("deployment mode", found.get("DeploymentMode"), spec.deployment_mode))
+    if found.get("HostInstanceType") != spec.host_instance_type:
+        diffs.append(Difference("host instance type", found.get("HostInstanceType"), spec.host_instance_type))
+    if found.get("PubliclyAccessible") is not spec.public:
+        diffs.append(Difference("publicly accessible", found.get("PubliclyAccessible"), spec.public))
+    version = str(found.get("EngineVersion") or "")
+    if version != spec.engine_version and not version.startswith(spec.engine_version + "."):
+        diffs.append(Difference("engine version", version, spec.engine_version))
+    users = [u.get("Username") for u in found.get("Users") or ()]
+    if users and spec.admin_user not in users:  # AWS may list no users for RabbitMQ: absence proves nothing
+        diffs.append(Difference("admin user", users, spec.admin_user))
+    return tuple(diffs)
+
+
+def _outputs(found: Mapping[str, Any]) -> dict[str, object]:
+    outputs: dict[str, object] = {
+        "broker_id": found.get("BrokerId"), "broker_arn": found.get("BrokerArn"), "name": found.get("BrokerName"),
+        "state": found.get("BrokerState"), "host_instance_type": found.get("HostInstanceType"),
+        "engine_version": found.get("EngineVersion"),
+    }
+    instances = found.get("BrokerInstances") or []
+    if instances:  # AWS lists them only once the broker is running
+        outputs["console_url"] = instances[0].get("ConsoleURL")
+        outputs["endpoints"] = list(instances[0].get("Endpoints") or ())
+        amqps = [e for e in outputs["endpoints"] if str(e).startswith("amqps://")]  # type: ignore[union-attr]
+        if amqps:
+            outputs["amqp_endpoint"] = amqps[0]
+    return {k: v for k, v in outputs.items() if v is not None}
+
+
+class MqBroker:
+    """A shared Amazon MQ for RabbitMQ broker (mq-POS-NN) with its one admin user.
+
+    Single-instance today (CLUSTER_MULTI_AZ is allowed for a future production cluster; ActiveMQ's
+    ACTIVE_STANDBY is refused). `host_instance_type` is `by-purpose` (mq.m5.large when the
+    environment's purpose is production, mq.t3.micro for staging, QA, development and demo) or a
+    type such as mq.t3.micro, mq.m5.large or mq.m7g.large; an mq.m5 broker cannot be downgraded
+    later. The admin user is `admin` (never `guest`); its password (`admin_password_ref`) is fetched
+    from the password manager only to send it, after checking Amazon MQ's rules (12+ characters, 4
+    distinct, none of , : =). A public broker takes no subnets or security groups.
+
+    An existing broker that differs (type, mode, engine, version, access) is a finding; kprov never
+    changes it. The create is followed by an aws.wait step until BrokerState is RUNNING.
+
+    Outputs: broker_id, broker_arn, name, state, host_instance_type, engine_version, and, once
+    running, console_url, endpoints and amqp_endpoint.
+    """
+
+    name: ClassVar[str] = "mq.broker"
+    summary: ClassVar[str] = "A shared Amazon MQ for RabbitMQ broker with its admin user."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="name", rule="mq-broker", doc="The broker name, mq-POS-NN, unique in the account."),
+        Param(name="engine", required=False, choices=("RABBITMQ",), default="RABBITMQ", doc="Always RABBITMQ."),
+        Param(name="engine_version", doc="RabbitMQ version as text, e.g. '3.13'."),
+        Param(name="deployment_mode", required=False, choices=_MODES, default="SINGLE_INSTANCE",
+              doc="SINGLE_INSTANCE (today) or CLUSTER_MULTI_AZ."),
+        Param(name="host_instance_type", required=False, default=BY_PURPOSE,
+              doc="by-purpose (micro for QA/staging, large for production) or e.g. mq.t3.micro, mq.m5.large."),
+        Param(name="publicly_accessible", kind="bool", required=False, default=True, doc="A public broker."),
+        Param(name="admin_user", rule="broker-admin-user", required=False, default="admin",
+              doc="The one admin user: admin."),
+        Param(name="admin_password_ref", doc="Password-manager reference of the admin password."),
+        Param(name="subnet_ids", kind="list", required=False,
+              doc="A private broker's subnet (one for SINGLE_INSTANCE)."),
+        Param(name="security_groups", kind="list", required=False, doc="A private broker's security group ids."),
+        Param(name="auto_minor_version_upgrade", kind="bool", required=False, default=True,
+              doc="Required by Amazon MQ for RabbitMQ 3.13 and later."),
+        Param(name="tags", kind="map", required=False, doc="More tags."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = (
+        "broker_id", "broker_arn", "name", "state", "host_instance_type", "engine_version", "console_url",
+        "endpoints", "amqp_endpoint")
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        spec = _spec(ctx, params)
+        found = _find(ctx, spec.name)
+        if found is None:
+            return Probe(done=False, note=f"{spec.name} does not exist: it will be created", desired=spec.desired())
+        diffs = _differences(spec, found)
+        if diffs:
+            return Probe(done=False, note=f"{spec.name} exists but differs; kprov does not change it",
+                         current=_current(found), desired=spec.desired(), differences=diffs)
+        return Probe(done=True, note=f"{spec.name} exists ({found.get('BrokerState')})", current=_current(found),
+                     desired=spec.desired(), outputs=_outputs(found))
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        from kensium_provision.aws.idempotent import create_client, create_once
+        from kensium_provision.secret import check_password
+
+        spec = _spec(ctx, params)
+        if probe.current:
+            raise StepError(f"{spec.name} exists but differs: " + "; ".join(str(d) for d in probe.differences),
+                            hint="kprov does not change a broker (an mq.m5 broker cannot become mq.t3.micro): "
+                                 "fix the answers to match it, or choose another name")
+        if not spec.password_ref:  # the credential step found the broker but not its password
+            raise InputError(f"no admin password for {spec.name}: its password-manager entry is missing")
+        password = ctx.runtime.vault.fetch(spec.password_ref)
+        problems = check_password("amazon-mq", password)
+        if problems:  # never quotes the value
+            raise InputError(f"the admin password of {spec.name} would be refused by Amazon MQ: {'; '.join(problems)}")
+        token = ctx.token()
+        client = create_client(ctx.runtime.aws, "mq", client_token=token)
+
+        def create() -> dict[str, Any]:
+            optional: dict[str, object] = {}
+            if spec.subnet_ids:
+                optional["SubnetIds"] = list(spec.subnet_ids)
+            if spec.security_groups:
+                optional["SecurityGroups"] = list(spec.security_groups)
+            client.create_broker(
+                BrokerName=spec.name, EngineType="RABBITMQ", EngineVersion=spec.engine_version,
+                DeploymentMode=spec.deployment_mode, HostInstanceType=spec.host_instance_type,
+                PubliclyAccessible=spec.public, AutoMinorVersionUpgrade=spec.auto_minor,
+                AuthenticationStrategy="SIMPLE",
+                Users=[{"Username": spec.admin_user, "Password": password.reveal()}],  # one user only
+                CreatorRequestId=token, Tags=dict(spec.tags), **optional)
+            made = _find(ctx, spec.name)
+            if made is None:
+                raise StepError(f"{spec.name} was created but cannot be found yet", hint="run the same command again")
+            return made
+
+        ctx.progress(f"creating {spec.name} ({spec.host_instance_type}, {spec.deployment_mode})")
+        created = _translated("CreateBroker", spec.name, lambda: create_once(
+            probe=lambda: _find(ctx, spec.name), create=create, client_token=token, sleep=ctx.runtime.sleep))
+        found = created.resource
+        if not created.created or created.reconciled:
+            diffs = _differences(spec, found)
+            if diffs:
+                raise StepError(f"{spec.name} appeared meanwhile and differs: " + "; ".join(map(str, diffs)))
+        return _outputs(found)
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        spec = _spec(ctx, params)
+        found = _find(ctx, spec.name)
+        if found is None:
+            return (Difference("broker", None, spec.name),)
+        diffs = list(_differences(spec, found))
+        state = found.get("BrokerState")
+        # Right after a create the broker is CREATION_IN_PROGRESS for many minutes (the next step
+        # waits); `check` wants it RUNNING, and a failed state is wrong in either mode.
+        starting_ok = ctx.runtime.mode is not Mode.CHECK and state in _STARTING
+        if state in FAILED_STATES or (state != "RUNNING" and not starting_ok):
+            diffs.append(Difference("state", state, "RUNNING"))
+        return tuple(diffs)

@@ -1,0 +1,301 @@
+"""The `rds.db-instance` step type: a shared SQL Server 2019 instance (Express or Web) on Amazon RDS.
+
+Every parameter is checked against AWS's own rules before any call (moto accepts 5 GB of storage
+and any password; AWS does not), the master password is fetched from the vault only to send it,
+and the create is describe-before-create with reconcile-after-error: CreateDBInstance has no
+idempotency token, so a lost response is settled by describing, never by creating again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kensium_provision.errors import AwsError, InputError, KprovError, StepError
+from kensium_provision.model import Mode
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["EDITIONS", "FAILED_STATES", "RdsDbInstance"]
+
+EDITIONS: Mapping[str, str] = {"express": "sqlserver-ex", "web": "sqlserver-web"}
+_EDITION_OF = {engine: edition.capitalize() for edition, engine in EDITIONS.items()}
+# States from which an instance never becomes available without someone acting (RDS User Guide,
+# "Viewing Amazon RDS DB instance status").
+FAILED_STATES = frozenset({
+    "failed", "incompatible-credentials", "incompatible-network", "incompatible-option-group",
+    "incompatible-parameters", "incompatible-restore", "inaccessible-encryption-credentials",
+    "restore-error", "storage-full",
+})
+_STORAGE_GB = (20, 16384)  # SQL Server Express/Web on gp2/gp3 (moto accepts anything)
+_VERSION = re.compile(r"^\d{2}\.\d{2}(?:\.\d+){1,2}(?:\.v\d+)?$")  # 15.00.4415.2.v1
+_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_ZONE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
+_SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
+_MASTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_RESERVED_USERS = frozenset({"sa", "admin_user", "rdsadmin", "public", "sysadmin", "guest", "dbo"})
+_HOSTING = ("Shared", "Dedicated")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Spec:
+    """The validated parameters of one instance."""
+
+    name: str  # as the operator wrote it (db-POS-01); AWS stores db-pos-01
+    engine: str
+    engine_version: str
+    instance_class: str
+    storage: int
+    zone: str
+    subnet_group: str
+    security_group_ids: tuple[str, ...]
+    public: bool
+    master_username: str
+    password_ref: str
+    hosting: str
+    tags: Mapping[str, str]
+
+    @property
+    def identifier(self) -> str:
+        return self.name.lower()
+
+    @property
+    def major(self) -> str:
+        return ".".join(self.engine_version.split(".")[:2])  # 15.00: SQL Server 2019
+
+    def desired(self) -> dict[str, object]:
+        return {"identifier": self.name, "edition": _shown_edition(self.engine),
+                "engine_version": self.engine_version, "instance_class": self.instance_class,
+                "allocated_storage": self.storage, "zone": self.zone, "db_subnet_group": self.subnet_group,
+                "security_group_ids": list(self.security_group_ids), "publicly_accessible": self.public,
+                "license_model": "license-included", "master_username": self.master_username,
+                "master_password": f"<from the password manager: {self.password_ref}>", "tags": dict(self.tags)}
+
+
+def _shown_edition(engine: str) -> str:
+    return f"{_EDITION_OF.get(engine, '?')} ({engine})"
+
+
+def _text(params: Mapping[str, Any], key: str, pattern: re.Pattern[str], what: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InputError(f"rds.db-instance {key}: {value!r} is not {what}")
+    return value
+
+
+def _spec(params: Mapping[str, Any]) -> _Spec:
+    """Every parameter checked against AWS's rules; no call is made before this passes."""
+    name = params.get("identifier")
+    if not isinstance(name, str) or not name:
+        raise InputError("rds.db-instance needs `identifier` (e.g. db-POS-01)")
+    edition = str(params.get("edition", "")).lower()
+    if edition not in EDITIONS:
+        raise InputError(f"rds.db-instance edition: {params.get('edition')!r} is not Express or Web "
+                         "(SQL Server 2019 Express for small Client Hosted databases under 10 GB, Web otherwise)")
+    storage = params.get("allocated_storage")
+    if isinstance(storage, bool) or not isinstance(storage, int) or not _STORAGE_GB[0] <= storage <= _STORAGE_GB[1]:
+        raise InputError(f"rds.db-instance allocated_storage: {storage!r} GB is outside {_STORAGE_GB[0]}-"
+                         f"{_STORAGE_GB[1]} GB, what RDS allows for SQL Server {edition.capitalize()}")
+    groups = params.get("security_group_ids") or []
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and _SG_ID.fullmatch(g)
+                                                             for g in groups):
+        raise InputError(f"rds.db-instance security_group_ids: {groups!r} is not a list of security group ids "
+                         "(sg-...)")
+    public = params.get("publicly_accessible", True)
+    if not isinstance(public, bool):
+        raise InputError("rds.db-instance publicly_accessible must be true or false")
+    user = _text(params, "master_username", _MASTER_USER, "a master user name (a letter, then letters, digits "
+                 "or _; at most 128)")
+    if user.lower() in _RESERVED_USERS:
+        raise InputError(f"rds.db-instance master_username: {user!r} is reserved by SQL Server or RDS")
+    ref = params.get("master_password_ref")
+    if not isinstance(ref, str):
+        raise InputError("rds.db-instance master_password_ref must be a password-manager reference")
+    hosting = str(params.get("hosting") or "Shared")
+    if hosting not in _HOSTING:
+        raise InputError(f"rds.db-instance hosting: {hosting!r} is not Shared or Dedicated")
+    extra = params.get("tags") or {}
+    if not isinstance(extra, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise InputError("rds.db-instance tags must map text keys to text values")
+    # AWS lower-cases the identifier: the tag keeps the name as the operator wrote it (db-POS-01).
+    tags = {"Name": name, **extra, "kprov:name": name, "kprov:hosting": hosting}
+    return _Spec(
+        name=name, engine=EDITIONS[edition],
+        engine_version=_text(params, "engine_version", _VERSION, "an RDS SQL Server version such as 15.00.4415.2.v1"),
+        instance_class=_text(params, "instance_class", _CLASS, "an instance class such as db.t3.small"),
+        storage=storage, zone=_text(params, "zone", _ZONE, "an availability zone such as us-east-1a"),
+        subnet_group=_text(params, "db_subnet_group", _SUBNET_GROUP, "a DB subnet group name"),
+        security_group_ids=tuple(groups), public=public, master_username=user, password_ref=ref,
+        hosting=hosting, tags=tags)
+
+
+def _translated(operation: str, resource: str, call: Callable[[], Any]) -> Any:
+    """`call()`, with every botocore/moto failure as an AwsError carrying a hint (never parameter values)."""
+    try:
+        return call()
+    except KprovError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated, not swallowed
+        from kensium_provision.aws.errors import translate
+
+        raise translate(exc, service="rds", operation=operation, resource=resource) from None
+
+
+def _describe(ctx: StepContext, identifier: str) -> dict[str, Any] | None:
+    """The instance, or None; RDS matches identifiers ignoring case (it stores them lower-case)."""
+    client = ctx.client("rds")
+    try:
+        found = _translated("DescribeDBInstances", identifier,
+                            lambda: client.describe_db_instances(DBInstanceIdentifier=identifier.lower()))
+    except AwsError as exc:
+        if exc.code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
+            return None
+        raise
+    instances = found.get("DBInstances") or []
+    return dict(instances[0]) if instances else None
+
+
+def _tags(found: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in found.get("TagList") or ()}
+
+
+def _current(found: Mapping[str, Any]) -> dict[str, object]:
+    return {"identifier": found.get("DBInstanceIdentifier"), "edition": _shown_edition(str(found.get("Engine"))),
+            "engine_version": found.get("EngineVersion"), "instance_class": found.get("DBInstanceClass"),
+            "allocated_storage": found.get("AllocatedStorage"), "zone": found.get("AvailabilityZone"),
+            "publicly_accessible": found.get("PubliclyAccessible"), "status": found.get("DBInstanceStatus")}
+
+
+def _differences(spec: _Spec, found: Mapping[str, Any]) -> tuple[Difference, ...]:
+    diffs: list[Difference] = []
+    if found.get("Engine") != spec.engine:
+        diffs.append(Difference("edition", _shown_edition(str(found.get("Engine"))), _shown_edition(spec.engine)))
+    version = str(found.get("EngineVersion") or "")
+    if not version.startswith(spec.major + "."):  # minor upgrades are AWS's business; the major is ours
+        diffs.append(Difference("engine version", version, f"{spec.major}.x (from {spec.engine_version})"))
+    if found.get("AvailabilityZone") != spec.zone:
+        diffs.append(Difference("availability zone", found.get("AvailabilityZone"), spec.zone))
+    if found.get("PubliclyAccessible") is not spec.public:
+        diffs.append(Difference("publicly accessible", found.get("PubliclyAccessible"), spec.public))
+    if found.get("DBInstanceClass") != spec.instance_class:
+        diffs.append(Difference("instance class", found.get("DBInstanceClass"), spec.instance_class))
+    return tuple(diffs)
+
+
+def _outputs(spec: _Spec, found: Mapping[str, Any]) -> dict[str, object]:
+    outputs: dict[str, object] = {
+        "identifier": found["DBInstanceIdentifier"], "name": _tags(found).get("kprov:name", spec.name),
+        "zone": found.get("AvailabilityZone"), "engine": found.get("Engine"),
+        "engine_version": found.get("EngineVersion"), "status": found.get("DBInstanceStatus"),
+        "arn": found.get("DBInstanceArn"),
+    }
+    endpoint = found.get("Endpoint") or {}
+    if endpoint.get("Address"):  # AWS gives the endpoint only once the instance is far enough along
+        outputs["endpoint"], outputs["port"] = endpoint["Address"], endpoint.get("Port", 1433)
+    return {k: v for k, v in outputs.items() if v is not None}
+
+
+class RdsDbInstance:
+    """A SQL Server 2019 instance on RDS: Express or Web edition, licence included, publicly accessible.
+
+    `identifier` follows the rds-instance rule (db-POS-NN); AWS stores it lower-case, so it is
+    matched ignoring case and the name as written is kept in the `kprov:name` tag, beside
+    `kprov:hosting` (Shared or Dedicated). `edition` Express or Web gives the engine sqlserver-ex or
+    sqlserver-web; `engine_version` is a 2019 version (15.00.x) as text. Storage must be 20-16384 GB
+    and the master password (`master_password_ref`, fetched from the password manager only to
+    send it) 8-128 printable characters without / @ " or space: both are checked before any call.
+
+    An existing instance that differs (another edition, zone, class, public access or major
+    version) is a finding; kprov never changes it in place. The create is followed by an aws.wait
+    step until the status is `available`; `check` requires it.
+
+    Outputs: identifier (as AWS returns it), name, zone, engine, engine_version, status, arn, and
+    endpoint and port once AWS has assigned them.
+    """
+
+    name: ClassVar[str] = "rds.db-instance"
+    summary: ClassVar[str] = "A shared SQL Server 2019 (Express or Web) instance on Amazon RDS."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="identifier", rule="rds-instance", doc="The instance name, db-POS-NN."),
+        Param(name="edition", choices=("Express", "Web"), doc="SQL Server 2019 edition."),
+        Param(name="engine_version", doc="RDS engine version, SQL Server 2019 = 15.00.x, e.g. 15.00.4415.2.v1."),
+        Param(name="instance_class", doc="DB instance class, e.g. db.t3.small."),
+        Param(name="allocated_storage", kind="int", doc="Storage in GB, 20-16384."),
+        Param(name="zone", doc="Availability zone (one of the subnet group's)."),
+        Param(name="db_subnet_group", doc="The VPC's DB subnet group."),
+        Param(name="security_group_ids", kind="list", doc="VPC security group ids, e.g. SG-POS-OPS's."),
+        Param(name="publicly_accessible", kind="bool", required=False, default=True,
+              doc="Reachable from outside the VPC (needed today for the legacy sync)."),
+        Param(name="master_username", doc="The master login (a letter, then letters, digits or _)."),
+        Param(name="master_password_ref", doc="Password-manager reference of the master password."),
+        Param(name="hosting", required=False, choices=_HOSTING, default="Shared",
+              doc="Shared (many clients) or Dedicated (one client); tagged kprov:hosting."),
+        Param(name="tags", kind="map", required=False, doc="More tags."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = (
+        "identifier", "name", "zone", "engine", "engine_version", "status", "arn", "endpoint", "port")
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        spec = _spec(params)
+        found = _describe(ctx, spec.name)
+        if found is None:
+            return Probe(done=False, note=f"{spec.name} does not exist: it will be created", desired=spec.desired())
+        diffs = _differences(spec, found)
+        if diffs:
+            return Probe(done=False, note=f"{spec.name} exists but differs; kprov does not change it in place",
+                         current=_current(found), desired=spec.desired(), differences=diffs)
+        return Probe(done=True, note=f"{spec.name} exists ({found.get('DBInstanceStatus')})", current=_current(found),
+                     desired=spec.desired(), outputs=_outputs(spec, found))
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        from kensium_provision.aws.idempotent import create_client, create_once
+        from kensium_provision.secret import check_password
+
+        spec = _spec(params)
+        if probe.current:
+            shown = "; ".join(str(d) for d in probe.differences)
+            raise StepError(f"{spec.name} exists but differs: {shown}",
+                            hint="edition and zone cannot be changed in place: choose another name for a new "
+                                 "instance, or fix the answers to match the existing one")
+        if not spec.password_ref:  # the credential step found the instance's owner but not its password
+            raise InputError(f"no master password for {spec.name}: its password-manager entry is missing")
+        password = ctx.runtime.vault.fetch(spec.password_ref)
+        problems = check_password("rds-sqlserver-master", password, username=spec.master_username)
+        if problems:  # never quotes the value
+            raise InputError(f"the master password of {spec.name} would be refused by RDS: {'; '.join(problems)}")
+        client = create_client(ctx.runtime.aws, "rds")
+
+        def create() -> dict[str, Any]:
+            response = client.create_db_instance(
+                DBInstanceIdentifier=spec.name, Engine=spec.engine, EngineVersion=spec.engine_version,
+                DBInstanceClass=spec.instance_class, AllocatedStorage=spec.storage, LicenseModel="license-included",
+                MasterUsername=spec.master_username, MasterUserPassword=password.reveal(),
+                DBSubnetGroupName=spec.subnet_group, VpcSecurityGroupIds=list(spec.security_group_ids),
+                AvailabilityZone=spec.zone, PubliclyAccessible=spec.public, MultiAZ=False,  # Express has no Multi-AZ
+                Tags=[{"Key": k, "Value": v} for k, v in spec.tags.items()])
+            return dict(response["DBInstance"])
+
+        ctx.progress(f"creating {spec.name} ({_shown_edition(spec.engine)}) in {spec.zone}")
+        created = _translated("CreateDBInstance", spec.name, lambda: create_once(
+            probe=lambda: _describe(ctx, spec.name), create=create, client_token=None, sleep=ctx.runtime.sleep))
+        found = created.resource
+        if not created.created or created.reconciled:
+            diffs = _differences(spec, found)  # made by someone else meanwhile, or our lost create
+            if diffs:
+                raise StepError(f"{spec.name} appeared meanwhile and differs: " + "; ".join(map(str, diffs)))
+        return _outputs(spec, found)
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        spec = _spec(params)
+        found = _describe(ctx, spec.name)
+        if found is None:
+            return (Difference("instance", None, spec.name),)
+        diffs = list(_differences(spec, found))
+        status = found.get("DBInstanceStatus")
+        # Right after a create, AWS says `creating` for many minutes (the next step waits);
+        # `check` wants it available, and a failed state is wrong in either mode.
+        if status in FAILED_STATES or (ctx.runtime.mode is Mode.CHECK and status != "available"):
+            diffs.append(Difference("status", status, "available"))
+        return tuple(diffs)
