@@ -198,6 +198,15 @@ class _Run:
         self.values.update(bound)
         return bound
 
+    def bind_existing(self, step: Step, probe: Probe) -> dict[str, object]:
+        """A step not done whose resource exists (it differs) still hands on what it found, so later
+        steps are probed instead of all showing "depends on an earlier step" and hiding other drift."""
+        fields = set(step.outputs.values())
+        if probe.current and fields and fields <= set(probe.outputs) and step.type != "manual":
+            return self.bind_outputs(step, probe.outputs)
+        self.unknown.update(self.produced(step))
+        return {}
+
     def step(self, step: Step) -> StepResult:
         rt = self.runtime
         base = {"step_id": step.id, "title": step.title, "risk": step.risk}
@@ -228,8 +237,8 @@ class _Run:
             if probe.done:
                 bound = self.bind_outputs(step, probe.outputs)
                 return StepResult(**common, status=Status.DONE, reason=probe.note, outputs=shown_value(bound))
-            self.unknown.update(self.produced(step))
-            return StepResult(**common, status=Status.CHANGE, reason=probe.note)
+            bound = self.bind_existing(step, probe)
+            return StepResult(**common, status=Status.CHANGE, reason=probe.note, outputs=shown_value(bound))
         if rt.mode is Mode.CHECK:
             return self.check_step(step, step_type, ctx, params, probe, common)
         return self.apply_step(step, step_type, ctx, params, probe, common)
@@ -247,7 +256,7 @@ class _Run:
             if step.type == "manual" and not params.get("probe"):
                 self.unknown.update(self.produced(step))
                 return StepResult(**common, status=Status.SKIPPED, reason="manual step without a probe: not checkable")
-            self.unknown.update(self.produced(step))
+            self.bind_existing(step, probe)
             finding = Finding(step_id=step.id, message=f"{step.title}: not done ({probe.note})")
             differences = tuple(Finding(step_id=step.id, message=f"{step.title}: {d}", expected=shown_value(d.expected),
                                         actual=shown_value(d.actual)) for d in probe.differences)
