@@ -1,0 +1,284 @@
+"""Client records: what each client's install chose and made, kept where every operator can read it.
+
+One JSON document per organization in AWS SSM Parameter Store, `/kprov/clients/<org_id>`, tagged with
+the org id. It holds the placement (RDS instance, EC2 host, broker), the per-client names, the install's
+non-secret answers (so `kprov check client` re-checks what was installed) and password-manager
+REFERENCES, never a credential. It lives in the account, not on one operator's disk, because the
+next operator (or the fleet check) must find it.
+
+The same module answers domain.md N1 ("org ids are unique ignoring case") from what exists: client
+records, `rms_*` IAM users and `fusion-rms-*` buckets. boto3 is never imported here: callers hand in
+clients (a `ClientFactory` or a boto3 client), so the read-only wall and the call counter apply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from kensium_provision.errors import InputError, KprovError
+from kensium_provision.naming import check_org_id_unique
+
+__all__ = [
+    "CLAIMED",
+    "INSTALLED",
+    "MAX_RECORD_BYTES",
+    "RECORD_PATH",
+    "UNREADABLE",
+    "ClientRecord",
+    "OrgIdUse",
+    "aws_call",
+    "existing_org_ids",
+    "find_org_id_uses",
+    "get_client",
+    "list_clients",
+    "org_id_owner",
+    "parse_record",
+    "record_name",
+    "utc_now",
+]
+
+RECORD_PATH = "/kprov/clients"
+RECORD_SCHEMA = 1
+CLAIMED = "claimed"  # the first step of an install reserves the org id
+INSTALLED = "installed"  # the last step wrote the whole record
+UNREADABLE = "unreadable"  # not kprov's JSON: listed (its name still takes the org id), never trusted
+IAM_USER_PREFIX = "rms_"  # N14
+BUCKET_PREFIX = "fusion-rms-"  # N15
+# SSM standard-tier parameters hold at most 4 KB; Advanced costs money, so a record stays small.
+MAX_RECORD_BYTES = 4096
+# Fields that change on every write: never a reason to call a record different.
+VOLATILE = frozenset({"created", "updated", "run_id", "kprov_version"})
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def record_name(org_id: str) -> str:
+    """The SSM parameter holding a client's record."""
+    return f"{RECORD_PATH}/{org_id}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRecord:
+    """One client's install as recorded: names, placement, answers and password-manager references."""
+
+    org_id: str
+    client_name: str = ""
+    status: str = INSTALLED  # claimed, installed, or unreadable
+    purpose: str = ""
+    pos_version: str = ""
+    deployment_type: str = ""
+    db_hosting: str = ""
+    tenant_hosting: str = ""
+    rds_instance: str = ""
+    ec2_host: str = ""
+    broker: str = ""
+    vhost: str = ""
+    rabbitmq_user: str = ""
+    database: str = ""
+    login: str = ""
+    host_name: str = ""
+    iam_user: str = ""
+    s3_bucket: str = ""
+    secrets: Mapping[str, str] = field(default_factory=dict)  # what -> password-manager reference
+    answers: Mapping[str, object] = field(default_factory=dict)  # the install's non-secret input answers
+    evidence: Mapping[str, object] = field(default_factory=dict)  # manual steps' evidence (who, when, what)
+    created: str = ""
+    updated: str = ""
+    run_id: str = ""
+    kprov_version: str = ""
+    problem: str = ""  # why an unreadable record could not be read
+
+    def document(self) -> dict[str, object]:
+        """The JSON document stored in SSM (without `problem`, which only describes a bad read)."""
+        body = asdict(self)
+        body.pop("problem")
+        body["secrets"] = dict(self.secrets)
+        body["answers"] = dict(self.answers)
+        body["evidence"] = dict(self.evidence)
+        return {"schema": RECORD_SCHEMA, **body}
+
+    def to_json(self) -> str:
+        # Sorted and compact: the same record always gives the same text, so a checklist may look for
+        # a fragment such as `"tenant_name":` in it with JMESPath's contains().
+        return json.dumps(self.document(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    def comparable(self) -> dict[str, object]:
+        """The fields that matter when deciding whether a record must be rewritten."""
+        return {k: v for k, v in self.document().items() if k not in VOLATILE}
+
+
+_TEXT_FIELDS = tuple(f.name for f in fields(ClientRecord) if f.name not in ("secrets", "answers", "evidence"))
+
+
+def parse_record(name: str, text: str) -> ClientRecord:
+    """A record from its parameter name and JSON text; a bad document gives an `unreadable` record."""
+    org_id = name.rsplit("/", 1)[-1]
+
+    def unreadable(problem: str) -> ClientRecord:
+        return ClientRecord(org_id=org_id, status=UNREADABLE, problem=problem)
+
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return unreadable(f"not JSON ({exc.msg} at character {exc.pos})")
+    if not isinstance(raw, dict):
+        return unreadable("not a JSON object")
+    if raw.get("schema") != RECORD_SCHEMA:
+        return unreadable(f"schema {raw.get('schema')!r}, expected {RECORD_SCHEMA} (a newer kprov wrote it?)")
+    if raw.get("org_id") != org_id:
+        return unreadable(f"its org_id {raw.get('org_id')!r} is not its name's {org_id!r}")
+    values: dict[str, Any] = {}
+    for key in _TEXT_FIELDS:
+        value = raw.get(key, "")
+        if not isinstance(value, str):
+            return unreadable(f"{key} is {type(value).__name__}, not text")
+        values[key] = value
+    for key in ("secrets", "answers", "evidence"):
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            return unreadable(f"{key} is {type(value).__name__}, not an object")
+        values[key] = value
+    if not all(isinstance(v, str) for v in values["secrets"].values()):
+        return unreadable("a secrets entry is not a reference (text)")
+    values.pop("problem", None)
+    return ClientRecord(**values)
+
+
+# --- AWS calls ---------------------------------------------------------------------------------------
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def aws_call(client: Any, method: str, *, missing: Iterable[str] = (), **params: object) -> dict[str, Any] | None:
+    """One boto3 call; None when AWS answers one of the `missing` error codes (NoSuchEntity, 404...).
+
+    Any other failure becomes an `AwsError` with an operator hint (never a traceback); kprov's own
+    errors (the read-only wall) pass through untouched.
+    """
+    try:
+        response = dict(getattr(client, method)(**params))
+    except KprovError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore's ClientError and friends; botocore stays out of the imports
+        if _error_code(exc) in set(missing):
+            return None
+        from kensium_provision.aws.errors import translate
+
+        operation = "".join(part[:1].upper() + part[1:] for part in method.split("_"))
+        raise translate(exc, service=client.meta.service_model.service_name, operation=operation) from None
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+def _pages(client: Any, method: str, key: str, **params: object) -> list[Any]:
+    """Every item under `key` of a paginated read."""
+    from kensium_provision.aws.errors import translate
+
+    try:
+        return [item for page in client.get_paginator(method).paginate(**params) for item in page.get(key, ())]
+    except KprovError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - as aws_call
+        operation = "".join(part[:1].upper() + part[1:] for part in method.split("_"))
+        raise translate(exc, service=client.meta.service_model.service_name, operation=operation) from None
+
+
+def list_clients(ssm: Any) -> list[ClientRecord]:
+    """Every client record, sorted by org id: ONE paginated `GetParametersByPath` for the whole fleet."""
+    found = _pages(ssm, "get_parameters_by_path", "Parameters", Path=RECORD_PATH, Recursive=False)
+    return sorted((parse_record(p["Name"], str(p.get("Value", ""))) for p in found), key=lambda r: r.org_id)
+
+
+def get_client(ssm: Any, org_id: str) -> ClientRecord | None:
+    """One client's record, or None when there is none (exactly this spelling of the org id)."""
+    found = aws_call(ssm, "get_parameters", Names=[record_name(org_id)])
+    parameters = (found or {}).get("Parameters") or []
+    if not parameters:
+        return None
+    return parse_record(parameters[0]["Name"], str(parameters[0].get("Value", "")))
+
+
+# --- who uses an org id ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrgIdUse:
+    """Something in the account that takes an org id: a client record, an IAM user or a bucket."""
+
+    org_id: str
+    kind: str  # client record, IAM user, S3 bucket
+    name: str  # the resource's own name
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+def find_org_id_uses(factory: Any) -> list[OrgIdUse]:
+    """Everything that takes an org id: client records, `rms_*` IAM users, `fusion-rms-*` buckets.
+
+    `factory` has `.client(service)` (the run's session or a step context).
+    """
+    uses = [OrgIdUse(r.org_id, "client record", record_name(r.org_id)) for r in list_clients(factory.client("ssm"))]
+    for user in _pages(factory.client("iam"), "list_users", "Users"):
+        name = str(user["UserName"])
+        if name.casefold().startswith(IAM_USER_PREFIX):  # IAM compares user names ignoring case
+            uses.append(OrgIdUse(name[len(IAM_USER_PREFIX):], "IAM user", name))
+    s3 = factory.client("s3")
+    buckets = _pages(s3, "list_buckets", "Buckets") if s3.can_paginate("list_buckets") else \
+        (aws_call(s3, "list_buckets") or {}).get("Buckets", [])
+    for bucket in buckets:
+        name = str(bucket["Name"])
+        if name.startswith(BUCKET_PREFIX):
+            uses.append(OrgIdUse(name[len(BUCKET_PREFIX):], "S3 bucket", name))
+    return [u for u in uses if u.org_id]
+
+
+def existing_org_ids(factory: Any) -> set[str]:
+    """Every org id in use, as spelled where it was found (compare with `naming.check_org_id_unique`)."""
+    return {u.org_id for u in find_org_id_uses(factory)}
+
+
+def _same_client(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def org_id_owner(factory: Any, org_id: str, client_name: str) -> ClientRecord | None:
+    """Whether `org_id` may be used for `client_name`: this client's record on a re-run, None when free.
+
+    Raises `InputError` (exit 3, nothing attempted) when the org id is taken ignoring case (`ACME`
+    exists and `acme` is asked for), or when its record belongs to another client, or when an IAM
+    user or bucket of that org id exists with no record saying whose it is.
+    """
+    uses = find_org_id_uses(factory)
+    own = next((u for u in uses if u.kind == "client record" and u.org_id == org_id), None)
+    record = get_client(factory.client("ssm"), org_id) if own is not None else None
+    if record is not None and record.status == UNREADABLE:
+        raise InputError(f"the client record {record_name(org_id)} is unreadable: {record.problem}",
+                         hint="fix or delete the parameter in SSM Parameter Store, then run again")
+    if record is not None and not _same_client(record.client_name, client_name):
+        raise InputError(
+            f"org id {org_id!r} belongs to client {record.client_name!r} (record {record_name(org_id)}, "
+            f"{record.status} by run {record.run_id or '?'}), not to {client_name!r}",
+            hint="choose another org id for this client; org ids are unique ignoring case")
+    # With this client's record, resources spelled exactly `acme` are its own (made by this install).
+    others = [u for u in uses if u.org_id.casefold() == org_id.casefold() and not (record and u.org_id == org_id)]
+    if others:
+        problems = check_org_id_unique(org_id, [u.org_id for u in others])
+        raise InputError(
+            f"{problems[0] if problems else f'org id {org_id!r} is taken'}: "
+            + ", ".join(str(u) for u in others) + (" (no client record claims it)" if record is None else ""),
+            hint="choose another org id; if these belong to this very client (installed before kprov, or its "
+                 f"record was lost), restore its record {record_name(org_id)} in SSM Parameter Store first")
+    return record
+

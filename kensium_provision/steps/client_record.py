@@ -1,0 +1,264 @@
+"""Step types of the client record (`clients.py`): reserve the org id first, write the whole record last.
+
+`client.org-id` makes domain.md N1 ("unique ignoring case") a step that runs before any change, and
+reserves the id with a `claimed` record so that a re-run or a resume of the same install is recognised
+as this client's. `client.record` writes what the install chose and made, with password-manager
+references only, to SSM Parameter Store `/kprov/clients/<org_id>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from kensium_provision import __version__
+from kensium_provision.clients import (
+    CLAIMED,
+    INSTALLED,
+    MAX_RECORD_BYTES,
+    RECORD_PATH,
+    UNREADABLE,
+    ClientRecord,
+    aws_call,
+    get_client,
+    org_id_owner,
+    record_name,
+    utc_now,
+)
+from kensium_provision.errors import InputError, StepError
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["ClientOrgId", "ClientRecordStep", "record_tags"]
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _billing_key(ctx: StepContext) -> str:
+    variants = getattr(ctx.runtime.names, "variants", None)
+    return str(variants("org-tag-key")[0]) if variants else "OrgId"  # N17: the rule's canonical spelling
+
+
+def record_tags(ctx: StepContext, org_id: str) -> dict[str, str]:
+    """Tags of a client record: findable by org id, and billed like the client's other resources."""
+    return {"kprov:kind": "client-record", "kprov:org-id": org_id, _billing_key(ctx): org_id}
+
+
+def _put(ctx: StepContext, record: ClientRecord, *, overwrite: bool) -> None:
+    """Write a record: create with tags, or overwrite then tag (SSM refuses Tags with Overwrite)."""
+    text = record.to_json()
+    _refuse_secrets(text)
+    if len(text.encode()) > MAX_RECORD_BYTES:
+        raise StepError(f"the client record of {record.org_id} is {len(text.encode())} bytes; SSM standard "
+                        f"parameters hold {MAX_RECORD_BYTES}", hint="shorten the long answers (general information)")
+    ssm = ctx.client("ssm")
+    name = record_name(record.org_id)
+    tags = [{"Key": k, "Value": v} for k, v in record_tags(ctx, record.org_id).items()]
+    description = f"kprov client record of {record.org_id}"
+    if overwrite:
+        aws_call(ssm, "put_parameter", Name=name, Value=text, Type="String", Overwrite=True, Description=description)
+        aws_call(ssm, "add_tags_to_resource", ResourceType="Parameter", ResourceId=name, Tags=tags)
+    else:
+        aws_call(ssm, "put_parameter", Name=name, Value=text, Type="String", Description=description, Tags=tags)
+
+
+def _refuse_secrets(text: str) -> None:
+    from kensium_provision.secret import REDACTOR
+
+    if REDACTOR.leaks(text):  # a credential's value reached the record: never write it
+        raise StepError("the client record would contain a credential's value; it holds references only",
+                        hint="pass the password-manager reference (a credential step's `ref` output), not the secret")
+
+
+class ClientOrgId:
+    """Reserve the org id for this client; refuse one already taken, ignoring case (domain.md N1).
+
+    The probe looks at everything that takes an org id: client records in SSM Parameter Store
+    (`/kprov/clients/*`), `rms_*` IAM users and `fusion-rms-*` S3 buckets. When the id is free, the
+    step reserves it with a client record of status `claimed`. When this client's own record is there
+    (same client name), the step is done: a re-run or a resume of the same install passes. Anything
+    else (`ACME` exists and `acme` is asked for; the record names another client; an `rms_acme` user
+    that no record claims) stops the run before any change with exit code 3, naming what holds it.
+
+    Example: `org_id: "{{ org_id }}"`, `client_name: "{{ client_name }}"`, `purpose: "{{ purpose }}"`.
+    """
+
+    name: ClassVar[str] = "client.org-id"
+    summary: ClassVar[str] = "Check the org id is free (ignoring case) and reserve it with a client record."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="org_id", rule="org-id", doc="The organization id."),
+        Param(name="client_name", doc="The client's name: what tells this client from another on a re-run."),
+        Param(name="purpose", required=False, default="", doc="production, staging, qa, development or demo."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("org_id", "status", "record")
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        org_id, client_name = str(params["org_id"]), str(params["client_name"])
+        record = org_id_owner(ctx, org_id, client_name)
+        outputs = {"org_id": org_id, "record": record_name(org_id)}
+        if record is not None:
+            return Probe(done=True, note=f"org id {org_id} is this client's ({record.status} by run {record.run_id})",
+                         current={"record": record_name(org_id), "status": record.status},
+                         outputs={**outputs, "status": record.status})
+        return Probe(done=False, note=f"org id {org_id} is free: reserve it with a client record",
+                     desired={"record": record_name(org_id), "status": CLAIMED, "client_name": client_name})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        org_id, client_name = str(params["org_id"]), str(params["client_name"])
+        now = utc_now()
+        claim = ClientRecord(org_id=org_id, client_name=client_name, status=CLAIMED,
+                             purpose=str(params.get("purpose") or ""), created=now, updated=now,
+                             run_id=ctx.runtime.run_id, kprov_version=__version__)
+        try:
+            _put(ctx, claim, overwrite=False)
+        except StepError as exc:
+            if getattr(exc, "code", "") != "ParameterAlreadyExists":
+                raise
+            # Another run wrote it between our probe and now: whose is it?
+            if org_id_owner(ctx, org_id, client_name) is None:
+                raise
+        return {"org_id": org_id, "status": CLAIMED, "record": record_name(org_id)}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        org_id, client_name = str(params["org_id"]), str(params["client_name"])
+        try:
+            record = org_id_owner(ctx, org_id, client_name)
+        except InputError as exc:
+            return (Difference("org id", str(exc), f"{org_id} reserved for {client_name}"),)
+        return () if record is not None else (Difference("client record", None, record_name(org_id)),)
+
+
+_RECORD_TEXT = (
+    ("purpose", "", "production, staging, qa, development or demo."),
+    ("pos_version", "", "The POS version of the client's tenant."),
+    ("deployment_type", "", "Kensium Hosted or Client Hosted."),
+    ("db_hosting", "", "Shared, Shared (New) or Dedicated."),
+    ("tenant_hosting", "", "Shared, Shared (New) or Dedicated."),
+    ("rds_instance", "rds-instance", "The RDS instance holding the client's database."),
+    ("ec2_host", "ec2-host", "The EC2 host holding the client's tenant."),
+    ("broker", "mq-broker", "The Amazon MQ broker holding the hub vhost."),
+    ("vhost", "vhost-hub", "The hub vhost."),
+    ("rabbitmq_user", "rabbitmq-user", "The RabbitMQ user of the hub vhost."),
+    ("database", "client-database", "The client's SQL Server database."),
+    ("login", "client-login", "The client's SQL Server login."),
+    ("host_name", "host-name", "The public host name of the cloud tenant."),
+    ("iam_user", "iam-user", "The org's IAM user (made by POS)."),
+    ("s3_bucket", "", "The org's S3 bucket (made by POS; fusion-rms-<org_id> unless that was taken)."),
+)
+
+
+class ClientRecordStep:
+    """Write the client record: what this install chose and made, where every operator can read it.
+
+    SSM Parameter Store `/kprov/clients/<org_id>` (a JSON document, tagged `kprov:org-id` and the
+    billing tag) holds the placement (RDS instance, EC2 host, broker), the names, the install's
+    non-secret answers (so `kprov check client <org_id>` re-checks exactly what was installed), the
+    evidence of manual steps, and password-manager REFERENCES: a credential's value is refused.
+    The probe compares field by field (timestamps and run id aside); act overwrites. `answers` and
+    `evidence` NAME values (no braces: an input that was not asked, or the evidence of a manual step
+    already done, has no value to render); evidence this run did not collect keeps what the record holds.
+
+    Example: `org_id: "{{ org_id }}"`, `client_name: "{{ client_name }}"`, `rds_instance: "{{ db_instance }}"`,
+    `secrets: {sql_login: "{{ sql_password_ref }}"}`, `answers: [org_id, purpose, db_hosting]` (input ids),
+    `evidence: [tenant_name]` (evidence ids).
+    """
+
+    name: ClassVar[str] = "client.record"
+    summary: ClassVar[str] = "Write the client record (SSM Parameter Store /kprov/clients/<org_id>): references only."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="org_id", rule="org-id", doc="The organization id."),
+        Param(name="client_name", doc="The client's name."),
+        *(Param(name=n, rule=rule, required=False, default="", doc=doc) for n, rule, doc in _RECORD_TEXT),
+        Param(name="secrets", kind="map", required=False, doc="What -> password-manager reference (never a value)."),
+        Param(name="answers", kind="list", required=False,
+              doc="Input ids whose answers to keep (for `kprov check client`); ones not asked are left out."),
+        Param(name="evidence", kind="list", required=False, doc="Names of manual-step evidence values to keep."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("record", "org_id", "created", "updated")
+
+    def _desired(self, ctx: StepContext, params: Mapping[str, Any], current: ClientRecord | None) -> ClientRecord:
+        secrets = dict(params.get("secrets") or {})
+        for key, value in secrets.items():
+            if hasattr(value, "reveal") or not isinstance(value, str):
+                raise StepError(f"client record secrets.{key} must be a password-manager reference (text), "
+                                "never the credential itself")
+        answers: dict[str, object] = {}
+        for item in params.get("answers") or ():
+            name = str(item)
+            if name not in ctx.values:
+                continue  # an input this install did not ask (its `when` did not hold)
+            value = ctx.values[name]
+            if hasattr(value, "reveal"):
+                raise StepError(f"client record answers.{name} is a secret: the record holds references only")
+            if not isinstance(value, _SCALARS):
+                raise StepError(f"client record answers.{name} is a {type(value).__name__}, not a plain value")
+            answers[name] = value
+        evidence: dict[str, object] = {}
+        for item in params.get("evidence") or ():
+            name = str(item)
+            if name in ctx.values and not hasattr(ctx.values[name], "reveal"):
+                evidence[name] = ctx.values[name]
+            elif current is not None and name in current.evidence:
+                evidence[name] = current.evidence[name]
+        now = utc_now()
+        keep = current if current is not None and current.status != UNREADABLE else None
+        return ClientRecord(
+            org_id=str(params["org_id"]), client_name=str(params["client_name"]), status=INSTALLED,
+            **{n: str(params.get(n) or "") for n, _, _ in _RECORD_TEXT},
+            secrets=secrets, answers=answers, evidence=evidence,
+            created=keep.created if keep is not None and keep.created else now, updated=now,
+            run_id=ctx.runtime.run_id, kprov_version=__version__)
+
+    def _differences(self, ctx: StepContext, current: ClientRecord | None,
+                     desired: ClientRecord) -> tuple[Difference, ...]:
+        if current is None:
+            return ()
+        if current.status == UNREADABLE:
+            return (Difference("record", f"unreadable: {current.problem}", "a kprov client record"),)
+        have, want = current.comparable(), desired.comparable()
+        found: list[Difference] = []
+        for key in sorted(set(have) | set(want)):
+            a, b = have.get(key), want.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                found += [Difference(f"{key}.{k}", a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+                          if a.get(k) != b.get(k)]
+            elif a != b:
+                found.append(Difference(key, a, b))
+        tags = aws_call(ctx.client("ssm"), "list_tags_for_resource", ResourceType="Parameter",
+                        ResourceId=record_name(desired.org_id), missing=("InvalidResourceId",)) or {}
+        present = {t["Key"]: t["Value"] for t in tags.get("TagList", ())}
+        found += [Difference(f"tag {k}", present.get(k), v) for k, v in record_tags(ctx, desired.org_id).items()
+                  if present.get(k) != v]
+        return tuple(found)
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        org_id = str(params["org_id"])
+        current = get_client(ctx.client("ssm"), org_id)
+        desired = self._desired(ctx, params, current)
+        _refuse_secrets(desired.to_json())
+        shown = {"record": record_name(org_id), **desired.comparable()}
+        if current is None:
+            return Probe(done=False, note=f"no client record {record_name(org_id)} yet", desired=shown)
+        differences = self._differences(ctx, current, desired)
+        outputs = {"record": record_name(org_id), "org_id": org_id, "created": current.created,
+                   "updated": current.updated}
+        if differences:
+            note = f"the client record differs in {len(differences)} field(s)"
+            if current.status == CLAIMED:
+                note = "the org id is reserved; the record is written when the install is complete"
+            return Probe(done=False, note=note, current={"record": record_name(org_id), "status": current.status},
+                         desired=shown, differences=differences)
+        return Probe(done=True, note=f"{record_name(org_id)} is up to date", outputs=outputs,
+                     current={"record": record_name(org_id), "status": current.status})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        current = get_client(ctx.client("ssm"), str(params["org_id"]))
+        desired = self._desired(ctx, params, current)
+        _put(ctx, desired, overwrite=current is not None)
+        return {"record": record_name(desired.org_id), "org_id": desired.org_id, "created": desired.created,
+                "updated": desired.updated}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        current = get_client(ctx.client("ssm"), str(params["org_id"]))
+        if current is None:
+            return (Difference("client record", None, f"{RECORD_PATH}/{params['org_id']}"),)
+        return self._differences(ctx, current, self._desired(ctx, params, current))

@@ -1,0 +1,217 @@
+"""IAM step types of a client install: verify the org's IAM user that POS's AWS provisioning creates.
+
+POS creates `rms_<org_id>` itself (domain.md section 3.7), so `iam.client-user` only reads; when
+something is wrong, act tells the operator what to do in POS or the IAM console. The sandbox, where
+no POS runs, has `iam.sandbox-client-user`: a clearly labelled stand-in that makes the user as POS
+would, refused anywhere but the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kensium_provision.clients import aws_call
+from kensium_provision.errors import InputError, StepError
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["IamClientUser", "IamSandboxClientUser", "billing_tag_keys", "require_sandbox"]
+
+
+def billing_tag_keys(ctx: StepContext) -> tuple[str, ...]:
+    """The billing tag's accepted keys, canonical first (N17: OrgId and OrgID until Kensium settles it)."""
+    variants = getattr(ctx.runtime.names, "variants", None)
+    return tuple(variants("org-tag-key")) if variants else ("OrgId", "OrgID")
+
+
+def billing_tag_problem(tags: Mapping[str, str], keys: Sequence[str], org_id: str) -> Difference | None:
+    """None when the billing tag is right: one accepted key present, every present one holding the org id."""
+    present = {k: tags[k] for k in keys if k in tags}
+    if present and all(v == org_id for v in present.values()):
+        return None
+    return Difference(f"billing tag {keys[0]}" + (f" (or {', '.join(keys[1:])})" if keys[1:] else ""),
+                      present or None, org_id)
+
+
+def require_sandbox(ctx: StepContext, step_type: str) -> None:
+    """Stand-ins for POS exist only where no POS runs: refuse them anywhere but the sandbox."""
+    if ctx.runtime.settings.get("sandbox") is not True:
+        raise InputError(f"{step_type} stands in for POS's own AWS provisioning and runs only in the sandbox, "
+                         f"not in environment {ctx.runtime.env_name!r}",
+                         hint="answer simulate_pos: false and run AWS provisioning in POS instead")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _User:
+    """What IAM holds for the org's user."""
+
+    arn: str
+    tags: Mapping[str, str]
+    console_login: bool
+    attached: tuple[str, ...]
+    inline: tuple[str, ...]
+    groups: tuple[str, ...]
+    active_keys: int
+
+
+def _read_user(ctx: StepContext, user: str) -> _User | None:
+    iam = ctx.client("iam")
+    found = aws_call(iam, "get_user", UserName=user, missing=("NoSuchEntity",))
+    if found is None:
+        return None
+
+    def pages(method: str, key: str) -> list[Any]:
+        return [item for page in iam.get_paginator(method).paginate(UserName=user) for item in page.get(key, ())]
+
+    login = aws_call(iam, "get_login_profile", UserName=user, missing=("NoSuchEntity",))
+    keys = pages("list_access_keys", "AccessKeyMetadata")
+    return _User(
+        arn=str(found["User"]["Arn"]),
+        tags={t["Key"]: t["Value"] for t in pages("list_user_tags", "Tags")},
+        console_login=login is not None,
+        attached=tuple(sorted(p["PolicyName"] for p in pages("list_attached_user_policies", "AttachedPolicies"))),
+        inline=tuple(sorted(pages("list_user_policies", "PolicyNames"))),
+        groups=tuple(sorted(g["GroupName"] for g in pages("list_groups_for_user", "Groups"))),
+        active_keys=sum(1 for k in keys if k.get("Status") == "Active"),
+    )
+
+
+class IamClientUser:
+    """Verify the org's IAM user `rms_<org_id>`, which POS's AWS provisioning creates (kprov never does).
+
+    Right means: it exists; no console login (no login profile); no attached or inline policies and no
+    groups (access comes from the bucket policy); the billing tag `OrgId=<org_id>` (N17: `OrgID`, the
+    IAM page's spelling, is accepted too); with `require_access_key`, at least one active access key
+    (made by hand after provisioning). When it is wrong, act does not fix it: it says what to do in POS
+    or in the IAM console, and the run stops there.
+
+    Example: `user: "rms_{{ org_id }}"`, `org_id: "{{ org_id }}"`, `outputs: {iam_user: user}`.
+    """
+
+    name: ClassVar[str] = "iam.client-user"
+    summary: ClassVar[str] = "Verify the org's IAM user made by POS: programmatic only, no policies, tagged."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="user", rule="iam-user", doc="The user, rms_<org_id>."),
+        Param(name="org_id", rule="org-id", doc="The organization id (the billing tag's value)."),
+        Param(name="require_access_key", kind="bool", required=False, default=False,
+              doc="Also require at least one active access key (after the manual access-key step)."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("user", "arn", "active_keys")
+
+    def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: _User) -> list[Difference]:
+        problems: list[Difference] = []
+        if found.console_login:
+            problems.append(Difference("console login", "enabled", "none (programmatic access only)"))
+        if found.attached:
+            problems.append(Difference("attached policies", list(found.attached), []))
+        if found.inline:
+            problems.append(Difference("inline policies", list(found.inline), []))
+        if found.groups:
+            problems.append(Difference("groups", list(found.groups), []))
+        tag = billing_tag_problem(found.tags, billing_tag_keys(ctx), str(params["org_id"]))
+        if tag is not None:
+            problems.append(tag)
+        if params.get("require_access_key") and found.active_keys < 1:
+            problems.append(Difference("active access keys", 0, "at least 1"))
+        return problems
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        user = str(params["user"])
+        found = _read_user(ctx, user)
+        desired = {"user": user, "console_login": "none", "policies": [], "groups": [],
+                   f"tag {billing_tag_keys(ctx)[0]}": params["org_id"]}
+        if found is None:
+            return Probe(done=False, desired=desired,
+                         note=f"IAM user {user} does not exist (POS's AWS provisioning creates it)")
+        differences = self._differences(ctx, params, found)
+        current = {"user": user, "arn": found.arn, "console_login": found.console_login,
+                   "active_keys": found.active_keys}
+        outputs = {"user": user, "arn": found.arn, "active_keys": found.active_keys}
+        if differences:
+            return Probe(done=False, note="; ".join(map(str, differences)), current=current, desired=desired,
+                         differences=tuple(differences))
+        return Probe(done=True, note=f"IAM user {user} is as POS provisions it", current=current, outputs=outputs)
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        user, org_id = str(params["user"]), str(params["org_id"])
+        if not probe.current:
+            raise StepError(f"IAM user {user} does not exist: kprov does not create it, POS does",
+                            hint=f"in POS, run AWS provisioning for {org_id}; then run this again")
+        fixes = {
+            "console login": f"delete {user}'s console password (IAM console › Users › {user} › "
+                             "Security credentials)",
+            "attached policies": f"detach the policies from {user}: access comes from the bucket policy",
+            "inline policies": f"delete {user}'s inline policies: access comes from the bucket policy",
+            "groups": f"remove {user} from its groups",
+            "active access keys": f"create an access key for {user} (the manual access-key step)",
+        }
+        hints = [next((fix for key, fix in fixes.items() if d.field.startswith(key)),
+                      f"tag {user} with {billing_tag_keys(ctx)[0]}={org_id} (or run AWS provisioning in POS again)")
+                 for d in probe.differences]
+        raise StepError(f"IAM user {user} is not as POS provisions it: {probe.note}", hint="; ".join(hints))
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        found = _read_user(ctx, str(params["user"]))
+        if found is None:
+            return (Difference("IAM user", None, params["user"]),)
+        return tuple(self._differences(ctx, params, found))
+
+
+class IamSandboxClientUser:
+    """SANDBOX ONLY: stand in for POS's AWS provisioning and the administrator's access-key step.
+
+    In the sandbox nobody runs POS, so this makes `rms_<org_id>` as POS would (programmatic only, no
+    policies, tagged `OrgID=<org_id>` as the IAM page writes it) and one access key, whose secret goes
+    straight into the password manager under `access_key_entry` (never shown, never in a file).
+    Refused (exit 3) in any environment but the sandbox; real installs use the manual steps.
+
+    Example: `user: "rms_{{ org_id }}"`, `org_id: "{{ org_id }}"`, `access_key_entry: "{{ org_id }}/iam-access-key"`.
+    """
+
+    name: ClassVar[str] = "iam.sandbox-client-user"
+    summary: ClassVar[str] = "Sandbox only: make the org's IAM user and access key as POS and its admin would."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="user", rule="iam-user", doc="The user, rms_<org_id>."),
+        Param(name="org_id", rule="org-id", doc="The organization id."),
+        Param(name="access_key_entry", doc="Password-manager entry for the access key (<org_id>/iam-access-key)."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("user", "access_key_ref")
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        require_sandbox(ctx, self.name)
+        user = str(params["user"])
+        found = _read_user(ctx, user)
+        entry = str(params["access_key_entry"])
+        desired = {"user": user, "access_key": f"one, stored as {entry}", "made_by": "the sandbox's stand-in for POS"}
+        if found is None:
+            return Probe(done=False, note=f"sandbox: {user} does not exist yet", desired=desired)
+        if found.active_keys < 1:
+            return Probe(done=False, note=f"sandbox: {user} has no access key yet", desired=desired,
+                         current={"user": user, "active_keys": 0})
+        return Probe(done=True, note=f"sandbox: {user} and its access key exist",
+                     current={"user": user, "active_keys": found.active_keys},
+                     outputs={"user": user, "access_key_ref": ctx.runtime.vault.find(entry) or ""})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        require_sandbox(ctx, self.name)
+        iam = ctx.client("iam")
+        user, org_id = str(params["user"]), str(params["org_id"])
+        if _read_user(ctx, user) is None:
+            ctx.progress(f"sandbox stand-in for POS: creating IAM user {user}")
+            aws_call(iam, "create_user", UserName=user, Tags=[{"Key": "OrgID", "Value": org_id}])
+        from kensium_provision.secret import Secret
+
+        key = (aws_call(iam, "create_access_key", UserName=user) or {})["AccessKey"]
+        secret = Secret(str(key.pop("SecretAccessKey")))  # masked from here on; only the vault sees it
+        reference = ctx.runtime.vault.store(
+            str(params["access_key_entry"]), secret,
+            description=f"IAM access key {key['AccessKeyId']} of {user} (sandbox)",
+            tags={"iam-user": user, "access-key-id": str(key["AccessKeyId"])})
+        return {"user": user, "access_key_ref": reference}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        found = _read_user(ctx, str(params["user"]))
+        if found is None:
+            return (Difference("IAM user", None, params["user"]),)
+        return () if found.active_keys else (Difference("active access keys", 0, "at least 1"),)

@@ -1,0 +1,276 @@
+"""S3 step types of a client install: verify the org's bucket that POS's AWS provisioning creates.
+
+`s3.client-bucket` reads only (domain.md section 3.7): the bucket, its billing tag, Block Public
+Access off, and a bucket policy that makes `pub/*` world-readable and NOTHING else public, and gives
+the org's IAM user object get/put/delete and list. `s3.sandbox-client-bucket` is the sandbox's
+stand-in for POS, refused anywhere else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kensium_provision.clients import aws_call
+from kensium_provision.errors import StepError
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.iam import billing_tag_keys, billing_tag_problem, require_sandbox
+
+__all__ = ["S3ClientBucket", "S3SandboxClientBucket", "bucket_policy", "policy_problems"]
+
+PUBLIC_FOLDER = "pub/"  # N16
+_PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+_BUCKET_ACTIONS = ("s3:ListBucket",)
+
+
+def _listed(value: object) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _principals(statement: Mapping[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return ["*"]
+    if isinstance(principal, Mapping):
+        return [p for key, value in principal.items() for p in _listed(value) if key in ("AWS", "*")] + \
+            ["*" for key in principal if key == "*"]
+    return _listed(principal)
+
+
+def _covers(patterns: Sequence[str], wanted: str) -> bool:
+    # IAM matches actions ignoring case and resources exactly; both allow * and ? wildcards.
+    return any(fnmatch.fnmatchcase(wanted.lower(), p.lower()) for p in patterns)
+
+
+def _grants(statements: Sequence[Mapping[str, Any]], principal: str, action: str, resource: str) -> bool:
+    for s in statements:
+        if s.get("Effect") != "Allow" or "NotAction" in s or "NotResource" in s or "NotPrincipal" in s:
+            continue
+        if principal in _principals(s) and _covers(_listed(s.get("Action")), action) and \
+                any(fnmatch.fnmatchcase(resource, r) for r in _listed(s.get("Resource"))):
+            return True
+    return False
+
+
+def bucket_policy(bucket: str, user_arn: str, partition: str = "aws") -> dict[str, object]:
+    """The policy POS's provisioning gives a bucket (domain.md 3.7); the sandbox's stand-in writes it."""
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "PublicReadPub", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": f"{arn}/{PUBLIC_FOLDER}*"},
+            {"Sid": "OrgUserObjects", "Effect": "Allow", "Principal": {"AWS": user_arn},
+             "Action": list(_OBJECT_ACTIONS), "Resource": f"{arn}/*"},
+            {"Sid": "OrgUserList", "Effect": "Allow", "Principal": {"AWS": user_arn},
+             "Action": list(_BUCKET_ACTIONS), "Resource": arn},
+        ],
+    }
+
+
+def policy_problems(policy: Mapping[str, Any] | None, bucket: str, user_arn: str,
+                    partition: str = "aws") -> list[Difference]:
+    """What is wrong with a bucket policy: public beyond `pub/*`, or the org user's access missing."""
+    if policy is None:
+        return [Difference("bucket policy", None, "public read of pub/*, and the org user's object access")]
+    statements = policy.get("Statement")
+    statements = [statements] if isinstance(statements, Mapping) else list(statements or [])
+    arn = f"arn:{partition}:s3:::{bucket}"
+    public_pub = f"{arn}/{PUBLIC_FOLDER}*"
+    problems: list[Difference] = []
+    beyond: list[str] = []
+    for index, s in enumerate(statements):
+        if s.get("Effect") != "Allow":
+            continue  # a Deny only takes away
+        label = str(s.get("Sid") or f"statement {index + 1}")
+        if "NotPrincipal" in s:
+            beyond.append(f"{label}: Allow with NotPrincipal (public to everyone else)")
+            continue
+        if "*" not in _principals(s):
+            continue
+        if "NotAction" in s or "NotResource" in s or s.get("Condition"):
+            beyond.append(f"{label}: public with NotAction/NotResource/Condition")
+            continue
+        wrong_actions = [a for a in _listed(s.get("Action")) if a.lower() != "s3:getobject"]
+        wrong_resources = [r for r in _listed(s.get("Resource")) if r != public_pub]
+        if wrong_actions or wrong_resources:
+            beyond.append(f"{label}: public {', '.join(_listed(s.get('Action')))} on "
+                          f"{', '.join(_listed(s.get('Resource')))}")
+    if not _grants(statements, "*", "s3:GetObject", f"{arn}/{PUBLIC_FOLDER}x"):
+        problems.append(Difference("public read of pub/*", "missing", f"s3:GetObject on {public_pub} for everyone"))
+    if beyond:
+        problems.append(Difference("public access beyond pub/*", beyond, []))
+    user = user_arn.rsplit("/", 1)[-1]
+    missing = [a for a in _OBJECT_ACTIONS if not _grants(statements, user_arn, a, f"{arn}/x")]
+    missing += [a for a in _BUCKET_ACTIONS if not _grants(statements, user_arn, a, arn)]
+    if missing:
+        problems.append(Difference(f"{user}'s access", f"missing {', '.join(missing)}",
+                                   f"{', '.join(_OBJECT_ACTIONS)} on {arn}/*, s3:ListBucket on {arn}"))
+    return problems
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Bucket:
+    """What S3 holds for the org's bucket."""
+
+    tags: Mapping[str, str]
+    block_public_access: Mapping[str, bool] | None  # None: no configuration (off)
+    policy: Mapping[str, Any] | None
+
+
+def _identity(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
+    """(account id, partition): the `account_id` param, else the caller's own account."""
+    found = aws_call(ctx.client("sts"), "get_caller_identity") or {}
+    partition = str(found.get("Arn", "arn:aws:")).split(":")[1] or "aws"
+    return str(params.get("account_id") or found.get("Account", "")), partition
+
+
+def _read_bucket(ctx: StepContext, bucket: str) -> _Bucket | None:
+    s3 = ctx.client("s3")
+    if aws_call(s3, "head_bucket", Bucket=bucket, missing=("404", "NoSuchBucket", "NotFound")) is None:
+        return None
+    tagging = aws_call(s3, "get_bucket_tagging", Bucket=bucket, missing=("NoSuchTagSet",)) or {}
+    block = aws_call(s3, "get_public_access_block", Bucket=bucket,
+                     missing=("NoSuchPublicAccessBlockConfiguration",))
+    policy = aws_call(s3, "get_bucket_policy", Bucket=bucket, missing=("NoSuchBucketPolicy",))
+    try:
+        parsed = json.loads(policy["Policy"]) if policy else None
+    except ValueError:
+        raise StepError(f"the bucket policy of {bucket} is not JSON") from None
+    return _Bucket(tags={t["Key"]: t["Value"] for t in tagging.get("TagSet", ())},
+                   block_public_access=dict(block["PublicAccessBlockConfiguration"]) if block else None,
+                   policy=parsed)
+
+
+class S3ClientBucket:
+    """Verify the org's S3 bucket `fusion-rms-<org_id>`, which POS's AWS provisioning creates.
+
+    Right means: it exists; the billing tag `OrgId=<org_id>` (`OrgID` accepted too, N17); Block
+    Public Access off (all four flags false, or no configuration) because the bucket policy is what
+    limits exposure; and that policy allows everyone `s3:GetObject` on `arn:aws:s3:::<bucket>/pub/*`
+    and NOTHING else publicly, and gives the org's IAM user (`arn:aws:iam::<account>:user/rms_<org_id>`)
+    get/put/delete on the objects and list on the bucket. kprov never changes it: act says what to do.
+
+    Example: `bucket: "fusion-rms-{{ org_id }}"`, `org_id: "{{ org_id }}"`, `user: "rms_{{ org_id }}"`.
+    """
+
+    name: ClassVar[str] = "s3.client-bucket"
+    summary: ClassVar[str] = "Verify the org's S3 bucket made by POS: tagged, pub/* public and nothing else."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="bucket", doc="fusion-rms-<org_id>, or the name POS used when that one was taken."),
+        Param(name="org_id", rule="org-id", doc="The organization id (the billing tag's value)."),
+        Param(name="user", rule="iam-user", doc="The org's IAM user, rms_<org_id>."),
+        Param(name="account_id", required=False, default="", doc="The user's account (default: the caller's)."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("bucket", "arn")
+
+    def _check_name(self, ctx: StepContext, params: Mapping[str, Any]) -> str:
+        bucket, org_id = str(params["bucket"]), str(params["org_id"])
+        names = ctx.runtime.names
+        if names.check("s3-bucket", bucket, {"org_id": org_id}) and names.check("s3-bucket-alternative", bucket, {}):
+            names.require("s3-bucket", bucket, {"org_id": org_id})  # raises, naming the rule
+        return bucket
+
+    def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: _Bucket) -> list[Difference]:
+        bucket = str(params["bucket"])
+        problems: list[Difference] = []
+        tag = billing_tag_problem(found.tags, billing_tag_keys(ctx), str(params["org_id"]))
+        if tag is not None:
+            problems.append(tag)
+        blocked = [f for f in _PAB_FLAGS if (found.block_public_access or {}).get(f)]
+        if blocked:
+            problems.append(Difference("Block Public Access", blocked, "all off (the bucket policy limits exposure)"))
+        account, partition = _identity(ctx, params)
+        user_arn = f"arn:{partition}:iam::{account}:user/{params['user']}"
+        problems += policy_problems(found.policy, bucket, user_arn, partition)
+        return problems
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        bucket = self._check_name(ctx, params)
+        found = _read_bucket(ctx, bucket)
+        desired = {"bucket": bucket, f"tag {billing_tag_keys(ctx)[0]}": params["org_id"], "block_public_access": "off",
+                   "public": f"s3:GetObject on {PUBLIC_FOLDER}* only", "org_user": "get/put/delete objects, list"}
+        if found is None:
+            return Probe(done=False, desired=desired,
+                         note=f"bucket {bucket} does not exist (POS's AWS provisioning creates it)")
+        differences = self._differences(ctx, params, found)
+        current = {"bucket": bucket, "tags": dict(found.tags), "policy": "present" if found.policy else "none"}
+        if differences:
+            return Probe(done=False, note="; ".join(map(str, differences)), current=current, desired=desired,
+                         differences=tuple(differences))
+        return Probe(done=True, note=f"bucket {bucket} is as POS provisions it", current=current,
+                     outputs={"bucket": bucket, "arn": f"arn:{_identity(ctx, params)[1]}:s3:::{bucket}"})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        bucket, org_id = str(params["bucket"]), str(params["org_id"])
+        if not probe.current:
+            raise StepError(f"bucket {bucket} does not exist: kprov does not create it, POS does",
+                            hint=f"in POS, run AWS provisioning for {org_id}; if the name was taken, POS used "
+                                 "another name: answer it as the bucket, then run this again")
+        raise StepError(f"bucket {bucket} is not as POS provisions it: {probe.note}",
+                        hint=f"run AWS provisioning for {org_id} in POS again, or fix it in the S3 console "
+                             "(tag, Block Public Access, bucket policy); never make more than pub/* public")
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        found = _read_bucket(ctx, self._check_name(ctx, params))
+        if found is None:
+            return (Difference("bucket", None, params["bucket"]),)
+        return tuple(self._differences(ctx, params, found))
+
+
+class S3SandboxClientBucket:
+    """SANDBOX ONLY: stand in for POS's AWS provisioning of the org's bucket.
+
+    In the sandbox nobody runs POS, so this makes `fusion-rms-<org_id>` as POS would: tag `OrgId`,
+    Block Public Access removed, the documented bucket policy (public `pub/*`, the org user's object
+    access), and the `pub/` folder. Refused (exit 3) in any environment but the sandbox.
+
+    Example: `bucket: "fusion-rms-{{ org_id }}"`, `org_id: "{{ org_id }}"`, `user: "rms_{{ org_id }}"`.
+    """
+
+    name: ClassVar[str] = "s3.sandbox-client-bucket"
+    summary: ClassVar[str] = "Sandbox only: make the org's S3 bucket and policy as POS would."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="bucket", rule="s3-bucket", doc="fusion-rms-<org_id>."),
+        Param(name="org_id", rule="org-id", doc="The organization id."),
+        Param(name="user", rule="iam-user", doc="The org's IAM user, rms_<org_id> (must exist: the policy names it)."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("bucket",)
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        require_sandbox(ctx, self.name)
+        bucket = str(params["bucket"])
+        found = _read_bucket(ctx, bucket)
+        if found is None or found.policy is None:
+            return Probe(done=False, note=f"sandbox: bucket {bucket} is not provisioned yet",
+                         current={"bucket": bucket} if found else {},
+                         desired={"bucket": bucket, "made_by": "the sandbox's stand-in for POS"})
+        return Probe(done=True, note=f"sandbox: bucket {bucket} exists", outputs={"bucket": bucket})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        require_sandbox(ctx, self.name)
+        s3 = ctx.client("s3")
+        bucket, org_id = str(params["bucket"]), str(params["org_id"])
+        ctx.progress(f"sandbox stand-in for POS: creating bucket {bucket}")
+        if _read_bucket(ctx, bucket) is None:
+            region = s3.meta.region_name
+            extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            aws_call(s3, "create_bucket", Bucket=bucket, **extra)
+        aws_call(s3, "put_bucket_tagging", Bucket=bucket, Tagging={"TagSet": [{"Key": "OrgId", "Value": org_id}]})
+        # New buckets block public access; it must go before a public policy is accepted (as POS does).
+        aws_call(s3, "delete_public_access_block", Bucket=bucket)
+        account, partition = _identity(ctx, {})
+        policy = bucket_policy(bucket, f"arn:{partition}:iam::{account}:user/{params['user']}", partition)
+        aws_call(s3, "put_bucket_policy", Bucket=bucket, Policy=json.dumps(policy))
+        aws_call(s3, "put_object", Bucket=bucket, Key=PUBLIC_FOLDER, Body=b"")
+        return {"bucket": bucket}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        found = _read_bucket(ctx, str(params["bucket"]))
+        return () if found is not None and found.policy is not None else (Difference("bucket", None, params["bucket"]),)
