@@ -220,7 +220,7 @@ class _Run:
             return StepResult(**base, status=Status.SKIPPED, reason=f"needs {', '.join(missing)} from a skipped step")
         if step.when is not None and not step.when.holds(self.values):
             self.absent.update(self.produced(step))
-            return StepResult(**base, status=Status.SKIPPED, reason=f"{step.when.describe()} is false")
+            return StepResult(**base, status=Status.SKIPPED, reason=f"only when {step.when.describe()}")
         step_type = self.types[step.type]
         try:
             params = render_value(dict(step.params), self.values)

@@ -109,7 +109,8 @@ class Condition:
 
     def describe(self) -> str:
         shown = {"equals": "is", "not_equals": "is not", "in": "is one of", "not_in": "is not one of", "is": "is"}
-        return f"{self.name} {shown[self.op]} {self.value!r}"
+        value = str(self.value).lower() if isinstance(self.value, bool) else repr(self.value)
+        return f"{self.name} {shown[self.op]} {value}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -74,7 +74,7 @@ def test_apply_acts_verifies_and_feeds_outputs(world: dict[str, object]) -> None
     report = run(checklist, make_runtime(Mode.APPLY), {"name": "acme", "hosting": "Shared"}, types=types)
     assert world == {"a": "acme", "b": "from-acme"}
     assert [r.status for r in report.results] == [Status.CHANGED, Status.CHANGED, Status.SKIPPED]
-    assert report.results[2].reason == "hosting is 'Dedicated' is false"
+    assert report.results[2].reason == "only when hosting is 'Dedicated'"
     assert ("act", "dedicated-only") not in step.calls
 
 

@@ -54,7 +54,7 @@ def statuses(report: Any) -> dict[str, Status]:
 def not_done(report: Any, *allowed: str) -> dict[str, str]:
     """Steps neither done nor skipped by their `when`, except `allowed` (manual steps without a probe)."""
     return {r.step_id: r.status.value for r in report.results if r.step_id not in allowed
-            and r.status is not Status.DONE and not (r.status is Status.SKIPPED and "is false" in r.reason)}
+            and r.status is not Status.DONE and not (r.status is Status.SKIPPED and r.reason.startswith("only when"))}
 
 
 def finding(report: Any, step_id: str) -> str:

@@ -30,12 +30,34 @@ LOOKUP_NAMES = (
 @cache
 def registry() -> Mapping[str, StepType]:
     """Every step type by name."""
-    from kensium_provision.steps import generic, manual, rabbitmq
+    from kensium_provision.steps import (
+        client_record,
+        credential,
+        ec2,
+        flow,
+        generic,
+        iam,
+        manual,
+        mq,
+        rabbitmq,
+        rds,
+        rds_network,
+        s3,
+        sql,
+    )
 
     types: list[StepType] = [
-        manual.Manual(),
-        generic.AwsAssert(),
-        generic.AwsWait(),
-        rabbitmq.RabbitMQVhost(),
+        manual.Manual(), generic.AwsAssert(), generic.AwsWait(),
+        flow.FlowStop(), flow.FlowRequire(), flow.FlowSelect(),
+        credential.CredentialPassword(),
+        ec2.Ec2Vpc(), ec2.Ec2Subnet(), ec2.Ec2InternetGateway(), ec2.Ec2RouteTable(), ec2.Ec2SecurityGroup(),
+        ec2.Ec2OperatorIp(), ec2.Ec2IngressRule(), ec2.Ec2KeyPair(), ec2.Ec2LaunchCheck(), ec2.Ec2Instance(),
+        ec2.Ec2Tags(), ec2.Ec2WindowsPassword(),
+        rds_network.RdsDbSubnetGroup(), rds.RdsDbInstance(),
+        mq.MqBroker(), rabbitmq.RabbitMQVhost(),
+        sql.SqlDatabase(), sql.SqlLogin(),
+        iam.IamClientUser(), iam.IamSandboxClientUser(),
+        s3.S3ClientBucket(), s3.S3SandboxClientBucket(),
+        client_record.ClientOrgId(), client_record.ClientRecordStep(),
     ]
     return MappingProxyType({t.name: t for t in sorted(types, key=lambda t: t.name)})
