@@ -277,6 +277,8 @@ def _read_step(reader: _Reader, node: Node, index: int, types: Mapping[str, Step
     if raw is None:
         return None, []
     uses: list[_Use] = []
+    if isinstance(node.value, dict) and isinstance(node.value.get("title"), Node):
+        uses += _template_uses(reader, node.value["title"], _join(crumb, "title"), index)
     step_type = types.get(str(raw.get("type"))) if raw.get("type") else None
     if raw.get("type") is not None and step_type is None:
         from difflib import get_close_matches

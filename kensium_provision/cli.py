@@ -126,7 +126,7 @@ def _shared_checklist(resource: str) -> Path:
 
 
 def _run(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset: dict[str, object],
-         command: str) -> None:
+         command: str, from_record: str = "") -> None:
     from kensium_provision.model import Mode
     from kensium_provision.render import print_plan, print_report, report_json
     from kensium_provision.runner import RunRequest, execute
@@ -135,7 +135,7 @@ def _run(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset:
     request = RunRequest(checklist=checklist, mode=Mode(mode), env_name=OPTIONS.env, config_path=OPTIONS.config,
                          answers_path=answers, preset=preset, assume_yes=yes,
                          interactive=not OPTIONS.non_interactive and answers is None, command=command,
-                         live=OPTIONS.output is Output.text)
+                         live=OPTIONS.output is Output.text, from_record=from_record)
     outcome = execute(request, console)
     report = outcome.report
     if report.mode is Mode.PLAN:
@@ -229,13 +229,8 @@ def check_client(
         if not all_clients:
             raise typer.BadParameter("give an ORG_ID or --all", param_hint="ORG_ID")
         raise typer.Exit(check_all(OPTIONS, _console(), json_output=OPTIONS.output is Output.json))
-    preset: dict[str, object] = {"org_id": org_id}
-    if answers is None:
-        from kensium_provision.fleet import client_answers
-
-        preset.update(client_answers(OPTIONS, org_id))
-    _run(checklists_dir() / "client" / "install.yaml", "check", answers=answers, yes=False, preset=preset,
-         command=f"check client {org_id}")
+    _run(checklists_dir() / "client" / "install.yaml", "check", answers=answers, yes=False,
+         preset={"org_id": org_id}, command=f"check client {org_id}", from_record="" if answers else org_id)
 
 
 @app.command("list")

@@ -207,9 +207,16 @@ class _Run:
         self.unknown.update(self.produced(step))
         return {}
 
+    def title(self, step: Step) -> str:
+        """The title with its placeholders filled in where the values are known already."""
+        try:
+            return render(step.title, self.values)
+        except TemplateError:
+            return step.title
+
     def step(self, step: Step) -> StepResult:
         rt = self.runtime
-        base = {"step_id": step.id, "title": step.title, "risk": step.risk}
+        base = {"step_id": step.id, "title": self.title(step), "risk": step.risk}
         if self.names_of(step) & self.unknown:
             self.unknown.update(self.produced(step))
             waits = sorted(self.names_of(step) & self.unknown)
@@ -317,7 +324,7 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
     pending = list(checklist.steps)
     while pending:
         step = pending.pop(0)
-        runtime.reporter.step_started(step.id, step.title)
+        runtime.reporter.step_started(step.id, state.title(step))
         start = runtime.monotonic()
         try:
             result = state.step(step)

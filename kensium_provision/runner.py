@@ -46,6 +46,7 @@ class RunRequest:
     command: str = ""
     resume_run_id: str = ""
     recorded: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # resume: manual evidence
+    from_record: str = ""  # check client: take the answers from this org's client record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,7 +166,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     names = naming.load_rules()
     checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
-    if not request.interactive and answers is None and any(s.id not in request.preset for s in checklist.inputs):
+    if not request.interactive and answers is None and not request.from_record \
+            and any(s.id not in request.preset for s in checklist.inputs):
         missing = next(s for s in checklist.inputs if s.id not in request.preset)
         raise InputError(f"missing answer for {missing.id!r} ({missing.prompt}): no terminal and no --answers file",
                          hint="pass --answers FILE, or run in a terminal")
@@ -177,6 +179,9 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     identity = session.identity()
     check_not_root(identity, env)
     check_account(identity, env)
+
+    if request.from_record:
+        request = _with_record_answers(request, session)
 
     from kensium_provision.journal import JournalWriter
     from kensium_provision.secret import REDACTOR
@@ -265,6 +270,20 @@ def step_digests(checklist: Checklist) -> list[dict[str, str]]:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     return [{"id": s.id, "digest": digest(s)} for s in checklist.steps]
+
+
+def _with_record_answers(request: RunRequest, session: Any) -> RunRequest:
+    """`check client ORG`: the install's own answers, from the client record every operator can read."""
+    from dataclasses import replace
+
+    from kensium_provision.clients import get_client
+
+    record = get_client(session.client("ssm"), request.from_record)
+    if record is None or not record.answers:
+        raise InputError(f"no client record for {request.from_record!r} in this account and region",
+                         hint="was it installed with kprov? `kprov check client --all` lists the recorded clients; "
+                              "or pass --answers FILE")
+    return replace(request, preset={**record.answers, **record.evidence, **request.preset}, interactive=False)
 
 
 def _with_purpose(runtime: Any, values: Mapping[str, object]) -> Any:
