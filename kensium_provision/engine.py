@@ -327,7 +327,10 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         runtime.reporter.step_started(step.id, state.title(step))
         start = runtime.monotonic()
         try:
-            result = state.step(step)
+            try:
+                result = state.step(step)
+            except Exception as exc:  # noqa: BLE001 - only the AWS SDK's own errors are translated here
+                raise _as_aws_error(exc, step) from None
         except (AbortedError, InputError, KeyboardInterrupt):
             raise
         except KprovError as exc:
@@ -349,6 +352,17 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
             break
     return RunReport(checklist_id=checklist.id, mode=runtime.mode, results=tuple(results),
                      values={k: shown_value(v) for k, v in state.values.items()}, error=error)
+
+
+def _as_aws_error(exc: Exception, step: Step) -> Exception:
+    """A botocore error escaping a step becomes an AwsError (operation, code, hint), not a crash."""
+    if not type(exc).__module__.startswith(("botocore", "boto3")):
+        return exc
+    from kensium_provision.aws.errors import translate
+
+    operation = str(getattr(exc, "operation_name", "") or "call")
+    service = str(getattr(exc, "response", {}).get("Error", {}).get("Service", "") or step.type.split(".", 1)[0])
+    return translate(exc, service=service, operation=operation, resource=f"step {step.id}")
 
 
 def _fields(result: StepResult) -> dict[str, Any]:

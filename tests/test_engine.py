@@ -135,3 +135,26 @@ def test_choice_outside_choices_is_refused(world: dict[str, object]) -> None:
     runtime = make_runtime(Mode.PLAN, operator=ScriptedOperator({"name": "acme", "hosting": "Cloud"}))
     with pytest.raises(InputError, match="must be one of: Shared, Dedicated"):
         resolve_inputs(checklist, runtime)
+
+
+def test_aws_sdk_error_in_a_step_is_a_failed_step_not_a_crash(world: dict[str, object]) -> None:
+    from botocore.exceptions import ClientError
+
+    class Denied:
+        name = "ec2.denied"
+        summary = "raises AccessDenied"
+        params = ()
+        outputs = ()
+
+        def probe(self, ctx: object, params: object) -> object:
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized"}},
+                              "DescribeVpcs")
+
+    types = {**registry(), "ec2.denied": Denied()}
+    checklist = load_checklist_text(
+        "schema: 1\nid: d\ntitle: D\nscope: shared\nsteps:\n  - {id: look, title: Look, type: ec2.denied, risk: read}\n",
+        "d.yaml", types=types)
+    report = run(checklist, make_runtime(Mode.PLAN), {}, types=types)
+    [result] = report.results
+    assert result.status is Status.FAILED
+    assert "ec2:DescribeVpcs" in result.reason and "UnauthorizedOperation" in result.reason
