@@ -674,9 +674,10 @@ def sandbox_status() -> None:
 
 @sandbox_app.command("reset")
 def sandbox_reset() -> None:
-    """Empty the sandbox: every resource is gone."""
+    """Empty the sandbox: every resource is gone (it is started first if it is not running)."""
     from kensium_provision import sandbox
 
+    sandbox.ensure_running(_state())
     sandbox.reset(_state())
     _console().print(Text("sandbox reset: empty", style="green"))
 
