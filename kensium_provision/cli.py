@@ -434,9 +434,10 @@ def main() -> NoReturn:
 
 def _say_error(message: str, code: int, *, hint: str = "") -> None:
     console = make_console()
-    console.print(Text(f"kprov: error: {safe(message)}", style="bold red"))
+    # soft_wrap: paths and commands in errors must stay whole for copy and paste
+    console.print(Text(f"kprov: error: {safe(message)}", style="bold red"), soft_wrap=True)
     if hint:
-        console.print(Text(f"hint: {safe(hint)}", style="yellow"))
+        console.print(Text(f"hint: {safe(hint)}", style="yellow"), soft_wrap=True)
 
 
 def _json_error(exc: Exception, code: int) -> None:
@@ -495,12 +496,16 @@ def _run_id(value: str) -> str:
 def _runs_table(rows: list[dict[str, str]], title: str) -> None:
     from rich.table import Table
 
-    table = Table("run", "started", "outcome", "mode", "checklist", "target", "env", "who", title=title,
-                  title_justify="left")
+    table = Table(title=title, title_justify="left")
+    table.add_column("run", no_wrap=True)  # the id the operator copies into `runs show` / `resume`
+    table.add_column("started (UTC)", no_wrap=True)
+    for name in ("outcome", "mode", "target", "env", "who"):
+        table.add_column(name)
     for r in rows:
         style = {"ok": "green", "failed": "red", "interrupted": "yellow", "aborted": "yellow"}.get(r["outcome"], "")
-        table.add_row(Text(r["run_id"]), Text(r["started"]), Text(r["outcome"], style=style), r["mode"],
-                      Text(r["checklist"]), Text(r["target"]), Text(r["environment"]), Text(r["who"]))
+        started = r["started"][:16].replace("T", " ")
+        table.add_row(Text(r["run_id"]), Text(started), Text(r["outcome"], style=style), r["mode"],
+                      Text(r["target"]), Text(r["environment"]), Text(r["who"]))
     _console().print(table)
 
 

@@ -395,7 +395,9 @@ def _summary(log: RunLog) -> RunSummary:
         outcome = "interrupted"
     else:
         outcome = "unfinished"  # crashed, killed, or still running
-    target = str(header.get("target", ""))
+    # The header holds the checklist's target template; the run journals the rendered one once known.
+    rendered = [r.get("target") for r in log.records if r.get("event") == "target" and isinstance(r.get("target"), str)]
+    target = str(rendered[-1]) if rendered else str(header.get("target", ""))
     client = str(header.get("client") or (target.split(":", 1)[1] if target.startswith("client:") else ""))
     return RunSummary(
         run_id=log.run_id,

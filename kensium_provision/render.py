@@ -54,7 +54,7 @@ def safe(value: object) -> str:
 def make_console(stream: IO[str] | None = None) -> Console:
     """Human output goes to stderr; stdout is kept for `--output json`."""
     no_color = bool(os.environ.get("NO_COLOR"))
-    return Console(file=stream or sys.stderr, no_color=no_color, highlight=False, soft_wrap=True)
+    return Console(file=stream or sys.stderr, no_color=no_color, highlight=False)
 
 
 def print_issues(console: Console, issues: Iterable[Issue]) -> None:
