@@ -144,7 +144,7 @@ def _run(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset:
         print_report(console, report)
     if OPTIONS.verbose:
         _print_calls(console, outcome.api_calls)
-    console.print(Text(f"run {outcome.run_id} · journal {outcome.journal_path}", style="dim"))
+    console.print(Text(f"run {outcome.run_id} · journal {outcome.journal_path}", style="dim"), soft_wrap=True)
     if OPTIONS.output is Output.json:
         _emit_json(report_json(report, run_id=outcome.run_id, environment=outcome.environment,
                                account=outcome.account, region=outcome.region, caller=outcome.caller,
@@ -206,11 +206,23 @@ def check_shared(
         raise typer.BadParameter("--answers goes with one resource", param_hint="--answers")
     codes = []
     for resource in chosen:
-        try:
-            _run(_shared_checklist(resource), "check", answers=answers, yes=False, preset={},
-                 command=f"check shared {resource}")
-        except typer.Exit as done:
-            codes.append(done.exit_code)
+        path = _shared_checklist(resource)
+        presets: list[dict[str, object]] = [{}]
+        if answers is None:  # every instance kprov made, from the records it keeps in the account
+            from kensium_provision.runner import list_shared
+
+            records = list_shared(OPTIONS.env, OPTIONS.config, _checklist_id(path))
+            if records:
+                presets = [dict(r.answers) for r in records]
+            elif OPTIONS.non_interactive:
+                _console().print(Text(f"- {resource}: nothing recorded in this account (provision it with kprov, "
+                                      "or pass --answers)", style="dim"), soft_wrap=True)
+                continue
+        for preset in presets:
+            try:
+                _run(path, "check", answers=answers, yes=False, preset=preset, command=f"check shared {resource}")
+            except typer.Exit as done:
+                codes.append(int(done.exit_code))
     raise typer.Exit(max(codes) if codes else 0)
 
 

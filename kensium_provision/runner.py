@@ -22,7 +22,7 @@ from kensium_provision.errors import AbortedError, GuardError, InputError
 from kensium_provision.model import Checklist, Mode
 from kensium_provision.render import print_banner, safe
 
-__all__ = ["RunOutcome", "RunRequest", "execute", "new_run_id", "step_digests"]
+__all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "step_digests"]
 
 
 def new_run_id() -> str:
@@ -166,11 +166,6 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     names = naming.load_rules()
     checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
-    if not request.interactive and answers is None and not request.from_record \
-            and any(s.id not in request.preset for s in checklist.inputs):
-        missing = next(s for s in checklist.inputs if s.id not in request.preset)
-        raise InputError(f"missing answer for {missing.id!r} ({missing.prompt}): no terminal and no --answers file",
-                         hint="pass --answers FILE, or run in a terminal")
     state = config_module.state_dir()
 
     from kensium_provision.aws.session import AwsSession
@@ -239,6 +234,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         hooks.after_inputs(checklist, values)
         report = engine.run(checklist, runtime, values, recorded=request.recorded)
         outcome = "ok" if report.exit_code == 0 else "failed"
+        if outcome == "ok" and request.mode is Mode.APPLY and checklist.scope == "shared":
+            _record_shared(session, checklist, hooks.target(checklist, values), values, run_id, journal)
     except KeyboardInterrupt:
         outcome = "interrupted"
         journal.record("interrupted", where="run")
@@ -270,6 +267,29 @@ def step_digests(checklist: Checklist) -> list[dict[str, str]]:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     return [{"id": s.id, "digest": digest(s)} for s in checklist.steps]
+
+
+def _record_shared(session: Any, checklist: Checklist, target: str, values: Mapping[str, object], run_id: str,
+                   journal: Any) -> None:
+    """Keep a shared resource's answers in the account, so `check shared` needs no answers file."""
+    from kensium_provision.shared_records import put_shared_record
+
+    name = ".".join(target.split(":")[2:]) or checklist.id
+    answers = {spec.id: values[spec.id] for spec in checklist.inputs if spec.id in values}
+    path = put_shared_record(session.client("ssm"), checklist.id, name, answers, run_id)
+    journal.record("shared.recorded", path=path)
+
+
+def list_shared(env_name: str | None, config_path: Path | None, checklist_id: str) -> list[Any]:
+    """The shared records of one checklist in the environment's account (read-only)."""
+    from kensium_provision import config as config_module
+    from kensium_provision.aws.session import AwsSession
+    from kensium_provision.shared_records import list_shared_records
+
+    cfg = config_module.load_config(config_path)
+    env = cfg.environment(env_name)
+    session = AwsSession(env, mode=Mode.CHECK, endpoint_url=_endpoint(env, config_module.state_dir()))
+    return list_shared_records(session.client("ssm"), checklist_id)
 
 
 def _with_record_answers(request: RunRequest, session: Any) -> RunRequest:
