@@ -78,14 +78,36 @@ def _complete_checklist(incomplete: str) -> list[str]:
 
 
 def _complete_org(incomplete: str) -> list[str]:
-    from kensium_provision.journal import list_runs
+    """Org ids kprov has run for, offline: each journal's header line, cached by run id so that
+    completion stays instant with thousands of runs (a new run costs one header read)."""
+    import re
+
     from kensium_provision.config import state_dir
 
     try:
-        orgs = {r.client for r in list_runs(state_dir()) if r.client}
+        state = state_dir()
+        cache_path = state / "cache" / "completion-orgs.json"
+        try:
+            seen = {str(k): str(v) for k, v in json.loads(cache_path.read_text()).get("runs", {}).items()}
+        except (OSError, ValueError, AttributeError):
+            seen = {}
+        current = {p.stem: p for p in (state / "runs").glob("*.jsonl")}
+        missing = [run_id for run_id in current if run_id not in seen]
+        for run_id in missing:
+            with current[run_id].open("rb") as journal:
+                client = json.loads(journal.readline() or b"{}").get("client")
+            seen[run_id] = client if isinstance(client, str) else ""
+        if missing or len(seen) != len(current):
+            seen = {run_id: seen[run_id] for run_id in current}
+            cache_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = cache_path.with_name(f".{cache_path.name}.{os.getpid()}")
+            partial.write_text(json.dumps({"runs": seen}))
+            os.replace(partial, cache_path)
     except Exception:  # noqa: BLE001 - completion must never crash the shell
         return []
-    return sorted(o for o in orgs if o.startswith(incomplete))
+    # Only well-formed org ids reach the shell: a journal is data, not completion syntax.
+    orgs = {org for org in seen.values() if re.fullmatch(r"[a-z][a-z0-9]{0,62}", org)}
+    return sorted(org for org in orgs if org.startswith(incomplete))
 
 
 @app.callback()

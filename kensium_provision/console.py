@@ -1,7 +1,9 @@
 """The interactive operator: questionary prompts in a terminal (the only questionary importer).
 
 Prompts validate inline with the same function the engine uses, and use `unsafe_ask()` so Ctrl-C
-raises KeyboardInterrupt (plain `ask()` would turn it into None, which reads like "no").
+raises KeyboardInterrupt (plain `ask()` would turn it into None, which reads like "no"). Every
+prompt runs inside `render.paused(console)`: the live checklist view steps aside while questionary
+owns the screen, and comes back when the answer is in.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from kensium_provision.model import InputSpec
+from kensium_provision.render import paused, safe
 
 __all__ = ["ConsoleOperator"]
 
@@ -38,35 +41,42 @@ class ConsoleOperator:
             return True if problem is None else problem
 
         message = spec.prompt + (f" ({spec.help})" if spec.help else "")
-        if spec.type == "secret":
-            from kensium_provision.secret import Secret
+        with paused(self.console):
+            if spec.type == "secret":
+                from kensium_provision.secret import Secret
 
-            raw = questionary.password(message, validate=lambda v: check(Secret(v))).unsafe_ask()
-            return Secret(raw)
-        if spec.type == "bool":
-            return bool(questionary.confirm(message, default=bool(default)).unsafe_ask())
-        if choices:
-            start = str(default) if default is not None and str(default) in choices else None
-            return questionary.select(message, choices=list(choices), default=start).unsafe_ask()
-        shown_default = "" if default is None else str(default)
-        return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
+                raw = questionary.password(message, validate=lambda v: check(Secret(v))).unsafe_ask()
+                return Secret(raw)
+            if spec.type == "bool":
+                return bool(questionary.confirm(message, default=bool(default)).unsafe_ask())
+            if choices:
+                start = str(default) if default is not None and str(default) in choices else None
+                return questionary.select(message, choices=list(choices), default=start).unsafe_ask()
+            shown_default = "" if default is None else str(default)
+            return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
 
     def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
         if self.assume_yes:
             return True
         import questionary
 
-        return bool(questionary.confirm(message, default=default).unsafe_ask())
+        with paused(self.console):
+            return bool(questionary.confirm(message, default=default).unsafe_ask())
 
     def type_to_confirm(self, message: str, expected: str) -> bool:
         import questionary
 
-        typed = questionary.text(f"{message} Type {expected} to go on:").unsafe_ask()
+        with paused(self.console):
+            typed = questionary.text(f"{message} Type {expected} to go on:").unsafe_ask()
         return str(typed).strip() == expected
 
     def instruct(self, title: str, text: str) -> None:
-        self.console.print(Panel(Text(text), title=Text(f"Manual step: {title}"), border_style="yellow"))
+        self.console.print(Panel(Text(safe(text)), title=Text(f"Manual step: {safe(title)}"), border_style="yellow",
+                                 title_align="left"))
 
     def show_secret_once(self, label: str, secret: Any) -> None:
         # Straight to the terminal, never through logging or the journal; the vault asks for the confirmation.
-        self.console.print(Text(f"{label}: "), Text(secret.reveal(), style="bold"), sep="")
+        # The value stays on one line of its own (no panel border), so it can be selected and copied whole.
+        self.console.print(Text("Copy this into the Kensium Password Manager now; kprov shows it only once.",
+                                style="bold yellow"))
+        self.console.print(Text(f"  {safe(label)}: "), Text(secret.reveal(), style="bold"), sep="")

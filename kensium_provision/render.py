@@ -1,26 +1,40 @@
 """What the operator sees: plans, live step states, findings, banners and errors (rich only here).
 
 Data never goes into markup strings: names come from YAML and AWS, so they are always wrapped in
-`Text` (research/reliability-notes.md section 5: markup injection and escape sequences).
+`Text` (research/reliability-notes.md section 5: markup injection and escape sequences), and `safe`
+shows control and format characters as escapes instead of letting the terminal run them.
+
+Two reporters show a run as it goes: `LiveReporter` on a colour terminal (finished steps scroll as
+permanent lines; a transient region at the bottom shows the running step with a spinner, its elapsed
+time and a wait's budget counting down, then the steps still pending) and `LineReporter` everywhere
+else (not a TTY, NO_COLOR, CI). Prompts take the screen with `paused(console)`, which stops the live
+region while questionary asks and brings it back afterwards.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.panel import Panel
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from kensium_provision.engine import RunReport
 from kensium_provision.errors import Issue
 from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
+
+if TYPE_CHECKING:
+    from kensium_provision.engine import RunReport
 
 __all__ = [
     "JSON_SCHEMA_VERSION",
@@ -28,21 +42,28 @@ __all__ = [
     "LiveReporter",
     "make_console",
     "make_reporter",
+    "manual_note",
+    "paused",
+    "plan_summary",
     "print_banner",
     "print_issues",
     "print_plan",
     "print_report",
     "report_json",
+    "result_line",
     "runsheet_markdown",
     "safe",
 ]
 
 JSON_SCHEMA_VERSION = 1
+MASK = "••••••••"  # the engine's mask (engine.MASK); repeated so the CLI's start-up never imports the engine
 _MARK = {
     Status.DONE: ("✓", "green"), Status.CHANGED: ("✓", "green"), Status.CHANGE: ("+", "yellow"),
     Status.DEPENDS: ("…", "cyan"), Status.SKIPPED: ("-", "dim"), Status.FAILED: ("✗", "red"),
-    Status.PENDING: (" ", "dim"), Status.RUNNING: ("▸", "blue"),
+    Status.PENDING: ("·", "dim"), Status.RUNNING: ("▸", "blue"),
 }
+_LEFT = re.compile(r"(\d+) s left")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 def safe(value: object) -> str:
@@ -51,10 +72,23 @@ def safe(value: object) -> str:
     return "".join(c if c.isprintable() or c == "\n" else f"\\u{ord(c):04x}" for c in text)
 
 
+class _KprovConsole(Console):
+    """A console that keeps plain lines unwrapped but lays out panels, tables and Markdown.
+
+    Soft wrap keeps an error or an issue (`path:line:col: ...`) on one line, so it can be copied and
+    grepped; for a panel or a Markdown runsheet soft wrap would crop every long line instead.
+    """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003 - rich's name
+        if kwargs.get("soft_wrap") is None and any(not isinstance(o, (str, Text)) for o in objects):
+            kwargs["soft_wrap"] = False
+        super().print(*objects, **kwargs)
+
+
 def make_console(stream: IO[str] | None = None) -> Console:
     """Human output goes to stderr; stdout is kept for `--output json`."""
     no_color = bool(os.environ.get("NO_COLOR"))
-    return Console(file=stream or sys.stderr, no_color=no_color, highlight=False)
+    return _KprovConsole(file=stream or sys.stderr, no_color=no_color, highlight=False, soft_wrap=True)
 
 
 def print_issues(console: Console, issues: Iterable[Issue]) -> None:
@@ -63,83 +97,233 @@ def print_issues(console: Console, issues: Iterable[Issue]) -> None:
 
 
 def print_banner(console: Console, rows: Mapping[str, str], *, protected: bool = False) -> None:
+    """Who is about to act where, shown before any change (and before a plan's probes)."""
     table = Table.grid(padding=(0, 2))
     for key, value in rows.items():
         table.add_row(Text(key, style="bold"), Text(safe(value)))
     style = "bold red" if protected else "bold"
     title = "PROTECTED ENVIRONMENT" if protected else "kprov"
-    from rich.panel import Panel
-
     console.print(Panel(table, title=Text(title, style=style), border_style="red" if protected else "blue",
                         expand=False))
 
 
-def _params_text(params: Mapping[str, object], indent: str = "      ") -> Text:
+# --- values, folded for one line ------------------------------------------------------------------------------
+
+
+def _short(value: object) -> str:
+    """One value on one line: text as is, None as (none), anything else as compact JSON."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value if value.strip() else repr(value)
+    if hasattr(value, "reveal"):
+        return MASK
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _fold(text: str, room: int) -> str:
+    """The first line of `text`, cut to `room` characters; says what was left out."""
+    lines = text.splitlines() or [""]
+    first = lines[0].rstrip()
+    more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+    room = max(room - len(more), 12)
+    if len(first) > room:
+        first = first[: room - 1] + "…"
+    return first + more
+
+
+def _masked(value: object) -> object:
+    """Secrets masked again, in case a caller hands over raw parameters (the engine masks them already)."""
+    if hasattr(value, "reveal"):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _param_value(key: str, value: object) -> str:
+    """A parameter as the operator reads it; a manual step's evidence and probe say what they ask."""
+    if key == "evidence" and isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+        return "asks: " + "; ".join(str(v.get("prompt") or v.get("id")) for v in value)
+    if key == "probe" and isinstance(value, Mapping) and value.get("operation"):
+        return f"checked with {value.get('service', '?')}:{value['operation']}"
+    return _short(value)
+
+
+def _params_text(params: Mapping[str, object], *, width: int, indent: str = "        ") -> Text:
     text = Text()
-    for key, value in params.items():
-        shown = json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else value
-        if "\n" in shown:
-            shown = shown.splitlines()[0] + " …"
-        text.append(f"{indent}{key} = ", style="dim")
-        text.append(safe(shown[:160]) + ("…" if len(shown) > 160 else ""))
+    if not params:
+        return text
+    pad = min(max(len(k) for k in params), 24)
+    for key, value in _masked(dict(params)).items():  # type: ignore[union-attr]
+        shown = _param_value(key, value)
+        room = width - len(indent) - pad - 3
+        text.append(f"{indent}{key:<{pad}} = ", style="dim")
+        text.append(safe(_fold(shown, room)))
         text.append("\n")
     return text
 
 
+def _is_manual(result: StepResult) -> bool:
+    return "instructions" in result.params
+
+
+def _reason_and_hint(reason: str) -> tuple[str, str]:
+    """The engine writes a failure as `message (hint: what to do)`; shown on two lines."""
+    message, found, hint = reason.partition(" (hint: ")
+    return (message, hint[:-1] if hint.endswith(")") else hint) if found else (reason, "")
+
+
+# --- plan ---------------------------------------------------------------------------------------------------
+
+
+def _plan_head(index: int, result: StepResult) -> Text:
+    mark, style = _MARK[result.status]
+    line = Text(f" {mark} ", style=style)
+    line.append(f"{index:>2}. ")
+    line.append(safe(result.title), style="bold")
+    line.append(f"  [{safe(result.step_id)}]  ", style="dim")
+    line.append(result.status.value, style=style)
+    return line
+
+
+def _diff_redundant(result: StepResult) -> bool:
+    """A probe note that only lists the differences adds nothing to the diff lines below it."""
+    return bool(result.diff) and all(f"{field}: is " in result.reason for field, _, _ in result.diff)
+
+
 def print_plan(console: Console, report: RunReport) -> None:
-    """The dry-run preview, grouped by step, with a summary line."""
+    """The dry-run preview, grouped by step, with a summary line.
+
+    A step to change shows why (the probe's note), the difference between what is there and what will
+    be, and the parameters that will be sent (secrets masked, long values folded to one line).
+    """
+    width = max(console.width, 60)
     for index, result in enumerate(report.results, 1):
-        mark, style = _MARK[result.status]
-        line = Text(f" {mark} ", style=style)
-        line.append(f"{index:>2}. ")
-        line.append(safe(result.title), style="bold")
-        line.append(f"  [{result.step_id}]  ", style="dim")
-        line.append(result.status.value, style=style)
-        if result.reason:
-            line.append(f"  ({safe(result.reason)})", style="dim")
+        line = _plan_head(index, result)
+        message, hint = _reason_and_hint(result.reason)
+        detail = ""
+        if result.status is Status.DEPENDS and message.startswith("needs "):
+            detail = f"waits for {message.removeprefix('needs ')}"
+        elif message and not _diff_redundant(result) and result.status is not Status.FAILED:
+            detail = message
+        if detail and len(line) + len(detail) + 4 <= width:
+            line.append(f"  ({safe(detail)})", style="dim")
+            detail = ""
         console.print(line)
-        if result.status is Status.CHANGE and result.risk is not Risk.READ:
-            if result.diff:
-                for field, actual, expected in result.diff:
-                    row = Text(f"      ~ {safe(field)}: ", style="yellow")
-                    row.append(safe(repr(actual)), style="red")
-                    row.append(" → ")
-                    row.append(safe(repr(expected)), style="green")
-                    console.print(row)
-            console.print(_params_text(result.params), end="")
+        if detail:  # too long for the step's line: on its own, under the title
+            console.print(Text(f"        {safe(_fold(detail, width - 8))}", style="dim"))
+        if result.status is Status.FAILED:
+            _print_failure(console, message, hint)
+        if result.status is not Status.CHANGE:
+            continue
+        for field, actual, expected in result.diff:
+            row = Text(f"        ~ {safe(field)}: ", style="yellow")
+            row.append(safe(_fold(_short(actual), 50)), style="red")
+            row.append(" → ")
+            row.append(safe(_fold(_short(expected), 50)), style="green")
+            console.print(row)
+        if result.risk is not Risk.READ or _is_manual(result):
+            console.print(_params_text(result.params, width=width), end="")
     console.print(Text(plan_summary(report), style="bold"))
 
 
 def plan_summary(report: RunReport) -> str:
-    create = sum(1 for r in report.results if r.status is Status.CHANGE and r.risk is Risk.CREATE)
-    modify = sum(1 for r in report.results if r.status is Status.CHANGE and r.risk in (Risk.MODIFY, Risk.DESTROY))
-    manual = sum(1 for r in report.results if r.status is Status.CHANGE and r.risk is Risk.READ)
-    depends = report.count(Status.DEPENDS)
-    done = report.count(Status.DONE)
-    parts = [f"Plan: {create} to create, {modify} to modify, {done} unchanged"]
-    if depends:
-        parts.append(f"{depends} depend on earlier steps")
+    """`Plan: 9 to create, 1 to modify, 8 unchanged; 2 manual steps, 3 wait for earlier steps, ...`.
+
+    A step to change counts as a modification when something exists already (its diff has a current
+    value), whatever its declared risk; a manual step (instructions for the operator) counts apart.
+    """
+    change = [r for r in report.results if r.status is Status.CHANGE]
+    manual = [r for r in change if _is_manual(r)]
+    automated = [r for r in change if not _is_manual(r)]
+    destroy = sum(1 for r in automated if r.risk is Risk.DESTROY)
+    modify = sum(1 for r in automated if r.risk is not Risk.DESTROY and r.risk is not Risk.READ
+                 and (r.risk is Risk.MODIFY or any(actual is not None for _, actual, _ in r.diff)))
+    checks = sum(1 for r in automated if r.risk is Risk.READ)
+    create = len(automated) - destroy - modify - checks
+    parts = [f"{create} to create", f"{modify} to modify"]
+    if destroy:
+        parts.append(f"{destroy} to destroy")
+    parts.append(f"{report.count(Status.DONE)} unchanged")
+    extra = []
     if manual:
-        parts.append(f"{manual} checks not yet holding")
+        extra.append(f"{len(manual)} manual step{'s' if len(manual) != 1 else ''}")
+    depends = report.count(Status.DEPENDS)
+    if depends:
+        extra.append(f"{depends} wait{'s' if depends == 1 else ''} for earlier steps")
+    if checks:
+        extra.append(f"{checks} check{'s' if checks != 1 else ''} not holding yet")
+    skipped = report.count(Status.SKIPPED)
+    if skipped:
+        extra.append(f"{skipped} skipped")
     failed = report.count(Status.FAILED)
     if failed:
-        parts.append(f"{failed} could not be probed")
-    return ", ".join(parts) + "."
+        extra.append(f"{failed} could not be probed")
+    return "Plan: " + ", ".join(parts) + ("; " + ", ".join(extra) if extra else "") + "."
 
 
-def print_report(console: Console, report: RunReport) -> None:
-    """The end of an apply or check: findings and a summary."""
-    for finding in report.findings:
-        console.print(Text(f" ✗ {safe(finding.step_id)}: {safe(finding.message)}", style="red"))
+# --- apply and check ------------------------------------------------------------------------------------------
+
+
+def _print_failure(console: Console, message: str, hint: str, indent: str = "      ") -> None:
+    if message:
+        console.print(Text(f"{indent}{safe(message)}", style="red"))
+    if hint:
+        console.print(Text(f"{indent}hint: {safe(hint)}", style="yellow"))
+
+
+def result_line(result: StepResult) -> Text:
+    """One finished step: mark, title, id, state, the reason and the time it took."""
+    mark, style = _MARK[result.status]
+    line = Text(f" {mark} ", style=style)
+    line.append(safe(result.title))
+    line.append(f" [{safe(result.step_id)}] ", style="dim")
+    line.append(result.status.value, style=style)
+    message, _ = _reason_and_hint(result.reason)
+    if message and result.status is not Status.FAILED:
+        line.append(f" ({safe(message)})", style="dim")
+    line.append(f" {result.seconds:.1f}s", style="dim")
+    return line
+
+
+def _print_result(console: Console, result: StepResult) -> None:
+    console.print(result_line(result))
+    if result.status is Status.FAILED:
+        _print_failure(console, *_reason_and_hint(result.reason))
+
+
+def print_report(console: Console, report: RunReport, *, run_id: str = "") -> None:
+    """The end of an apply or check: findings, what failed and what to do next, a summary."""
+    resume = f"kprov resume {run_id}" if run_id else "kprov resume RUN_ID (the run id is below)"
     if report.mode is Mode.CHECK:
+        for finding in report.findings:
+            console.print(Text(f" ✗ {safe(finding.step_id)}: {safe(finding.message)}", style="red"))
         n = len(report.findings)
-        console.print(Text(f"Check: {n} finding{'s' if n != 1 else ''}, {report.count(Status.DONE)} steps verified.",
-                           style="bold red" if n else "bold green"))
+        failed_steps = len({f.step_id for f in report.findings})
+        summary = (f"Check: {n} finding{'s' if n != 1 else ''}"
+                   + (f" in {failed_steps} step{'s' if failed_steps != 1 else ''}" if n else "")
+                   + f", {report.count(Status.DONE)} steps verified, {report.count(Status.SKIPPED)} skipped.")
+        console.print(Text(summary, style="bold red" if n else "bold green"))
+        if n:
+            console.print(Text("Next: apply the same checklist again to repair what it can (it changes only what "
+                               "differs), fix the rest by hand, then check again.", style="yellow"))
     elif report.mode is Mode.APPLY:
+        failed = next((r for r in report.results if r.status is Status.FAILED), None)
+        if report.error and failed is not None:
+            console.print(Text(f" ✗ {safe(failed.title)} [{safe(failed.step_id)}] failed", style="bold red"))
+            _print_failure(console, *_reason_and_hint(failed.reason))
         status = "failed" if report.error else "complete"
+        not_run = report.count(Status.PENDING)
         console.print(Text(f"Apply {status}: {report.count(Status.CHANGED)} changed, "
-                           f"{report.count(Status.DONE)} already done, {report.count(Status.SKIPPED)} skipped.",
+                           f"{report.count(Status.DONE)} already done, {report.count(Status.SKIPPED)} skipped"
+                           + (f", {not_run} not run" if not_run else "") + ".",
                            style="bold red" if report.error else "bold green"))
+        if report.error:
+            console.print(Text(f"Next: fix the cause, then `{resume}`: every step is probed again, nothing "
+                               "done is done twice.", style="yellow"))
 
 
 def report_json(report: RunReport, **extra: object) -> dict[str, Any]:
@@ -147,10 +331,10 @@ def report_json(report: RunReport, **extra: object) -> dict[str, Any]:
 
     def step(r: StepResult) -> dict[str, Any]:
         return {"id": r.step_id, "title": r.title, "status": r.status.value, "risk": r.risk.value,
-                "reason": r.reason, "params": dict(r.params), "outputs": dict(r.outputs),
-                "diff": [{"field": f, "actual": a, "expected": e} for f, a, e in r.diff],
-                "findings": [{"step": f.step_id, "message": f.message, "expected": f.expected, "actual": f.actual}
-                             for f in r.findings],
+                "reason": r.reason, "params": _masked(dict(r.params)), "outputs": _masked(dict(r.outputs)),
+                "diff": [{"field": f, "actual": _masked(a), "expected": _masked(e)} for f, a, e in r.diff],
+                "findings": [{"step": f.step_id, "message": f.message, "expected": _masked(f.expected),
+                              "actual": _masked(f.actual)} for f in r.findings],
                 "seconds": round(r.seconds, 3)}
 
     return {
@@ -165,100 +349,205 @@ def report_json(report: RunReport, **extra: object) -> dict[str, Any]:
     }
 
 
+def _cell(text: object) -> str:
+    """A Markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def runsheet_markdown(checklist: Checklist) -> str:
-    """A checklist as a printable runsheet for a change ticket."""
+    """A checklist as a printable runsheet for a change ticket (and, rendered, for the terminal)."""
     lines = [f"# {checklist.title}", "", f"Checklist `{checklist.id}` ({checklist.scope}), sha256 "
-             f"`{checklist.sha256[:12]}`", ""]
+             f"`{checklist.sha256[:12]}`" + (f", target `{checklist.target}`" if checklist.target else ""), ""]
     if checklist.description:
         lines += [checklist.description.strip(), ""]
     if checklist.inputs:
-        lines += ["## Inputs", "", "| input | type | question | rule |", "|---|---|---|---|"]
-        lines += [f"| `{i.id}` | {i.type} | {i.prompt} | {i.rule or ''} |" for i in checklist.inputs]
+        lines += ["## Inputs", "", "| input | type | question | rule / choices |", "|---|---|---|---|"]
+        for i in checklist.inputs:
+            where = i.rule or ", ".join(i.choices) or ("live lookup" if i.choices_from else "")
+            when = f" (only when {i.when.describe()})" if i.when else ""
+            lines.append(f"| `{i.id}` | {i.type} | {_cell(i.prompt)}{_cell(when)} | {_cell(where)} |")
         lines.append("")
     lines += ["## Steps", ""]
     for n, step in enumerate(checklist.steps, 1):
         when = f" — only when {step.when.describe()}" if step.when else ""
         lines.append(f"{n}. [ ] **{step.title}** (`{step.id}`, {step.type}, risk: {step.risk.value}){when}")
         if step.type == "manual":
+            lines.append("")
             for row in str(step.params.get("instructions", "")).strip().splitlines():
-                lines.append(f"    > {row}")
+                lines.append(f"    > {row}" if row.strip() else "    >")
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
-class LineReporter:
-    """Plain line-by-line progress: not a TTY, NO_COLOR, or CI."""
+# --- during a run ---------------------------------------------------------------------------------------------
 
-    def __init__(self, console: Console) -> None:
+_LIVE: weakref.WeakKeyDictionary[Console, LiveReporter] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def paused(console: Console) -> Iterator[None]:
+    """Give the screen to a prompt: the live view on `console` (if any) stops, and comes back after it."""
+    reporter = _LIVE.get(console)
+    if reporter is None:
+        yield
+        return
+    with reporter.paused():
+        yield
+
+
+def manual_note(console: Console, source: str = "") -> Callable[[str, str], None]:
+    """What an unattended run shows for a manual step: the first line of its instructions, and who answers."""
+    who = f"the answers file {source}" if source else "the answers file"
+
+    def note(step_id: str, instructions: str) -> None:
+        first = next((row.strip() for row in instructions.splitlines() if row.strip()), "")
+        line = Text("   ☐ manual step ", style="yellow")
+        line.append(safe(step_id), style="bold")
+        line.append(": " + safe(_fold(first, max(console.width - 20 - len(step_id), 40))))
+        console.print(line)
+        console.print(Text(f"     no prompt: {safe(who)} answers for the operator (journaled)", style="dim"))
+
+    return note
+
+
+class LineReporter:
+    """Plain line-by-line progress: not a TTY, NO_COLOR, or CI. `quiet` (a plan) prints no step lines:
+    the plan preview that follows shows every step."""
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
         self.console = console
+        self.quiet = quiet
 
     def step_started(self, step_id: str, title: str) -> None:
         return None
 
     def step_finished(self, result: StepResult) -> None:
-        mark, style = _MARK[result.status]
-        line = Text(f" {mark} {safe(result.title)} [{safe(result.step_id)}] {result.status.value}", style=style)
-        if result.reason:
-            line.append(f" ({safe(result.reason)})", style="dim")
-        line.append(f" {result.seconds:.1f}s", style="dim")
-        self.console.print(line)
+        if not self.quiet:
+            _print_result(self.console, result)
 
     def progress(self, step_id: str, message: str) -> None:
-        self.console.print(Text(f"   … {safe(step_id)}: {safe(message)}", style="dim"))
+        if not self.quiet:
+            self.console.print(Text(f"   … {safe(step_id)}: {safe(message)}", style="dim"))
 
     def close(self) -> None:
         return None
 
 
 class LiveReporter:
-    """A live checklist: every step with its state, elapsed time, and a spinner for waits."""
+    """A live checklist: finished steps as permanent lines, and below them a transient region with the
+    running step (spinner, elapsed time, latest progress, a wait's budget counting down) and what is pending.
 
-    def __init__(self, console: Console, steps: Sequence[tuple[str, str]]) -> None:
+    The region starts with the first step (inputs are asked before it) and stops around every prompt
+    (`paused`). `keep_lines=False` (a plan) prints no step lines: the plan preview shows every step.
+    """
+
+    PENDING_ROWS = 3
+
+    def __init__(self, console: Console, steps: Sequence[tuple[str, str]], *, keep_lines: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
-        self.rows: dict[str, list[str]] = {sid: [title, Status.PENDING.value, "", ""] for sid, title in steps}
-        import time
+        self.keep_lines = keep_lines
+        self._clock = clock
+        # Titles of steps not started yet may hold placeholders the engine fills in later: `‹org_id›`.
+        self._titles = {sid: _PLACEHOLDER.sub(r"‹\1›", title) for sid, title in steps}
+        self._order = [sid for sid, _ in steps]
+        self._finished: set[str] = set()
+        self._running: str = ""
+        self._started_at = 0.0
+        self._message = ""
+        self._message_at = 0.0
+        self._live: Live | None = None
+        self._pauses = 0
+        self._closed = False
+        _LIVE[console] = self
 
-        self._clock = time.monotonic
-        self._started: dict[str, float] = {}
-        self.live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
-        self.live.start()
-
-    def _render(self) -> Group:
-        table = Table(box=None, show_header=False, padding=(0, 1))
-        table.add_column(width=2)
-        table.add_column()
-        table.add_column(style="dim")
-        table.add_column(justify="right", style="dim")
-        for sid, (title, status, note, elapsed) in self.rows.items():
-            st = Status(status)
-            if st is Status.RUNNING:
-                mark: Any = Spinner("dots", style="blue")
-                elapsed = f"{self._clock() - self._started.get(sid, self._clock()):.0f}s"
-            else:
-                mark = Text(_MARK[st][0], style=_MARK[st][1])
-            table.add_row(mark, Text(safe(title)), Text(safe(note or status)), Text(elapsed))
+    # The region is drawn from this on every refresh, so elapsed time and the budget left keep moving.
+    def _view(self) -> RenderableType:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(width=2, no_wrap=True)
+        table.add_column(ratio=3, no_wrap=True, overflow="ellipsis")
+        table.add_column(ratio=2, no_wrap=True, overflow="ellipsis", style="dim")
+        table.add_column(justify="right", no_wrap=True, style="dim")
+        now = self._clock()
+        total = len(self._order)
+        if self._running:
+            position = self._order.index(self._running) + 1 if self._running in self._order else 0
+            title = Text(f"[{position}/{total}] ", style="dim")
+            title.append(safe(self._titles.get(self._running, self._running)), style="bold")
+            note = self._message
+            if note:
+                note = _LEFT.sub(lambda m: f"{max(0, int(m[1]) - int(now - self._message_at))} s left", note)
+            table.add_row(Spinner("dots", style="blue"), title, Text(safe(note or "running")),
+                          Text(_elapsed(now - self._started_at)))
+        pending = [sid for sid in self._order if sid not in self._finished and sid != self._running]
+        for sid in pending[: self.PENDING_ROWS]:
+            table.add_row(Text("·", style="dim"), Text(safe(self._titles[sid]), style="dim"), Text("pending"),
+                          Text(""))
+        if len(pending) > self.PENDING_ROWS:
+            table.add_row(Text(""), Text(f"… and {len(pending) - self.PENDING_ROWS} more pending", style="dim"),
+                          Text(""), Text(""))
         return Group(table)
 
+    def _start(self) -> None:
+        if self._live is not None or self._pauses or self._closed:
+            return
+        # A new Live each time: a stopped one remembers the height it drew and would move over the prompt.
+        self._live = Live(get_renderable=self._view, console=self.console, refresh_per_second=8, transient=True,
+                          redirect_stdout=False, redirect_stderr=False)
+        self._live.start(refresh=True)
+
+    def _stop(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the region while a prompt has the screen; bring it back unless the prompt raised (Ctrl-C)."""
+        self._stop()
+        self._pauses += 1
+        try:
+            yield
+        except BaseException:
+            self._pauses -= 1
+            raise
+        self._pauses -= 1
+        if self._running:
+            self._start()
+
     def step_started(self, step_id: str, title: str) -> None:
-        self._started[step_id] = self._clock()
-        self.rows[step_id][1] = Status.RUNNING.value
-        self.live.update(self._render())
+        self._titles[step_id] = title
+        if step_id not in self._order:
+            self._order.append(step_id)
+        self._running, self._started_at, self._message = step_id, self._clock(), ""
+        self._start()
 
     def step_finished(self, result: StepResult) -> None:
-        row = self.rows[result.step_id]
-        row[1], row[3] = result.status.value, f"{result.seconds:.1f}s"
-        row[2] = result.status.value + (f" — {result.reason}" if result.reason else "")
-        self.live.update(self._render())
+        self._finished.add(result.step_id)
+        self._running = ""
+        if self.keep_lines:
+            _print_result(self.console, result)  # printed above the region by rich's render hook
 
     def progress(self, step_id: str, message: str) -> None:
-        self.rows[step_id][2] = message
-        self.live.update(self._render())
+        self._message, self._message_at = message, self._clock()
 
     def close(self) -> None:
-        self.live.stop()
+        self._closed = True
+        self._stop()
+        if _LIVE.get(self.console) is self:
+            del _LIVE[self.console]
 
 
-def make_reporter(console: Console, checklist: Checklist, *, live: bool) -> LineReporter | LiveReporter:
-    """The live view on a colour terminal, plain lines otherwise."""
-    if live and console.is_terminal and not console.no_color and not os.environ.get("CI"):
-        return LiveReporter(console, [(s.id, s.title) for s in checklist.steps])
-    return LineReporter(console)
+def _elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def make_reporter(console: Console, checklist: Checklist, *, live: bool,
+                  mode: Mode | None = None) -> LineReporter | LiveReporter:
+    """The live view on a colour terminal, plain lines otherwise; a plan (shown afterwards) prints no step lines."""
+    plan = mode is Mode.PLAN
+    if live and console.is_terminal and not console.no_color and not os.environ.get("CI") \
+            and os.environ.get("TERM") != "dumb":
+        return LiveReporter(console, [(s.id, s.title) for s in checklist.steps], keep_lines=not plan)
+    return LineReporter(console, quiet=plan)

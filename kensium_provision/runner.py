@@ -20,7 +20,7 @@ from rich.console import Console
 
 from kensium_provision.errors import AbortedError, GuardError, InputError
 from kensium_provision.model import Checklist, Mode
-from kensium_provision.render import print_banner, safe
+from kensium_provision.render import manual_note, print_banner
 
 __all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "step_digests"]
 
@@ -202,7 +202,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         from kensium_provision.answers import Answers
 
         operator = AnswersOperator(answers or Answers(), assume_yes=request.assume_yes, fetch_secret=fetch,
-                                   notes=lambda title, text: console.print(f"[dim]manual step {safe(title)}[/dim]"))
+                                   notes=manual_note(console, str(request.answers_path or "")))
     else:
         from kensium_provision.console import ConsoleOperator
 
@@ -222,7 +222,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     from kensium_provision.render import make_reporter
     from kensium_provision.runtime import Runtime
 
-    reporter = make_reporter(console, checklist, live=request.live and not operator.interactive)
+    reporter = make_reporter(console, checklist, live=request.live, mode=request.mode)
     runtime = Runtime(mode=request.mode, run_id=run_id, aws=session, operator=operator, vault=vault, names=names,
                       env_name=env.name, purpose="", journal=journal, reporter=reporter, hooks=hooks,
                       assume_yes=request.assume_yes,
