@@ -12,8 +12,10 @@ Shell completion (typer's, through the `_KPROV_COMPLETE` protocol) is tested her
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,22 +23,54 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import ROOT, World, example, kprov_executable, read_records
 from tests.terminal import Pane, require_tmux
 
+ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 120
+
+
+def kprov_executable() -> str:
+    """The venv's `kprov` console script, beside the interpreter running the tests."""
+    return str(Path(sys.executable).parent / "kprov")
+
+
+def example(name: str) -> str:
+    return str(ROOT / "examples" / name)
+
+
+def read_records(path: Path) -> list[dict[str, object]]:
+    """A journal's complete records (a line still being written is left out)."""
+    records = []
+    for line in path.read_bytes().split(b"\n"):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
 
 
 @dataclass
 class Terminal:
-    """One state dir (and so one sandbox) and the environment of every kprov started in it."""
+    """One private home and state dir (and so one sandbox), and the environment of every kprov started there."""
 
-    world: World
+    root: Path
     state: Path
 
     @property
     def env(self) -> dict[str, str]:
-        return self.world.env(KPROV_STATE_DIR=str(self.state), COLUMNS=str(WIDTH), LINES="50")
+        # Nothing from the developer's shell: no AWS profile, no proxy, no real endpoint, no CI switch.
+        home = self.root / "home"
+        empty = self.root / "empty-aws-file"
+        if not empty.exists():
+            empty.parent.mkdir(parents=True, exist_ok=True)
+            empty.write_text("")
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(home),
+                "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".local" / "state"),
+                "KPROV_STATE_DIR": str(self.state), "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": str(empty), "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+                "AWS_EC2_METADATA_DISABLED": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+                "NO_PROXY": "127.0.0.1,localhost", "COLUMNS": str(WIDTH), "LINES": "50"}
 
     def pane(self, *args: str) -> Pane:
         return Pane([kprov_executable(), *args], env=self.env, cwd=ROOT, width=WIDTH, height=50)
@@ -56,7 +90,7 @@ class Terminal:
 
 def _terminal(root: Path) -> Terminal:
     require_tmux()
-    return Terminal(World(root), root / "state")
+    return Terminal(root, root / "state")
 
 
 @pytest.fixture
@@ -369,7 +403,7 @@ RABBITMQ_RULES: list[tuple[str, Action]] = [
 @pytest.mark.terminal
 @pytest.mark.parametrize("stored", [False, True], ids=["not-stored-aborts", "stored-then-pasted-back"])
 def test_manual_password_manager_shows_the_secret_once(fresh: Terminal, stored: bool) -> None:
-    config = fresh.world.root / "config.yaml"
+    config = fresh.root / "config.yaml"
     config.write_text(MANUAL_VAULT)
     pane = fresh.pane("--config", str(config), "provision", "shared", "rabbitmq")
     secret = ""
@@ -451,7 +485,7 @@ def complete(terminal: Terminal, line: str) -> list[str]:
 def test_shell_completion(tmp_path: Path) -> None:
     from kensium_provision.journal import JournalWriter
 
-    terminal = Terminal(World(tmp_path), tmp_path / "state")
+    terminal = Terminal(tmp_path, tmp_path / "state")
     assert complete(terminal, "kprov provision shared r") == ["rds", "rabbitmq"]
     assert complete(terminal, "kprov check shared t") == ["tenant-manager"]
     assert {"install-client", "provision", "check", "runs", "show"} <= set(complete(terminal, "kprov "))
