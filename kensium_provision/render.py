@@ -275,24 +275,34 @@ def _print_failure(console: Console, message: str, hint: str, indent: str = "   
         console.print(Text(f"{indent}hint: {safe(hint)}", style="yellow"))
 
 
-def result_line(result: StepResult) -> Text:
-    """One finished step: mark, title, id, state, the reason and the time it took."""
+def result_line(result: StepResult, width: int = 0) -> list[Text]:
+    """One finished step: mark, title, id, state and time; the reason on the same line when it fits
+    in `width` (0: always), else on its own line under the title. A failure's message and hint follow."""
     mark, style = _MARK[result.status]
     line = Text(f" {mark} ", style=style)
     line.append(safe(result.title))
     line.append(f" [{safe(result.step_id)}] ", style="dim")
     line.append(result.status.value, style=style)
-    message, _ = _reason_and_hint(result.reason)
-    if message and result.status is not Status.FAILED:
+    took = f" {result.seconds:.1f}s"
+    message, hint = _reason_and_hint(result.reason)
+    if result.status is Status.FAILED:
+        line.append(took, style="dim")
+        rows = [line]
+        if message:
+            rows.append(Text(f"      {safe(message)}", style="red"))
+        if hint:
+            rows.append(Text(f"      hint: {safe(hint)}", style="yellow"))
+        return rows
+    if message and (not width or len(line) + len(message) + len(took) + 3 <= width):
         line.append(f" ({safe(message)})", style="dim")
-    line.append(f" {result.seconds:.1f}s", style="dim")
-    return line
+        message = ""
+    line.append(took, style="dim")
+    return [line, Text(f"      {safe(_fold(message, width - 6))}", style="dim")] if message else [line]
 
 
 def _print_result(console: Console, result: StepResult) -> None:
-    console.print(result_line(result))
-    if result.status is Status.FAILED:
-        _print_failure(console, *_reason_and_hint(result.reason))
+    for row in result_line(result, console.width):
+        console.print(row)
 
 
 def print_report(console: Console, report: RunReport, *, run_id: str = "") -> None:

@@ -297,10 +297,12 @@ def test_interactive_provision_shared_vpc(fresh: Terminal) -> None:
     assert screen.index("target       shared:vpc") < screen.index("? Create: Create the VPC")
     # The manual step's instructions, then one line per step with its state and time.
     assert "Manual step: read-docs" in screen
-    assert re.search(r" ✓ Create the VPC \(10\.0\.0\.0/16, DNS support and hostnames on\) \[vpc\] changed "
-                     r"\(no VPC is named POS-VPC: will create it\) \d+\.\ds", screen)
-    assert re.search(r" ✓ Check your public IP address \[check-operator-ip\] done .* \d+\.\ds", screen)
-    assert len(lines_with(screen, "] changed (")) == 12
+    # A step's line: mark, title, id, state, time; a reason too long for the line goes under it.
+    assert re.search(r"\n ✓ Create the VPC \(10\.0\.0\.0/16, DNS support and hostnames on\) \[vpc\] changed "
+                     r"\d+\.\ds\n      no VPC is named POS-VPC: will create it\n", screen)
+    assert re.search(r"\n ✓ Check your public IP address \[check-operator-ip\] done "
+                     r"\(203\.0\.113\.10/32 is a public address\) \d+\.\ds\n", screen)
+    assert len(re.findall(r"\] changed( \(.*\))? \d+\.\ds\n", screen)) == 12
     assert "Apply complete: 12 changed, 1 already done, 0 skipped." in screen
     assert "‹" not in screen and "⠋" not in screen  # the live region left nothing behind
     journal = next(iter(fresh.journals().values()))
@@ -348,7 +350,7 @@ def test_interactive_install_client(estate: Terminal) -> None:
         assert row in screen
     # The SQL a person runs by hand (no SQL connection in the sandbox), shown in a panel.
     assert "Manual step: client-database" in screen and "CREATE DATABASE [POS_acme];" in screen
-    assert re.search(r" ✓ The hub vhost acme with its own RabbitMQ user \[hub-vhost\] changed .* \d+\.\ds", screen)
+    assert re.search(r" ✓ The hub vhost acme with its own RabbitMQ user \[hub-vhost\] changed \d+\.\ds\n", screen)
     assert re.search(r" ✓ Complete the client record /kprov/clients/acme \[client-record\] changed", screen)
     assert re.search(r"Apply complete: \d+ changed, \d+ already done, \d+ skipped\.", screen)
     check = estate.kprov("check", "client", "acme")
