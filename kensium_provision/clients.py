@@ -31,12 +31,14 @@ __all__ = [
     "ClientRecord",
     "OrgIdUse",
     "aws_call",
+    "decide_owner",
     "existing_org_ids",
     "find_org_id_uses",
     "get_client",
     "list_clients",
     "org_id_owner",
     "parse_record",
+    "read_pages",
     "record_name",
     "utc_now",
 ]
@@ -181,8 +183,8 @@ def aws_call(client: Any, method: str, *, missing: Iterable[str] = (), **params:
     return response
 
 
-def _pages(client: Any, method: str, key: str, **params: object) -> list[Any]:
-    """Every item under `key` of a paginated read."""
+def read_pages(client: Any, method: str, key: str, **params: object) -> list[Any]:
+    """Every item under `key` of a paginated read (AWS errors translated, as `aws_call`)."""
     from kensium_provision.aws.errors import translate
 
     try:
@@ -196,7 +198,7 @@ def _pages(client: Any, method: str, key: str, **params: object) -> list[Any]:
 
 def list_clients(ssm: Any) -> list[ClientRecord]:
     """Every client record, sorted by org id: ONE paginated `GetParametersByPath` for the whole fleet."""
-    found = _pages(ssm, "get_parameters_by_path", "Parameters", Path=RECORD_PATH, Recursive=False)
+    found = read_pages(ssm, "get_parameters_by_path", "Parameters", Path=RECORD_PATH, Recursive=False)
     return sorted((parse_record(p["Name"], str(p.get("Value", ""))) for p in found), key=lambda r: r.org_id)
 
 
@@ -230,12 +232,12 @@ def find_org_id_uses(factory: Any) -> list[OrgIdUse]:
     `factory` has `.client(service)` (the run's session or a step context).
     """
     uses = [OrgIdUse(r.org_id, "client record", record_name(r.org_id)) for r in list_clients(factory.client("ssm"))]
-    for user in _pages(factory.client("iam"), "list_users", "Users"):
+    for user in read_pages(factory.client("iam"), "list_users", "Users"):
         name = str(user["UserName"])
         if name.casefold().startswith(IAM_USER_PREFIX):  # IAM compares user names ignoring case
             uses.append(OrgIdUse(name[len(IAM_USER_PREFIX):], "IAM user", name))
     s3 = factory.client("s3")
-    buckets = _pages(s3, "list_buckets", "Buckets") if s3.can_paginate("list_buckets") else \
+    buckets = read_pages(s3, "list_buckets", "Buckets") if s3.can_paginate("list_buckets") else \
         (aws_call(s3, "list_buckets") or {}).get("Buckets", [])
     for bucket in buckets:
         name = str(bucket["Name"])
@@ -263,6 +265,16 @@ def org_id_owner(factory: Any, org_id: str, client_name: str) -> ClientRecord | 
     uses = find_org_id_uses(factory)
     own = next((u for u in uses if u.kind == "client record" and u.org_id == org_id), None)
     record = get_client(factory.client("ssm"), org_id) if own is not None else None
+    return decide_owner(uses, record, org_id, client_name)
+
+
+def decide_owner(uses: Iterable[OrgIdUse], record: ClientRecord | None, org_id: str,
+                 client_name: str) -> ClientRecord | None:
+    """`org_id_owner`'s decision from what was read (pure: the fleet check reads once for every client).
+
+    `uses` are the account's uses of org ids (only those equal to `org_id` ignoring case matter);
+    `record` is `org_id`'s own client record, if it has one.
+    """
     if record is not None and record.status == UNREADABLE:
         raise InputError(f"the client record {record_name(org_id)} is unreadable: {record.problem}",
                          hint="fix or delete the parameter in SSM Parameter Store, then run again")
@@ -272,7 +284,8 @@ def org_id_owner(factory: Any, org_id: str, client_name: str) -> ClientRecord | 
             f"{record.status} by run {record.run_id or '?'}), not to {client_name!r}",
             hint="choose another org id for this client; org ids are unique ignoring case")
     # With this client's record, resources spelled exactly `acme` are its own (made by this install).
-    others = [u for u in uses if u.org_id.casefold() == org_id.casefold() and not (record and u.org_id == org_id)]
+    folded = org_id.casefold()
+    others = [u for u in uses if u.org_id.casefold() == folded and not (record and u.org_id == org_id)]
     if others:
         problems = check_org_id_unique(org_id, [u.org_id for u in others])
         raise InputError(
@@ -281,4 +294,3 @@ def org_id_owner(factory: Any, org_id: str, client_name: str) -> ClientRecord | 
             hint="choose another org id; if these belong to this very client (installed before kprov, or its "
                  f"record was lost), restore its record {record_name(org_id)} in SSM Parameter Store first")
     return record
-

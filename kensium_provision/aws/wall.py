@@ -6,12 +6,15 @@ type whose probe or verify writes by mistake. No request is sent when the wall r
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from kensium_provision.errors import ExitCode, KprovError
 from kensium_provision.model import Mode
 
-__all__ = ["READ_PREFIXES", "READ_OPERATIONS", "ReadOnlyViolation", "install_wall", "is_read"]
+__all__ = ["EXCEPTIONS", "READ_PREFIXES", "READ_OPERATIONS", "ReadOnlyViolation", "install_wall", "is_read", "permit"]
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
@@ -35,7 +38,20 @@ READ_OPERATIONS = frozenset({
 # iam:GenerateServiceLastAccessedDetails start account-wide jobs and replace the stored report
 # (CloudTrail records them as write events); logs:StartQuery starts a billed query. Nor is an EC2
 # create with DryRun=True let through: AWS honours DryRun, but moto (the sandbox) ignores it on
-# CreateVpc and creates the VPC. A wall that makes exceptions for "almost reads" stops being a wall.
+# CreateVpc and creates the VPC. A wall that makes exceptions for "almost reads" stops being a wall:
+# the one below is named, reasoned, scoped to a `with permit(...)` block in one thread, and journaled.
+
+# The only operations a read-only run may send anyway, each only inside `permit(...)` (one thread, one
+# `with` block) and each with its reason; the fleet check journals every use.
+EXCEPTIONS: Mapping[str, str] = {
+    "iam:GenerateCredentialReport": (
+        "the fleet check reads every IAM user's console password and access keys from the account's "
+        "credential report (one call instead of two per user); when no report younger than four hours "
+        "exists it asks IAM to refresh it. That changes no user, key, policy or permission: it only "
+        "replaces a cached CSV that IAM itself regenerates at most every four hours."
+    ),
+}
+_PERMITTED: ContextVar[frozenset[str]] = ContextVar("kprov_wall_permitted", default=frozenset())
 
 _MODES = (Mode.PLAN, Mode.CHECK)
 
@@ -63,6 +79,19 @@ def is_read(service: str, operation: str) -> bool:
     return f"{service}:{operation}" in READ_OPERATIONS
 
 
+@contextmanager
+def permit(operation: str) -> Iterator[str]:
+    """Let exactly `operation` (one of `EXCEPTIONS`, as `service:Operation`) through the wall, in this
+    thread only, for the `with` block; yields the reason to journal. Anything else still refused."""
+    if operation not in EXCEPTIONS:
+        raise ValueError(f"{operation} is not an allowed exception to the read-only wall")
+    token = _PERMITTED.set(_PERMITTED.get() | {operation})
+    try:
+        yield EXCEPTIONS[operation]
+    finally:
+        _PERMITTED.reset(token)
+
+
 def install_wall(client: Any, mode: Mode) -> bool:
     """Register the wall on `client` when `mode` is plan or check; returns whether it did."""
     if mode not in _MODES:
@@ -70,7 +99,7 @@ def install_wall(client: Any, mode: Mode) -> bool:
     service = client.meta.service_model.service_name
 
     def refuse_writes(*, model: Any, **_: Any) -> None:
-        if not is_read(service, model.name):
+        if not is_read(service, model.name) and f"{service}:{model.name}" not in _PERMITTED.get():
             raise ReadOnlyViolation(service=service, operation=model.name, mode=mode)
 
     # register_first: the wall runs before any other before-call handler (Stubber, counters, ...).

@@ -4,6 +4,9 @@ POS creates `rms_<org_id>` itself (domain.md section 3.7), so `iam.client-user` 
 something is wrong, act tells the operator what to do in POS or the IAM console. The sandbox, where
 no POS runs, has `iam.sandbox-client-user`: a clearly labelled stand-in that makes the user as POS
 would, refused anywhere but the sandbox.
+
+What is right is one pure function, `evaluate_user`, over the user's facts: read per user here
+(`read_user`), or built by the fleet check from the account's batched reads (`user_facts`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from kensium_provision.clients import aws_call
 from kensium_provision.errors import InputError, StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
-__all__ = ["IamClientUser", "IamSandboxClientUser", "billing_tag_keys", "require_sandbox"]
+__all__ = [
+    "IamClientUser",
+    "IamSandboxClientUser",
+    "IamUserFacts",
+    "billing_tag_keys",
+    "billing_tag_problem",
+    "evaluate_user",
+    "read_user",
+    "require_sandbox",
+    "user_facts",
+]
 
 
 def billing_tag_keys(ctx: StepContext) -> tuple[str, ...]:
@@ -43,8 +56,9 @@ def require_sandbox(ctx: StepContext, step_type: str) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _User:
-    """What IAM holds for the org's user."""
+class IamUserFacts:
+    """What IAM holds for the org's user: read one user at a time (`read_user`) or built from the
+    account's batched reads (`user_facts`: authorization details plus a credential-report row)."""
 
     arn: str
     tags: Mapping[str, str]
@@ -55,7 +69,8 @@ class _User:
     active_keys: int
 
 
-def _read_user(ctx: StepContext, user: str) -> _User | None:
+def read_user(ctx: StepContext, user: str) -> IamUserFacts | None:
+    """One user's facts with per-user reads (seven calls); None when there is no such user."""
     iam = ctx.client("iam")
     found = aws_call(iam, "get_user", UserName=user, missing=("NoSuchEntity",))
     if found is None:
@@ -66,7 +81,7 @@ def _read_user(ctx: StepContext, user: str) -> _User | None:
 
     login = aws_call(iam, "get_login_profile", UserName=user, missing=("NoSuchEntity",))
     keys = pages("list_access_keys", "AccessKeyMetadata")
-    return _User(
+    return IamUserFacts(
         arn=str(found["User"]["Arn"]),
         tags={t["Key"]: t["Value"] for t in pages("list_user_tags", "Tags")},
         console_login=login is not None,
@@ -75,6 +90,42 @@ def _read_user(ctx: StepContext, user: str) -> _User | None:
         groups=tuple(sorted(g["GroupName"] for g in pages("list_groups_for_user", "Groups"))),
         active_keys=sum(1 for k in keys if k.get("Status") == "Active"),
     )
+
+
+def user_facts(detail: Mapping[str, Any], report_row: Mapping[str, str]) -> IamUserFacts:
+    """Facts from a `GetAccountAuthorizationDetails` UserDetail and the user's credential-report row.
+
+    The report says `password_enabled` (a console login) and `access_key_N_active` (IAM allows two keys).
+    """
+    return IamUserFacts(
+        arn=str(detail["Arn"]),
+        tags={str(t["Key"]): str(t["Value"]) for t in detail.get("Tags") or ()},
+        console_login=report_row.get("password_enabled") == "true",
+        attached=tuple(sorted(str(p["PolicyName"]) for p in detail.get("AttachedManagedPolicies") or ())),
+        inline=tuple(sorted(str(p["PolicyName"]) for p in detail.get("UserPolicyList") or ())),
+        groups=tuple(sorted(str(g) for g in detail.get("GroupList") or ())),
+        active_keys=sum(1 for n in (1, 2) if report_row.get(f"access_key_{n}_active") == "true"),
+    )
+
+
+def evaluate_user(found: IamUserFacts, *, org_id: str, tag_keys: Sequence[str],
+                  require_access_key: bool = False) -> list[Difference]:
+    """What is wrong with the org's user, as POS provisions it (pure: the step and the fleet check share it)."""
+    problems: list[Difference] = []
+    if found.console_login:
+        problems.append(Difference("console login", "enabled", "none (programmatic access only)"))
+    if found.attached:
+        problems.append(Difference("attached policies", list(found.attached), []))
+    if found.inline:
+        problems.append(Difference("inline policies", list(found.inline), []))
+    if found.groups:
+        problems.append(Difference("groups", list(found.groups), []))
+    tag = billing_tag_problem(found.tags, tag_keys, org_id)
+    if tag is not None:
+        problems.append(tag)
+    if require_access_key and found.active_keys < 1:
+        problems.append(Difference("active access keys", 0, "at least 1"))
+    return problems
 
 
 class IamClientUser:
@@ -99,26 +150,17 @@ class IamClientUser:
     )
     outputs: ClassVar[tuple[str, ...]] = ("user", "arn", "active_keys")
 
-    def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: _User) -> list[Difference]:
-        problems: list[Difference] = []
-        if found.console_login:
-            problems.append(Difference("console login", "enabled", "none (programmatic access only)"))
-        if found.attached:
-            problems.append(Difference("attached policies", list(found.attached), []))
-        if found.inline:
-            problems.append(Difference("inline policies", list(found.inline), []))
-        if found.groups:
-            problems.append(Difference("groups", list(found.groups), []))
-        tag = billing_tag_problem(found.tags, billing_tag_keys(ctx), str(params["org_id"]))
-        if tag is not None:
-            problems.append(tag)
-        if params.get("require_access_key") and found.active_keys < 1:
-            problems.append(Difference("active access keys", 0, "at least 1"))
-        return problems
+    def read(self, ctx: StepContext, user: str) -> IamUserFacts | None:
+        """The user's facts (the fleet check answers this from its batched reads instead)."""
+        return read_user(ctx, user)
+
+    def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: IamUserFacts) -> list[Difference]:
+        return evaluate_user(found, org_id=str(params["org_id"]), tag_keys=billing_tag_keys(ctx),
+                             require_access_key=bool(params.get("require_access_key")))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         user = str(params["user"])
-        found = _read_user(ctx, user)
+        found = self.read(ctx, user)
         desired = {"user": user, "console_login": "none", "policies": [], "groups": [],
                    f"tag {billing_tag_keys(ctx)[0]}": params["org_id"]}
         if found is None:
@@ -152,7 +194,7 @@ class IamClientUser:
         raise StepError(f"IAM user {user} is not as POS provisions it: {probe.note}", hint="; ".join(hints))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = _read_user(ctx, str(params["user"]))
+        found = self.read(ctx, str(params["user"]))
         if found is None:
             return (Difference("IAM user", None, params["user"]),)
         return tuple(self._differences(ctx, params, found))
@@ -178,10 +220,13 @@ class IamSandboxClientUser:
     )
     outputs: ClassVar[tuple[str, ...]] = ("user", "access_key_ref")
 
+    def read(self, ctx: StepContext, user: str) -> IamUserFacts | None:
+        return read_user(ctx, user)
+
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         require_sandbox(ctx, self.name)
         user = str(params["user"])
-        found = _read_user(ctx, user)
+        found = self.read(ctx, user)
         entry = str(params["access_key_entry"])
         desired = {"user": user, "access_key": f"one, stored as {entry}", "made_by": "the sandbox's stand-in for POS"}
         if found is None:
@@ -197,7 +242,7 @@ class IamSandboxClientUser:
         require_sandbox(ctx, self.name)
         iam = ctx.client("iam")
         user, org_id = str(params["user"]), str(params["org_id"])
-        if _read_user(ctx, user) is None:
+        if self.read(ctx, user) is None:
             ctx.progress(f"sandbox stand-in for POS: creating IAM user {user}")
             aws_call(iam, "create_user", UserName=user, Tags=[{"Key": "OrgID", "Value": org_id}])
         from kensium_provision.secret import Secret
@@ -211,7 +256,7 @@ class IamSandboxClientUser:
         return {"user": user, "access_key_ref": reference}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = _read_user(ctx, str(params["user"]))
+        found = self.read(ctx, str(params["user"]))
         if found is None:
             return (Difference("IAM user", None, params["user"]),)
         return () if found.active_keys else (Difference("active access keys", 0, "at least 1"),)

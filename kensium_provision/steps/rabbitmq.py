@@ -14,7 +14,7 @@ from kensium_provision.model import Mode
 from kensium_provision.rabbitmq import ManagementClient, check_name
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
-__all__ = ["FULL_ACCESS", "RabbitMQVhost", "management_client", "management_url"]
+__all__ = ["FULL_ACCESS", "RabbitMQVhost", "VhostFacts", "management_client", "management_url", "vhost_facts"]
 
 FULL_ACCESS: Mapping[str, str] = {"configure": ".*", "write": ".*", "read": ".*"}
 _PERMISSION_KEYS = ("configure", "write", "read")
@@ -91,8 +91,9 @@ def management_client(ctx: StepContext, params: Mapping[str, Any]) -> Management
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Seen:
-    """What the broker holds for this vhost and user (one read of each, one permission listing)."""
+class VhostFacts:
+    """What the broker holds for this vhost and user (one read of each, one permission listing; or, in
+    the fleet check, the broker's whole listings read once for every client on it)."""
 
     vhost: bool
     user: Mapping[str, object] | None
@@ -124,15 +125,22 @@ class _Seen:
         }
 
 
-def _look(client: ManagementClient, vhost: str, user: str) -> _Seen:
-    mine = [p for p in client.list_permissions() if p.get("user") == user]
+def vhost_facts(*, vhost: str, user: str, vhost_exists: bool, user_record: Mapping[str, object] | None,
+                permissions: Sequence[Mapping[str, object]]) -> VhostFacts:
+    """The facts of one vhost and user from what the broker answered (pure)."""
+    mine = [p for p in permissions if p.get("user") == user]
     here = next((p for p in mine if p.get("vhost") == vhost), None)
-    return _Seen(
-        vhost=client.get_vhost(vhost) is not None,
-        user=client.get_user(user),
+    return VhostFacts(
+        vhost=vhost_exists,
+        user=user_record,
         here={k: str(here.get(k)) for k in _PERMISSION_KEYS} if here is not None else None,
         elsewhere=tuple(sorted(str(p.get("vhost")) for p in mine if p.get("vhost") != vhost)),
     )
+
+
+def _look(client: ManagementClient, vhost: str, user: str) -> VhostFacts:
+    return vhost_facts(vhost=vhost, user=user, permissions=client.list_permissions(),
+                       vhost_exists=client.get_vhost(vhost) is not None, user_record=client.get_user(user))
 
 
 def _names(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
@@ -167,9 +175,13 @@ class RabbitMQVhost:
     )
     outputs: ClassVar[tuple[str, ...]] = ("vhost", "user", "user_secret_ref", "created")
 
+    def look(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
+        """What the broker holds (the fleet check answers this from each broker's listings instead)."""
+        return _look(management_client(ctx, params), vhost, user)
+
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         vhost, user = _names(ctx, params)
-        seen = _look(management_client(ctx, params), vhost, user)
+        seen = self.look(ctx, params, vhost, user)
         differences = seen.differences(vhost, user)
         entry = str(params["user_secret_name"])
         desired = {"vhost": vhost, "user": user, "permissions": dict(FULL_ACCESS), "other_vhosts": [],
@@ -227,7 +239,7 @@ class RabbitMQVhost:
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         vhost, user = _names(ctx, params)
-        return _look(management_client(ctx, params), vhost, user).differences(vhost, user)
+        return self.look(ctx, params, vhost, user).differences(vhost, user)
 
     def undo(self, ctx: StepContext, params: Mapping[str, Any], outputs: Mapping[str, object]) -> None:
         """Delete what this run created (from its `created` output). Revoked permissions are not restored,

@@ -4,6 +4,10 @@
 Access off, and a bucket policy that makes `pub/*` world-readable and NOTHING else public, and gives
 the org's IAM user object get/put/delete and list. `s3.sandbox-client-bucket` is the sandbox's
 stand-in for POS, refused anywhere else.
+
+What is right is one pure function, `evaluate_bucket`, over the bucket's facts: read per bucket here
+(`read_bucket`), or by the fleet check from batched reads plus `read_exposure`, the two per-bucket
+reads S3 has no batch form of.
 """
 
 from __future__ import annotations
@@ -19,7 +23,18 @@ from kensium_provision.errors import StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.iam import billing_tag_keys, billing_tag_problem, require_sandbox
 
-__all__ = ["S3ClientBucket", "S3SandboxClientBucket", "bucket_policy", "policy_problems"]
+__all__ = [
+    "BucketFacts",
+    "S3ClientBucket",
+    "S3SandboxClientBucket",
+    "bucket_policy",
+    "caller_partition",
+    "evaluate_bucket",
+    "parse_policy",
+    "policy_problems",
+    "read_bucket",
+    "read_exposure",
+]
 
 PUBLIC_FOLDER = "pub/"  # N16
 _PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
@@ -116,7 +131,7 @@ def policy_problems(policy: Mapping[str, Any] | None, bucket: str, user_arn: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Bucket:
+class BucketFacts:
     """What S3 holds for the org's bucket."""
 
     tags: Mapping[str, str]
@@ -124,28 +139,61 @@ class _Bucket:
     policy: Mapping[str, Any] | None
 
 
-def _identity(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
-    """(account id, partition): the `account_id` param, else the caller's own account."""
+def caller_partition(ctx: StepContext, account_id: str = "") -> tuple[str, str]:
+    """(account id, partition): `account_id` when given, else the caller's own account."""
     found = aws_call(ctx.client("sts"), "get_caller_identity") or {}
     partition = str(found.get("Arn", "arn:aws:")).split(":")[1] or "aws"
-    return str(params.get("account_id") or found.get("Account", "")), partition
+    return str(account_id or found.get("Account", "")), partition
 
 
-def _read_bucket(ctx: StepContext, bucket: str) -> _Bucket | None:
+def _identity(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
+    return caller_partition(ctx, str(params.get("account_id") or ""))
+
+
+def parse_policy(bucket: str, text: str | None) -> Mapping[str, Any] | None:
+    """A bucket policy document from GetBucketPolicy's text (None: no policy)."""
+    if text is None:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise StepError(f"the bucket policy of {bucket} is not JSON") from None
+    if not isinstance(parsed, Mapping):
+        raise StepError(f"the bucket policy of {bucket} is not a JSON object")
+    return parsed
+
+
+def read_exposure(s3: Any, bucket: str) -> tuple[Mapping[str, bool] | None, str | None]:
+    """(Block Public Access configuration, bucket policy text): the two per-bucket reads S3 has no batch for."""
+    block = aws_call(s3, "get_public_access_block", Bucket=bucket, missing=("NoSuchPublicAccessBlockConfiguration",))
+    policy = aws_call(s3, "get_bucket_policy", Bucket=bucket, missing=("NoSuchBucketPolicy",))
+    return (dict(block["PublicAccessBlockConfiguration"]) if block else None,
+            str(policy["Policy"]) if policy else None)
+
+
+def read_bucket(ctx: StepContext, bucket: str) -> BucketFacts | None:
+    """One bucket's facts with per-bucket reads (four calls); None when there is no such bucket."""
     s3 = ctx.client("s3")
     if aws_call(s3, "head_bucket", Bucket=bucket, missing=("404", "NoSuchBucket", "NotFound")) is None:
         return None
     tagging = aws_call(s3, "get_bucket_tagging", Bucket=bucket, missing=("NoSuchTagSet",)) or {}
-    block = aws_call(s3, "get_public_access_block", Bucket=bucket,
-                     missing=("NoSuchPublicAccessBlockConfiguration",))
-    policy = aws_call(s3, "get_bucket_policy", Bucket=bucket, missing=("NoSuchBucketPolicy",))
-    try:
-        parsed = json.loads(policy["Policy"]) if policy else None
-    except ValueError:
-        raise StepError(f"the bucket policy of {bucket} is not JSON") from None
-    return _Bucket(tags={t["Key"]: t["Value"] for t in tagging.get("TagSet", ())},
-                   block_public_access=dict(block["PublicAccessBlockConfiguration"]) if block else None,
-                   policy=parsed)
+    block, policy = read_exposure(s3, bucket)
+    return BucketFacts(tags={t["Key"]: t["Value"] for t in tagging.get("TagSet", ())},
+                       block_public_access=block, policy=parse_policy(bucket, policy))
+
+
+def evaluate_bucket(found: BucketFacts, *, bucket: str, org_id: str, user_arn: str, partition: str,
+                    tag_keys: Sequence[str]) -> list[Difference]:
+    """What is wrong with the org's bucket, as POS provisions it (pure: the step and the fleet check share it)."""
+    problems: list[Difference] = []
+    tag = billing_tag_problem(found.tags, tag_keys, org_id)
+    if tag is not None:
+        problems.append(tag)
+    blocked = [f for f in _PAB_FLAGS if (found.block_public_access or {}).get(f)]
+    if blocked:
+        problems.append(Difference("Block Public Access", blocked, "all off (the bucket policy limits exposure)"))
+    problems += policy_problems(found.policy, bucket, user_arn, partition)
+    return problems
 
 
 class S3ClientBucket:
@@ -177,23 +225,19 @@ class S3ClientBucket:
             names.require("s3-bucket", bucket, {"org_id": org_id})  # raises, naming the rule
         return bucket
 
-    def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: _Bucket) -> list[Difference]:
-        bucket = str(params["bucket"])
-        problems: list[Difference] = []
-        tag = billing_tag_problem(found.tags, billing_tag_keys(ctx), str(params["org_id"]))
-        if tag is not None:
-            problems.append(tag)
-        blocked = [f for f in _PAB_FLAGS if (found.block_public_access or {}).get(f)]
-        if blocked:
-            problems.append(Difference("Block Public Access", blocked, "all off (the bucket policy limits exposure)"))
+    def read(self, ctx: StepContext, bucket: str) -> BucketFacts | None:
+        """The bucket's facts (the fleet check answers this from its batched and prefetched reads instead)."""
+        return read_bucket(ctx, bucket)
+
+    def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: BucketFacts) -> list[Difference]:
         account, partition = _identity(ctx, params)
-        user_arn = f"arn:{partition}:iam::{account}:user/{params['user']}"
-        problems += policy_problems(found.policy, bucket, user_arn, partition)
-        return problems
+        return evaluate_bucket(found, bucket=str(params["bucket"]), org_id=str(params["org_id"]),
+                               user_arn=f"arn:{partition}:iam::{account}:user/{params['user']}",
+                               partition=partition, tag_keys=billing_tag_keys(ctx))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         bucket = self._check_name(ctx, params)
-        found = _read_bucket(ctx, bucket)
+        found = self.read(ctx, bucket)
         desired = {"bucket": bucket, f"tag {billing_tag_keys(ctx)[0]}": params["org_id"], "block_public_access": "off",
                    "public": f"s3:GetObject on {PUBLIC_FOLDER}* only", "org_user": "get/put/delete objects, list"}
         if found is None:
@@ -218,7 +262,7 @@ class S3ClientBucket:
                              "(tag, Block Public Access, bucket policy); never make more than pub/* public")
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = _read_bucket(ctx, self._check_name(ctx, params))
+        found = self.read(ctx, self._check_name(ctx, params))
         if found is None:
             return (Difference("bucket", None, params["bucket"]),)
         return tuple(self._differences(ctx, params, found))
@@ -243,10 +287,13 @@ class S3SandboxClientBucket:
     )
     outputs: ClassVar[tuple[str, ...]] = ("bucket",)
 
+    def read(self, ctx: StepContext, bucket: str) -> BucketFacts | None:
+        return read_bucket(ctx, bucket)
+
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         require_sandbox(ctx, self.name)
         bucket = str(params["bucket"])
-        found = _read_bucket(ctx, bucket)
+        found = self.read(ctx, bucket)
         if found is None or found.policy is None:
             return Probe(done=False, note=f"sandbox: bucket {bucket} is not provisioned yet",
                          current={"bucket": bucket} if found else {},
@@ -258,7 +305,7 @@ class S3SandboxClientBucket:
         s3 = ctx.client("s3")
         bucket, org_id = str(params["bucket"]), str(params["org_id"])
         ctx.progress(f"sandbox stand-in for POS: creating bucket {bucket}")
-        if _read_bucket(ctx, bucket) is None:
+        if self.read(ctx, bucket) is None:
             region = s3.meta.region_name
             extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             aws_call(s3, "create_bucket", Bucket=bucket, **extra)
@@ -272,5 +319,5 @@ class S3SandboxClientBucket:
         return {"bucket": bucket}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = _read_bucket(ctx, str(params["bucket"]))
+        found = self.read(ctx, str(params["bucket"]))
         return () if found is not None and found.policy is not None else (Difference("bucket", None, params["bucket"]),)

@@ -1,0 +1,277 @@
+"""`kprov check client --all` (kensium_provision.fleet): reads shared by the fleet, findings per client.
+
+Under moto in-process with the RabbitMQ emulator: the shared estate and three clients are made by the
+real install checklist (tests/test_client_install.py's World); larger fleets are cloned from acme's
+record as the install leaves one. API call counts are deterministic and asserted; timings never are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from test_client_install import World, answers, build_estate, reset_broker
+
+from kensium_provision import fleet
+from kensium_provision.aws.session import AwsSession
+from kensium_provision.aws.wall import EXCEPTIONS, ReadOnlyViolation, permit
+from kensium_provision.clients import ClientRecord, record_name
+from kensium_provision.config import SANDBOX_ENVIRONMENT
+from kensium_provision.errors import ExitCode
+from kensium_provision.model import Mode
+from kensium_provision.runtime import NullJournal
+from kensium_provision.steps.s3 import bucket_policy
+from kensium_provision.vault import SecretsManagerVault
+
+pytest_plugins = ["rabbitmq_fixtures"]
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = SANDBOX_ENVIRONMENT  # the embedded sandbox kprov runs in without a config: every purpose
+# Reads made once per fleet check whatever its size (sts, ssm, tagging x2, rds, ec2, mq, iam details,
+# credential report get/generate/get, s3 list, secrets list, the broker admin's password): no more than this.
+SHARED_READS = 16
+
+
+def install_steps() -> set[str]:
+    from kensium_provision.checklist import load_checklist
+
+    return {s.id for s in load_checklist(ROOT / "checklists" / "client" / "install.yaml").steps}
+
+
+# --- the world ----------------------------------------------------------------------------------------
+
+
+class Fleet:
+    """A World with clients, and how to run the fleet check in it."""
+
+    def __init__(self, world: World, tmp_path: Path) -> None:
+        self.world, self.tmp_path = world, tmp_path
+        self.journal = NullJournal()
+        self.session: AwsSession | None = None
+
+    def install(self, org: str) -> None:
+        path = answers(self.tmp_path, org_id=org, client_name=f"{org.title()} Inc", tenant_name=org,
+                       tenant_host_name=f"{org}.kensiumpos.example")
+        report = self.world.install(answers=path, org_id=org)
+        assert report.exit_code is ExitCode.OK, report.error or [f.message for f in report.findings]
+
+    def clone(self, org: str) -> None:
+        """Make client `org` as the install makes one, from acme's record (fast: no engine)."""
+        w = self.world
+        ssm, iam, s3 = w.client("ssm"), w.client("iam"), w.client("s3")
+        template = ssm.get_parameter(Name=record_name("acme"))["Parameter"]["Value"]
+        record = json.loads(template.replace("acme", org).replace("Acme", org.title()))
+        vault = SecretsManagerVault(w.client("secretsmanager"), "sandbox")
+        from kensium_provision.secret import Secret
+
+        record["secrets"] = {"sql_login": vault.store(f"{org}/sql-login", Secret(f"Sql-{org}-Pw-1234"),
+                                                      description="sql", tags={}),
+                             "rabbitmq_user": vault.store(f"{org}/rabbitmq-hub", Secret(f"Hub-{org}-Pw-1234"),
+                                                          description="hub", tags={})}
+        user, bucket = f"rms_{org}", f"fusion-rms-{org}"
+        iam.create_user(UserName=user, Tags=[{"Key": "OrgID", "Value": org}])
+        iam.create_access_key(UserName=user)
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "OrgId", "Value": org}]})
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(bucket_policy(bucket, f"arn:aws:iam::123456789012:user/{user}")))
+        database, login = f"POS_{org}", f"POS_{org}_user"
+        w.sql.databases.add(database)
+        w.sql.logins[login] = database
+        w.sql.users.setdefault(database, set()).add(login)
+        broker = w.broker.client()
+        broker.put_vhost(org)
+        broker.put_user(user, f"Hub-{org}-Pw-1234")
+        broker.put_permissions(org, user, ".*", ".*", ".*")
+        ssm.put_parameter(Name=record_name(org), Type="String", Value=json.dumps(record, sort_keys=True),
+                          Tags=[{"Key": "kprov:kind", "Value": "client-record"}, {"Key": "kprov:org-id", "Value": org},
+                                {"Key": "OrgId", "Value": org}])
+
+    def request(self, **changes: Any) -> fleet.FleetRequest:
+        self.session = AwsSession(ENV, mode=Mode.CHECK)
+        admin = SecretsManagerVault(self.world.client("secretsmanager"), "sandbox").find("rabbitmq-local/admin")
+        settings = {"rabbitmq": {"base_url": self.world.broker.base_url, "admin_user": self.world.broker.admin_user,
+                                 "admin_secret": admin}, "sql": {"connect": self.world.sql.connect}, "sandbox": True}
+        base = {"env": ENV, "session": self.session, "settings": settings, "environments": (ENV,),
+                "journal": self.journal, "sleep": lambda seconds: None}
+        return fleet.FleetRequest(**{**base, **changes})
+
+    def check(self, **changes: Any) -> fleet.FleetReport:
+        return fleet.check_fleet(self.request(**changes))
+
+    def calls(self, operation: str) -> int:
+        assert self.session is not None
+        return self.session.counter.count(*operation.split(":"))
+
+
+@pytest.fixture
+def three(emulated_rabbitmq: Any, tmp_path: Path) -> Iterator[Fleet]:
+    """The shared estate and clients acme, beta and gamma, each installed by the install checklist."""
+    reset_broker(emulated_rabbitmq)
+    with mock_aws():
+        world = World(broker=emulated_rabbitmq)
+        build_estate(world)
+        f = Fleet(world, tmp_path)
+        for org in ("acme", "beta", "gamma"):
+            f.install(org)
+        yield f
+    reset_broker(emulated_rabbitmq)
+
+
+def by_client(report: fleet.FleetReport) -> dict[str, list[tuple[str, str]]]:
+    return {c.org_id: [(f.step, f.message) for f in c.findings] for c in report.clients}
+
+
+# --- the fleet check ------------------------------------------------------------------------------------
+
+
+def test_three_installed_clients_pass_with_shared_reads_only(three: Fleet) -> None:
+    report = three.check()
+    assert by_client(report) == {"acme": [], "beta": [], "gamma": []}
+    assert report.ok and report.exit_code is ExitCode.OK and report.not_checked == {}
+    calls = report.api_calls
+    n = 3
+    assert int(calls["calls"]) <= 2 * n + SHARED_READS, calls  # type: ignore[call-overload]
+    # Per client only the two S3 reads with no batch form; IAM and the rest are read once for all.
+    assert three.calls("s3:GetBucketPolicy") == three.calls("s3:GetPublicAccessBlock") == n
+    for per_user in ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListUserTags",
+                     "s3:GetBucketTagging", "s3:HeadBucket", "ssm:GetParameters", "ssm:ListTagsForResource",
+                     "secretsmanager:DescribeSecret"):
+        assert three.calls(per_user) == 0, per_user
+    assert report.management_api_calls == 3  # one vhosts, users and permissions listing for the broker
+    # Read-only: the one operation that is not a read is the wall's journaled exception.
+    writes = [k for k in calls["by_operation"] if not k.split(":")[1].startswith(("Get", "List", "Describe"))]  # type: ignore[union-attr]
+    assert writes == ["iam:GenerateCredentialReport"]
+    events = [r["event"] for r in three.journal.records]
+    assert events[0] == "guard" and "wall.exception" in events and events[-1] == "fleet.result"
+    exception = next(r for r in three.journal.records if r["event"] == "wall.exception")
+    assert exception["operation"] == "iam:GenerateCredentialReport" and exception["reason"]
+
+
+def test_drift_on_one_client_names_it_and_its_steps_and_matches_check_client(three: Fleet) -> None:
+    w = three.world
+    w.broker.client().delete_vhost("beta")
+    w.client("s3").put_bucket_tagging(Bucket="fusion-rms-beta", Tagging={"TagSet": [{"Key": "OrgId", "Value": "acme"}]})
+    policy = w.client("iam").create_policy(PolicyName="BetaExtra", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))
+    w.client("iam").attach_user_policy(UserName="rms_beta", PolicyArn=policy["Policy"]["Arn"])
+    w.client("iam").create_login_profile(UserName="rms_beta", Password="Some-Console-Pass-1")
+    report = three.check()
+    assert report.exit_code is ExitCode.FAILED
+    found = by_client(report)
+    assert found["acme"] == [] and found["gamma"] == []
+    steps = {step for step, _ in found["beta"]}
+    assert steps == {"hub-vhost", "s3-bucket", "iam-user"} and steps <= install_steps()
+    messages = "\n".join(m for _, m in found["beta"])
+    assert "vhost: is None, should be 'beta'" in messages
+    assert "billing tag OrgId (or OrgID): is {'OrgId': 'acme'}, should be 'beta'" in messages
+    assert "attached policies: is ['BetaExtra'], should be []" in messages
+    assert "console login: is 'enabled'" in messages
+    # The same findings as `kprov check client beta`, which reads everything itself.
+    single = w.check("beta")
+    assert sorted(found["beta"]) == sorted((f.step_id, f.message) for f in single.findings)
+    assert [r["client"] for r in three.journal.records if r["event"] == "finding"] == ["beta"] * len(found["beta"])
+
+
+def test_twelve_clients_still_cost_two_calls_each(three: Fleet) -> None:
+    small = three.check()
+    small_calls = int(small.api_calls["calls"])  # type: ignore[call-overload]
+    for n in range(9):
+        three.clone(f"fleet{n:02d}")
+    report = three.check()
+    assert report.ok, by_client(report)
+    n = len(report.clients)
+    assert n == 12
+    total = int(report.api_calls["calls"])  # type: ignore[call-overload]
+    assert total <= 2 * n + SHARED_READS, report.api_calls
+    assert three.calls("s3:GetBucketPolicy") == three.calls("s3:GetPublicAccessBlock") == n
+    # What the 9 more clients cost: their 2 S3 reads each, plus at most one page more of the SSM
+    # records (SSM returns 10 parameters a page) and of the other listings.
+    assert total - small_calls <= 2 * 9 + math.ceil(n / 10)
+
+
+def test_an_unreadable_broker_claimed_and_unreadable_records(three: Fleet) -> None:
+    ssm = three.world.client("ssm")
+    ssm.put_parameter(Name=record_name("delta"), Type="String",
+                      Value=ClientRecord(org_id="delta", client_name="Delta", status="claimed", run_id="run-9").to_json())
+    ssm.put_parameter(Name=record_name("broken"), Type="String", Value="{not json")
+    request = three.request()
+    settings = {**request.settings, "rabbitmq": {**request.settings["rabbitmq"], "base_url": "http://127.0.0.1:9"}}  # type: ignore[dict-item]
+    report = fleet.check_fleet(three.request(settings=settings))
+    assert report.not_checked == {"delta": "install in progress: the org id is reserved by run run-9"}
+    found = by_client(report)
+    [(step, message)] = found["broken"]
+    assert step == "client-record" and message.startswith("the client record /kprov/clients/broken is unreadable: not JSON")
+    for org in ("acme", "beta", "gamma"):
+        assert [s for s, _ in found[org]] == ["hub-vhost"]
+        assert "cannot read the broker's management API" in found[org][0][1]
+
+
+def test_a_user_missing_from_the_credential_report_is_read_on_its_own(three: Fleet,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = fleet._read_report
+
+    def without_beta(iam: Any) -> Any:  # as if rms_beta was made after the report
+        found = real(iam)
+        return None if found is None else ({k: v for k, v in found[0].items() if k != "rms_beta"}, found[1])
+
+    monkeypatch.setattr(fleet, "_read_report", without_beta)
+    three.world.client("iam").create_login_profile(UserName="rms_beta", Password="Some-Console-Pass-1")
+    report = three.check()
+    assert [s for s, _ in by_client(report)["beta"]] == ["iam-user"]
+    assert three.calls("iam:GetLoginProfile") == three.calls("iam:ListAccessKeys") == 1  # beta's, once
+
+
+def test_the_fleet_document_validates_against_the_json_schema(three: Fleet) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    three.world.broker.client().delete_vhost("gamma")
+    report = three.check()
+    document = fleet.fleet_json(report, run_id="r1", environment="sandbox", account="123456789012",
+                                region="us-east-1", caller="arn:aws:iam::123456789012:user/op")
+    schema = json.loads((ROOT / "docs" / "json-output.schema.json").read_text())
+    plain = json.loads(json.dumps(document, default=str))
+    jsonschema.Draft202012Validator(schema).validate(plain)
+    finding = jsonschema.Draft202012Validator({**schema["$defs"]["finding"], "$defs": schema["$defs"]})
+    for client in plain["clients"]:  # each finding's step and values, as a check report's `finding`
+        assert [d["message"] for d in client["details"]] == client["findings"]
+        for detail in client["details"]:
+            finding.validate(detail)
+    gamma = next(c for c in document["clients"] if c["org_id"] == "gamma")  # type: ignore[union-attr]
+    assert gamma["ok"] is False and {d["step"] for d in gamma["details"]} == {"hub-vhost"}
+
+
+# --- the read-only wall's single exception ---------------------------------------------------------------
+
+
+def test_the_wall_lets_through_only_the_credential_report_and_only_where_permitted() -> None:
+    assert set(EXCEPTIONS) == {"iam:GenerateCredentialReport"}
+    with mock_aws():
+        iam = AwsSession(ENV, mode=Mode.CHECK).client("iam")
+        with pytest.raises(ReadOnlyViolation):
+            iam.generate_credential_report()
+        with permit("iam:GenerateCredentialReport") as reason:
+            assert "changes no user" in reason
+            assert iam.generate_credential_report()["State"] in ("STARTED", "COMPLETE")
+            with pytest.raises(ReadOnlyViolation):
+                iam.create_user(UserName="rms_nobody")  # everything else stays refused
+            refused: list[BaseException] = []
+
+            def elsewhere() -> None:  # another thread has no permit
+                try:
+                    iam.generate_credential_report()
+                except ReadOnlyViolation as exc:
+                    refused.append(exc)
+
+            thread = threading.Thread(target=elsewhere)
+            thread.start()
+            thread.join()
+            assert len(refused) == 1
+        with pytest.raises(ReadOnlyViolation):
+            iam.generate_credential_report()
+        with pytest.raises(ValueError, match="not an allowed exception"), permit("iam:CreateUser"):
+            pass
