@@ -107,9 +107,18 @@ def coerce_input(spec: InputSpec, raw: object, choices: Sequence[str], runtime: 
 
 
 def _lookup(runtime: Runtime, spec_lookup: Any, values: Mapping[str, object]) -> Any:
-    from kensium_provision.steps.lookups import run_lookup
+    """A live lookup, asked once per run for the same question (two zone inputs share one call)."""
+    import json
 
-    return run_lookup(StepContext(runtime, "inputs", MappingProxyType(dict(values))), spec_lookup, values)
+    from kensium_provision.steps.lookups import run_lookup
+    from kensium_provision.template import render_value
+
+    key = json.dumps([spec_lookup.name, spec_lookup.service, spec_lookup.operation, spec_lookup.query,
+                      render_value(dict(spec_lookup.params), values)], sort_keys=True, default=str)
+    if key not in runtime.lookups:
+        context = StepContext(runtime, "inputs", MappingProxyType(dict(values)))
+        runtime.lookups[key] = run_lookup(context, spec_lookup, values)
+    return runtime.lookups[key]
 
 
 def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, object] | None = None) -> dict[str, object]:
@@ -264,13 +273,13 @@ class _Run:
                 self.unknown.update(self.produced(step))
                 return StepResult(**common, status=Status.SKIPPED, reason="manual step without a probe: not checkable")
             self.bind_existing(step, probe)
-            finding = Finding(step_id=step.id, message=f"{step.title}: not done ({probe.note})")
-            differences = tuple(Finding(step_id=step.id, message=f"{step.title}: {d}", expected=shown_value(d.expected),
+            finding = Finding(step_id=step.id, message=f"{self.title(step)}: not done ({probe.note})")
+            differences = tuple(Finding(step_id=step.id, message=f"{self.title(step)}: {d}", expected=shown_value(d.expected),
                                         actual=shown_value(d.actual)) for d in probe.differences)
             return StepResult(**common, status=Status.FAILED, reason=probe.note, findings=differences or (finding,))
         bound = self.bind_outputs(step, probe.outputs)
         problems = step_type.verify(ctx, params)
-        findings = tuple(Finding(step_id=step.id, message=f"{step.title}: {d}", expected=shown_value(d.expected),
+        findings = tuple(Finding(step_id=step.id, message=f"{self.title(step)}: {d}", expected=shown_value(d.expected),
                                  actual=shown_value(d.actual)) for d in problems)
         return StepResult(**common, status=Status.FAILED if findings else Status.DONE,
                           reason="; ".join(str(d) for d in problems) or probe.note, outputs=shown_value(bound),
@@ -294,6 +303,9 @@ class _Run:
             self.confirm(step, probe)
         rt.journal.record("step.intent", step=step.id, type=step.type, risk=step.risk.value,
                           params=common["params"], diff=[list(d) for d in common["diff"]])
+        invalidate = getattr(rt.aws, "invalidate", None)
+        if invalidate is not None:  # what is read from here on must be read again (see aws.cache)
+            invalidate()
         result = dict(probe.outputs)
         result.update(step_type.act(ctx, params, probe))
         bound = self.bind_outputs(step, result)
@@ -307,7 +319,8 @@ class _Run:
         if rt.assume_yes and step.risk is not Risk.DESTROY:
             return
         verb = {Risk.CREATE: "Create", Risk.MODIFY: "Change", Risk.DESTROY: "DESTROY"}[step.risk]
-        if not rt.operator.confirm(f"{verb}: {step.title}?", default=step.risk is not Risk.DESTROY, key=step.id):
+        if not rt.operator.confirm(f"{verb}: {self.title(step)}?", default=step.risk is not Risk.DESTROY,
+                                   key=step.id):
             raise AbortedError(f"the operator declined step {step.id}")
 
 
@@ -318,6 +331,9 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
 
     `recorded` holds the journaled outputs of manual steps a resumed run already completed.
     """
+    invalidate = getattr(runtime.aws, "invalidate", None)
+    if invalidate is not None:  # a run starts from what is there now, not from an earlier run's reads
+        invalidate()
     state = _Run(checklist, runtime, dict(values), types if types is not None else registry(), recorded or {})
     results: list[StepResult] = []
     error = ""
@@ -336,8 +352,9 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         except KprovError as exc:
             state.unknown.update(state.produced(step))
             message = str(exc) + (f" (hint: {exc.hint})" if exc.hint else "")
-            result = StepResult(step_id=step.id, title=step.title, status=Status.FAILED, risk=step.risk,
-                                reason=message, findings=(Finding(step_id=step.id, message=f"{step.title}: {message}"),))
+            title = state.title(step)
+            result = StepResult(step_id=step.id, title=title, status=Status.FAILED, risk=step.risk,
+                                reason=message, findings=(Finding(step_id=step.id, message=f"{title}: {message}"),))
             if runtime.mode is Mode.APPLY:
                 error = message
         result = StepResult(**{**_fields(result), "seconds": runtime.monotonic() - start})

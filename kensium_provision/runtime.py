@@ -161,6 +161,7 @@ class Runtime:
     hooks: RunHooks = field(default_factory=NoHooks)
     assume_yes: bool = False
     settings: Mapping[str, object] = field(default_factory=dict)  # e.g. rabbitmq, sql, route53 config
+    lookups: dict[str, object] = field(default_factory=dict)  # live lookups asked once per run
     sleep: Callable[[float], None] = field(default=__import__("time").sleep)
     monotonic: Callable[[], float] = field(default=__import__("time").monotonic)
 

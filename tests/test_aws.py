@@ -36,8 +36,8 @@ def _shared_boto3_session() -> Any:
     return boto3.Session(region_name="us-east-1")  # its loader caches service models: tests stay fast
 
 
-def aws_session(mode: Mode = Mode.APPLY) -> AwsSession:
-    return AwsSession(ENV, mode=mode, session=_shared_boto3_session())
+def aws_session(mode: Mode = Mode.APPLY, *, read_cache: bool = True) -> AwsSession:
+    return AwsSession(ENV, mode=mode, session=_shared_boto3_session(), read_cache=read_cache)
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_transport_failures_are_counted_as_errors(monkeypatch: pytest.MonkeyPatc
 
 
 def test_counting_is_thread_safe(aws: None) -> None:
-    session = aws_session()
+    session = aws_session(read_cache=False)  # every call must reach moto to be counted
     sts = session.client("sts")
 
     def work() -> None:
@@ -357,7 +357,8 @@ def make_vpc_once(session: AwsSession, client: Any) -> Created[dict[str, Any]]:
         found = vpcs_named(session)
         return found[0] if found else None
 
-    return create_once(probe=probe, create=lambda: create_vpc(client), client_token=None, sleep=no_sleep)
+    return create_once(probe=probe, create=lambda: create_vpc(client), client_token=None, sleep=no_sleep,
+                       forget=session.invalidate)
 
 
 def test_a_blind_sdk_retry_after_a_lost_response_duplicates(aws: None) -> None:
@@ -464,3 +465,20 @@ def test_with_a_token_one_probe_follows_an_ambiguous_failure(aws: None) -> None:
         probe=probe, client_token=token, sleep=no_sleep,
         create=lambda: secrets.create_secret(Name="kprov/qa/acme/x", SecretString="v", ClientRequestToken=token))
     assert result.created and result.attempts == 2 and len(probes) == 2  # first probe + one after the 500
+
+
+def test_read_cache_answers_repeated_reads_until_a_write(aws: None) -> None:
+    session = aws_session()
+    ec2 = session.client("ec2")
+    ec2.describe_vpcs()
+    ec2.describe_vpcs()
+    assert session.counter.count("ec2", "DescribeVpcs") == 1  # the second answer came from the run's cache
+    ec2.create_vpc(CidrBlock="10.1.0.0/16")  # a write empties the cache
+    after = ec2.describe_vpcs()
+    assert session.counter.count("ec2", "DescribeVpcs") == 2
+    assert any(v["CidrBlock"] == "10.1.0.0/16" for v in after["Vpcs"])
+    after["Vpcs"].clear()  # callers get copies: mutating one never corrupts the cache
+    assert ec2.describe_vpcs()["Vpcs"]
+    session.invalidate()  # the engine (before act) and the run's sleep (waits) do this
+    ec2.describe_vpcs()
+    assert session.counter.count("ec2", "DescribeVpcs") == 3

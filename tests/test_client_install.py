@@ -339,7 +339,7 @@ def test_check_finds_a_deleted_vhost_and_a_removed_bucket_tag(world: World) -> N
     for f in report.findings:
         by_step.setdefault(f.step_id, []).append(f.message)
     assert set(by_step) == {"hub-vhost", "s3-bucket"}
-    assert "The hub vhost <org_id> with its own RabbitMQ user: vhost: is None, should be 'acme'" in by_step["hub-vhost"]
+    assert "The hub vhost acme with its own RabbitMQ user: vhost: is None, should be 'acme'" in by_step["hub-vhost"]
     assert by_step["s3-bucket"] == [
         "The S3 bucket is as POS provisions it: billing tag OrgId (or OrgID): is None, should be 'acme'"]
 

@@ -33,6 +33,8 @@ class CallCounter:
         service = client.meta.service_model.service_name  # one client, one service: "secretsmanager"
 
         def after_call(*, http_response: Any, parsed: Any, model: Any, context: Any, **_: Any) -> None:
+            if getattr(http_response, "kprov_cached", False):  # answered by the run's read cache: AWS saw nothing
+                return
             failed = getattr(http_response, "status_code", 200) >= 300
             self._add(f"{service}:{model.name}", _attempts(context, parsed), failed)
 

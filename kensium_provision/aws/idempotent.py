@@ -54,6 +54,8 @@ def create_once(
     settle_probes: int = 3,
     sleep: Callable[[float], None] = time.sleep,
     base_delay: float = 1.0,
+    probed: bool = False,
+    forget: Callable[[], None] | None = None,
 ) -> Created[T]:
     """Return the resource `probe` finds, else create it, at most once in effect.
 
@@ -63,11 +65,15 @@ def create_once(
     ambiguous failure (read timeout, dropped connection, 5xx) is followed by probes, `settle_probes`
     of them without a token (AWS reads are eventually consistent), before any retry. An "already
     exists" answer is reconciled by a probe too. Anything else is raised as is (translate it with
-    `aws.errors.translate`), as is the last error once `attempts` creates were made.
+    `aws.errors.translate`), as is the last error once `attempts` creates were made. `probed=True`
+    skips the first probe when the caller has just made it (a step's act right after its probe, under
+    the run's lock): describe-before-create without describing twice. `forget` empties the run's read
+    cache before each re-probe (see `aws.cache`).
     """
-    found = probe()
-    if found is not None:
-        return Created(resource=found, created=False)
+    if not probed:  # `probed`: the caller's own probe just found nothing (the engine's probe before act)
+        found = probe()
+        if found is not None:
+            return Created(resource=found, created=False)
     made = 0
     while True:
         made += 1
@@ -80,6 +86,8 @@ def create_once(
             if kind in ("ambiguous", "exists"):
                 tries = settle_probes if client_token is None and kind == "ambiguous" else 1
                 for i in range(tries):
+                    if forget is not None:  # a re-probe must ask AWS, never the run's read cache
+                        forget()
                     found = probe()
                     if found is not None:
                         return Created(resource=found, created=made > 1 or kind == "ambiguous",

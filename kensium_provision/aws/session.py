@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kensium_provision import __version__
+from kensium_provision.aws.cache import ReadCache
 from kensium_provision.aws.calls import CallCounter
 from kensium_provision.aws.wall import install_wall
 from kensium_provision.environments import Environment, Identity
@@ -41,7 +42,7 @@ class AwsSession:
     """
 
     def __init__(self, env: Environment, *, mode: Mode, endpoint_url: str = "",
-                 counter: CallCounter | None = None, session: Any = None) -> None:
+                 counter: CallCounter | None = None, session: Any = None, read_cache: bool = True) -> None:
         self.env = env
         self.mode = mode
         self.endpoint_url = endpoint_url or env.endpoint_url
@@ -54,6 +55,7 @@ class AwsSession:
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, int], Any] = {}
         self._identity: Identity | None = None
+        self.cache = ReadCache() if read_cache else None
 
     def _boto3_session(self) -> Any:
         if self._session is None:
@@ -111,8 +113,15 @@ class AwsSession:
                 client = self._boto3_session().client(service, **kwargs)
                 self.counter.register(client)
                 install_wall(client, self.mode)
+                if self.cache is not None:
+                    self.cache.register(client)
                 self._clients[key] = client
             return client
+
+    def invalidate(self) -> None:
+        """Forget cached reads (see `aws.cache`): the engine calls it when a step acts, the run when it sleeps."""
+        if self.cache is not None:
+            self.cache.invalidate()
 
     def identity(self) -> Identity:
         """Who the credentials belong to (`sts.get_caller_identity`, asked once per run)."""

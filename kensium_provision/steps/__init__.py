@@ -17,6 +17,7 @@ __all__ = ["LOOKUP_NAMES", "registry"]
 
 # Named read-only lookups a checklist may use in `choices_from:` / `default_from:` (steps/lookups.py).
 LOOKUP_NAMES = (
+    "region",
     "availability-zones",
     "next-free-name",
     "rds-instances",

@@ -88,6 +88,12 @@ class StepContext:
         """A deterministic idempotency token for this run and step (stable across retries and resume)."""
         return self.runtime.idempotency_token(self.step_id, purpose)
 
+    def forget_reads(self) -> None:
+        """Drop the run's cached reads (aws.cache): a poll must see what AWS says now."""
+        invalidate = getattr(self.runtime.aws, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+
     def progress(self, message: str) -> None:
         self.runtime.reporter.progress(self.step_id, message)
 

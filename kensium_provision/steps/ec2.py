@@ -119,7 +119,9 @@ def creating(ctx: StepContext, service: str, operation: str, *, find: Callable[[
 
     client = create_client(ctx.runtime.aws, service, client_token=token)
     with _translated(ctx, service, operation, resource):
-        created = create_once(probe=find, create=lambda: make(client), client_token=token, sleep=ctx.runtime.sleep)
+        # act runs right after the engine's probe found nothing (and the run holds the target's lock)
+        created = create_once(probe=find, create=lambda: make(client), client_token=token, sleep=ctx.runtime.sleep,
+                              probed=True, forget=ctx.forget_reads)
     if created.reconciled:
         ctx.progress(f"{resource or operation}: the answer was lost, but it was made once; carrying on")
     return created.resource
@@ -137,6 +139,13 @@ def _name_filter(name: str, **more: str) -> list[dict[str, Any]]:
     filters = [{"Name": "tag:Name", "Values": [name]}]
     filters += [{"Name": key.replace("_", "-"), "Values": [value]} for key, value in more.items()]
     return filters
+
+
+def _named_in_vpc(ctx: StepContext, operation: str, key: str, name: str, vpc_id: str) -> list[dict[str, Any]]:
+    """Every `key` item of the VPC, then the ones named `name`: one read of the VPC's subnets (or route
+    tables) serves all the steps that look for one of them, through the run's read cache."""
+    found = aws_call(ctx, "ec2", operation, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[key]
+    return [item for item in found if _tags(item.get("Tags")).get("Name") == name]
 
 
 def _one(items: Sequence[dict[str, Any]], what: str, name: str, id_key: str) -> dict[str, Any] | None:
@@ -163,6 +172,7 @@ def _wait_until(ctx: StepContext, what: str, read: Callable[[], object], until: 
     runtime = ctx.runtime
     start = runtime.monotonic()
     while (state := read()) not in until:
+        ctx.forget_reads()  # the next read must ask AWS again
         left = budget - (runtime.monotonic() - start)
         if left <= 0:
             raise StepError(f"{what} is still {state!r} after {budget:.0f} s",
@@ -410,8 +420,8 @@ class Ec2Subnet:
         return p
 
     def _find(self, ctx: StepContext, p: Mapping[str, Any]) -> dict[str, Any] | None:
-        found = aws_call(ctx, "ec2", "DescribeSubnets", Filters=_name_filter(p["name"], vpc_id=p["vpc_id"]))
-        return _one(found["Subnets"], "subnet", p["name"], "SubnetId")
+        named = _named_in_vpc(ctx, "DescribeSubnets", "Subnets", p["name"], p["vpc_id"])
+        return _one(named, "subnet", p["name"], "SubnetId")
 
     def _desired(self, p: Mapping[str, Any]) -> dict[str, object]:
         return {"CidrBlock": p["cidr"], "AvailabilityZone": p["zone"], "MapPublicIpOnLaunch": bool(p["public"])}
@@ -579,8 +589,8 @@ class Ec2RouteTable:
         return p
 
     def _find(self, ctx: StepContext, p: Mapping[str, Any]) -> dict[str, Any] | None:
-        found = aws_call(ctx, "ec2", "DescribeRouteTables", Filters=_name_filter(p["name"], vpc_id=p["vpc_id"]))
-        return _one(found["RouteTables"], "route table", p["name"], "RouteTableId")
+        named = _named_in_vpc(ctx, "DescribeRouteTables", "RouteTables", p["name"], p["vpc_id"])
+        return _one(named, "route table", p["name"], "RouteTableId")
 
     def _observe(self, ctx: StepContext, p: Mapping[str, Any]) -> tuple[dict[str, Any], list[Difference]]:
         table = self._find(ctx, p)
@@ -1407,6 +1417,7 @@ class Ec2WindowsPassword:
                                 hint="Windows may still be starting: run the same command again later")
             ctx.progress(f"Windows is not ready to give its password yet; {left:.0f} s left")
             runtime.sleep(min(float(p["interval"]), left))
+            ctx.forget_reads()
         password = Secret(self._decrypt(p, runtime.vault.fetch(p["key_ref"]).reveal(), data))
         ref = runtime.vault.store(p["vault_entry"], password,
                                   description=f"Windows Administrator password of {p['instance_id']}",

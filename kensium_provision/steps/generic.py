@@ -152,6 +152,7 @@ class AwsWait:
         runtime = ctx.runtime
         start = runtime.monotonic()
         while True:
+            ctx.forget_reads()
             state, response = self._state(ctx, params)
             if state in params["until"]:
                 return {"value": state, "response": response}

@@ -29,6 +29,11 @@ def _conforming(ctx: StepContext, rule: str, names: list[str]) -> list[str]:
     return sorted(n for n in names if not ctx.runtime.names.check(rule, n, {}))
 
 
+def region(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """The run's region (from the environment), offered for confirmation; no API call."""
+    return [str(ctx.client("ec2").meta.region_name)]
+
+
 def availability_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     found = call_read(ctx, "ec2", "DescribeAvailabilityZones",
                       {"Filters": [{"Name": "state", "Values": ["available"]}]})
@@ -101,6 +106,7 @@ def next_free_name(ctx: StepContext, params: Mapping[str, Any]) -> str:
 
 
 LOOKUPS: Mapping[str, Callable[[StepContext, Mapping[str, Any]], object]] = {
+    "region": region,
     "availability-zones": availability_zones,
     "next-free-name": next_free_name,
     "rds-instances": rds_instances,

@@ -308,7 +308,8 @@ class MqBroker:
 
         ctx.progress(f"creating {spec.name} ({spec.host_instance_type}, {spec.deployment_mode})")
         created = _translated("CreateBroker", spec.name, lambda: create_once(
-            probe=lambda: _find(ctx, spec.name), create=create, client_token=token, sleep=ctx.runtime.sleep))
+            probe=lambda: _find(ctx, spec.name), create=create, client_token=token, sleep=ctx.runtime.sleep,
+            forget=ctx.forget_reads))
         found = created.resource
         if not created.created or created.reconciled:
             diffs = _differences(spec, found)

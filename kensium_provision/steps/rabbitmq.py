@@ -78,6 +78,8 @@ def management_client(ctx: StepContext, params: Mapping[str, Any]) -> Management
     admin_user = params.get("admin_user") or settings.get("admin_user") or "admin"
     # A local RabbitMQ (the sandbox's emulator, or one in the config) has its own admin: settings win.
     reference = settings.get("admin_secret") or params.get("admin_secret")
+    if settings.get("admin_secret_entry"):
+        reference = ctx.runtime.vault.find(str(settings["admin_secret_entry"])) or reference
     if not isinstance(reference, str) or not reference:
         raise InputError("rabbitmq.vhost needs `admin_secret`: the password-manager reference of the broker admin")
     timeout = settings.get("timeout", 10)

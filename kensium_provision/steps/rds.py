@@ -279,7 +279,8 @@ class RdsDbInstance:
 
         ctx.progress(f"creating {spec.name} ({_shown_edition(spec.engine)}) in {spec.zone}")
         created = _translated("CreateDBInstance", spec.name, lambda: create_once(
-            probe=lambda: _describe(ctx, spec.name), create=create, client_token=None, sleep=ctx.runtime.sleep))
+            probe=lambda: _describe(ctx, spec.name), create=create, client_token=None, sleep=ctx.runtime.sleep,
+            forget=ctx.forget_reads))
         found = created.resource
         if not created.created or created.reconciled:
             diffs = _differences(spec, found)  # made by someone else meanwhile, or our lost create

@@ -70,13 +70,19 @@ class RdsDbSubnetGroup:
         return {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
 
     def _observe(self, ctx: StepContext, p: Mapping[str, Any]) -> tuple[dict[str, Any], list[Difference]]:
-        wanted_zones = sorted(set(self._zones(ctx, p["subnet_ids"]).values()))
+        group = self._find(ctx, p["name"])
+        subnets = sorted(s["SubnetIdentifier"] for s in (group or {}).get("Subnets") or ())
+        if group is not None and subnets == p["subnet_ids"]:
+            # The group already lists each subnet's zone: no DescribeSubnets on a re-run.
+            zones = {s["SubnetIdentifier"]: (s.get("SubnetAvailabilityZone") or {}).get("Name", "")
+                     for s in group.get("Subnets") or ()}
+        else:
+            zones = self._zones(ctx, p["subnet_ids"])
+        wanted_zones = sorted(set(zones.values()))
         differences = [] if len(wanted_zones) >= 2 else [
             Difference("zones of the subnets", wanted_zones, "two or more")]
-        group = self._find(ctx, p["name"])
         if group is None:
             return {}, differences
-        subnets = sorted(s["SubnetIdentifier"] for s in group.get("Subnets") or ())
         current = {"db_subnet_group": group["DBSubnetGroupName"], "vpc_id": group.get("VpcId"), "SubnetIds": subnets,
                    "Description": group.get("DBSubnetGroupDescription")}
         if subnets != p["subnet_ids"]:
@@ -111,10 +117,11 @@ class RdsDbSubnetGroup:
             aws_call(ctx, "rds", "ModifyDBSubnetGroup", resource=p["name"], DBSubnetGroupName=p["name"],
                      DBSubnetGroupDescription=p["description"], SubnetIds=p["subnet_ids"])
         else:
-            creating(ctx, "rds", "CreateDBSubnetGroup", find=lambda: self._find(ctx, p["name"]), resource=p["name"],
-                     make=lambda client: client.create_db_subnet_group(
-                         DBSubnetGroupName=p["name"], DBSubnetGroupDescription=p["description"],
-                         SubnetIds=p["subnet_ids"], Tags=[{"Key": "Name", "Value": p["name"]}])["DBSubnetGroup"])
+            group = creating(ctx, "rds", "CreateDBSubnetGroup", find=lambda: self._find(ctx, p["name"]),
+                             resource=p["name"], make=lambda client: client.create_db_subnet_group(
+                                 DBSubnetGroupName=p["name"], DBSubnetGroupDescription=p["description"],
+                                 SubnetIds=p["subnet_ids"], Tags=[{"Key": "Name", "Value": p["name"]}])["DBSubnetGroup"])
+            return {"db_subnet_group": p["name"], "vpc_id": group.get("VpcId")}
         group = self._find(ctx, p["name"])
         return {"db_subnet_group": p["name"], "vpc_id": (group or {}).get("VpcId")}
 
