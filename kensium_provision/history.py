@@ -6,6 +6,7 @@ ticket) and compares a run's checklist with today's to say what changed before a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,10 +53,15 @@ def run_json(log: Any) -> dict[str, Any]:
             "problems": list(log.problems)}
 
 
+def _escape(text: str) -> str:
+    """Text as Markdown shows it literally: a note saying `'.*'` must not turn into emphasis."""
+    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", text)
+
+
 def run_markdown(log: Any) -> str:
     data = run_json(log)
     lines = [f"# kprov run {data['run_id']}", "",
-             "| | |", "|---|---|",
+             "| run | |", "|---|---|",
              f"| checklist | `{data['checklist']}` (sha256 `{str(data['checklist_sha256'])[:12]}`) |",
              f"| mode | {data['mode']} |", f"| target | {data['target']} |",
              f"| environment | {data['environment']} (account {data['account']}, {data['region']}) |",
@@ -63,14 +69,14 @@ def run_markdown(log: Any) -> str:
              f"| started | {data['started']} |", f"| finished | {data['finished'] or '-'} |",
              f"| outcome | **{data['outcome']}** |", ""]
     if data["answers"]:
-        lines += ["## Answers", ""] + [f"- `{k}`: {v}" for k, v in data["answers"].items()] + [""]
+        lines += ["## Answers", ""] + [f"- `{k}`: {_escape(str(v))}" for k, v in data["answers"].items()] + [""]
     lines += ["## Steps", "", "| step | status | note |", "|---|---|---|"]
     for step in data["steps"]:
-        note = str(step.get("reason") or "").replace("|", "\\|")
+        note = _escape(str(step.get("reason") or ""))
         lines.append(f"| `{step['id']}` | {step.get('status') or 'intended, no result'} | {note} |")
     findings = [f for s in data["steps"] for f in (s.get("findings") or [])]
     if findings:
-        lines += ["", "## Findings", ""] + [f"- {f}" for f in findings]
+        lines += ["", "## Findings", ""] + [f"- {_escape(str(f))}" for f in findings]
     if data["problems"]:
         lines += ["", "## Journal problems", ""] + [f"- {p}" for p in data["problems"]]
     return "\n".join(lines) + "\n"

@@ -184,9 +184,11 @@ class Redactor:
         if isinstance(obj, str):
             return self.redact(obj)
         if isinstance(obj, Mapping):
+            # A secret-named key masks its text; containers under it (a map of references, the call
+            # counts of `secretsmanager:*`) are walked like any other, numbers and flags kept.
             return {
-                self.redact(k) if isinstance(k, str) else k: MASK if is_secret_key(k) and v is not None
-                else self.redact_obj(v)
+                self.redact(k) if isinstance(k, str) else k:
+                    MASK if is_secret_key(k) and isinstance(v, str | bytes | Secret) else self.redact_obj(v)
                 for k, v in obj.items()
             }
         if isinstance(obj, list | tuple | set | frozenset):

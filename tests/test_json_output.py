@@ -171,8 +171,6 @@ def test_errors_are_json_too(aws: None, monkeypatch: pytest.MonkeyPatch, capsys:
     assert error["issues"] and all(":" in issue for issue in error["issues"])
 
 
-@pytest.mark.xfail(strict=True, reason="cli.main's usage-error branch (typer.TyperException) and `names show` with "
-                                       "an invalid org id do not call _json_error yet")
 @pytest.mark.parametrize("args", [("no-such-command",), ("runs", "show", "no-such-run"), ("names", "show", "ACME!")])
 def test_usage_errors_are_json_too(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                    args: tuple[str, ...]) -> None:
@@ -215,8 +213,6 @@ def test_access_denied_names_the_missing_action(aws: None, monkeypatch: pytest.M
     assert any("kprov resume" in line for line in lines)
 
 
-@pytest.mark.xfail(strict=True, reason="steps.generic.call_read does not translate botocore errors with its known service, "
-                                       "so engine._as_aws_error guesses the service from the step type: 'aws:...'")
 def test_access_denied_in_a_generic_step_names_the_service(aws: None, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """A generic aws.assert step is denied: the operator reads ec2:..., not the step type's prefix."""
@@ -230,9 +226,6 @@ def test_access_denied_in_a_generic_step_names_the_service(aws: None, monkeypatc
     assert "lacks ec2:DescribeSecurityGroups" in failed["reason"]
 
 
-@pytest.mark.xfail(strict=True, reason="the journal's redactor masks every value under a key that looks secret, so "
-                                       "run.finished api_calls.by_operation['secretsmanager:GetSecretValue'] becomes "
-                                       "'••••••••' and `runs show` breaks the apiCalls schema")
 def test_runs_show_of_a_run_that_used_secrets_manager(aws: None, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     answers = tmp_path / "rabbitmq.yaml"

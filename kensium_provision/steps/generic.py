@@ -43,9 +43,16 @@ def call_read(ctx: StepContext, service: str, operation: str, params: Mapping[st
 
     client = ctx.client(service)
     method = xform_name(operation)
-    if client.can_paginate(method):
-        return dict(client.get_paginator(method).paginate(**params).build_full_result())
-    response = dict(getattr(client, method)(**params))
+    try:
+        if client.can_paginate(method):
+            return dict(client.get_paginator(method).paginate(**params).build_full_result())
+        response = dict(getattr(client, method)(**params))
+    except Exception as exc:  # noqa: BLE001 - the SDK's errors get the operation, code and a hint
+        if not type(exc).__module__.startswith("botocore"):
+            raise
+        from kensium_provision.aws.errors import translate
+
+        raise translate(exc, service=service, operation=operation, resource=f"step {ctx.step_id}") from None
     response.pop("ResponseMetadata", None)
     return response
 

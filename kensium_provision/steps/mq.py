@@ -49,6 +49,17 @@ def instance_type_for(purpose: str) -> str:
                          "QA/staging, mq.m5.large for production") from None
 
 
+def _environment_purpose(ctx: StepContext) -> str:
+    """A shared broker has no client purpose: the environment decides (domain.md 2.5). The POS
+    Production account (it hosts production) gets the production size; any other, and the sandbox,
+    the QA/staging one."""
+    env = ctx.runtime.settings.get("environment")
+    purposes = env.get("purposes", ()) if isinstance(env, dict) else ()
+    if isinstance(env, dict) and not env.get("sandbox") and "production" in purposes:
+        return "production"
+    return "qa" if purposes else ""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Spec:
     """The validated parameters of one broker."""
@@ -101,7 +112,7 @@ def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
                          "(quote it in YAML)")
     kind = str(params.get("host_instance_type") or BY_PURPOSE)
     if kind == BY_PURPOSE:
-        kind = instance_type_for(ctx.runtime.purpose)
+        kind = instance_type_for(ctx.runtime.purpose or _environment_purpose(ctx))
     if not _TYPE.fullmatch(kind):
         raise InputError(f"mq.broker host_instance_type: {kind!r} is not an Amazon MQ RabbitMQ type "
                          "(mq.t3.micro, mq.m5.large..., mq.m7g.large...)")
