@@ -434,6 +434,8 @@ def main() -> NoReturn:
     try:
         result = command.main(args=sys.argv[1:], prog_name="kprov", standalone_mode=False)
         code = int(result) if isinstance(result, int) else 0
+        if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130), returned here
+            _say_error("interrupted", code)
     except typer.Exit as done:
         code = int(done.exit_code)
     except typer.Abort as abort:  # typer (vendoring click) turns Ctrl-C at its own prompts into Abort

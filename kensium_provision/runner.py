@@ -70,6 +70,21 @@ class _Hooks:
         self.console, self.operator, self.locks, self.run_id, self.journal = console, operator, locks, run_id, journal
         self.lock: Any = None
         self.heartbeat: Any = None
+        self.purpose_checked = ""
+
+    def check_purpose(self, purpose: str) -> None:
+        """The purpose guard (exit 4), journaled; once per purpose and run."""
+        from kensium_provision.environments import check_purpose
+
+        if purpose == self.purpose_checked:
+            return
+        try:
+            check_purpose(self.env, purpose, others=self.config.environments)
+        except GuardError as exc:
+            self.journal.record("guard", guard="purpose", outcome="refused", message=str(exc))
+            raise
+        self.journal.record("guard", guard="purpose", outcome="ok", purpose=purpose)
+        self.purpose_checked = purpose
 
     def target(self, checklist: Checklist, values: Mapping[str, object]) -> str:
         from kensium_provision.template import render
@@ -78,16 +93,9 @@ class _Hooks:
         return render(checklist.target, text) if checklist.target else f"{checklist.scope}:{checklist.id}"
 
     def after_inputs(self, checklist: Checklist, values: Mapping[str, object]) -> None:
-        from kensium_provision.environments import check_purpose
-
         purpose = values.get("purpose")
         if isinstance(purpose, str):
-            try:
-                check_purpose(self.env, purpose, others=self.config.environments)
-            except GuardError as exc:
-                self.journal.record("guard", guard="purpose", outcome="refused", message=str(exc))
-                raise
-            self.journal.record("guard", guard="purpose", outcome="ok", purpose=purpose)
+            self.check_purpose(purpose)
         target = self.target(checklist, values)
         self.journal.record("target", target=target)
         rows = {"caller": f"{self.identity.display_name} ({self.identity.arn})", "account": self.identity.account,
@@ -123,6 +131,24 @@ class _Hooks:
                 self.journal.record("lock.released", target=self.lock.target)
             except LockError as exc:  # lost while we ran: say so, but never hide the run's own error
                 self.journal.record("lock.lost", target=self.lock.target, message=str(exc))
+
+
+class _PurposeFirst:
+    """The operator, with the purpose guard applied the moment the purpose is answered: a refused
+    purpose exits 4 before any further question or live lookup, not after every input."""
+
+    def __init__(self, inner: Any, hooks: _Hooks) -> None:
+        self._inner, self._hooks = inner, hooks
+        self.interactive = inner.interactive
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def ask(self, spec: Any, **kwargs: Any) -> object:
+        value = self._inner.ask(spec, **kwargs)
+        if spec.id == "purpose" and isinstance(value, str):
+            self._hooks.check_purpose(value)
+        return value
 
 
 def _endpoint(env: Any, state_dir: Path) -> str:
@@ -223,7 +249,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     from kensium_provision.runtime import Runtime
 
     reporter = make_reporter(console, checklist, live=request.live, mode=request.mode)
-    runtime = Runtime(mode=request.mode, run_id=run_id, aws=session, operator=operator, vault=vault, names=names,
+    runtime = Runtime(mode=request.mode, run_id=run_id, aws=session, operator=_PurposeFirst(operator, hooks),
+                      vault=vault, names=names,
                       env_name=env.name, purpose="", journal=journal, reporter=reporter, hooks=hooks,
                       assume_yes=request.assume_yes,
                       settings=_sandbox_settings(env, state, cfg.settings(), session))

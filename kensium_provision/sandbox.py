@@ -50,6 +50,8 @@ RABBITMQ_ADMIN_USER = "admin"  # as on Amazon MQ
 RABBITMQ_SECRET_NAME = "kprov/sandbox/rabbitmq-emulator/admin"  # noqa: S105 - a name, not a password
 _SANDBOX_KEYS = ("kprov-sandbox", "kprov-sandbox")  # moto accepts any credentials
 _NEVER_INHERIT = ("MOTO_ENABLE_RECORDING", "MOTO_RECORDER_FILEPATH")  # the recorder writes request bodies
+# The operator's AWS credentials: the sandbox needs none, and a long-lived child must not hold them.
+_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _log = logging.getLogger("kprov.sandbox")
 
 
@@ -178,7 +180,7 @@ def _locked(path: Path, deadline: float) -> Iterator[None]:
 
 def _spawn(state_dir: Path, region: str) -> int:
     folder = sandbox_dir(state_dir)
-    env = {k: v for k, v in os.environ.items() if k not in _NEVER_INHERIT}
+    env = {k: v for k, v in os.environ.items() if k not in _NEVER_INHERIT and k not in _CREDENTIALS}
     argv = [sys.executable, "-m", "kensium_provision.sandbox", "serve", "--state-dir", str(state_dir.resolve()),
             "--region", region, "--detach"]
     with (folder / LOG_FILE).open("ab") as log:
