@@ -470,9 +470,9 @@ def _fleet_types(snapshot: Snapshot) -> dict[str, StepType]:
     from kensium_provision.steps import registry
     from kensium_provision.steps.base import Difference, Probe
     from kensium_provision.steps.client_record import ClientOrgId
-    from kensium_provision.steps.iam import IamClientUser, IamSandboxClientUser, IamUserFacts
-    from kensium_provision.steps.rabbitmq import RabbitMQVhost, VhostFacts
-    from kensium_provision.steps.s3 import BucketFacts, S3ClientBucket, S3SandboxClientBucket
+    from kensium_provision.steps.iam import IamClientUser, IamSandboxClientUser
+    from kensium_provision.steps.rabbitmq import RabbitMQVhost
+    from kensium_provision.steps.s3 import S3ClientBucket, S3SandboxClientBucket
 
     class FleetIamUser(IamClientUser):
         def read(self, ctx: StepContext, user: str) -> IamUserFacts | None:

@@ -14,7 +14,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from itertools import pairwise
@@ -77,7 +77,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """`user@host` of the operator's machine (journal records, lock holders)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # a container uid without a passwd entry
@@ -188,7 +189,7 @@ class JournalWriter:
         _fsync_dir(runs)
         self.seq, self.head = 0, GENESIS
         self.last: Mapping[str, object] = {}
-        self.record("run.started", **{"kprov_version": __version__, "os_user": _os_user(), **header})
+        self.record("run.started", **{"kprov_version": __version__, "os_user": os_user(), **header})
 
     def record(self, event: str, **fields: object) -> None:
         if not _EVENT.match(event):

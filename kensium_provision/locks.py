@@ -5,7 +5,6 @@ Locks are leases: they expire unless renewed, and only their owner (matched by l
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -46,11 +45,9 @@ def _at(seconds: float) -> datetime:
 
 
 def _whoami() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # a container uid without a passwd entry
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    from kensium_provision.journal import os_user
+
+    return os_user()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

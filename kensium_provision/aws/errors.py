@@ -7,12 +7,14 @@ included). botocore is imported inside `translate`, so step modules can import t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from kensium_provision.errors import AwsError
+from kensium_provision.errors import AwsError, KprovError
 
-__all__ = ["iam_action", "is_throttling", "translate"]
+__all__ = ["iam_action", "is_throttling", "translate", "translating"]
 
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
                   "AuthorizationError", "403"}  # moto answers JSON services' denials as a bare 403
@@ -46,6 +48,18 @@ def iam_action(service: str, operation: str) -> str:
 
 def is_throttling(code: str, status: int = 0) -> bool:
     return code in _THROTTLING or status == 429
+
+
+@contextmanager
+def translating(service: str, operation: str, resource: str = "", *, sandbox: bool = False) -> Iterator[None]:
+    """Run a block of AWS calls: SDK (and moto) failures become `AwsError` with a hint; kprov's own
+    errors pass through untouched. The one home of this rule for every step module."""
+    try:
+        yield
+    except KprovError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+        raise translate(exc, service=service, operation=operation, resource=resource, sandbox=sandbox) from None
 
 
 def translate(exc: BaseException, *, service: str, operation: str, resource: str = "", profile: str = "",

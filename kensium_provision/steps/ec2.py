@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from kensium_provision.errors import InputError, KprovError, StepError
+from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
@@ -79,18 +78,11 @@ def param_error(ctx: StepContext, message: str, hint: str = "") -> InputError:
     return InputError(f"step {ctx.step_id}: {message}", hint=hint)
 
 
-@contextmanager
-def _translated(ctx: StepContext, service: str, operation: str, resource: str = "") -> Iterator[None]:
+def _translated(ctx: StepContext, service: str, operation: str, resource: str = "") -> Any:
     """botocore and moto failures become `AwsError` with a hint; kprov's own errors pass through."""
-    try:
-        yield
-    except KprovError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - translated, never swallowed
-        from kensium_provision.aws.errors import translate
+    from kensium_provision.aws.errors import translating
 
-        raise translate(exc, service=service, operation=operation, resource=resource,
-                        sandbox=_sandbox(ctx)) from None
+    return translating(service, operation, resource, sandbox=_sandbox(ctx))
 
 
 def aws_call(ctx: StepContext, service: str, operation: str, *, resource: str = "", **params: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.errors import AwsError, InputError, KprovError, StepError
+from kensium_provision.errors import AwsError, InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
@@ -147,14 +147,10 @@ def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
 
 def _translated(operation: str, resource: str, call: Callable[[], Any]) -> Any:
     """`call()`, with every botocore/moto failure as an AwsError carrying a hint (never parameter values)."""
-    try:
-        return call()
-    except KprovError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - translated, not swallowed
-        from kensium_provision.aws.errors import translate
+    from kensium_provision.aws.errors import translating
 
-        raise translate(exc, service="mq", operation=operation, resource=resource) from None
+    with translating("mq", operation, resource):
+        return call()
 
 
 def _find(ctx: StepContext, name: str) -> dict[str, Any] | None:
