@@ -410,11 +410,7 @@ def names_show(org_id: Annotated[str, typer.Argument(help="The organization id."
     from kensium_provision import naming
 
     rules = naming.load_rules()
-    problems = rules.check("org-id", org_id, {})
-    if problems:
-        for p in problems:
-            _console().print(Text(f"✗ {safe(p)}", style="red"))
-        raise typer.Exit(int(ExitCode.INVALID))
+    rules.require("org-id", org_id, {})  # an InputError: the broken rule and an example, exit 3
     names = rules.derived_names(org_id)
     if OPTIONS.output is Output.json:
         _emit_json({"kprov_json": 1, "kind": "names.show", "org_id": org_id, "names": names})
@@ -423,7 +419,7 @@ def names_show(org_id: Annotated[str, typer.Argument(help="The organization id."
 
     table = Table("rule", "name", "description", title=Text(f"Names for {org_id}"), title_justify="left")
     for rule_id, name in names.items():
-        table.add_row(rule_id, Text(name), Text(rules.rule(rule_id).description.splitlines()[0][:70]))
+        table.add_row(rule_id, Text(name), Text(rules.rule(rule_id).description.split(". ")[0].strip()))
     _console().print(table)
 
 
@@ -447,6 +443,7 @@ def main() -> NoReturn:
         if show is not None:
             show()
         code = int(getattr(usage, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
+        _json_error(usage, code)
     except KeyboardInterrupt:
         code = int(ExitCode.INTERRUPTED)
         _say_error("interrupted", code)
@@ -476,8 +473,15 @@ def _say_error(message: str, code: int, *, hint: str = "") -> None:
         console.print(Text(f"hint: {safe(hint)}", style="yellow"), soft_wrap=True)
 
 
+def _wants_json() -> bool:
+    """`--output json`, also when parsing failed before the options were read (a usage error)."""
+    args = sys.argv[1:]
+    pairs = zip(args, args[1:], strict=False)
+    return OPTIONS.output is Output.json or "--output=json" in args or ("--output", "json") in pairs
+
+
 def _json_error(exc: Exception, code: int) -> None:
-    if OPTIONS.output is Output.json:
+    if _wants_json():
         issues = [str(i) for i in getattr(exc, "issues", ())]
         _emit_json({"kprov_json": 1, "kind": "error", "exit_code": code, "error": type(exc).__name__,
                     "message": str(exc), "hint": getattr(exc, "hint", "") or None, "issues": issues})

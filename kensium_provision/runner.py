@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def _endpoint(env: Any, state_dir: Path) -> str:
     return str(sandbox.ensure_running(state_dir, region=env.region).endpoint)
 
 
-def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object], session: Any) -> dict[str, object]:
+def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[str, object]:
     """In the sandbox, client vhosts go to its RabbitMQ emulator, whose admin password it keeps in its Secrets Manager."""
     if not env.sandbox:
         return settings
@@ -173,10 +174,16 @@ def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object], se
 
         info = sandbox.status(state_dir)
         if info is not None and info.rabbitmq_url:
-            secret = session.client("secretsmanager").describe_secret(SecretId=info.rabbitmq_secret)
-            rabbit.update(base_url=info.rabbitmq_url, admin_user=sandbox.RABBITMQ_ADMIN_USER,
-                          admin_secret=str(secret["ARN"]))
+            # The vault entry of the emulator's admin (kprov/sandbox/<entry>), found only if a step needs it.
+            entry = info.rabbitmq_secret.removeprefix(f"kprov/{env.name}/")
+            rabbit.update(base_url=info.rabbitmq_url, admin_user=sandbox.RABBITMQ_ADMIN_USER, admin_secret_entry=entry)
     return {**settings, "rabbitmq": rabbit, "sandbox": True}
+
+
+def _settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[str, object]:
+    """The config's settings plus what steps may need to know of the environment (never credentials)."""
+    found = {**settings, "environment": {"name": env.name, "purposes": list(env.purposes), "sandbox": env.sandbox}}
+    return _sandbox_settings(env, state_dir, found)
 
 
 def execute(request: RunRequest, console: Console) -> RunOutcome:
@@ -249,11 +256,15 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     from kensium_provision.runtime import Runtime
 
     reporter = make_reporter(console, checklist, live=request.live, mode=request.mode)
+    def sleep(seconds: float) -> None:  # time passing makes cached reads stale: a wait polls for AWS's own changes
+        session.invalidate()
+        time.sleep(seconds)
+
     runtime = Runtime(mode=request.mode, run_id=run_id, aws=session, operator=_PurposeFirst(operator, hooks),
-                      vault=vault, names=names,
+                      vault=vault, names=names, sleep=sleep,
                       env_name=env.name, purpose="", journal=journal, reporter=reporter, hooks=hooks,
                       assume_yes=request.assume_yes,
-                      settings=_sandbox_settings(env, state, cfg.settings(), session))
+                      settings=_settings(env, state, cfg.settings()))
     outcome = "failed"
     try:
         values = engine.resolve_inputs(checklist, runtime, request.preset)
@@ -261,7 +272,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         hooks.after_inputs(checklist, values)
         report = engine.run(checklist, runtime, values, recorded=request.recorded)
         outcome = "ok" if report.exit_code == 0 else "failed"
-        if outcome == "ok" and request.mode is Mode.APPLY and checklist.scope == "shared":
+        changed = any(r.status.value == "changed" and r.risk.value != "read" for r in report.results)
+        if outcome == "ok" and changed and request.mode is Mode.APPLY and checklist.scope == "shared":
             _record_shared(session, checklist, hooks.target(checklist, values), values, run_id, journal)
     except KeyboardInterrupt:
         outcome = "interrupted"
