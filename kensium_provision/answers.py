@@ -17,7 +17,7 @@ from kensium_provision.model import Checklist, InputSpec
 from kensium_provision.steps.manual import evidence_specs
 from kensium_provision.yamlio import Loc, Node, load_file
 
-__all__ = ["Answers", "AnswersOperator", "load_answers"]
+__all__ = ["Answers", "AnswersOperator", "check_answer_names", "load_answers"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +82,29 @@ def load_answers(path: Path, checklist: Checklist) -> Answers:
     if issues:
         raise ChecklistError(issues)
     return Answers(values=values, confirm=confirm, locs=locs, path=str(path))
+
+
+def check_answer_names(answers: Answers, checklist: Checklist, names: object,
+                       preset: Mapping[str, object] | None = None) -> None:
+    """Every answered name against its naming rule, and every answer against fixed choices, before
+    any AWS call; all problems at once, each at its line in the answers file."""
+    known = _known_ids(checklist)
+    context = {k: v for k, v in {**answers.values, **(preset or {})}.items() if isinstance(v, str)}
+    issues: list[Issue] = []
+    for key, value in answers.values.items():
+        spec = known.get(key)
+        loc = answers.locs.get(key)
+        if spec is None or loc is None or not isinstance(value, str):
+            continue
+        if spec.choices and spec.type == "choice" and value not in spec.choices:
+            issues.append(loc.issue(key, f"{value!r} is not one of: {', '.join(spec.choices)}"))
+        elif spec.rule:
+            problems = names.check(spec.rule, value, context)  # type: ignore[attr-defined]
+            if problems:
+                example = names.example(spec.rule, context)  # type: ignore[attr-defined]
+                issues.append(loc.issue(key, "; ".join(problems) + f" (for example {example})"))
+    if issues:
+        raise ChecklistError(issues)
 
 
 def _type_problem(spec: InputSpec, node: Node) -> str | None:

@@ -190,7 +190,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     """Load, guard, run and journal one checklist run."""
     from kensium_provision import config as config_module
     from kensium_provision import engine, naming
-    from kensium_provision.answers import AnswersOperator, load_answers
+    from kensium_provision.answers import AnswersOperator, check_answer_names, load_answers
     from kensium_provision.checklist import load_checklist
     from kensium_provision.environments import check_account, check_not_root
 
@@ -199,6 +199,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     names = naming.load_rules()
     checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
+    if answers is not None:  # names and choices checked before any AWS call
+        check_answer_names(answers, checklist, names, request.preset)
     state = config_module.state_dir()
 
     from kensium_provision.aws.session import AwsSession

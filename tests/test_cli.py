@@ -149,3 +149,17 @@ def test_startup_never_imports_boto3(args: list[str]) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_answers_breaking_naming_rules_are_refused_before_any_aws_call(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kensium_provision.config import state_dir
+
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("vpc_name: POS VPC/../x\nregion: us-east-1\nprimary_zone: us-east-1a\n"
+                       "secondary_zone: us-east-1b\noperator_name: 'Jane [bold]Doe'\noperator_ip: 203.0.113.10\n")
+    assert invoke(monkeypatch, "provision", "shared", "vpc", "--dry-run", "--answers", str(answers)) == ExitCode.INVALID
+    err = capsys.readouterr().err
+    assert f"{answers}:1:11: vpc_name: vpc-entity-name: contains a path separator" in err
+    assert f"{answers}:5:16: operator_name: sg-rule-description: contains a square bracket" in err
+    assert not state_dir().exists()  # no sandbox started, no journal: nothing was attempted
