@@ -147,8 +147,9 @@ def _shared_checklist(resource: str) -> Path:
     return checklists_dir() / "shared" / f"{resource}.yaml"
 
 
-def _run(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset: dict[str, object],
-         command: str, from_record: str = "") -> None:
+def _execute(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset: dict[str, object],
+             command: str, from_record: str = "") -> tuple[int, dict[str, Any]]:
+    """One run, shown to the operator; returns its exit code and its JSON report."""
     from kensium_provision.model import Mode
     from kensium_provision.render import print_plan, print_report, report_json
     from kensium_provision.runner import RunRequest, execute
@@ -167,11 +168,18 @@ def _run(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset:
     if OPTIONS.verbose:
         _print_calls(console, outcome.api_calls)
     console.print(Text(f"run {outcome.run_id} · journal {outcome.journal_path}", style="dim"), soft_wrap=True)
+    document = report_json(report, run_id=outcome.run_id, environment=outcome.environment, account=outcome.account,
+                           region=outcome.region, caller=outcome.caller, api_calls=outcome.api_calls)
+    return int(report.exit_code), document
+
+
+def _run(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset: dict[str, object],
+         command: str, from_record: str = "") -> None:
+    code, document = _execute(checklist, mode, answers=answers, yes=yes, preset=preset, command=command,
+                              from_record=from_record)
     if OPTIONS.output is Output.json:
-        _emit_json(report_json(report, run_id=outcome.run_id, environment=outcome.environment,
-                               account=outcome.account, region=outcome.region, caller=outcome.caller,
-                               api_calls=outcome.api_calls))
-    raise typer.Exit(int(report.exit_code))
+        _emit_json(document)
+    raise typer.Exit(code)
 
 
 def _print_calls(console: Any, calls: Any) -> None:
@@ -222,30 +230,52 @@ def check_shared(
                                                           autocompletion=_complete_resource)] = None,
     answers: Answers = None,
 ) -> None:
-    """Verify shared resources read-only; exit 1 on any finding."""
+    """Verify shared resources read-only; exit 1 on any finding.
+
+    Without --answers every instance kprov made is checked, from the records it keeps in the account;
+    checking all of them also sweeps the account for shared resources whose names break a convention.
+    """
+    from kensium_provision.runner import list_shared, read_session
+
     chosen = resources or list(SHARED_RESOURCES)
     if len(chosen) > 1 and answers is not None:
         raise typer.BadParameter("--answers goes with one resource", param_hint="--answers")
-    codes = []
+    console = _console()
+    session = read_session(OPTIONS.env, OPTIONS.config) if answers is None else None
+    codes: list[int] = []
+    runs: list[dict[str, Any]] = []
     for resource in chosen:
         path = _shared_checklist(resource)
         presets: list[dict[str, object]] = [{}]
-        if answers is None:  # every instance kprov made, from the records it keeps in the account
-            from kensium_provision.runner import list_shared
-
-            records = list_shared(OPTIONS.env, OPTIONS.config, _checklist_id(path))
+        if session is not None:
+            records = list_shared(session, _checklist_id(path))
             if records:
                 presets = [dict(r.answers) for r in records]
             elif OPTIONS.non_interactive:
-                _console().print(Text(f"- {resource}: nothing recorded in this account (provision it with kprov, "
-                                      "or pass --answers)", style="dim"), soft_wrap=True)
+                console.print(Text(f"- {resource}: nothing recorded in this account (provision it with kprov, "
+                                   "or pass --answers)", style="dim"), soft_wrap=True)
                 continue
         for preset in presets:
-            try:
-                _run(path, "check", answers=answers, yes=False, preset=preset, command=f"check shared {resource}")
-            except typer.Exit as done:
-                codes.append(int(done.exit_code))
-    raise typer.Exit(max(codes) if codes else 0)
+            code, document = _execute(path, "check", answers=answers, yes=False, preset=preset,
+                                      command=f"check shared {resource}")
+            codes.append(code)
+            runs.append(document)
+    conventions: list[str] = []
+    if not resources and session is not None:
+        from kensium_provision import naming
+        from kensium_provision.conventions import sweep
+
+        conventions = [f.message for f in sweep(session, naming.load_rules())]
+        for message in conventions:
+            console.print(Text(f" ✗ conventions: {safe(message)}", style="red"), soft_wrap=True)
+        console.print(Text(f"Naming conventions: {len(conventions)} finding(s) in the account.",
+                           style="bold red" if conventions else "bold green"))
+        codes.append(int(ExitCode.FAILED) if conventions else 0)
+    code = max(codes) if codes else 0
+    if OPTIONS.output is Output.json:
+        _emit_json({"kprov_json": 1, "kind": "check-shared", "ok": code == 0, "runs": runs,
+                    "conventions": conventions})
+    raise typer.Exit(code)
 
 
 @check_app.command("client")

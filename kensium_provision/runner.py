@@ -23,7 +23,7 @@ from kensium_provision.errors import AbortedError, GuardError, InputError
 from kensium_provision.model import Checklist, Mode
 from kensium_provision.render import manual_note, print_banner
 
-__all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "step_digests"]
+__all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "read_session", "step_digests"]
 
 
 def new_run_id() -> str:
@@ -321,15 +321,25 @@ def _record_shared(session: Any, checklist: Checklist, target: str, values: Mapp
     journal.record("shared.recorded", path=path)
 
 
-def list_shared(env_name: str | None, config_path: Path | None, checklist_id: str) -> list[Any]:
-    """The shared records of one checklist in the environment's account (read-only)."""
+def read_session(env_name: str | None, config_path: Path | None) -> Any:
+    """A read-only (walled) session of the environment, after the identity guards."""
     from kensium_provision import config as config_module
     from kensium_provision.aws.session import AwsSession
-    from kensium_provision.shared_records import list_shared_records
+    from kensium_provision.environments import check_account, check_not_root
 
     cfg = config_module.load_config(config_path)
     env = cfg.environment(env_name)
     session = AwsSession(env, mode=Mode.CHECK, endpoint_url=_endpoint(env, config_module.state_dir()))
+    identity = session.identity()
+    check_not_root(identity, env)
+    check_account(identity, env)
+    return session
+
+
+def list_shared(session: Any, checklist_id: str) -> list[Any]:
+    """The shared records of one checklist in the environment's account (read-only)."""
+    from kensium_provision.shared_records import list_shared_records
+
     return list_shared_records(session.client("ssm"), checklist_id)
 
 

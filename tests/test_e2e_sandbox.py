@@ -80,7 +80,9 @@ def test_an_apply_in_one_process_is_seen_by_a_check_in_another(sandbox_world: Wo
 
     checked = sandbox_world.kprov("--output", "json", "check", "shared", "vpc", "--answers", answers)
     assert checked.returncode == ExitCode.OK, checked.stderr
-    report = json.loads(checked.stdout)
+    document = json.loads(checked.stdout)
+    assert document["kind"] == "check-shared" and document["ok"] is True and len(document["runs"]) == 1
+    report = document["runs"][0]
     assert report["ok"] is True and all(not s["findings"] for s in report["steps"])
     statuses = {s["id"]: s["status"] for s in report["steps"]}
     assert statuses["vpc"] == statuses["security-group"] == statuses["db-subnet-group"] == "done"

@@ -113,8 +113,10 @@ def test_plan_apply_check_and_history(aws: None, monkeypatch: pytest.MonkeyPatch
     ec2 = _raw("ec2")
     group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["SG-POS-OPS"]}])["SecurityGroups"][0]
     ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
-    code, check, _ = kprov_json(monkeypatch, capsys, "check", "shared", "vpc", "--answers", VPC_ANSWERS)
-    assert (code, check["kind"], check["ok"]) == (1, "check", False)
+    code, shared, _ = kprov_json(monkeypatch, capsys, "check", "shared", "vpc", "--answers", VPC_ANSWERS)
+    assert (code, shared["kind"], shared["ok"]) == (1, "check-shared", False)
+    [check] = shared["runs"]
+    assert (check["kind"], check["ok"]) == ("check", False)
     findings = [f for s in check["steps"] for f in s["findings"]]
     assert findings and all(f["step"] == "operator-ip-rule" for f in findings)
 
