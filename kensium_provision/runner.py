@@ -223,6 +223,14 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         "target": checklist.target, "command": request.command, "host": socket.gethostname(),
         "client": request.preset.get("org_id"), "resumes": request.resume_run_id or None,
         "steps": step_digests(checklist)})
+    journal_path = str(journal.path)
+    if cfg.journal.cloudwatch_log_group:
+        from kensium_provision.journal import ShippingJournal
+
+        # The journal's copy in CloudWatch Logs is kprov's own record, not a change to what it provisions,
+        # so its client is the one write a plan or check makes: outside the read-only wall.
+        logs = AwsSession(env, mode=Mode.APPLY, endpoint_url=session.endpoint_url).client("logs")
+        journal = ShippingJournal(journal, logs, group=cfg.journal.cloudwatch_log_group, stream=run_id)
     journal.record("guard", guard="identity", outcome="ok", caller=identity.arn, account=identity.account)
 
     from kensium_provision.vault import make_vault
@@ -293,7 +301,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         journal.close(outcome, api_calls=session.counter.as_dict())
     return RunOutcome(report=report, run_id=run_id, environment=env.name, account=identity.account,
                       region=env.region, caller=identity.arn, api_calls=session.counter.as_dict(),
-                      journal_path=str(journal.path))
+                      journal_path=journal_path)
 
 
 def step_digests(checklist: Checklist) -> list[dict[str, str]]:
