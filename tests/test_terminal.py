@@ -505,6 +505,8 @@ def test_shell_completion(tmp_path: Path) -> None:
     assert (terminal.state / "cache" / "completion-orgs.json").is_file()
     (terminal.state / "runs" / "20261128T070100Z-bbbbbb.jsonl").unlink()
     assert complete(terminal, "kprov check client a") == ["acme"]  # the cache follows the journal
-    script = subprocess.run([kprov_executable(), "--show-completion", "bash"], env=terminal.env, cwd=ROOT,
+    # The script a user installs (`kprov --install-completion` writes it): asked for bash explicitly, since
+    # `--show-completion` guesses the shell from the parent process (sh under make, in CI).
+    script = subprocess.run([kprov_executable()], env={**terminal.env, "_KPROV_COMPLETE": "source_bash"}, cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
     assert "_KPROV_COMPLETE=complete_bash" in script.stdout
