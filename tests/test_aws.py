@@ -482,3 +482,24 @@ def test_read_cache_answers_repeated_reads_until_a_write(aws: None) -> None:
     session.invalidate()  # the engine (before act) and the run's sleep (waits) do this
     ec2.describe_vpcs()
     assert session.counter.count("ec2", "DescribeVpcs") == 3
+
+
+def test_read_cache_keeps_definite_errors_and_the_identity(aws: None) -> None:
+    from botocore.exceptions import ClientError
+
+    session = aws_session()
+    iam = session.client("iam")
+    iam.create_user(UserName="rms_acme")
+    for _ in range(2):  # "no console login" is an answer too: asked once, raised both times
+        with pytest.raises(ClientError) as caught:
+            iam.get_login_profile(UserName="rms_acme")
+        assert caught.value.response["Error"]["Code"] == "NoSuchEntity"
+    assert session.counter.count("iam", "GetLoginProfile") == 1
+    session.client("sts").get_caller_identity()
+    session.invalidate()
+    session.client("sts").get_caller_identity()  # who the caller is cannot change within a run
+    assert session.counter.count("sts", "GetCallerIdentity") == 1
+    session.invalidate()
+    with pytest.raises(ClientError):
+        iam.get_login_profile(UserName="rms_acme")
+    assert session.counter.count("iam", "GetLoginProfile") == 2

@@ -6,7 +6,8 @@ the target's lock, an answer stays true until something changes it, so the cache
 - before any call that is not a read (kprov's own writes),
 - whenever the run sleeps (a wait polls for a change made by AWS itself),
 - when a step starts to act (an operator's manual work happens there).
-Cached answers are deep copies and are not counted as API calls.
+Cached answers (successes, and definite 4xx answers such as NoSuchEntity) are deep copies and are not
+counted as API calls; the caller's identity is kept for the whole run.
 """
 
 from __future__ import annotations
@@ -17,18 +18,34 @@ from typing import Any
 
 from kensium_provision.aws.wall import is_read
 
-__all__ = ["CACHED", "ReadCache"]
+__all__ = ["ReadCache"]
+
+
+# Answers that cannot change during a run: kept when the cache is emptied.
+_PINNED = frozenset({("sts", "GetCallerIdentity")})
 
 
 class _CachedResponse:
-    """Stands in for the HTTP response of an answer served from the cache (botocore reads status_code)."""
+    """Stands in for the HTTP response of an answer served from the cache (botocore reads status_code,
+    and raises the cached error itself for a 4xx)."""
 
-    status_code = 200
     headers: dict[str, str] = {}
     kprov_cached = True
 
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
 
-CACHED = _CachedResponse()
+
+def _keeps(status: int, parsed: Any) -> bool:
+    """Successes, and definite answers such as NoSuchEntity or NotFound; never throttling or 5xx."""
+    if status < 300:
+        return True
+    if not 400 <= status < 500 or status == 429:
+        return False
+    from kensium_provision.aws.errors import is_throttling
+
+    code = str(((parsed or {}).get("Error") or {}).get("Code") or "")
+    return bool(code) and not is_throttling(code, status)
 
 
 class ReadCache:
@@ -40,7 +57,7 @@ class ReadCache:
 
     def invalidate(self) -> None:
         with self._lock:
-            self._answers.clear()
+            self._answers = {k: v for k, v in self._answers.items() if (k[0], k[1]) in _PINNED}
 
     def register(self, client: Any) -> None:
         service = client.meta.service_model.service_name
@@ -55,15 +72,19 @@ class ReadCache:
             context["kprov_cache_key"] = key
             with self._lock:
                 found = self._answers.get(key)
-            return None if found is None else (CACHED, copy.deepcopy(found))
+            if found is None:
+                return None
+            status, parsed = found
+            return _CachedResponse(status), copy.deepcopy(parsed)
 
         def after_call(*, http_response: Any, parsed: Any, context: Any, **_: Any) -> None:
             key = (context or {}).get("kprov_cache_key")
             if key is None or getattr(http_response, "kprov_cached", False):
                 return
-            if getattr(http_response, "status_code", 500) < 300:
+            status = int(getattr(http_response, "status_code", 500))
+            if _keeps(status, parsed):
                 with self._lock:
-                    self._answers[key] = copy.deepcopy(parsed)
+                    self._answers[key] = (status, copy.deepcopy(parsed))
 
         client.meta.events.register("before-call", before_call, unique_id="kprov-read-cache")
         client.meta.events.register("after-call", after_call, unique_id="kprov-read-cache-store")
