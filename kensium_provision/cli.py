@@ -110,6 +110,17 @@ def _complete_org(incomplete: str) -> list[str]:
     return sorted(org for org in orgs if org.startswith(incomplete))
 
 
+def _complete_run(incomplete: str) -> list[str]:
+    """Run ids from the journal's file names (newest first); nothing is parsed."""
+    from kensium_provision.config import state_dir
+
+    try:
+        ids = sorted((p.stem for p in (state_dir() / "runs").glob("*.jsonl")), reverse=True)
+    except OSError:
+        return []
+    return [i for i in ids if i.startswith(incomplete)][:50]
+
+
 @app.callback()
 def _global(
     env: Annotated[str | None, typer.Option("--env", help="Environment from the config (default: sandbox).")] = None,
@@ -593,7 +604,8 @@ def runs_list(limit: Annotated[int, typer.Option("--limit", help="Newest N runs.
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kprov runs list`.")],
+def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kprov runs list`.",
+                                                    autocompletion=_complete_run)],
               markdown: Annotated[bool, typer.Option("--markdown", help="Markdown for a change ticket.")] = False) -> None:
     """One run as a readable runsheet."""
     from kensium_provision.history import run_json, run_markdown
@@ -613,7 +625,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kprov r
 
 
 @audit_app.command("verify")
-def audit_verify(run_id: Annotated[str | None, typer.Argument(help="One run (default: every run).")] = None) -> None:
+def audit_verify(run_id: Annotated[str | None, typer.Argument(help="One run (default: every run).",
+                                                              autocompletion=_complete_run)] = None) -> None:
     """Check every journal's hash chain and head: edited, removed, reordered or cut records; exit 1."""
     from kensium_provision.journal import verify_all, verify_run
 
@@ -652,7 +665,7 @@ def audit_show(
 
 
 @app.command("resume")
-def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed run.")],
+def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed run.", autocompletion=_complete_run)],
            answers: Answers = None, yes: Yes = False) -> None:
     """Continue a run: reuse its answers, re-probe every step, go on at the first one not done."""
     from kensium_provision.catalog import checklists_dir

@@ -505,6 +505,9 @@ def test_shell_completion(tmp_path: Path) -> None:
     assert (terminal.state / "cache" / "completion-orgs.json").is_file()
     (terminal.state / "runs" / "20261128T070100Z-bbbbbb.jsonl").unlink()
     assert complete(terminal, "kprov check client a") == ["acme"]  # the cache follows the journal
+    runs = sorted(p.stem for p in (terminal.state / "runs").glob("*.jsonl"))
+    assert runs and complete(terminal, "kprov runs show 2026") == sorted(runs, reverse=True)
+    assert complete(terminal, "kprov resume zz") == []
     # The script a user installs (`kprov --install-completion` writes it): asked for bash explicitly, since
     # `--show-completion` guesses the shell from the parent process (sh under make, in CI).
     script = subprocess.run([kprov_executable()], env={**terminal.env, "_KPROV_COMPLETE": "source_bash"}, cwd=ROOT,
