@@ -268,11 +268,15 @@ def _check_param(reader: _Reader, param: Param, node: Node, crumb: str) -> None:
         reader.add(node.loc, crumb, f"expected a mapping, got {_what(node)}")
 
 
-def _read_step(reader: _Reader, node: Node, index: int, types: Mapping[str, StepType]) -> tuple[Step | None, list[_Use]]:
-    crumb = f"steps[{index}]"
+def _item_crumb(section: str, index: int, node: Node) -> str:
+    """`steps[3] (id=create)`: the position, and the id when the item has a readable one."""
     id_node = node.value.get("id") if node.kind == "map" and isinstance(node.value, dict) else None
-    if id_node is not None and id_node.kind == "str":
-        crumb += f" (id={id_node.value})"
+    named = id_node is not None and id_node.kind == "str"
+    return f"{section}[{index}]" + (f" (id={id_node.value})" if named else "")  # type: ignore[union-attr]
+
+
+def _read_step(reader: _Reader, node: Node, index: int, types: Mapping[str, StepType]) -> tuple[Step | None, list[_Use]]:
+    crumb = _item_crumb("steps", index, node)
     raw = _read_fields(reader, node, STEP, crumb)
     if raw is None:
         return None, []
@@ -332,10 +336,7 @@ def _read_step(reader: _Reader, node: Node, index: int, types: Mapping[str, Step
 
 
 def _read_input(reader: _Reader, node: Node, index: int, lookup_names: Sequence[str]) -> tuple[InputSpec | None, list[_Use]]:
-    crumb = f"inputs[{index}]"
-    id_node = node.value.get("id") if node.kind == "map" and isinstance(node.value, dict) else None
-    if id_node is not None and id_node.kind == "str":
-        crumb += f" (id={id_node.value})"
+    crumb = _item_crumb("inputs", index, node)
     raw = _read_fields(reader, node, INPUT, crumb)
     if raw is None:
         return None, []
