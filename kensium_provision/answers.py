@@ -157,13 +157,16 @@ class AnswersOperator:
         return value
 
     def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
-        if key and key in self.answers.confirm:
-            return self.answers.confirm[key]
+        if key:  # work done by hand: only the answers file can say so, never --yes
+            if key in self.answers.confirm:
+                return self.answers.confirm[key]
+            raise InputError(f"{message!r} ({key}) needs an answer: --yes never confirms work done by hand",
+                             hint=f"add `confirm: {{{key}: true}}` to the answers file once it is done, or run in a "
+                                  "terminal")
         if self.assume_yes:
             return True
         raise InputError(f"cannot confirm {message!r} without a terminal",
-                         hint="pass --yes for routine confirmations, or `confirm: {" + (key or "step-id") + ": true}`"
-                              " in the answers file")
+                         hint="pass --yes for routine confirmations")
 
     def type_to_confirm(self, message: str, expected: str) -> bool:
         typed = self.answers.values.get("confirm_target")

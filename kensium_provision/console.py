@@ -56,7 +56,7 @@ class ConsoleOperator:
             return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
 
     def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
-        if self.assume_yes:
+        if self.assume_yes and not key:  # --yes answers routine questions only (runtime.Operator.confirm)
             return True
         import questionary
 

@@ -319,8 +319,7 @@ class _Run:
         if rt.assume_yes and step.risk is not Risk.DESTROY:
             return
         verb = {Risk.CREATE: "Create", Risk.MODIFY: "Change", Risk.DESTROY: "DESTROY"}[step.risk]
-        if not rt.operator.confirm(f"{verb}: {self.title(step)}?", default=step.risk is not Risk.DESTROY,
-                                   key=step.id):
+        if not rt.operator.confirm(f"{verb}: {self.title(step)}?", default=step.risk is not Risk.DESTROY):
             raise AbortedError(f"the operator declined step {step.id}")
 
 

@@ -53,7 +53,9 @@ class Operator(Protocol):
         ...
 
     def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
-        """A yes/no question; `key` names it for answers files (a manual step's id)."""
+        """A yes/no question. Without `key` it is routine, and `--yes` answers it. With a `key` (a
+        manual step's id, a password-manager entry) it is a person's statement about work done by
+        hand: `--yes` never answers it; an answers file must (`confirm: {key: true}`)."""
         ...
 
     def type_to_confirm(self, message: str, expected: str) -> bool:

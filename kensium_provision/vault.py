@@ -309,7 +309,7 @@ class ManualVault:
         name = "/".join(entry_name(name))
         self._require_terminal(f"store {name}")
         self.operator.show_secret_once(f"{name}: {description}" if description else name, secret)
-        if not self.operator.confirm("Stored in the Kensium Password Manager?", default=False):
+        if not self.operator.confirm("Stored in the Kensium Password Manager?", default=False, key=f"vault:{name}"):
             raise AbortedError(f"{name} was not stored in the password manager; it is not shown again")
         return f"manual:{name}"
 

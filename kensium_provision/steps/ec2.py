@@ -1392,7 +1392,7 @@ class Ec2WindowsPassword:
         operator = ctx.runtime.operator
         if not _searchable(ctx.runtime.vault) and operator.interactive and operator.confirm(
                 f"Does the Kensium Password Manager already hold {p['vault_entry']}? (yes: nothing is fetched)",
-                default=False):
+                default=False, key=f"vault:{p['vault_entry']}"):
             return {"password_ref": f"manual:{p['vault_entry']}"}
         found = aws_call(ctx, "ec2", "DescribeInstances", resource=p["instance_id"], InstanceIds=[p["instance_id"]])
         instance = found["Reservations"][0]["Instances"][0]
