@@ -657,11 +657,27 @@ def audit_show(
     from kensium_provision.journal import filter_runs, list_runs
 
     rows = summary_rows(filter_runs(list_runs(_state()), client=client, env=environment, operator=operator,
-                                    since=since, until=until))
+                                    since=_moment(since, "--since"), until=_moment(until, "--until", end=True)))
     if OPTIONS.output is Output.json:
         _emit_json({"kprov_json": 1, "kind": "audit", "runs": rows})
         return
     _runs_table(rows, "Audit")
+
+
+def _moment(text: str | None, option: str, *, end: bool = False) -> Any:
+    """`2026-11-28` (the day's start, or its end for --until) or an ISO time; UTC unless it says otherwise."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM)",
+                                 param_hint=option) from None
+    if end and len(text) == 10:  # a whole day: up to its last moment
+        moment += timedelta(days=1) - timedelta(microseconds=1)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command("resume")

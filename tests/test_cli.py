@@ -163,3 +163,22 @@ def test_answers_breaking_naming_rules_are_refused_before_any_aws_call(
     assert f"{answers}:1:11: vpc_name: vpc-entity-name: contains a path separator" in err
     assert f"{answers}:5:16: operator_name: sg-rule-description: contains a square bracket" in err
     assert not state_dir().exists()  # no sandbox started, no journal: nothing was attempted
+
+
+def test_audit_show_filters_by_date(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from kensium_provision.config import state_dir
+    from kensium_provision.journal import JournalWriter
+
+    header = {"who": "arn:aws:iam::123456789012:user/alice", "account": "123456789012", "region": "us-east-1",
+              "environment": "sandbox", "checklist": "c", "checklist_sha256": "0", "mode": "check", "target": "t",
+              "command": "x"}
+    for run_id, day in (("run-old", 27), ("run-new", 28)):
+        moment = datetime(2026, 11, day, 9, 0, tzinfo=UTC)
+        JournalWriter(state_dir(), run_id, header=header, clock=lambda moment=moment: moment).close("ok")
+    assert invoke(monkeypatch, "--output", "json", "audit", "show", "--since", "2026-11-28") == ExitCode.OK
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)["runs"]] == ["run-new"]
+    assert invoke(monkeypatch, "--output", "json", "audit", "show", "--until", "2026-11-27") == ExitCode.OK
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)["runs"]] == ["run-old"]
+    assert invoke(monkeypatch, "audit", "show", "--since", "last tuesday") == ExitCode.USAGE
