@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The main job in the sandbox: a whole shared estate, then client acme, then its check.
+# The main job in the sandbox: a whole shared estate, then client acme, then the checks of both.
 demo: $(STAMP)
 	$(KPROV) sandbox reset
 	$(KPROV) validate
@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(KPROV) install-client acme --dry-run --answers examples/client-acme.yaml
 	$(KPROV) install-client acme --answers examples/client-acme.yaml --yes
 	$(KPROV) check client acme
+	$(KPROV) check shared
 	$(KPROV) runs list --limit 3
 	@echo "Demo done. Explore: KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov runs show <run-id>; stop the sandbox with 'KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov sandbox stop'."
 
