@@ -1,10 +1,12 @@
 """Client records: what each client's install chose and made, kept where every operator can read it.
 
-One JSON document per organization in AWS SSM Parameter Store, `/kprov/clients/<org_id>`, tagged with
-the org id. It holds the placement (RDS instance, EC2 host, broker), the per-client names, the install's
-non-secret answers (so `kprov check client` re-checks what was installed) and password-manager
-REFERENCES, never a credential. It lives in the account, not on one operator's disk, because the
-next operator (or the fleet check) must find it.
+One item per organization in a small DynamoDB table (`clients: {table: ...}` in the config, default
+`kprov-clients`; PAY_PER_REQUEST, created by the first install that writes a record). Its partition key
+`OrgId` is the org id lower-cased, so two spellings of one org id cannot both hold a record; `Record`
+is the JSON document. The document holds the placement (RDS instance, EC2 host, broker), the per-client
+names, the install's non-secret answers (so `kprov check client` re-checks what was installed) and
+password-manager REFERENCES, never a credential. It lives in the account, not on one operator's disk,
+because the next operator (or the fleet check) must find it; one Scan page (1 MB) holds hundreds.
 
 The same module answers domain.md N1 ("org ids are unique ignoring case") from what exists: client
 records, `rms_*` IAM users and `fusion-rms-*` buckets. boto3 is never imported here: callers hand in
@@ -24,33 +26,40 @@ from kensium_provision.naming import check_org_id_unique
 
 __all__ = [
     "CLAIMED",
+    "DEFAULT_TABLE",
     "INSTALLED",
     "MAX_RECORD_BYTES",
-    "RECORD_PATH",
     "UNREADABLE",
     "ClientRecord",
     "OrgIdUse",
+    "RecordTaken",
     "aws_call",
     "decide_owner",
+    "ensure_table",
     "existing_org_ids",
     "find_org_id_uses",
     "get_client",
     "list_clients",
     "org_id_owner",
+    "parse_item",
     "parse_record",
+    "put_record",
     "read_pages",
     "record_name",
+    "scan_items",
+    "table_of",
     "utc_now",
 ]
 
-RECORD_PATH = "/kprov/clients"
+DEFAULT_TABLE = "kprov-clients"
 RECORD_SCHEMA = 1
 CLAIMED = "claimed"  # the first step of an install reserves the org id
 INSTALLED = "installed"  # the last step wrote the whole record
 UNREADABLE = "unreadable"  # not kprov's JSON: listed (its name still takes the org id), never trusted
 IAM_USER_PREFIX = "rms_"  # N14
 BUCKET_PREFIX = "fusion-rms-"  # N15
-# SSM standard-tier parameters hold at most 4 KB; Advanced costs money, so a record stays small.
+# A DynamoDB item may hold 400 KB, but small records keep a whole fleet in one or two Scan pages (1 MB each)
+# and a record is names, answers and references: 4 KB is plenty (it was SSM's standard-tier limit).
 MAX_RECORD_BYTES = 4096
 # Fields that change on every write: never a reason to call a record different.
 VOLATILE = frozenset({"created", "updated", "run_id", "kprov_version"})
@@ -60,9 +69,16 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def record_name(org_id: str) -> str:
-    """The SSM parameter holding a client's record."""
-    return f"{RECORD_PATH}/{org_id}"
+def record_name(org_id: str, table: str = DEFAULT_TABLE) -> str:
+    """How messages name a client's record: `<table>/<org_id>` (the item's key is the org id lower-cased)."""
+    return f"{table}/{org_id}"
+
+
+def table_of(settings: Mapping[str, object] | None) -> str:
+    """The client records' table from the run settings (`Config.settings()["clients"]`), else the default."""
+    found = (settings or {}).get("clients")
+    table = found.get("table") if isinstance(found, Mapping) else None
+    return str(table) if table else DEFAULT_TABLE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,7 +113,7 @@ class ClientRecord:
     problem: str = ""  # why an unreadable record could not be read
 
     def document(self) -> dict[str, object]:
-        """The JSON document stored in SSM (without `problem`, which only describes a bad read)."""
+        """The JSON document stored as the item's `Record` (without `problem`, which only describes a bad read)."""
         body = asdict(self)
         body.pop("problem")
         body["secrets"] = dict(self.secrets)
@@ -118,9 +134,12 @@ class ClientRecord:
 _TEXT_FIELDS = tuple(f.name for f in fields(ClientRecord) if f.name not in ("secrets", "answers", "evidence"))
 
 
-def parse_record(name: str, text: str) -> ClientRecord:
-    """A record from its parameter name and JSON text; a bad document gives an `unreadable` record."""
-    org_id = name.rsplit("/", 1)[-1]
+def parse_record(item_key: str, text: str) -> ClientRecord:
+    """A record from its item's key (the org id lower-cased) and JSON text; a bad one gives an `unreadable` record.
+
+    The record keeps its org id as the install spelled it (`ACME`); the key only has to be it lower-cased.
+    """
+    org_id = item_key
 
     def unreadable(problem: str) -> ClientRecord:
         return ClientRecord(org_id=org_id, status=UNREADABLE, problem=problem)
@@ -133,8 +152,8 @@ def parse_record(name: str, text: str) -> ClientRecord:
         return unreadable("not a JSON object")
     if raw.get("schema") != RECORD_SCHEMA:
         return unreadable(f"schema {raw.get('schema')!r}, expected {RECORD_SCHEMA} (a newer kprov wrote it?)")
-    if raw.get("org_id") != org_id:
-        return unreadable(f"its org_id {raw.get('org_id')!r} is not its name's {org_id!r}")
+    if not isinstance(raw.get("org_id"), str) or raw["org_id"].lower() != item_key:
+        return unreadable(f"its org_id {raw.get('org_id')!r} is not its key's {item_key!r}")
     values: dict[str, Any] = {}
     for key in _TEXT_FIELDS:
         value = raw.get(key, "")
@@ -196,19 +215,109 @@ def read_pages(client: Any, method: str, key: str, **params: object) -> list[Any
         raise translate(exc, service=client.meta.service_model.service_name, operation=operation) from None
 
 
-def list_clients(ssm: Any) -> list[ClientRecord]:
-    """Every client record, sorted by org id: ONE paginated `GetParametersByPath` for the whole fleet."""
-    found = read_pages(ssm, "get_parameters_by_path", "Parameters", Path=RECORD_PATH, Recursive=False)
-    return sorted((parse_record(p["Name"], str(p.get("Value", ""))) for p in found), key=lambda r: r.org_id)
+def _missing_table(exc: BaseException) -> bool:
+    return _error_code(exc) == "ResourceNotFoundException"
 
 
-def get_client(ssm: Any, org_id: str) -> ClientRecord | None:
-    """One client's record, or None when there is none (exactly this spelling of the org id)."""
-    found = aws_call(ssm, "get_parameters", Names=[record_name(org_id)])
-    parameters = (found or {}).get("Parameters") or []
-    if not parameters:
+def scan_items(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[dict[str, Any]]:
+    """Every item of the records table: ONE paginated, consistent Scan; none while the table does not exist.
+
+    Plan and check never create the table (the read-only wall would refuse it): no table, no records.
+    """
+    from kensium_provision.aws.errors import translate
+
+    try:
+        return [item for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+                for item in page.get("Items", ())]
+    except KprovError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - as aws_call
+        if _missing_table(exc):
+            return []
+        raise translate(exc, service="dynamodb", operation="Scan") from None
+
+
+def parse_item(item: Mapping[str, Any]) -> ClientRecord:
+    """A record from its DynamoDB item (`OrgId`, `Record`)."""
+    key = str((item.get("OrgId") or {}).get("S", ""))
+    return parse_record(key, str((item.get("Record") or {}).get("S", "")))
+
+
+def list_clients(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[ClientRecord]:
+    """Every client record, sorted by org id: ONE paginated Scan for the whole fleet."""
+    return sorted((parse_item(i) for i in scan_items(dynamodb, table)), key=lambda r: r.org_id)
+
+
+def get_client(dynamodb: Any, org_id: str, table: str = DEFAULT_TABLE) -> ClientRecord | None:
+    """One client's record, or None when there is none (exactly this spelling of the org id) or no table."""
+    found = aws_call(dynamodb, "get_item", TableName=table, Key={"OrgId": {"S": org_id.lower()}},
+                     ConsistentRead=True, missing=("ResourceNotFoundException",))
+    item = (found or {}).get("Item")
+    if not item:
         return None
-    return parse_record(parameters[0]["Name"], str(parameters[0].get("Value", "")))
+    record = parse_item(item)
+    # `ACME`'s record is not `acme`'s: the caller asked for exactly this spelling (N1 is decided elsewhere).
+    return record if record.org_id == org_id or record.status == UNREADABLE else None
+
+
+class RecordTaken(KprovError):
+    """The conditional write found the org id held by another client (or another spelling of it)."""
+
+
+def _client_key(client_name: str) -> str:
+    return " ".join(client_name.split()).casefold()
+
+
+def ensure_table(dynamodb: Any, table: str = DEFAULT_TABLE) -> bool:
+    """Create the records table (on demand, PAY_PER_REQUEST) if it is missing; True when it was created.
+
+    Only ever called by a write (apply): plan and check treat a missing table as "no records".
+    """
+    if aws_call(dynamodb, "describe_table", TableName=table, missing=("ResourceNotFoundException",)) is not None:
+        return False
+    aws_call(dynamodb, "create_table", TableName=table, BillingMode="PAY_PER_REQUEST",
+             AttributeDefinitions=[{"AttributeName": "OrgId", "AttributeType": "S"}],
+             KeySchema=[{"AttributeName": "OrgId", "KeyType": "HASH"}],
+             Tags=[{"Key": "kprov:kind", "Value": "client-records"}],
+             missing=("ResourceInUseException",))  # another operator created it just now
+    dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+    return True
+
+
+def put_record(dynamodb: Any, record: ClientRecord, table: str = DEFAULT_TABLE, *, claim: bool = False) -> None:
+    """Write `record` only if its org id is free or already this client's (same spelling, same client name).
+
+    The condition makes the reservation atomic: two operators can never both claim one org id, in any
+    spelling. A `claim` overwrites nothing but this client's own earlier claim (never a finished record).
+    Raises `RecordTaken` when the condition fails; creates the table when it does not exist yet.
+    """
+    condition = "attribute_not_exists(OrgId) OR (ClientKey = :client AND Org = :org"
+    values: dict[str, Any] = {":client": {"S": _client_key(record.client_name)}, ":org": {"S": record.org_id}}
+    if claim:
+        condition += " AND RecordStatus = :claimed"
+        values[":claimed"] = {"S": CLAIMED}
+    params: dict[str, Any] = {
+        "TableName": table, "ConditionExpression": condition + ")", "ExpressionAttributeValues": values,
+        "Item": {"OrgId": {"S": record.org_id.lower()}, "Org": {"S": record.org_id},
+                 "ClientKey": {"S": _client_key(record.client_name)}, "RecordStatus": {"S": record.status},
+                 "Record": {"S": record.to_json()}},
+    }
+    for attempt in range(2):
+        try:
+            dynamodb.put_item(**params)
+            return
+        except KprovError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as aws_call
+            code = _error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                raise RecordTaken(f"the client record {record_name(record.org_id, table)} is held by another "
+                                  "client or spelling") from None
+            if not (_missing_table(exc) and attempt == 0):
+                from kensium_provision.aws.errors import translate
+
+                raise translate(exc, service="dynamodb", operation="PutItem") from None
+        ensure_table(dynamodb, table)  # the first record of the account
 
 
 # --- who uses an org id ---------------------------------------------------------------------------------
@@ -226,12 +335,13 @@ class OrgIdUse:
         return f"{self.kind} {self.name}"
 
 
-def find_org_id_uses(factory: Any) -> list[OrgIdUse]:
+def find_org_id_uses(factory: Any, table: str = DEFAULT_TABLE) -> list[OrgIdUse]:
     """Everything that takes an org id: client records, `rms_*` IAM users, `fusion-rms-*` buckets.
 
     `factory` has `.client(service)` (the run's session or a step context).
     """
-    uses = [OrgIdUse(r.org_id, "client record", record_name(r.org_id)) for r in list_clients(factory.client("ssm"))]
+    records = list_clients(factory.client("dynamodb"), table)
+    uses = [OrgIdUse(r.org_id, "client record", record_name(r.org_id, table)) for r in records]
     for user in read_pages(factory.client("iam"), "list_users", "Users"):
         name = str(user["UserName"])
         if name.casefold().startswith(IAM_USER_PREFIX):  # IAM compares user names ignoring case
@@ -246,41 +356,42 @@ def find_org_id_uses(factory: Any) -> list[OrgIdUse]:
     return [u for u in uses if u.org_id]
 
 
-def existing_org_ids(factory: Any) -> set[str]:
+def existing_org_ids(factory: Any, table: str = DEFAULT_TABLE) -> set[str]:
     """Every org id in use, as spelled where it was found (compare with `naming.check_org_id_unique`)."""
-    return {u.org_id for u in find_org_id_uses(factory)}
+    return {u.org_id for u in find_org_id_uses(factory, table)}
 
 
 def _same_client(a: str, b: str) -> bool:
     return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
-def org_id_owner(factory: Any, org_id: str, client_name: str) -> ClientRecord | None:
+def org_id_owner(factory: Any, org_id: str, client_name: str, table: str = DEFAULT_TABLE) -> ClientRecord | None:
     """Whether `org_id` may be used for `client_name`: this client's record on a re-run, None when free.
 
     Raises `InputError` (exit 3, nothing attempted) when the org id is taken ignoring case (`ACME`
     exists and `acme` is asked for), or when its record belongs to another client, or when an IAM
     user or bucket of that org id exists with no record saying whose it is.
     """
-    uses = find_org_id_uses(factory)
+    uses = find_org_id_uses(factory, table)
     own = next((u for u in uses if u.kind == "client record" and u.org_id == org_id), None)
-    record = get_client(factory.client("ssm"), org_id) if own is not None else None
-    return decide_owner(uses, record, org_id, client_name)
+    record = get_client(factory.client("dynamodb"), org_id, table) if own is not None else None
+    return decide_owner(uses, record, org_id, client_name, table)
 
 
 def decide_owner(uses: Iterable[OrgIdUse], record: ClientRecord | None, org_id: str,
-                 client_name: str) -> ClientRecord | None:
+                 client_name: str, table: str = DEFAULT_TABLE) -> ClientRecord | None:
     """`org_id_owner`'s decision from what was read (pure: the fleet check reads once for every client).
 
     `uses` are the account's uses of org ids (only those equal to `org_id` ignoring case matter);
     `record` is `org_id`'s own client record, if it has one.
     """
     if record is not None and record.status == UNREADABLE:
-        raise InputError(f"the client record {record_name(org_id)} is unreadable: {record.problem}",
-                         hint="fix or delete the parameter in SSM Parameter Store, then run again")
+        raise InputError(f"the client record {record_name(org_id, table)} is unreadable: {record.problem}",
+                         hint=f"fix or delete its item (OrgId {org_id.lower()!r}) in the DynamoDB table {table}, "
+                              "then run again")
     if record is not None and not _same_client(record.client_name, client_name):
         raise InputError(
-            f"org id {org_id!r} belongs to client {record.client_name!r} (record {record_name(org_id)}, "
+            f"org id {org_id!r} belongs to client {record.client_name!r} (record {record_name(org_id, table)}, "
             f"{record.status} by run {record.run_id or '?'}), not to {client_name!r}",
             hint="choose another org id for this client; org ids are unique ignoring case")
     # With this client's record, resources spelled exactly `acme` are its own (made by this install).
@@ -292,5 +403,5 @@ def decide_owner(uses: Iterable[OrgIdUse], record: ClientRecord | None, org_id: 
             f"{problems[0] if problems else f'org id {org_id!r} is taken'}: "
             + ", ".join(str(u) for u in others) + (" (no client record claims it)" if record is None else ""),
             hint="choose another org id; if these belong to this very client (installed before kprov, or its "
-                 f"record was lost), restore its record {record_name(org_id)} in SSM Parameter Store first")
+                 f"record was lost), restore its record {record_name(org_id, table)} (DynamoDB table {table}) first")
     return record

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_REGION",
     "SANDBOX",
     "SANDBOX_ENVIRONMENT",
+    "ClientSettings",
     "Config",
     "Environment",
     "JournalSettings",
@@ -71,6 +72,13 @@ class LockSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSettings:
+    """Where the client records live: one DynamoDB table, created on demand by the first install."""
+
+    table: str = "kprov-clients"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RabbitMqSettings:
     base_url: str = ""  # overrides the broker console URL from mq.describe_broker
 
@@ -109,6 +117,7 @@ class Config:
     default_environment: str = SANDBOX
     vault: VaultSettings = field(default_factory=VaultSettings)
     locks: LockSettings = field(default_factory=LockSettings)
+    clients: ClientSettings = field(default_factory=ClientSettings)
     rabbitmq: RabbitMqSettings = field(default_factory=RabbitMqSettings)
     sql: SqlSettings = field(default_factory=SqlSettings)
     route53: Route53Settings = field(default_factory=Route53Settings)
@@ -136,6 +145,7 @@ class Config:
             "pos_domain": self.pos_domain,
             "vault": self.vault.settings(),
             "locks": {"backend": self.locks.backend, "table": self.locks.table},
+            "clients": {"table": self.clients.table},
             "journal": {"cloudwatch_log_group": self.journal.cloudwatch_log_group},
         }
 
@@ -274,8 +284,8 @@ class _Reader:
         return None if any(i is None for i in items) else tuple(i for i in items if i is not None)
 
 
-_TOP_KEYS = ("environments", "default_environment", "vault", "locks", "rabbitmq", "sql", "route53",
-             "pos_domain", "journal")
+_TOP_KEYS = ("environments", "default_environment", "vault", "locks", "clients", "rabbitmq", "sql",
+             "route53", "pos_domain", "journal")
 _ENV_KEYS = ("sandbox", "account_id", "region", "profile", "purposes", "protected", "endpoint_url")
 
 
@@ -300,6 +310,10 @@ def _read_config(reader: _Reader, root: Node, path: str) -> Config | None:
 
     vault = _read_vault(reader, top["vault"]) if "vault" in top else VaultSettings()
     locks = _read_locks(reader, top["locks"]) if "locks" in top else LockSettings()
+    clients = _read_clients(reader, top["clients"]) if "clients" in top else ClientSettings()
+    if locks.table and locks.table == clients.table:  # one table cannot hold both kinds of item
+        reader.add(top["locks"].loc, "locks › table", f"{locks.table!r} is the client records' table "
+                   "(clients › table); give the locks their own table")
     rabbitmq = _read_rabbitmq(reader, top["rabbitmq"]) if "rabbitmq" in top else RabbitMqSettings()
     sql = _read_sql(reader, top["sql"]) if "sql" in top else SqlSettings()
     route53 = _read_route53(reader, top["route53"]) if "route53" in top else Route53Settings()
@@ -310,8 +324,8 @@ def _read_config(reader: _Reader, root: Node, path: str) -> Config | None:
     if reader.issues:
         return None
     return Config(path=path, environments=tuple(environments.values()), default_environment=default,
-                  vault=vault, locks=locks, rabbitmq=rabbitmq, sql=sql, route53=route53, pos_domain=pos_domain,
-                  journal=journal)
+                  vault=vault, locks=locks, clients=clients, rabbitmq=rabbitmq, sql=sql, route53=route53,
+                  pos_domain=pos_domain, journal=journal)
 
 
 def _read_environments(reader: _Reader, node: Node) -> dict[str, Environment]:
@@ -467,6 +481,14 @@ def _read_locks(reader: _Reader, node: Node) -> LockSettings:
     elif backend == "dynamodb":
         reader.add(node.loc, "locks", "backend: dynamodb needs table: <DynamoDB table name>")
     return LockSettings(backend=backend, table=table)
+
+
+def _read_clients(reader: _Reader, node: Node) -> ClientSettings:
+    keys = reader.mapping(node, "clients", ("table",))
+    if "table" not in keys:
+        return ClientSettings()
+    table = reader.string(keys["table"], "clients › table", pattern=_TABLE, expect="a DynamoDB table name")
+    return ClientSettings(table=table) if table else ClientSettings()
 
 
 def _read_rabbitmq(reader: _Reader, node: Node) -> RabbitMqSettings:

@@ -5,8 +5,8 @@ through the real engine in check mode, with its answers from its client record, 
 client ORG` does. What changes is where the facts come from. A **snapshot** is read once for the whole
 fleet, with the reads AWS can batch (paginated, concurrently):
 
-- `ssm:GetParametersByPath` the client records; `resourcegroupstaggingapi:GetResources` their tags and
-  the buckets' tags; `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
+- `dynamodb:Scan` the client records (one table, hundreds of records a page); `resourcegroupstaggingapi:
+  GetResources` the buckets' tags; `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
   `mq:ListBrokers`; `s3:ListBuckets`; `secretsmanager:ListSecrets` (the password manager's entries);
 - `iam:GetAccountAuthorizationDetails` (users with tags, attached and inline policies, groups) and the
   IAM credential report (console password, active access keys) instead of seven calls per user;
@@ -44,15 +44,16 @@ from typing import TYPE_CHECKING, Any
 
 from kensium_provision.clients import (
     CLAIMED,
-    RECORD_PATH,
     UNREADABLE,
     ClientRecord,
     OrgIdUse,
     aws_call,
     decide_owner,
-    parse_record,
+    parse_item,
     read_pages,
     record_name,
+    scan_items,
+    table_of,
 )
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Mode
@@ -173,9 +174,9 @@ class Snapshot:
     """Everything read once for the fleet. Built by `check_fleet`; read-only afterwards (threads share it)."""
 
     identity: Mapping[str, str]
-    parameters: Mapping[str, Mapping[str, Any]]  # client record parameters by name
+    table: str  # the client records' DynamoDB table
+    items: Mapping[str, Mapping[str, Any]]  # its items by key (the org id lower-cased)
     records: Mapping[str, ClientRecord]  # by org id
-    record_tags: Mapping[str, Mapping[str, str]]  # parameter ARN -> tags (records the tagging API listed)
     db_instances: tuple[Mapping[str, Any], ...]
     reservations: tuple[Mapping[str, Any], ...]  # pending and running instances
     brokers: tuple[Mapping[str, Any], ...]
@@ -245,7 +246,7 @@ class Snapshot:
 
     def owner(self, org_id: str, client_name: str) -> ClientRecord | None:
         record = self.records.get(org_id)
-        return decide_owner(self.uses.get(org_id.casefold(), ()), record, org_id, client_name)
+        return decide_owner(self.uses.get(org_id.casefold(), ()), record, org_id, client_name, self.table)
 
 
 _LIVE_LOCK = threading.Lock()
@@ -387,22 +388,19 @@ def _handlers(snap: Snapshot, session: Any) -> dict[str, dict[str, Handler]]:
     def brokers(p: Mapping[str, Any]) -> dict[str, Any] | None:
         return {"BrokerSummaries": list(snap.brokers)} if _only(p, ("MaxResults",)) else None
 
-    def by_path(p: Mapping[str, Any]) -> dict[str, Any] | None:
-        if p.get("Path") != RECORD_PATH or p.get("Recursive") or not _only(p, ("Path", "Recursive", "WithDecryption")):
+    def scan(p: Mapping[str, Any]) -> dict[str, Any] | None:
+        if p.get("TableName") != snap.table or not _only(p, ("TableName", "ConsistentRead")):
             return None
-        return {"Parameters": [dict(v) for v in snap.parameters.values()]}
+        return {"Items": [dict(i) for i in snap.items.values()], "Count": len(snap.items)}
 
-    def parameters(p: Mapping[str, Any]) -> dict[str, Any] | None:
-        names = [str(n) for n in p.get("Names") or ()]
-        if not _only(p, ("Names", "WithDecryption")) or not all(_is_record_name(n) for n in names):
+    def get_item(p: Mapping[str, Any]) -> dict[str, Any] | None:
+        key = p.get("Key") or {}
+        wanted = (key.get("OrgId") or {}).get("S") if isinstance(key, Mapping) and set(key) == {"OrgId"} else None
+        if p.get("TableName") != snap.table or not isinstance(wanted, str) or \
+                not _only(p, ("TableName", "Key", "ConsistentRead")):
             return None
-        return {"Parameters": [dict(snap.parameters[n]) for n in names if n in snap.parameters],
-                "InvalidParameters": [n for n in names if n not in snap.parameters]}
-
-    def parameter_tags(p: Mapping[str, Any]) -> dict[str, Any] | None:
-        found = snap.parameters.get(str(p.get("ResourceId")))
-        tags = snap.record_tags.get(str(found.get("ARN"))) if found and p.get("ResourceType") == "Parameter" else None
-        return None if tags is None else {"TagList": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        found = snap.items.get(wanted)
+        return {} if found is None else {"Item": dict(found)}
 
     def users(p: Mapping[str, Any]) -> dict[str, Any] | None:
         if not _only(p, ("PathPrefix",)) or p.get("PathPrefix", "/") != "/":
@@ -445,18 +443,12 @@ def _handlers(snap: Snapshot, session: Any) -> dict[str, dict[str, Handler]]:
         "rds": {"describe_db_instances": db_instances},
         "ec2": {"describe_instances": instances},
         "mq": {"list_brokers": brokers},
-        "ssm": {"get_parameters_by_path": by_path, "get_parameters": parameters,
-                "list_tags_for_resource": parameter_tags},
+        "dynamodb": {"scan": scan, "get_item": get_item},
         "iam": {"list_users": users, "list_access_keys": access_keys},
         "s3": {"list_buckets": buckets},
         "sts": {"get_caller_identity": identity},
         "secretsmanager": {"describe_secret": describe_secret},
     }
-
-
-def _is_record_name(name: str) -> bool:
-    rest = name.removeprefix(RECORD_PATH + "/")
-    return rest != name and "/" not in rest and bool(rest)
 
 
 def _tags(items: object) -> dict[str, str]:
@@ -501,13 +493,14 @@ def _fleet_types(snapshot: Snapshot) -> dict[str, StepType]:
         def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
             org_id, client_name = str(params["org_id"]), str(params["client_name"])
             record = snapshot.owner(org_id, client_name)
-            outputs = {"org_id": org_id, "record": record_name(org_id)}
+            name = record_name(org_id, snapshot.table)
+            outputs = {"org_id": org_id, "record": name}
             if record is not None:
                 return Probe(done=True, note=f"org id {org_id} is this client's ({record.status} by run {record.run_id})",
-                             current={"record": record_name(org_id), "status": record.status},
+                             current={"record": name, "status": record.status},
                              outputs={**outputs, "status": record.status})
             return Probe(done=False, note=f"org id {org_id} has no client record",
-                         desired={"record": record_name(org_id), "status": CLAIMED, "client_name": client_name})
+                         desired={"record": name, "status": CLAIMED, "client_name": client_name})
 
         def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
             org_id, client_name = str(params["org_id"]), str(params["client_name"])
@@ -515,7 +508,8 @@ def _fleet_types(snapshot: Snapshot) -> dict[str, StepType]:
                 record = snapshot.owner(org_id, client_name)
             except InputError as exc:
                 return (Difference("org id", str(exc), f"{org_id} reserved for {client_name}"),)
-            return () if record is not None else (Difference("client record", None, record_name(org_id)),)
+            return () if record is not None else (Difference("client record", None,
+                                                                  record_name(org_id, snapshot.table)),)
 
     mine: list[Any] = [FleetIamUser(), FleetIamSandboxUser(), FleetBucket(), FleetSandboxBucket(), FleetVhost(),
                        FleetOrgId()]
@@ -565,11 +559,12 @@ def _read_report(iam: Any) -> tuple[dict[str, dict[str, str]], datetime] | None:
     return rows, generated if generated.tzinfo else generated.replace(tzinfo=UTC)
 
 
-def _uses(records: Iterable[ClientRecord], users: Iterable[str], buckets: Iterable[str]) -> dict[str, tuple[OrgIdUse, ...]]:
+def _uses(records: Iterable[ClientRecord], users: Iterable[str], buckets: Iterable[str],
+          table: str) -> dict[str, tuple[OrgIdUse, ...]]:
     """`clients.find_org_id_uses`, from the snapshot, indexed by org id ignoring case."""
     from kensium_provision.clients import BUCKET_PREFIX, IAM_USER_PREFIX
 
-    found = [OrgIdUse(r.org_id, "client record", record_name(r.org_id)) for r in records]
+    found = [OrgIdUse(r.org_id, "client record", record_name(r.org_id, table)) for r in records]
     found += [OrgIdUse(u[len(IAM_USER_PREFIX):], "IAM user", u) for u in users
               if u.casefold().startswith(IAM_USER_PREFIX)]
     found += [OrgIdUse(b[len(BUCKET_PREFIX):], "S3 bucket", b) for b in buckets if b.startswith(BUCKET_PREFIX)]
@@ -602,15 +597,13 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
 
     session = request.session
     who = session.identity()  # asked once per run already (the guards)
-    iam, s3, ssm = session.client("iam"), session.client("s3"), session.client("ssm")
+    iam, s3 = session.client("iam"), session.client("s3")
     tagging = session.client("resourcegroupstaggingapi")
     prefix = secret_name(request.env.name, "x", "x")[: -len("x/x")]  # kprov/<env>/
+    table = table_of(request.settings)
     batched: dict[str, Future[Any]] = {
-        "parameters": pool.submit(read_pages, ssm, "get_parameters_by_path", "Parameters", Path=RECORD_PATH,
-                                  Recursive=False),
-        # Only records still tagged as records are listed; any other is asked about on its own.
-        "record_tags": pool.submit(_tag_map, tagging, ["ssm:parameter"],
-                                   TagFilters=[{"Key": "kprov:kind", "Values": ["client-record"]}]),
+        # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
+        "items": pool.submit(scan_items, session.client("dynamodb"), table),
         "bucket_tags": pool.submit(_tag_map, tagging, ["s3:bucket"]),
         "db": pool.submit(read_pages, session.client("rds"), "describe_db_instances", "DBInstances"),
         "ec2": pool.submit(read_pages, session.client("ec2"), "describe_instances", "Reservations",
@@ -624,8 +617,8 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
         batched["secrets"] = pool.submit(read_pages, session.client("secretsmanager"), "list_secrets", "SecretList",
                                          Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True)
     got = {key: future.result() for key, future in batched.items()}
-    parameters = {str(p["Name"]): p for p in got["parameters"]}
-    records = {r.org_id: r for r in (parse_record(n, str(p.get("Value", ""))) for n, p in parameters.items())}
+    items = {str((i.get("OrgId") or {}).get("S", "")): i for i in got["items"]}
+    records = {r.org_id: r for r in (parse_item(i) for i in items.values())}
     checked = [r for r in records.values() if r.status not in (CLAIMED, UNREADABLE)]
     users = {str(u["UserName"]): u for u in got["users"]}
     bucket_names = {str(b["Name"]) for b in got["buckets"]}
@@ -633,7 +626,7 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
 
     snapshot = Snapshot(
         identity={"UserId": who.user_id, "Account": who.account, "Arn": who.arn},
-        parameters=parameters, records=records, record_tags=got["record_tags"],
+        table=table, items=items, records=records,
         db_instances=tuple(got["db"]), reservations=tuple(got["ec2"]), brokers=tuple(got["brokers"]),
         users=users,
         user_list=tuple({k: u[k] for k in ("Path", "UserName", "UserId", "Arn", "CreateDate") if k in u}
@@ -645,7 +638,7 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
         secrets={str(s["Name"]): s for s in got["secrets"]} if "secrets" in got else None,
         secret_prefix=prefix,
         listings={},
-        uses=_uses(records.values(), users, bucket_names),
+        uses=_uses(records.values(), users, bucket_names, table),
     )
     brokers = sorted({_broker_of(r) for r in checked} - {""})
     listings = _broker_listings(_runtime(request, snapshot), brokers, pool, management_calls)
@@ -808,9 +801,11 @@ def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[
                                                                   expected=expected, actual=actual),))
 
     if record.status == UNREADABLE:
-        return finding("client-record", f"the client record {record_name(org_id)} is unreadable: {record.problem}")
+        return finding("client-record", f"the client record {record_name(org_id, table_of(request.settings))} "
+                       f"is unreadable: {record.problem}")
     if not record.answers:
-        return finding("client-record", f"the client record {record_name(org_id)} holds no answers to check with",
+        return finding("client-record", f"the client record {record_name(org_id, table_of(request.settings))} "
+                       "holds no answers to check with",
                        expected="the install's answers", actual=None)
     tracker = _StepTracker()
     rt = replace(runtime, reporter=tracker)

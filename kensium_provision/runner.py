@@ -211,7 +211,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     check_account(identity, env)
 
     if request.from_record:
-        request = _with_record_answers(request, session)
+        request = _with_record_answers(request, session, cfg.clients.table)
 
     from kensium_provision.journal import JournalWriter
     from kensium_provision.secret import REDACTOR
@@ -351,13 +351,13 @@ def list_shared(session: Any, checklist_id: str) -> list[Any]:
     return list_shared_records(session.client("ssm"), checklist_id)
 
 
-def _with_record_answers(request: RunRequest, session: Any) -> RunRequest:
+def _with_record_answers(request: RunRequest, session: Any, table: str) -> RunRequest:
     """`check client ORG`: the install's own answers, from the client record every operator can read."""
     from dataclasses import replace
 
     from kensium_provision.clients import get_client
 
-    record = get_client(session.client("ssm"), request.from_record)
+    record = get_client(session.client("dynamodb"), request.from_record, table)
     if record is None or not record.answers:
         raise InputError(f"no client record for {request.from_record!r} in this account and region",
                          hint="was it installed with kprov? `kprov check client --all` lists the recorded clients; "

@@ -332,9 +332,19 @@ class MotoServer:
             "brokers": ids(self.client("mq").list_brokers()["BrokerSummaries"], "BrokerName"),
             "secrets": ids(self.client("secretsmanager").list_secrets()["SecretList"], "Name"),
             "parameters": ids(self.client("ssm").describe_parameters()["Parameters"], "Name"),
+            "tables": sorted(self.client("dynamodb").list_tables()["TableNames"]),
+            "client_records": sorted(i["OrgId"]["S"] for i in self._client_items()),
             "iam_users": ids(self.client("iam").list_users()["Users"], "UserName"),
             "buckets": ids(self.client("s3").list_buckets()["Buckets"], "Name"),
         }
+
+    def _client_items(self) -> list[dict[str, Any]]:
+        from kensium_provision.clients import DEFAULT_TABLE
+
+        dynamodb = self.client("dynamodb")
+        if DEFAULT_TABLE not in dynamodb.list_tables()["TableNames"]:
+            return []
+        return list(dynamodb.scan(TableName=DEFAULT_TABLE)["Items"])
 
     def named(self, kind: str, name: str) -> list[str]:
         """EC2 resources of `kind` (vpc, subnet, route-table, internet-gateway, security-group) tagged Name=`name`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +23,14 @@ from kensium_provision.aws.session import AwsSession
 from kensium_provision.checklist import load_checklist
 from kensium_provision.clients import (
     CLAIMED,
+    DEFAULT_TABLE,
     ClientRecord,
+    RecordTaken,
     existing_org_ids,
     get_client,
     list_clients,
     org_id_owner,
-    record_name,
+    put_record,
 )
 from kensium_provision.engine import RunReport, resolve_inputs, run
 from kensium_provision.environments import Environment
@@ -190,7 +192,7 @@ class World:
 
     def check(self, org_id: str = "acme") -> RunReport:
         """As `kprov check client`: the answers come from the client record."""
-        record = get_client(self.client("ssm"), org_id)
+        record = get_client(self.client("dynamodb"), org_id)
         assert record is not None
         checklist = self.checklist
         rt = self.runtime(Mode.CHECK, AnswersOperator(Answers(), assume_yes=False))
@@ -291,7 +293,7 @@ def test_install_acme_then_rerun_changes_nothing_and_check_passes(backend: str, 
             skipped = {s for s, st in done.items() if st is Status.SKIPPED}
             assert skipped == {"express-client-hosted", "express-under-10gb", "db-shared-new", "db-dedicated",
                                "tenant-shared-new", "tenant-dedicated", "dns-record-route53"}
-            record = get_client(world.client("ssm"), "acme")
+            record = get_client(world.client("dynamodb"), "acme")
             assert record is not None and record.status == "installed"
             assert (record.rds_instance, record.ec2_host, record.broker, record.vhost) == \
                 ("db-POS-01", "POS01", "mq-POS-01", "acme")
@@ -310,7 +312,7 @@ def test_install_acme_then_rerun_changes_nothing_and_check_passes(backend: str, 
             assert world.mutating_calls() == []
             assert world.sql.batches == batches
             assert {st for st in statuses(second).values()} <= {Status.DONE, Status.SKIPPED}
-            assert get_client(world.client("ssm"), "acme").created == record.created  # type: ignore[union-attr]
+            assert get_client(world.client("dynamodb"), "acme").created == record.created  # type: ignore[union-attr]
 
             check = world.check()
             assert check.exit_code is ExitCode.OK, [f.message for f in check.findings]
@@ -326,7 +328,7 @@ def test_plan_of_a_first_install_changes_nothing(world: World) -> None:
     st = statuses(plan)
     assert st["org-id"] is Status.CHANGE and st["db-instance-ready"] is Status.DONE and st["same-zone"] is Status.DONE
     assert st["client-login"] is Status.DEPENDS  # the password is made first
-    assert get_client(world.client("ssm"), "acme") is None
+    assert get_client(world.client("dynamodb"), "acme") is None
 
 
 def test_check_finds_a_deleted_vhost_and_a_removed_bucket_tag(world: World) -> None:
@@ -398,7 +400,7 @@ def test_dedicated_without_a_recorded_approval_is_refused_before_anything(world:
     with pytest.raises(InputError, match="missing answer for 'db_dedicated_requested_by'") as caught:
         world.install(answers=path)
     assert caught.value.exit_code is ExitCode.INVALID
-    assert get_client(world.client("ssm"), "acme") is None
+    assert get_client(world.client("dynamodb"), "acme") is None
 
 
 def test_dedicated_with_approval_stops_until_its_instance_exists(world: World, tmp_path: Path) -> None:
@@ -412,7 +414,7 @@ def test_dedicated_with_approval_stops_until_its_instance_exists(world: World, t
     create_instance(world, "db-POS-09", hosting="Dedicated")
     again = world.install(answers=path)
     assert again.exit_code is ExitCode.OK, again.error
-    record = get_client(world.client("ssm"), "acme")
+    record = get_client(world.client("dynamodb"), "acme")
     assert record is not None and record.rds_instance == "db-POS-09"
     assert record.answers["db_dedicated_requested_by"] == "Sam Services (services manager)"
 
@@ -429,7 +431,7 @@ def test_shared_new_stops_with_the_exact_command_then_continues(world: World, tm
     again = world.install(answers=path)
     assert again.exit_code is ExitCode.OK, again.error
     assert statuses(again)["db-shared-new"] is Status.DONE
-    assert get_client(world.client("ssm"), "acme").rds_instance == "db-POS-02"  # type: ignore[union-attr]
+    assert get_client(world.client("dynamodb"), "acme").rds_instance == "db-POS-02"  # type: ignore[union-attr]
 
 
 def test_express_for_a_kensium_hosted_client_is_refused(world: World, tmp_path: Path) -> None:
@@ -442,23 +444,23 @@ def test_express_for_a_kensium_hosted_client_is_refused(world: World, tmp_path: 
                   rds_instance="db-POS-03")
     with pytest.raises(InputError, match="every database stays under 10 GB"):
         world.install(answers=big)
-    assert get_client(world.client("ssm"), "acme") is None
+    assert get_client(world.client("dynamodb"), "acme") is None
 
 
 # --- org id uniqueness ------------------------------------------------------------------------------
 
 
 def _put_record(world: World, record: ClientRecord) -> None:
-    world.client("ssm").put_parameter(Name=record_name(record.org_id), Value=record.to_json(), Type="String")
+    put_record(world.client("dynamodb"), record)
 
 
 def test_org_id_taken_ignoring_case_is_refused(world: World) -> None:
     _put_record(world, ClientRecord(org_id="ACME", client_name="Acme Industries", status="installed"))
     with pytest.raises(InputError, match=r"org-id: 'acme' is already taken \(as 'ACME'\).*client record "
-                                         r"/kprov/clients/ACME") as caught:
+                                         r"kprov-clients/ACME") as caught:
         world.install()
     assert caught.value.exit_code is ExitCode.INVALID
-    assert world.acts == [] and get_client(world.client("ssm"), "acme") is None
+    assert world.acts == [] and get_client(world.client("dynamodb"), "acme") is None
 
 
 def test_org_id_of_another_client_is_refused(world: World) -> None:
@@ -477,11 +479,11 @@ def test_an_iam_user_no_record_claims_takes_the_org_id(world: World) -> None:
 
 def test_this_clients_own_record_and_resources_are_no_collision(world: World) -> None:
     world.install()
-    ssm = world.client("ssm")
+    dynamodb = world.client("dynamodb")
     ctx = StepContext(world.runtime(Mode.CHECK, world.operator()), "org-id", {})
     assert existing_org_ids(ctx) == {"acme"}  # record, rms_acme and fusion-rms-acme: one org id
     assert org_id_owner(ctx, "acme", "  ACME corporation ") is not None  # same client, spelled loosely
-    assert [r.org_id for r in list_clients(ssm)] == ["acme"]
+    assert [r.org_id for r in list_clients(dynamodb)] == ["acme"]
 
 
 # --- the client record and fleet reads ---------------------------------------------------------
@@ -505,13 +507,52 @@ def test_names_the_loader_cannot_check_are_inputs(world: World) -> None:
 def test_list_clients_is_one_paginated_call(world: World) -> None:
     for org in ("alpha", "beta", "gamma"):
         _put_record(world, ClientRecord(org_id=org, client_name=org.title(), status=CLAIMED))
-    world.client("ssm").put_parameter(Name=record_name("broken"), Value="{not json", Type="String")
+    world.client("dynamodb").put_item(TableName=DEFAULT_TABLE,
+                                      Item={"OrgId": {"S": "broken"}, "Record": {"S": "{not json"}})
     rt = world.runtime(Mode.CHECK, world.operator())
-    records = list_clients(rt.aws.client("ssm"))
+    records = list_clients(rt.aws.client("dynamodb"))
     assert [(r.org_id, r.status) for r in records] == [("alpha", "claimed"), ("beta", "claimed"),
                                                          ("broken", "unreadable"), ("gamma", "claimed")]
-    assert world.counters[-1].as_dict()["by_operation"] == {"ssm:GetParametersByPath": {"calls": 1, "attempts": 1,
-                                                                                          "errors": 0}}
+    assert world.counters[-1].as_dict()["by_operation"] == {"dynamodb:Scan": {"calls": 1, "attempts": 1, "errors": 0}}
+
+
+def test_no_table_yet_is_no_records_and_plan_never_makes_it(world: World) -> None:
+    dynamodb = world.client("dynamodb")
+    rt = world.runtime(Mode.CHECK, world.operator())
+    assert list_clients(rt.aws.client("dynamodb")) == [] and get_client(rt.aws.client("dynamodb"), "acme") is None
+    assert world.install(Mode.PLAN).exit_code is ExitCode.OK  # the org-id and record steps read: no table
+    assert dynamodb.list_tables()["TableNames"] == []
+
+
+def test_the_reservation_is_a_conditional_write(world: World) -> None:
+    dynamodb = world.client("dynamodb")
+    put_record(dynamodb, ClientRecord(org_id="acme", client_name="Acme Corporation", status=CLAIMED), claim=True)
+    assert dynamodb.describe_table(TableName=DEFAULT_TABLE)["Table"]["BillingModeSummary"]["BillingMode"] == \
+        "PAY_PER_REQUEST"  # made by the first write
+    put_record(dynamodb, ClientRecord(org_id="acme", client_name=" acme  CORPORATION", status=CLAIMED), claim=True)
+    for other in (ClientRecord(org_id="acme", client_name="Acme Industries", status=CLAIMED),
+                  ClientRecord(org_id="ACME", client_name="Acme Corporation", status=CLAIMED)):
+        with pytest.raises(RecordTaken):
+            put_record(dynamodb, other, claim=True)
+        with pytest.raises(RecordTaken):
+            put_record(dynamodb, replace(other, status="installed"))
+    put_record(dynamodb, ClientRecord(org_id="acme", client_name="Acme Corporation", status="installed"))
+    with pytest.raises(RecordTaken):  # a claim never overwrites a finished record, even this client's
+        put_record(dynamodb, ClientRecord(org_id="acme", client_name="Acme Corporation", status=CLAIMED), claim=True)
+    assert [(r.org_id, r.status) for r in list_clients(dynamodb)] == [("acme", "installed")]
+
+
+def test_a_reservation_lost_between_probe_and_act_names_the_winner(world: World) -> None:
+    from kensium_provision.steps.client_record import ClientOrgId
+
+    ctx = StepContext(world.runtime(Mode.APPLY, world.operator()), "org-id", {})
+    params = {"org_id": "acme", "client_name": "Acme Corporation", "purpose": "qa"}
+    probe = ClientOrgId().probe(ctx, params)
+    assert not probe.done
+    _put_record(world, ClientRecord(org_id="ACME", client_name="Acme Industries", status=CLAIMED, run_id="run-7"))
+    with pytest.raises(InputError, match=r"already taken \(as 'ACME'\)"):
+        ClientOrgId().act(ctx, params, probe)
+    assert [r.org_id for r in list_clients(world.client("dynamodb"))] == ["ACME"]
 
 
 def test_the_record_refuses_a_credential_value(world: World) -> None:

@@ -59,6 +59,7 @@ def test_no_config_at_all_is_the_sandbox() -> None:
     assert (env.name, env.sandbox, env.region, env.account_id) == ("sandbox", True, "us-east-1", "123456789012")
     assert env.purposes == PURPOSES
     assert config.vault.backend == "secretsmanager" and config.locks.backend == "local"
+    assert config.clients.table == "kprov-clients" and config.settings()["clients"] == {"table": "kprov-clients"}
 
 
 def test_unknown_environment_is_an_input_error_naming_the_known_ones() -> None:
@@ -135,7 +136,7 @@ def test_a_file_with_several_mistakes_reports_every_one_in_order(tmp_path: Path)
         f"{path}:13:8: vault: backend: command needs command: [program, args...] (the secret goes on stdin)",
         f"{path}:14:8: locks: backend: dynamodb needs table: <DynamoDB table name>",
         f"{path}:15:1: colour: unknown key 'colour'; allowed: environments, default_environment, vault, locks, "
-        "rabbitmq, sql, route53, pos_domain, journal",
+        "clients, rabbitmq, sql, route53, pos_domain, journal",
     ]
 
 
@@ -189,6 +190,21 @@ def test_vault_and_lock_options_that_do_not_apply_are_errors(tmp_path: Path) -> 
         f"{path}:1:35: vault › command: command is used only with backend: command",
         f"{path}:1:50: vault › timeout: timeout is used only with backend: command",
         f"{path}:2:16: locks › table: table is used only with backend: dynamodb",
+    ]
+
+
+def test_the_client_records_table_is_named_strictly(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "clients: {table: pos-clients}\n")).settings()["clients"] == \
+        {"table": "pos-clients"}
+    path = write(tmp_path, """\
+        clients: {table: "no spaces", tabel: x}
+        locks: {backend: dynamodb, table: kprov-clients}
+        """, name="bad.yaml")
+    assert issues_of(path) == [
+        f"{path}:1:18: clients › table: 'no spaces' is not a DynamoDB table name",
+        f"{path}:1:31: clients › tabel: unknown key 'tabel' (did you mean 'table'?)",
+        (f"{path}:2:8: locks › table: 'kprov-clients' is the client records' table (clients › table); give the "
+         "locks their own table"),
     ]
 
 

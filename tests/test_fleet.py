@@ -8,7 +8,6 @@ record as the install leaves one. API call counts are deterministic and asserted
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ from test_client_install import World, answers, build_estate, reset_broker
 
 from kensium_provision import fleet
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.aws.wall import EXCEPTIONS, ReadOnlyViolation, permit
-from kensium_provision.clients import ClientRecord, record_name
+from kensium_provision.aws.wall import EXCEPTIONS, ReadOnlyViolation, is_read, permit
+from kensium_provision.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
 from kensium_provision.config import SANDBOX_ENVIRONMENT
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
@@ -33,9 +32,9 @@ pytest_plugins = ["rabbitmq_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = SANDBOX_ENVIRONMENT  # the embedded sandbox kprov runs in without a config: every purpose
-# Reads made once per fleet check whatever its size (sts, ssm, tagging x2, rds, ec2, mq, iam details,
-# credential report get/generate/get, s3 list, secrets list, the broker admin's password): no more than this.
-SHARED_READS = 16
+# Reads made once per fleet check whatever its size (sts, the records' Scan, the buckets' tags, rds, ec2, mq,
+# iam details, credential report get/generate/get, s3 list, secrets list, the broker admin's password).
+SHARED_READS = 15
 
 
 def install_steps() -> set[str]:
@@ -64,9 +63,10 @@ class Fleet:
     def clone(self, org: str) -> None:
         """Make client `org` as the install makes one, from acme's record (fast: no engine)."""
         w = self.world
-        ssm, iam, s3 = w.client("ssm"), w.client("iam"), w.client("s3")
-        template = ssm.get_parameter(Name=record_name("acme"))["Parameter"]["Value"]
-        record = json.loads(template.replace("acme", org).replace("Acme", org.title()))
+        dynamodb, iam, s3 = w.client("dynamodb"), w.client("iam"), w.client("s3")
+        acme = get_client(dynamodb, "acme")
+        assert acme is not None
+        record = json.loads(acme.to_json().replace("acme", org).replace("Acme", org.title()))
         vault = SecretsManagerVault(w.client("secretsmanager"), "sandbox")
         from kensium_provision.secret import Secret
 
@@ -88,9 +88,8 @@ class Fleet:
         broker.put_vhost(org)
         broker.put_user(user, f"Hub-{org}-Pw-1234")
         broker.put_permissions(org, user, ".*", ".*", ".*")
-        ssm.put_parameter(Name=record_name(org), Type="String", Value=json.dumps(record, sort_keys=True),
-                          Tags=[{"Key": "kprov:kind", "Value": "client-record"}, {"Key": "kprov:org-id", "Value": org},
-                                {"Key": "OrgId", "Value": org}])
+        record.pop("schema")
+        put_record(dynamodb, ClientRecord(**record))
 
     def request(self, **changes: Any) -> fleet.FleetRequest:
         self.session = AwsSession(ENV, mode=Mode.CHECK)
@@ -140,12 +139,13 @@ def test_three_installed_clients_pass_with_shared_reads_only(three: Fleet) -> No
     # Per client only the two S3 reads with no batch form; IAM and the rest are read once for all.
     assert three.calls("s3:GetBucketPolicy") == three.calls("s3:GetPublicAccessBlock") == n
     for per_user in ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListUserTags",
-                     "s3:GetBucketTagging", "s3:HeadBucket", "ssm:GetParameters", "ssm:ListTagsForResource",
+                     "s3:GetBucketTagging", "s3:HeadBucket", "dynamodb:GetItem", "dynamodb:DescribeTable",
                      "secretsmanager:DescribeSecret"):
         assert three.calls(per_user) == 0, per_user
     assert report.management_api_calls == 3  # one vhosts, users and permissions listing for the broker
     # Read-only: the one operation that is not a read is the wall's journaled exception.
-    writes = [k for k in calls["by_operation"] if not k.split(":")[1].startswith(("Get", "List", "Describe"))]  # type: ignore[union-attr]
+    writes = [k for k in calls["by_operation"] if not is_read(*k.split(":"))]  # type: ignore[union-attr]
+    assert calls["by_operation"]["dynamodb:Scan"]["calls"] == 1  # type: ignore[index]
     assert writes == ["iam:GenerateCredentialReport"]
     events = [r["event"] for r in three.journal.records]
     assert events[0] == "guard" and "wall.exception" in events and events[-1] == "fleet.result"
@@ -190,23 +190,22 @@ def test_twelve_clients_still_cost_two_calls_each(three: Fleet) -> None:
     total = int(report.api_calls["calls"])  # type: ignore[call-overload]
     assert total <= 2 * n + SHARED_READS, report.api_calls
     assert three.calls("s3:GetBucketPolicy") == three.calls("s3:GetPublicAccessBlock") == n
-    # What the 9 more clients cost: their 2 S3 reads each, plus at most one page more of the SSM
-    # records (SSM returns 10 parameters a page) and of the other listings.
-    assert total - small_calls <= 2 * 9 + math.ceil(n / 10)
+    # What the 9 more clients cost: their 2 S3 reads each, nothing more (one Scan page holds every record).
+    assert total - small_calls <= 2 * 9
+    assert three.calls("dynamodb:Scan") == 1
 
 
 def test_an_unreadable_broker_claimed_and_unreadable_records(three: Fleet) -> None:
-    ssm = three.world.client("ssm")
-    ssm.put_parameter(Name=record_name("delta"), Type="String",
-                      Value=ClientRecord(org_id="delta", client_name="Delta", status="claimed", run_id="run-9").to_json())
-    ssm.put_parameter(Name=record_name("broken"), Type="String", Value="{not json")
+    dynamodb = three.world.client("dynamodb")
+    put_record(dynamodb, ClientRecord(org_id="delta", client_name="Delta", status="claimed", run_id="run-9"))
+    dynamodb.put_item(TableName=DEFAULT_TABLE, Item={"OrgId": {"S": "broken"}, "Record": {"S": "{not json"}})
     request = three.request()
     settings = {**request.settings, "rabbitmq": {**request.settings["rabbitmq"], "base_url": "http://127.0.0.1:9"}}  # type: ignore[dict-item]
     report = fleet.check_fleet(three.request(settings=settings))
     assert report.not_checked == {"delta": "install in progress: the org id is reserved by run run-9"}
     found = by_client(report)
     [(step, message)] = found["broken"]
-    assert step == "client-record" and message.startswith("the client record /kprov/clients/broken is unreadable: not JSON")
+    assert step == "client-record" and message.startswith("the client record kprov-clients/broken is unreadable: not JSON")
     for org in ("acme", "beta", "gamma"):
         assert [s for s, _ in found[org]] == ["hub-vhost"]
         assert "cannot read the broker's management API" in found[org][0][1]

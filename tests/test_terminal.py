@@ -351,7 +351,7 @@ def test_interactive_install_client(estate: Terminal) -> None:
     # The SQL a person runs by hand (no SQL connection in the sandbox), shown in a panel.
     assert "Manual step: client-database" in screen and "CREATE DATABASE [POS_acme];" in screen
     assert re.search(r" ✓ The hub vhost acme with its own RabbitMQ user \[hub-vhost\] changed \d+\.\ds\n", screen)
-    assert re.search(r" ✓ Complete the client record /kprov/clients/acme \[client-record\] changed", screen)
+    assert re.search(r" ✓ Complete the client record of acme \[client-record\] changed", screen)
     assert re.search(r"Apply complete: \d+ changed, \d+ already done, \d+ skipped\.", screen)
     check = estate.kprov("check", "client", "acme")
     assert check.returncode == 0, check.stderr

@@ -59,6 +59,6 @@ def registry() -> Mapping[str, StepType]:
         sql.SqlDatabase(), sql.SqlLogin(),
         iam.IamClientUser(), iam.IamSandboxClientUser(),
         s3.S3ClientBucket(), s3.S3SandboxClientBucket(),
-        client_record.ClientOrgId(), client_record.ClientRecordStep(),
+        client_record.ClientOrgId(), client_record.ClientEvidence(), client_record.ClientRecordStep(),
     ]
     return MappingProxyType({t.name: t for t in sorted(types, key=lambda t: t.name)})

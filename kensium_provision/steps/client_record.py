@@ -1,9 +1,10 @@
 """Step types of the client record (`clients.py`): reserve the org id first, write the whole record last.
 
 `client.org-id` makes domain.md N1 ("unique ignoring case") a step that runs before any change, and
-reserves the id with a `claimed` record so that a re-run or a resume of the same install is recognised
-as this client's. `client.record` writes what the install chose and made, with password-manager
-references only, to SSM Parameter Store `/kprov/clients/<org_id>`.
+reserves the id with a `claimed` record (a conditional write: two operators never both get it) so that
+a re-run or a resume of the same install is recognised as this client's. `client.evidence` reads what
+the record already evidences. `client.record` writes what the install chose and made, with
+password-manager references only, to the client records' DynamoDB table (`clients.table` in the config).
 """
 
 from __future__ import annotations
@@ -16,49 +17,37 @@ from kensium_provision.clients import (
     CLAIMED,
     INSTALLED,
     MAX_RECORD_BYTES,
-    RECORD_PATH,
     UNREADABLE,
     ClientRecord,
-    aws_call,
+    RecordTaken,
     get_client,
     org_id_owner,
+    put_record,
     record_name,
+    table_of,
     utc_now,
 )
 from kensium_provision.errors import InputError, StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
-__all__ = ["ClientOrgId", "ClientRecordStep", "record_tags"]
+__all__ = ["ClientEvidence", "ClientOrgId", "ClientRecordStep", "records_table"]
 
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _billing_key(ctx: StepContext) -> str:
-    variants = getattr(ctx.runtime.names, "variants", None)
-    return str(variants("org-tag-key")[0]) if variants else "OrgId"  # N17: the rule's canonical spelling
+def records_table(ctx: StepContext) -> str:
+    """The client records' DynamoDB table of this run (the config's `clients.table`)."""
+    return table_of(getattr(ctx.runtime, "settings", None))
 
 
-def record_tags(ctx: StepContext, org_id: str) -> dict[str, str]:
-    """Tags of a client record: findable by org id, and billed like the client's other resources."""
-    return {"kprov:kind": "client-record", "kprov:org-id": org_id, _billing_key(ctx): org_id}
-
-
-def _put(ctx: StepContext, record: ClientRecord, *, overwrite: bool) -> None:
-    """Write a record: create with tags, or overwrite then tag (SSM refuses Tags with Overwrite)."""
+def _put(ctx: StepContext, record: ClientRecord, *, claim: bool) -> None:
+    """Write a record, conditionally: only while the org id is free or this client's (`clients.put_record`)."""
     text = record.to_json()
     _refuse_secrets(text)
     if len(text.encode()) > MAX_RECORD_BYTES:
-        raise StepError(f"the client record of {record.org_id} is {len(text.encode())} bytes; SSM standard "
-                        f"parameters hold {MAX_RECORD_BYTES}", hint="shorten the long answers (general information)")
-    ssm = ctx.client("ssm")
-    name = record_name(record.org_id)
-    tags = [{"Key": k, "Value": v} for k, v in record_tags(ctx, record.org_id).items()]
-    description = f"kprov client record of {record.org_id}"
-    if overwrite:
-        aws_call(ssm, "put_parameter", Name=name, Value=text, Type="String", Overwrite=True, Description=description)
-        aws_call(ssm, "add_tags_to_resource", ResourceType="Parameter", ResourceId=name, Tags=tags)
-    else:
-        aws_call(ssm, "put_parameter", Name=name, Value=text, Type="String", Description=description, Tags=tags)
+        raise StepError(f"the client record of {record.org_id} is {len(text.encode())} bytes; kprov keeps records "
+                        f"under {MAX_RECORD_BYTES}", hint="shorten the long answers (general information)")
+    put_record(ctx.client("dynamodb"), record, records_table(ctx), claim=claim)
 
 
 def _refuse_secrets(text: str) -> None:
@@ -72,9 +61,11 @@ def _refuse_secrets(text: str) -> None:
 class ClientOrgId:
     """Reserve the org id for this client; refuse one already taken, ignoring case (domain.md N1).
 
-    The probe looks at everything that takes an org id: client records in SSM Parameter Store
-    (`/kprov/clients/*`), `rms_*` IAM users and `fusion-rms-*` S3 buckets. When the id is free, the
-    step reserves it with a client record of status `claimed`. When this client's own record is there
+    The probe looks at everything that takes an org id: client records (the DynamoDB table of
+    `clients.table`, keyed by the org id lower-cased), `rms_*` IAM users and `fusion-rms-*` S3 buckets.
+    When the id is free, the step reserves it with a client record of status `claimed`, written only if
+    no record of that key exists (or only this client's own claim), so two concurrent installs cannot both
+    reserve it. When this client's own record is there
     (same client name), the step is done: a re-run or a resume of the same install passes. Anything
     else (`ACME` exists and `acme` is asked for; the record names another client; an `rms_acme` user
     that no record claims) stops the run before any change with exit code 3, naming what holds it.
@@ -93,14 +84,16 @@ class ClientOrgId:
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         org_id, client_name = str(params["org_id"]), str(params["client_name"])
-        record = org_id_owner(ctx, org_id, client_name)
-        outputs = {"org_id": org_id, "record": record_name(org_id)}
+        table = records_table(ctx)
+        record = org_id_owner(ctx, org_id, client_name, table)
+        name = record_name(org_id, table)
+        outputs = {"org_id": org_id, "record": name}
         if record is not None:
             return Probe(done=True, note=f"org id {org_id} is this client's ({record.status} by run {record.run_id})",
-                         current={"record": record_name(org_id), "status": record.status},
+                         current={"record": name, "status": record.status},
                          outputs={**outputs, "status": record.status})
         return Probe(done=False, note=f"org id {org_id} is free: reserve it with a client record",
-                     desired={"record": record_name(org_id), "status": CLAIMED, "client_name": client_name})
+                     desired={"record": name, "status": CLAIMED, "client_name": client_name})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         org_id, client_name = str(params["org_id"]), str(params["client_name"])
@@ -108,23 +101,63 @@ class ClientOrgId:
         claim = ClientRecord(org_id=org_id, client_name=client_name, status=CLAIMED,
                              purpose=str(params.get("purpose") or ""), created=now, updated=now,
                              run_id=ctx.runtime.run_id, kprov_version=__version__)
+        table = records_table(ctx)
         try:
-            _put(ctx, claim, overwrite=False)
-        except StepError as exc:
-            if getattr(exc, "code", "") != "ParameterAlreadyExists":
-                raise
-            # Another run wrote it between our probe and now: whose is it?
-            if org_id_owner(ctx, org_id, client_name) is None:
-                raise
-        return {"org_id": org_id, "status": CLAIMED, "record": record_name(org_id)}
+            _put(ctx, claim, claim=True)
+        except RecordTaken as exc:
+            # Another run wrote it between our probe and now: whose is it? (InputError if another client's)
+            if org_id_owner(ctx, org_id, client_name, table) is None:
+                raise StepError(str(exc), hint="another install holds this org id now; run again to see whose") from None
+        return {"org_id": org_id, "status": CLAIMED, "record": record_name(org_id, table)}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         org_id, client_name = str(params["org_id"]), str(params["client_name"])
+        table = records_table(ctx)
         try:
-            record = org_id_owner(ctx, org_id, client_name)
+            record = org_id_owner(ctx, org_id, client_name, table)
         except InputError as exc:
             return (Difference("org id", str(exc), f"{org_id} reserved for {client_name}"),)
-        return () if record is not None else (Difference("client record", None, record_name(org_id)),)
+        return () if record is not None else (Difference("client record", None, record_name(org_id, table)),)
+
+
+class ClientEvidence:
+    """Read which evidence the client record already holds: a read, never a change.
+
+    No API shows a tenant or (outside Route 53) a DNS record; the evidence the install's manual steps
+    collected, kept in the client record, is what says they were done. Outputs `recorded` (evidence id ->
+    whether the record holds it), `evidence` (the values held) and `record`. No record, or no table yet
+    (the first install of the account), holds nothing.
+
+    Example: `org_id: "{{ org_id }}"`, `names: [tenant_name, dns_record_target]`, outputs
+    `{tenant_recorded: recorded.tenant_name}`.
+    """
+
+    name: ClassVar[str] = "client.evidence"
+    summary: ClassVar[str] = "Read which manual-step evidence the client record already holds."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="org_id", rule="org-id", doc="The organization id."),
+        Param(name="names", kind="list", doc="Evidence ids to look for in the record."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ()  # any JMESPath into {"recorded": {...}, "evidence": {...}, "record": ...}
+
+    def _read(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, object]:
+        org_id, table = str(params["org_id"]), records_table(ctx)
+        record = get_client(ctx.client("dynamodb"), org_id, table)
+        held = dict(record.evidence) if record is not None and record.status != UNREADABLE else {}
+        names = [str(n) for n in params.get("names") or ()]
+        return {"recorded": {n: n in held for n in names}, "evidence": {n: held[n] for n in names if n in held},
+                "record": record_name(org_id, table) if record is not None else "no record yet"}
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        found = self._read(ctx, params)
+        return Probe(done=True, note=f"{found['record']}: {found['recorded']}", current={"record": found["record"]},
+                     outputs=found)
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        return dict(probe.outputs)  # never reached: the probe is always done
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        return ()
 
 
 _RECORD_TEXT = (
@@ -149,11 +182,12 @@ _RECORD_TEXT = (
 class ClientRecordStep:
     """Write the client record: what this install chose and made, where every operator can read it.
 
-    SSM Parameter Store `/kprov/clients/<org_id>` (a JSON document, tagged `kprov:org-id` and the
-    billing tag) holds the placement (RDS instance, EC2 host, broker), the names, the install's
+    The client records' DynamoDB table (an item keyed by the org id lower-cased, its JSON document in
+    `Record`) holds the placement (RDS instance, EC2 host, broker), the names, the install's
     non-secret answers (so `kprov check client <org_id>` re-checks exactly what was installed), the
     evidence of manual steps, and password-manager REFERENCES: a credential's value is refused.
-    The probe compares field by field (timestamps and run id aside); act overwrites. `answers` and
+    The probe compares field by field (timestamps and run id aside); act overwrites, conditionally: only
+    while the org id is free or this client's (same spelling, same client name). `answers` and
     `evidence` NAME values (no braces: an input that was not asked, or the evidence of a manual step
     already done, has no value to render); evidence this run did not collect keeps what the record holds.
 
@@ -163,7 +197,7 @@ class ClientRecordStep:
     """
 
     name: ClassVar[str] = "client.record"
-    summary: ClassVar[str] = "Write the client record (SSM Parameter Store /kprov/clients/<org_id>): references only."
+    summary: ClassVar[str] = "Write the client record (DynamoDB, keyed by the org id): references only."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="org_id", rule="org-id", doc="The organization id."),
         Param(name="client_name", doc="The client's name."),
@@ -223,42 +257,42 @@ class ClientRecordStep:
                           if a.get(k) != b.get(k)]
             elif a != b:
                 found.append(Difference(key, a, b))
-        tags = aws_call(ctx.client("ssm"), "list_tags_for_resource", ResourceType="Parameter",
-                        ResourceId=record_name(desired.org_id), missing=("InvalidResourceId",)) or {}
-        present = {t["Key"]: t["Value"] for t in tags.get("TagList", ())}
-        found += [Difference(f"tag {k}", present.get(k), v) for k, v in record_tags(ctx, desired.org_id).items()
-                  if present.get(k) != v]
         return tuple(found)
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
-        org_id = str(params["org_id"])
-        current = get_client(ctx.client("ssm"), org_id)
+        org_id, table = str(params["org_id"]), records_table(ctx)
+        name = record_name(org_id, table)
+        current = get_client(ctx.client("dynamodb"), org_id, table)
         desired = self._desired(ctx, params, current)
         _refuse_secrets(desired.to_json())
-        shown = {"record": record_name(org_id), **desired.comparable()}
+        shown = {"record": name, **desired.comparable()}
         if current is None:
-            return Probe(done=False, note=f"no client record {record_name(org_id)} yet", desired=shown)
+            return Probe(done=False, note=f"no client record {name} yet", desired=shown)
         differences = self._differences(ctx, current, desired)
-        outputs = {"record": record_name(org_id), "org_id": org_id, "created": current.created,
-                   "updated": current.updated}
+        outputs = {"record": name, "org_id": org_id, "created": current.created, "updated": current.updated}
         if differences:
             note = f"the client record differs in {len(differences)} field(s)"
             if current.status == CLAIMED:
                 note = "the org id is reserved; the record is written when the install is complete"
-            return Probe(done=False, note=note, current={"record": record_name(org_id), "status": current.status},
+            return Probe(done=False, note=note, current={"record": name, "status": current.status},
                          desired=shown, differences=differences)
-        return Probe(done=True, note=f"{record_name(org_id)} is up to date", outputs=outputs,
-                     current={"record": record_name(org_id), "status": current.status})
+        return Probe(done=True, note=f"{name} is up to date", outputs=outputs,
+                     current={"record": name, "status": current.status})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        current = get_client(ctx.client("ssm"), str(params["org_id"]))
+        table = records_table(ctx)
+        current = get_client(ctx.client("dynamodb"), str(params["org_id"]), table)
         desired = self._desired(ctx, params, current)
-        _put(ctx, desired, overwrite=current is not None)
-        return {"record": record_name(desired.org_id), "org_id": desired.org_id, "created": desired.created,
+        try:
+            _put(ctx, desired, claim=False)
+        except RecordTaken as exc:
+            raise StepError(str(exc), hint="another install took this org id; kprov check client shows whose") from None
+        return {"record": record_name(desired.org_id, table), "org_id": desired.org_id, "created": desired.created,
                 "updated": desired.updated}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        current = get_client(ctx.client("ssm"), str(params["org_id"]))
+        table = records_table(ctx)
+        current = get_client(ctx.client("dynamodb"), str(params["org_id"]), table)
         if current is None:
-            return (Difference("client record", None, f"{RECORD_PATH}/{params['org_id']}"),)
+            return (Difference("client record", None, record_name(str(params["org_id"]), table)),)
         return self._differences(ctx, current, self._desired(ctx, params, current))
