@@ -341,6 +341,10 @@ def _read_input(reader: _Reader, node: Node, index: int, lookup_names: Sequence[
     if raw is None:
         return None, []
     uses: list[_Use] = []
+    for key in ("prompt", "help"):  # placeholders of earlier inputs, filled in when the question is asked
+        text_node = node.value.get(key) if isinstance(node.value, dict) else None
+        if isinstance(text_node, Node):
+            uses += _template_uses(reader, text_node, _join(crumb, key), -1)
     lookups = {}
     for key in ("choices_from", "default_from"):
         if isinstance(raw.get(key), Node):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -121,6 +121,14 @@ def _lookup(runtime: Runtime, spec_lookup: Any, values: Mapping[str, object]) ->
     return runtime.lookups[key]
 
 
+def _filled(text: str, values: Mapping[str, object]) -> str:
+    """A prompt or help text with the answers given so far filled in (`... host name {{ org_id }}.example`)."""
+    try:
+        return render(text, {k: v for k, v in values.items() if isinstance(v, (str, int)) and not isinstance(v, bool)})
+    except TemplateError:
+        return text
+
+
 def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, object] | None = None) -> dict[str, object]:
     """Ask (or read) every input whose `when` holds, in order, validating each answer."""
     values: dict[str, object] = {}
@@ -128,6 +136,7 @@ def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, 
     for spec in checklist.inputs:
         if spec.when is not None and not spec.when.holds(values):
             continue
+        spec = replace(spec, prompt=_filled(spec.prompt, values), help=_filled(spec.help, values))
         choices: tuple[str, ...] = spec.choices
         if spec.choices_from is not None:
             found = _lookup(runtime, spec.choices_from, values)

@@ -158,3 +158,20 @@ def test_aws_sdk_error_in_a_step_is_a_failed_step_not_a_crash(world: dict[str, o
     [result] = report.results
     assert result.status is Status.FAILED
     assert "ec2:DescribeVpcs" in result.reason and "UnauthorizedOperation" in result.reason
+
+
+def test_prompts_show_the_answers_given_so_far(world: dict[str, object]) -> None:
+    checklist = load_checklist_text(
+        "schema: 1\nid: p\ntitle: P\nscope: client\ninputs:\n"
+        "  - {id: org_id, type: string, prompt: 'Org?'}\n"
+        "  - {id: signoff, type: string, prompt: 'Who signed off {{ org_id }}?', help: 'host {{ org_id }}.<domain>'}\n"
+        "steps:\n  - {id: tell, title: Tell, type: manual, risk: read, params: {instructions: hi}}\n", "p.yaml")
+    seen: list[tuple[str, str]] = []
+
+    class Recording(ScriptedOperator):
+        def ask(self, spec, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append((spec.prompt, spec.help))
+            return super().ask(spec, **kwargs)
+
+    resolve_inputs(checklist, make_runtime(Mode.PLAN, operator=Recording({"org_id": "acme", "signoff": "Jane"})))
+    assert seen[1] == ("Who signed off acme?", "host acme.<domain>")
