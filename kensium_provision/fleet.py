@@ -460,7 +460,6 @@ def _tags(items: object) -> dict[str, str]:
 
 def _fleet_types(snapshot: Snapshot) -> dict[str, StepType]:
     from kensium_provision.steps import registry
-    from kensium_provision.steps.base import Difference, Probe
     from kensium_provision.steps.client_record import ClientOrgId
     from kensium_provision.steps.iam import IamClientUser, IamSandboxClientUser
     from kensium_provision.steps.rabbitmq import RabbitMQVhost
@@ -488,28 +487,10 @@ def _fleet_types(snapshot: Snapshot) -> dict[str, StepType]:
             return found if found is not None else super().look(ctx, params, vhost, user)
 
     class FleetOrgId(ClientOrgId):
-        # ClientOrgId's probe and verify, deciding with `decide_owner` over the fleet's one read of
-        # records, `rms_*` users and `fusion-rms-*` buckets instead of reading them again per client.
-        def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
-            org_id, client_name = str(params["org_id"]), str(params["client_name"])
-            record = snapshot.owner(org_id, client_name)
-            name = record_name(org_id, snapshot.table)
-            outputs = {"org_id": org_id, "record": name}
-            if record is not None:
-                return Probe(done=True, note=f"org id {org_id} is this client's ({record.status} by run {record.run_id})",
-                             current={"record": name, "status": record.status},
-                             outputs={**outputs, "status": record.status})
-            return Probe(done=False, note=f"org id {org_id} has no client record",
-                         desired={"record": name, "status": CLAIMED, "client_name": client_name})
-
-        def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-            org_id, client_name = str(params["org_id"]), str(params["client_name"])
-            try:
-                record = snapshot.owner(org_id, client_name)
-            except InputError as exc:
-                return (Difference("org id", str(exc), f"{org_id} reserved for {client_name}"),)
-            return () if record is not None else (Difference("client record", None,
-                                                                  record_name(org_id, snapshot.table)),)
+        # ClientOrgId deciding with `decide_owner` over the fleet's one read of records, `rms_*` users and
+        # `fusion-rms-*` buckets instead of reading them again per client.
+        def owner(self, ctx: StepContext, org_id: str, client_name: str) -> tuple[Any, str]:
+            return snapshot.owner(org_id, client_name), snapshot.table
 
     mine: list[Any] = [FleetIamUser(), FleetIamSandboxUser(), FleetBucket(), FleetSandboxBucket(), FleetVhost(),
                        FleetOrgId()]

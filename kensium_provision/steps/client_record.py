@@ -82,10 +82,15 @@ class ClientOrgId:
     )
     outputs: ClassVar[tuple[str, ...]] = ("org_id", "status", "record")
 
+    def owner(self, ctx: StepContext, org_id: str, client_name: str) -> tuple[ClientRecord | None, str]:
+        """This client's record (None when the id is free) and the records table; raises InputError when
+        the id is another client's. The fleet check answers it from its one read of every record."""
+        table = records_table(ctx)
+        return org_id_owner(ctx, org_id, client_name, table), table
+
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         org_id, client_name = str(params["org_id"]), str(params["client_name"])
-        table = records_table(ctx)
-        record = org_id_owner(ctx, org_id, client_name, table)
+        record, table = self.owner(ctx, org_id, client_name)
         name = record_name(org_id, table)
         outputs = {"org_id": org_id, "record": name}
         if record is not None:
@@ -112,9 +117,8 @@ class ClientOrgId:
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         org_id, client_name = str(params["org_id"]), str(params["client_name"])
-        table = records_table(ctx)
         try:
-            record = org_id_owner(ctx, org_id, client_name, table)
+            record, table = self.owner(ctx, org_id, client_name)
         except InputError as exc:
             return (Difference("org id", str(exc), f"{org_id} reserved for {client_name}"),)
         return () if record is not None else (Difference("client record", None, record_name(org_id, table)),)
