@@ -21,7 +21,7 @@ from rich.text import Text
 
 from kensium_provision import __version__
 from kensium_provision.errors import ChecklistError, ExitCode, KprovError
-from kensium_provision.render import make_console, safe
+from kensium_provision.ui.render import make_console, safe
 
 __all__ = ["app", "main"]
 
@@ -70,11 +70,9 @@ def _complete_resource(incomplete: str) -> list[str]:
 
 
 def _complete_checklist(incomplete: str) -> list[str]:
-    from kensium_provision.catalog import checklists_dir
+    from kensium_provision.checklist.catalog import entries
 
-    found = [p.stem if p.parent.name == "shared" else f"client/{p.stem}"
-             for p in sorted(checklists_dir().glob("*/*.yaml"))]
-    return [f for f in found if f.startswith(incomplete)]
+    return [name for entry in entries() for name in entry.names if name.startswith(incomplete)]
 
 
 def _complete_org(incomplete: str) -> list[str]:
@@ -82,7 +80,7 @@ def _complete_org(incomplete: str) -> list[str]:
     completion stays instant with thousands of runs (a new run costs one header read)."""
     import re
 
-    from kensium_provision.config import state_dir
+    from kensium_provision.app.config import state_dir
 
     try:
         state = state_dir()
@@ -112,7 +110,7 @@ def _complete_org(incomplete: str) -> list[str]:
 
 def _complete_run(incomplete: str) -> list[str]:
     """Run ids from the journal's file names (newest first); nothing is parsed."""
-    from kensium_provision.config import state_dir
+    from kensium_provision.app.config import state_dir
 
     try:
         ids = sorted((p.stem for p in (state_dir() / "runs").glob("*.jsonl")), reverse=True)
@@ -137,7 +135,7 @@ def _global(
     OPTIONS.config = config or (Path(os.environ["KPROV_CONFIG"]) if os.environ.get("KPROV_CONFIG") else None)
     OPTIONS.non_interactive = non_interactive or not sys.stdin.isatty()
     if verbose >= 2:
-        from kensium_provision.logs import enable_debug
+        from kensium_provision.ui.diagnostics import enable_debug
 
         enable_debug()
 
@@ -151,19 +149,19 @@ def _emit_json(data: object) -> None:
 
 
 def _shared_checklist(resource: str) -> Path:
-    from kensium_provision.catalog import checklists_dir
+    from kensium_provision.checklist.catalog import shared_checklist
 
     if resource not in SHARED_RESOURCES:  # allow-listed before it becomes a path
         raise typer.BadParameter(f"{resource!r} is not one of: {', '.join(SHARED_RESOURCES)}", param_hint="RESOURCE")
-    return checklists_dir() / "shared" / f"{resource}.yaml"
+    return shared_checklist(resource)
 
 
 def _execute(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset: dict[str, object],
              command: str, from_record: str = "") -> tuple[int, dict[str, Any]]:
     """One run, shown to the operator; returns its exit code and its JSON report."""
     from kensium_provision.model import Mode
-    from kensium_provision.render import print_plan, print_report, report_json
-    from kensium_provision.runner import RunRequest, execute
+    from kensium_provision.ui.render import print_plan, print_report, report_json
+    from kensium_provision.app.bootstrap import RunRequest, execute
 
     console = _console()
     request = RunRequest(checklist=checklist, mode=Mode(mode), env_name=OPTIONS.env, config_path=OPTIONS.config,
@@ -218,9 +216,9 @@ def install_client(
     dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
 ) -> None:
     """Install a client: database, hub vhost, tenant, IAM/S3 checks, client record."""
-    from kensium_provision.catalog import checklists_dir
+    from kensium_provision.checklist.catalog import install_checklist
 
-    _run(checklists_dir() / "client" / "install.yaml", "plan" if dry_run else "apply", answers=answers, yes=yes,
+    _run(install_checklist(), "plan" if dry_run else "apply", answers=answers, yes=yes,
          preset={"org_id": org_id}, command=f"install-client {org_id}")
 
 
@@ -246,7 +244,8 @@ def check_shared(
     Without --answers every instance kprov made is checked, from the records it keeps in the account;
     checking all of them also sweeps the account for shared resources whose names break a convention.
     """
-    from kensium_provision.runner import list_shared, read_session
+    from kensium_provision.app.bootstrap import list_shared, read_session
+    from kensium_provision.checklist.catalog import find
 
     chosen = resources or list(SHARED_RESOURCES)
     if len(chosen) > 1 and answers is not None:
@@ -259,7 +258,7 @@ def check_shared(
         path = _shared_checklist(resource)
         presets: list[dict[str, object]] = [{}]
         if session is not None:
-            records = list_shared(session, _checklist_id(path))
+            records = list_shared(session, find(f"shared/{resource}").id)
             if records:
                 presets = [dict(r.answers) for r in records]
             elif OPTIONS.non_interactive:
@@ -273,8 +272,8 @@ def check_shared(
             runs.append(document)
     conventions: list[str] = []
     if not resources and session is not None:
-        from kensium_provision import naming
-        from kensium_provision.conventions import sweep
+        from kensium_provision.naming import rules as naming
+        from kensium_provision.naming.sweep import sweep
 
         conventions = [f.message for f in sweep(session, naming.load_rules())]
         for message in conventions:
@@ -296,15 +295,15 @@ def check_client(
     answers: Answers = None,
 ) -> None:
     """Verify one client's install (or all) read-only; exit 1 on any finding."""
-    from kensium_provision.catalog import checklists_dir
+    from kensium_provision.checklist.catalog import install_checklist
 
     if all_clients or org_id is None:
-        from kensium_provision.fleet import check_all
+        from kensium_provision.fleet.check import check_all
 
         if not all_clients:
             raise typer.BadParameter("give an ORG_ID or --all", param_hint="ORG_ID")
         raise typer.Exit(check_all(OPTIONS, _console(), json_output=OPTIONS.output is Output.json))
-    _run(checklists_dir() / "client" / "install.yaml", "check", answers=answers, yes=False,
+    _run(install_checklist(), "check", answers=answers, yes=False,
          preset={"org_id": org_id}, command=f"check client {org_id}", from_record="" if answers else org_id)
 
 
@@ -313,30 +312,30 @@ def list_checklists(
     step_types: Annotated[bool, typer.Option("--step-types", help="List the step types instead.")] = False,
 ) -> None:
     """What checklists (or step types) exist."""
-    from kensium_provision.catalog import checklists_dir
-    from kensium_provision.checklist import load_checklist
+    from kensium_provision.checklist.catalog import entries
+    from kensium_provision.checklist.schema import load_checklist
 
     if step_types:
         _list_step_types()
         return
 
     rows = []
-    for path in sorted(checklists_dir().glob("*/*.yaml")):
+    for entry in entries():
         try:
-            c = load_checklist(path)
-            rows.append({"id": c.id, "scope": c.scope, "title": c.title, "steps": len(c.steps),
-                         "path": str(path.relative_to(checklists_dir().parent))})
+            c = load_checklist(entry.path)
+            rows.append({"id": c.id, "scope": c.scope, "title": c.title, "steps": len(c.steps), "ref": entry.ref,
+                         "path": str(entry.path)})
         except ChecklistError:
-            rows.append({"id": path.stem, "scope": path.parent.name, "title": "(invalid: run kprov validate)",
-                         "steps": 0, "path": str(path)})
+            rows.append({"id": entry.id, "scope": entry.scope, "title": "(invalid: run kprov validate)",
+                         "steps": 0, "ref": entry.ref, "path": str(entry.path)})
     if OPTIONS.output is Output.json:
         _emit_json({"kprov_json": 1, "kind": "list", "checklists": rows})
         return
     from rich.table import Table
 
-    table = Table("id", "scope", "steps", "title", "path")
+    table = Table("id", "also", "steps", "title")
     for r in rows:
-        table.add_row(Text(r["id"]), r["scope"], str(r["steps"]), Text(r["title"]), Text(r["path"]))
+        table.add_row(Text(r["id"]), Text(r["ref"]), str(r["steps"]), Text(r["title"]))
     _console().print(table)
 
 
@@ -358,22 +357,6 @@ def _list_step_types() -> None:
             console.print(Text(f"    {p.name}: {p.kind}{flag}  {p.doc}", style="dim"))
 
 
-def _find_checklist(name: str) -> Path:
-    from kensium_provision.catalog import checklists_dir
-
-    import re
-
-    if re.fullmatch(r"(shared/|client/)?[a-z][a-z0-9-]{0,62}", name):
-        for candidate in (checklists_dir() / f"{name}.yaml", checklists_dir() / "shared" / f"{name}.yaml",
-                          checklists_dir() / "client" / f"{name}.yaml"):
-            if candidate.is_file():
-                return candidate
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    raise typer.BadParameter(f"no checklist {name!r}; see `kprov list`", param_hint="CHECKLIST")
-
-
 @app.command("show")
 def show(
     checklist: Annotated[str, typer.Argument(help="A checklist id (rds, client/install) or file.",
@@ -381,10 +364,11 @@ def show(
     markdown: Annotated[bool, typer.Option("--markdown", help="Markdown runsheet for a change ticket.")] = False,
 ) -> None:
     """Render a checklist as a readable runsheet."""
-    from kensium_provision.checklist import load_checklist
-    from kensium_provision.render import runsheet_markdown
+    from kensium_provision.checklist.catalog import find
+    from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.ui.render import runsheet_markdown
 
-    loaded = load_checklist(_find_checklist(checklist))
+    loaded = load_checklist(find(checklist).path)
     text = runsheet_markdown(loaded)
     if markdown:
         sys.stdout.write(text)
@@ -399,11 +383,11 @@ def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="Checklist files or folders (default: all).")] = None,
 ) -> None:
     """Offline lint of checklists and naming rules; exit 3 on any issue."""
-    from kensium_provision.validation import validate_paths
+    from kensium_provision.checklist.validate import validate_paths
 
     issues, count = validate_paths(paths or [])
     console = _console()
-    from kensium_provision.render import print_issues
+    from kensium_provision.ui.render import print_issues
 
     print_issues(console, issues)
     if OPTIONS.output is Output.json:
@@ -418,7 +402,7 @@ def validate(
 @app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the checklist language (for editors)."""
-    from kensium_provision.checklist import json_schema
+    from kensium_provision.checklist.schema import json_schema
 
     _emit_json(json_schema())
 
@@ -427,7 +411,7 @@ def schema() -> None:
 def names_check(rule: Annotated[str, typer.Argument(help="A rule id, e.g. rds-instance.")],
                 value: Annotated[str, typer.Argument(help="The name to check.")]) -> None:
     """Check a name against a naming rule (exit 0, or 3 with the broken rule and a valid example)."""
-    from kensium_provision import naming
+    from kensium_provision.naming import rules as naming
 
     rules = naming.load_rules()
     if rule not in rules.ids:
@@ -448,7 +432,7 @@ def names_check(rule: Annotated[str, typer.Argument(help="A rule id, e.g. rds-in
 @names_app.command("show")
 def names_show(org_id: Annotated[str, typer.Argument(help="The organization id.")]) -> None:
     """Every name derived for a client."""
-    from kensium_provision import naming
+    from kensium_provision.naming import rules as naming
 
     rules = naming.load_rules()
     rules.require("org-id", org_id, {})  # an InputError: the broken rule and an example, exit 3
@@ -489,7 +473,7 @@ def main() -> NoReturn:
         code = int(ExitCode.INTERRUPTED)
         _say_error("interrupted", code)
     except ChecklistError as exc:
-        from kensium_provision.render import print_issues
+        from kensium_provision.ui.render import print_issues
 
         print_issues(make_console(), exc.issues)
         code = int(exc.exit_code)
@@ -537,7 +521,7 @@ def _crash_report(exc: BaseException) -> str:
     from kensium_provision.secret import REDACTOR
 
     try:
-        from kensium_provision.config import state_dir
+        from kensium_provision.app.config import state_dir
 
         folder = state_dir() / "crash"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -559,7 +543,7 @@ def _crash_report(exc: BaseException) -> str:
 # --- history, audit, resume ------------------------------------------------------------------------
 
 def _state() -> Path:
-    from kensium_provision.config import state_dir
+    from kensium_provision.app.config import state_dir
 
     return state_dir()
 
@@ -593,8 +577,8 @@ def _runs_table(rows: list[dict[str, str]], title: str) -> None:
 @runs_app.command("list")
 def runs_list(limit: Annotated[int, typer.Option("--limit", help="Newest N runs.")] = 20) -> None:
     """Past runs, newest first."""
-    from kensium_provision.history import summary_rows
-    from kensium_provision.journal import list_runs
+    from kensium_provision.journal.history import summary_rows
+    from kensium_provision.journal.chain import list_runs
 
     rows = summary_rows(list_runs(_state()))[:limit]
     if OPTIONS.output is Output.json:
@@ -608,8 +592,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kprov r
                                                     autocompletion=_complete_run)],
               markdown: Annotated[bool, typer.Option("--markdown", help="Markdown for a change ticket.")] = False) -> None:
     """One run as a readable runsheet."""
-    from kensium_provision.history import run_json, run_markdown
-    from kensium_provision.journal import read_run
+    from kensium_provision.journal.history import run_json, run_markdown
+    from kensium_provision.journal.chain import read_run
 
     log = read_run(_state(), _run_id(run_id))
     if OPTIONS.output is Output.json:
@@ -628,7 +612,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kprov r
 def audit_verify(run_id: Annotated[str | None, typer.Argument(help="One run (default: every run).",
                                                               autocompletion=_complete_run)] = None) -> None:
     """Check every journal's hash chain and head: edited, removed, reordered or cut records; exit 1."""
-    from kensium_provision.journal import verify_all, verify_run
+    from kensium_provision.journal.chain import verify_all, verify_run
 
     results = {run_id: verify_run(_state(), _run_id(run_id))} if run_id else verify_all(_state())
     bad = {k: v for k, v in results.items() if v}
@@ -653,8 +637,8 @@ def audit_show(
     until: Annotated[str | None, typer.Option("--until", help="Up to this date (YYYY-MM-DD, UTC).")] = None,
 ) -> None:
     """Who did what: runs filtered by client, environment, operator and date."""
-    from kensium_provision.history import summary_rows
-    from kensium_provision.journal import filter_runs, list_runs
+    from kensium_provision.journal.history import summary_rows
+    from kensium_provision.journal.chain import filter_runs, list_runs
 
     rows = summary_rows(filter_runs(list_runs(_state()), client=client, env=environment, operator=operator,
                                     since=_moment(since, "--since"), until=_moment(until, "--until", end=True)))
@@ -684,15 +668,15 @@ def _moment(text: str | None, option: str, *, end: bool = False) -> Any:
 def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed run.", autocompletion=_complete_run)],
            answers: Answers = None, yes: Yes = False) -> None:
     """Continue a run: reuse its answers, re-probe every step, go on at the first one not done."""
-    from kensium_provision.catalog import checklists_dir
-    from kensium_provision.checklist import load_checklist
-    from kensium_provision.history import checklist_changes
-    from kensium_provision.journal import read_run, resume_point
-    from kensium_provision.runner import step_digests
+    from kensium_provision.checklist.catalog import entries
+    from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.journal.history import checklist_changes
+    from kensium_provision.journal.chain import read_run, resume_point
+    from kensium_provision.app.bootstrap import step_digests
 
     log = read_run(_state(), _run_id(run_id))
     point = resume_point(log)
-    path = next((p for p in sorted(checklists_dir().glob("*/*.yaml")) if _checklist_id(p) == point.checklist), None)
+    path = next((e.path for e in entries() if e.id == point.checklist), None)
     if path is None:
         raise KprovError(f"run {run_id} used checklist {point.checklist!r}, which no longer exists")
     console = _console()
@@ -715,8 +699,8 @@ def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed 
     console.print(Text(f"Resuming {run_id}: {len(point.completed)} step(s) done earlier will be re-probed.",
                        style="bold"))
     from kensium_provision.model import Mode
-    from kensium_provision.runner import RunRequest, execute
-    from kensium_provision.render import print_report
+    from kensium_provision.app.bootstrap import RunRequest, execute
+    from kensium_provision.ui.render import print_report
 
     request = RunRequest(checklist=path, mode=Mode.APPLY, env_name=OPTIONS.env or str(log.header.get("environment")),
                          config_path=OPTIONS.config, answers_path=answers, preset=dict(point.answers),
@@ -729,22 +713,12 @@ def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed 
     raise typer.Exit(int(outcome.report.exit_code))
 
 
-def _checklist_id(path: Path) -> str:
-    from kensium_provision.yamlio import load_file
-
-    try:
-        root = load_file(path).plain()
-    except ChecklistError:
-        return ""
-    return str(root.get("id", "")) if isinstance(root, dict) else ""
-
-
 # --- sandbox and locks ------------------------------------------------------------------------------
 
 @sandbox_app.command("start")
 def sandbox_start() -> None:
     """Start the sandbox (it also starts on demand)."""
-    from kensium_provision import sandbox
+    from kensium_provision.sandbox import server as sandbox
 
     info = sandbox.ensure_running(_state())
     _console().print(Text(f"sandbox running at {info.endpoint} (pid {info.pid})", style="green"))
@@ -753,7 +727,7 @@ def sandbox_start() -> None:
 @sandbox_app.command("stop")
 def sandbox_stop() -> None:
     """Stop the sandbox; its state is lost."""
-    from kensium_provision import sandbox
+    from kensium_provision.sandbox import server as sandbox
 
     stopped = sandbox.stop(_state())
     _console().print(Text("sandbox stopped" if stopped else "sandbox was not running"))
@@ -762,7 +736,7 @@ def sandbox_stop() -> None:
 @sandbox_app.command("status")
 def sandbox_status() -> None:
     """Is the sandbox running, and where."""
-    from kensium_provision import sandbox
+    from kensium_provision.sandbox import server as sandbox
 
     info = sandbox.status(_state())
     if OPTIONS.output is Output.json:
@@ -779,7 +753,7 @@ def sandbox_status() -> None:
 @sandbox_app.command("reset")
 def sandbox_reset() -> None:
     """Empty the sandbox: every resource is gone (it is started first if it is not running)."""
-    from kensium_provision import sandbox
+    from kensium_provision.sandbox import server as sandbox
 
     sandbox.ensure_running(_state())
     sandbox.reset(_state())
@@ -787,19 +761,19 @@ def sandbox_reset() -> None:
 
 
 def _lock_backend() -> Any:
-    from kensium_provision import config as config_module
+    from kensium_provision.app import config as config_module
 
     cfg = config_module.load_config(OPTIONS.config)
     if cfg.locks.backend == "dynamodb":
         from kensium_provision.aws.session import AwsSession
-        from kensium_provision.locks import DynamoLocks
+        from kensium_provision.records.locks import DynamoLocks
         from kensium_provision.model import Mode
-        from kensium_provision.runner import _endpoint
+        from kensium_provision.app.bootstrap import _endpoint
 
         env = cfg.environment(OPTIONS.env)
         session = AwsSession(env, mode=Mode.APPLY, endpoint_url=_endpoint(env, _state()))
         return DynamoLocks(session.client("dynamodb"), cfg.locks.table)
-    from kensium_provision.locks import LocalLocks
+    from kensium_provision.records.locks import LocalLocks
 
     return LocalLocks(_state() / "locks")
 
@@ -840,8 +814,8 @@ def lock_break(lock_id: Annotated[str, typer.Argument(help="The lock id from `kp
     if str(typed).strip() != held.target:
         raise typer.Exit(int(ExitCode.ABORTED))
     broken = backend.break_(lock_id)
-    from kensium_provision.journal import JournalWriter
-    from kensium_provision.runner import new_run_id
+    from kensium_provision.journal.chain import JournalWriter
+    from kensium_provision.app.bootstrap import new_run_id
     import getpass
 
     journal = JournalWriter(_state(), new_run_id(), header={

@@ -21,11 +21,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from kensium_provision.answers import Answers, AnswersOperator, load_answers
-from kensium_provision.checklist import load_checklist
-from kensium_provision.engine import RunReport, resolve_inputs, run
+from kensium_provision.checklist.answers import Answers, AnswersOperator, load_answers
+from kensium_provision.checklist.catalog import CHECKLISTS_DIR
+from kensium_provision.checklist.schema import load_checklist
+from kensium_provision.engine.run import RunReport, resolve_inputs, run
 from kensium_provision.model import Checklist, Mode
-from kensium_provision.runtime import NullJournal, Runtime
+from kensium_provision.engine.runtime import NullJournal, Runtime
 from kensium_provision.steps.base import StepType
 from tests.fakes import FakeNames, MemoryVault
 
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKLISTS = ROOT / "checklists"
+CHECKLISTS = CHECKLISTS_DIR
 EXAMPLES = ROOT / "examples"
 REGION = "us-east-1"  # the sandbox environment's region
 
@@ -72,7 +73,7 @@ class FakeClock:
 def names() -> Any:
     """The real naming rules (checklists/naming.yaml), or the test fake while naming.py is missing."""
     try:
-        from kensium_provision.naming import load_rules
+        from kensium_provision.naming.rules import load_rules
     except ImportError:  # pragma: no cover - only while the naming module is being written
         return FakeNames()
     return load_rules()
@@ -155,7 +156,7 @@ def moto_runtime(mode: Mode, answers: Mapping[str, object] | None = None, vault:
     new per runtime, so the read-only wall matches the mode; its `counter` counts the calls.
     """
     from kensium_provision.aws.session import AwsSession
-    from kensium_provision.config import SANDBOX_ENVIRONMENT
+    from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 
     clock = clock or FakeClock()
     if operator is None:

@@ -339,7 +339,7 @@ class MotoServer:
         }
 
     def _client_items(self) -> list[dict[str, Any]]:
-        from kensium_provision.clients import DEFAULT_TABLE
+        from kensium_provision.records.clients import DEFAULT_TABLE
 
         dynamodb = self.client("dynamodb")
         if DEFAULT_TABLE not in dynamodb.list_tables()["TableNames"]:

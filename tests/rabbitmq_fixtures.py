@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from kensium_provision.rabbitmq import ManagementClient
-from kensium_provision.rabbitmq_emulator import start_emulator
+from kensium_provision.rabbitmq.management import ManagementClient
+from kensium_provision.sandbox.rabbitmq import start_emulator
 
 __all__ = ["Broker", "RealServer", "broker", "emulated_rabbitmq", "real_rabbitmq", "rabbitmq_missing"]
 

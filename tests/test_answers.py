@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kensium_provision.answers import Answers, AnswersOperator
+from kensium_provision.checklist.answers import Answers, AnswersOperator
 from kensium_provision.errors import InputError
 
 

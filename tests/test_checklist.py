@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kensium_provision.checklist import json_schema, load_checklist, load_checklist_text
+from kensium_provision.checklist.schema import json_schema, load_checklist, load_checklist_text
 from kensium_provision.errors import ChecklistError, ExitCode
 
 DATA = Path(__file__).parent / "data"

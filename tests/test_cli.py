@@ -52,8 +52,8 @@ def test_exit_3_names_check_shows_rule_and_example(monkeypatch: pytest.MonkeyPat
 
 
 def test_exit_1_audit_verify_finds_tampering(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from kensium_provision.config import state_dir
-    from kensium_provision.journal import JournalWriter
+    from kensium_provision.app.config import state_dir
+    from kensium_provision.journal.chain import JournalWriter
 
     writer = JournalWriter(state_dir(), "run-a", header={
         "who": "arn:aws:iam::123456789012:user/alice", "account": "123456789012", "region": "us-east-1",
@@ -68,8 +68,8 @@ def test_exit_1_audit_verify_finds_tampering(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_exit_5_lock_break_without_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kensium_provision.config import state_dir
-    from kensium_provision.locks import LocalLocks
+    from kensium_provision.app.config import state_dir
+    from kensium_provision.records.locks import LocalLocks
 
     held = LocalLocks(state_dir() / "locks").acquire("client:acme", owner="arn:aws:iam::1:user/bob", run_id="r1",
                                                      ttl_seconds=600)
@@ -77,7 +77,7 @@ def test_exit_5_lock_break_without_terminal(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_exit_70_crash_report_without_secrets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from kensium_provision import validation
+    from kensium_provision.checklist import validate as validation
     from kensium_provision.secret import Secret
 
     canary = Secret("CanaryPassw0rd-7Qz")
@@ -95,7 +95,7 @@ def test_exit_70_crash_report_without_secrets(monkeypatch: pytest.MonkeyPatch, c
 
 
 def test_exit_130_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kensium_provision import validation
+    from kensium_provision.checklist import validate as validation
 
     def interrupted(paths: object) -> object:
         raise KeyboardInterrupt
@@ -107,7 +107,7 @@ def test_exit_130_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_exit_4_wrong_account(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from moto import mock_aws
 
-    from kensium_provision.catalog import CHECKLISTS_DIR
+    from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 
     catalog = tmp_path / "checklists"
     (catalog / "shared").mkdir(parents=True)
@@ -153,7 +153,7 @@ def test_startup_never_imports_boto3(args: list[str]) -> None:
 
 def test_answers_breaking_naming_rules_are_refused_before_any_aws_call(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from kensium_provision.config import state_dir
+    from kensium_provision.app.config import state_dir
 
     answers = tmp_path / "answers.yaml"
     answers.write_text("vpc_name: POS VPC/../x\nregion: us-east-1\nprimary_zone: us-east-1a\n"
@@ -168,8 +168,8 @@ def test_answers_breaking_naming_rules_are_refused_before_any_aws_call(
 def test_audit_show_filters_by_date(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import UTC, datetime
 
-    from kensium_provision.config import state_dir
-    from kensium_provision.journal import JournalWriter
+    from kensium_provision.app.config import state_dir
+    from kensium_provision.journal.chain import JournalWriter
 
     header = {"who": "arn:aws:iam::123456789012:user/alice", "account": "123456789012", "region": "us-east-1",
               "environment": "sandbox", "checklist": "c", "checklist_sha256": "0", "mode": "check", "target": "t",

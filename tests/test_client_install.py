@@ -18,10 +18,11 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from kensium_provision.answers import Answers, AnswersOperator, load_answers
+from kensium_provision.checklist.catalog import CHECKLISTS_DIR
+from kensium_provision.checklist.answers import Answers, AnswersOperator, load_answers
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.checklist import load_checklist
-from kensium_provision.clients import (
+from kensium_provision.checklist.schema import load_checklist
+from kensium_provision.records.clients import (
     CLAIMED,
     DEFAULT_TABLE,
     ClientRecord,
@@ -32,18 +33,18 @@ from kensium_provision.clients import (
     org_id_owner,
     put_record,
 )
-from kensium_provision.engine import RunReport, resolve_inputs, run
-from kensium_provision.environments import Environment
+from kensium_provision.engine.run import RunReport, resolve_inputs, run
+from kensium_provision.app.guards import Environment
 from kensium_provision.errors import ExitCode, InputError, StepError
 from kensium_provision.model import Checklist, Mode, Status
-from kensium_provision.naming import load_rules
-from kensium_provision.runtime import Runtime
+from kensium_provision.naming.rules import load_rules
+from kensium_provision.engine.runtime import Runtime
 from kensium_provision.secret import Secret
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import StepContext, StepType
 from kensium_provision.steps.lookups import ec2_hosts, rds_instances
 from kensium_provision.steps.s3 import bucket_policy, policy_problems
-from kensium_provision.vault import SecretsManagerVault
+from kensium_provision.vault.backends import SecretsManagerVault
 
 if TYPE_CHECKING:
     from rabbitmq_fixtures import Broker
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["rabbitmq_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKLIST = ROOT / "checklists" / "client" / "install.yaml"
+CHECKLIST = CHECKLISTS_DIR / "client" / "install.yaml"
 EXAMPLE = ROOT / "examples" / "client-acme.yaml"
 REGION, ZONE, OTHER_ZONE = "us-east-1", "us-east-1a", "us-east-1b"
 POS_VERSION = "3.10.2"

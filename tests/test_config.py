@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kensium_provision.config import (
+from kensium_provision.app.config import (
     SANDBOX_ENVIRONMENT,
     Config,
     config_dir,
@@ -17,7 +17,7 @@ from kensium_provision.config import (
     load_config,
     state_dir,
 )
-from kensium_provision.environments import PURPOSES
+from kensium_provision.app.guards import PURPOSES
 from kensium_provision.errors import ConfigError, ExitCode, InputError
 
 DESIGN_EXAMPLE = """\

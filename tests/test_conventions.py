@@ -10,10 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kensium_provision import cli, naming
+from kensium_provision import cli
+from kensium_provision.naming import rules as naming
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.config import SANDBOX_ENVIRONMENT
-from kensium_provision.conventions import sweep
+from kensium_provision.app.config import SANDBOX_ENVIRONMENT
+from kensium_provision.naming.sweep import sweep
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
 

@@ -182,7 +182,7 @@ def test_ctrl_c_during_a_wait_exits_130_and_resume_finishes(world: World, server
 
 def test_a_lock_held_by_a_live_process_refuses_a_run_and_names_the_holder(world: World) -> None:
     """This test process holds the lock (a dead holder's lock is taken over: see the kill -9 test)."""
-    from kensium_provision.locks import LocalLocks
+    from kensium_provision.records.locks import LocalLocks
 
     locks = LocalLocks(world.state / "locks")
     held = locks.acquire("shared:vpc:us-east-1:POS-VPC", owner="arn:aws:iam::123456789012:user/alice",

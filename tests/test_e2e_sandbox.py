@@ -131,7 +131,7 @@ def test_a_second_process_on_a_locked_client_is_refused_and_told_who_holds_it(
         sandbox_world: World, estate: dict[str, str]) -> None:
     import os
 
-    from kensium_provision.locks import LocalLocks
+    from kensium_provision.records.locks import LocalLocks
 
     locks = LocalLocks(sandbox_world.state / "locks")
     held = locks.acquire("client:acme", owner="arn:aws:sts::123456789012:assumed-role/kprov-ops/alice",

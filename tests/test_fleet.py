@@ -1,4 +1,4 @@
-"""`kprov check client --all` (kensium_provision.fleet): reads shared by the fleet, findings per client.
+"""`kprov check client --all` (kensium_provision.fleet.check): reads shared by the fleet, findings per client.
 
 Under moto in-process with the RabbitMQ emulator: the shared estate and three clients are made by the
 real install checklist (tests/test_client_install.py's World); larger fleets are cloned from acme's
@@ -17,16 +17,17 @@ import pytest
 from moto import mock_aws
 from test_client_install import World, answers, build_estate, reset_broker
 
-from kensium_provision import fleet
+from kensium_provision.checklist.catalog import CHECKLISTS_DIR
+from kensium_provision.fleet import check as fleet
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.aws.wall import EXCEPTIONS, ReadOnlyViolation, is_read, permit
-from kensium_provision.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
-from kensium_provision.config import SANDBOX_ENVIRONMENT
+from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
+from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
-from kensium_provision.runtime import NullJournal
+from kensium_provision.engine.runtime import NullJournal
 from kensium_provision.steps.s3 import bucket_policy
-from kensium_provision.vault import SecretsManagerVault
+from kensium_provision.vault.backends import SecretsManagerVault
 
 pytest_plugins = ["rabbitmq_fixtures"]
 
@@ -38,9 +39,9 @@ SHARED_READS = 15
 
 
 def install_steps() -> set[str]:
-    from kensium_provision.checklist import load_checklist
+    from kensium_provision.checklist.schema import load_checklist
 
-    return {s.id for s in load_checklist(ROOT / "checklists" / "client" / "install.yaml").steps}
+    return {s.id for s in load_checklist(CHECKLISTS_DIR / "client" / "install.yaml").steps}
 
 
 # --- the world ----------------------------------------------------------------------------------------

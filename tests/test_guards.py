@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.environments import (
+from kensium_provision.app.guards import (
     Environment,
     Identity,
     check_account,

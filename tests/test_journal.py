@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kensium_provision.errors import InputError
-from kensium_provision.journal import (
+from kensium_provision.journal.chain import (
     GENESIS,
     MASK,
     JournalWriter,
@@ -309,7 +309,7 @@ WRITER = textwrap.dedent(
     """
     import json, os, sys
     from pathlib import Path
-    from kensium_provision.journal import JournalWriter
+    from kensium_provision.journal.chain import JournalWriter
     state, header, torn = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "torn"
     journal = JournalWriter(state, "crash", header=header)
     n = 0

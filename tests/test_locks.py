@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kensium_provision.errors import InputError, LockError
-from kensium_provision.locks import DynamoLocks, Heartbeat, LocalLocks, LockInfo, Locks, check_target
+from kensium_provision.records.locks import DynamoLocks, Heartbeat, LocalLocks, LockInfo, Locks, check_target
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"
@@ -232,7 +232,7 @@ HOLDER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from kensium_provision.locks import LocalLocks
+    from kensium_provision.records.locks import LocalLocks
     info = LocalLocks(Path(sys.argv[1])).acquire("client:acme", owner=sys.argv[2], run_id="held-by-child",
                                                   ttl_seconds=3600)
     print(json.dumps(info.to_json()), flush=True)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kensium_provision.errors import InputError, KprovError
-from kensium_provision.rabbitmq import ManagementClient, RabbitMQError
-from kensium_provision.rabbitmq_emulator import PASSWORD_ENV, start_emulator
+from kensium_provision.rabbitmq.management import ManagementClient, RabbitMQError
+from kensium_provision.sandbox.rabbitmq import PASSWORD_ENV, start_emulator
 from kensium_provision.secret import Secret
 
 if TYPE_CHECKING:
@@ -431,7 +431,7 @@ def test_emulator_keeps_state_in_a_file(tmp_path: Path) -> None:
 def test_emulator_main_takes_the_password_from_the_environment_and_stops_on_sigterm() -> None:
     env = {**os.environ, PASSWORD_ENV: "env-password-12"}
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "kensium_provision.rabbitmq_emulator", "--port", "0", "--admin-user", "admin"],
+        [sys.executable, "-m", "kensium_provision.sandbox.rabbitmq", "--port", "0", "--admin-user", "admin"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -455,7 +455,7 @@ def test_emulator_main_takes_the_password_from_the_environment_and_stops_on_sigt
 def test_emulator_main_reads_the_password_from_stdin() -> None:
     env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "kensium_provision.rabbitmq_emulator", "--port", "0"],
+        [sys.executable, "-m", "kensium_provision.sandbox.rabbitmq", "--port", "0"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -12,11 +12,11 @@ import pytest
 
 from kensium_provision.errors import AwsError, InputError, StepError
 from kensium_provision.model import Mode
-from kensium_provision.rabbitmq import ManagementClient, RabbitMQError
-from kensium_provision.runtime import Runtime
+from kensium_provision.rabbitmq.management import ManagementClient, RabbitMQError
+from kensium_provision.engine.runtime import Runtime
 from kensium_provision.secret import Secret, check_password
 from kensium_provision.steps.base import Difference, StepContext
-from kensium_provision.steps.rabbitmq import FULL_ACCESS, RabbitMQVhost, management_url
+from kensium_provision.steps.rabbitmq_vhost import FULL_ACCESS, RabbitMQVhost, management_url
 
 if TYPE_CHECKING:
     from rabbitmq_fixtures import Broker

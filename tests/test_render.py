@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from kensium_provision import render
-from kensium_provision.engine import RunReport
+from kensium_provision.ui import render
+from kensium_provision.engine.run import RunReport
 from kensium_provision.model import Mode, Risk, Status, StepResult
 from kensium_provision.secret import Secret
 
@@ -188,8 +188,8 @@ def test_manual_note_shows_the_first_line_and_who_answered() -> None:
 
 
 def test_runsheet_markdown_keeps_tables_intact() -> None:
-    from kensium_provision.catalog import checklists_dir
-    from kensium_provision.checklist import load_checklist
+    from kensium_provision.checklist.catalog import checklists_dir
+    from kensium_provision.checklist.schema import load_checklist
 
     text = render.runsheet_markdown(load_checklist(checklists_dir() / "shared" / "vpc.yaml"))
     assert text.startswith("# ") and "## Inputs" in text and "## Steps" in text
@@ -273,8 +273,8 @@ def test_prompts_pause_the_live_view(live: tuple[render.LiveReporter, Console, C
 
 
 def test_make_reporter_degrades_to_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kensium_provision.catalog import checklists_dir
-    from kensium_provision.checklist import load_checklist
+    from kensium_provision.checklist.catalog import checklists_dir
+    from kensium_provision.checklist.schema import load_checklist
 
     checklist = load_checklist(checklists_dir() / "shared" / "vpc.yaml")
     monkeypatch.delenv("CI", raising=False)

@@ -18,9 +18,9 @@ import pytest
 
 from kensium_provision.aws.idempotent import create_client, create_once
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.environments import Environment
+from kensium_provision.app.guards import Environment
 from kensium_provision.model import Mode
-from kensium_provision.sandbox import (
+from kensium_provision.sandbox.server import (
     RABBITMQ_ADMIN_USER,
     RABBITMQ_SECRET_NAME,
     SandboxError,
@@ -116,7 +116,7 @@ def test_server_json_is_private_and_complete(state_dir: Path) -> None:
 
 
 def test_two_processes_starting_at_once_share_one_server(state_dir: Path) -> None:
-    argv = [sys.executable, "-m", "kensium_provision.sandbox", "start", "--state-dir", str(state_dir)]
+    argv = [sys.executable, "-m", "kensium_provision.sandbox.server", "start", "--state-dir", str(state_dir)]
     starters = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     answers = []
     for starter in starters:
@@ -158,7 +158,7 @@ def test_the_server_answers_only_loopback_hosts_and_never_records(state_dir: Pat
 def test_the_rabbitmq_emulator_is_hosted_and_its_password_only_in_the_sandbox(state_dir: Path) -> None:
     info = ensure_running(state_dir)
     if not info.rabbitmq_url:
-        pytest.skip("kensium_provision.rabbitmq_emulator is not installed")
+        pytest.skip("kensium_provision.sandbox.rabbitmq is not installed")
     assert info.rabbitmq_secret == RABBITMQ_SECRET_NAME
     secrets = AwsSession(SANDBOX, mode=Mode.APPLY, endpoint_url=info.endpoint).client("secretsmanager")
 

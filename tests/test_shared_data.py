@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from kensium_provision.engine import RunReport
+from kensium_provision.engine.run import RunReport
 from kensium_provision.errors import ExitCode, InputError
 from kensium_provision.model import Mode, Status, StepResult
-from kensium_provision.runtime import NullJournal, Runtime
+from kensium_provision.engine.runtime import NullJournal, Runtime
 from kensium_provision.secret import Secret
 from kensium_provision.steps.base import StepContext
-from kensium_provision.steps.mq import MqBroker
+from kensium_provision.steps.amazonmq import MqBroker
 from kensium_provision.steps.rds import RdsDbInstance
 from tests.checklist_harness import (
     EXAMPLES,
@@ -146,7 +146,7 @@ def test_credential_of_an_existing_resource_is_never_regenerated(aws: None, vaul
 
 def test_credential_with_the_manual_password_manager(aws: None) -> None:
     from kensium_provision.steps.credential import CredentialPassword
-    from kensium_provision.vault import ManualVault
+    from kensium_provision.vault.backends import ManualVault
 
     class Terminal(ScriptedOperator):
         interactive = True
@@ -616,7 +616,7 @@ def test_tenant_manager_adds_the_operators_ip_rule(estate: dict[str, str], vault
 
 
 def test_example_answers_files_fit_their_checklists() -> None:
-    from kensium_provision.answers import load_answers
+    from kensium_provision.checklist.answers import load_answers
 
     for name in ("rds", "rabbitmq", "tenant-manager"):
         checklist = load(f"shared/{name}")

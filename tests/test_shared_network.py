@@ -378,7 +378,7 @@ def test_one_zone_db_subnet_group_is_refused_before_create(sandbox: None) -> Non
 
 
 def test_key_pair_private_key_lives_in_the_password_manager(sandbox: None, vault: MemoryVault) -> None:
-    from kensium_provision.vault import ManualVault
+    from kensium_provision.vault.backends import ManualVault
 
     step, params = Ec2KeyPair(), {"name": "POS09-key", "vault_entry": "POS09/key-pair"}
     ctx = StepContext(moto_runtime(Mode.APPLY, vault=vault), "key-pair", MappingProxyType({}))

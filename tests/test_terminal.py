@@ -448,7 +448,7 @@ def test_manual_password_manager_shows_the_secret_once(fresh: Terminal, stored: 
 
 @pytest.mark.terminal
 def test_lock_break_needs_the_typed_target(tmp_path: Path) -> None:
-    from kensium_provision.locks import LocalLocks
+    from kensium_provision.records.locks import LocalLocks
 
     terminal = _terminal(tmp_path)
     locks = LocalLocks(terminal.state / "locks")
@@ -485,7 +485,7 @@ def complete(terminal: Terminal, line: str) -> list[str]:
 
 
 def test_shell_completion(tmp_path: Path) -> None:
-    from kensium_provision.journal import JournalWriter
+    from kensium_provision.journal.chain import JournalWriter
 
     terminal = Terminal(tmp_path, tmp_path / "state")
     assert complete(terminal, "kprov provision shared r") == ["rds", "rabbitmq"]

@@ -18,7 +18,7 @@ from moto import mock_aws
 from kensium_provision.errors import AbortedError, AwsError, ExitCode, InputError, StepError
 from kensium_provision.model import InputSpec
 from kensium_provision.secret import MASK, RedactingFilter, Secret, generate_password
-from kensium_provision.vault import (
+from kensium_provision.vault.backends import (
     CommandVault,
     ManualVault,
     SecretsManagerVault,
@@ -422,6 +422,6 @@ def test_make_vault_refuses_bad_settings(kind: str, settings: dict[str, object],
 
 
 def test_vault_module_does_not_import_boto3() -> None:
-    code = "import sys, kensium_provision.vault; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    code = "import sys, kensium_provision.vault.backends; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

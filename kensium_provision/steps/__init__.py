@@ -39,13 +39,13 @@ def registry() -> Mapping[str, StepType]:
         generic,
         iam,
         manual,
-        mq,
-        rabbitmq,
         rds,
         rds_network,
         s3,
         sql,
     )
+    from kensium_provision.steps import amazonmq as mq
+    from kensium_provision.steps import rabbitmq_vhost as rabbitmq
 
     types: list[StepType] = [
         manual.Manual(), generic.AwsAssert(), generic.AwsWait(),

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision import __version__
-from kensium_provision.clients import (
+from kensium_provision.records.clients import (
     CLAIMED,
     INSTALLED,
     MAX_RECORD_BYTES,

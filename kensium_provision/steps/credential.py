@@ -24,7 +24,7 @@ def vault_can_find(vault: object) -> bool:
     The manual backend cannot look anything up (its `find` is always None): the operator's
     confirmation when it was stored is the only evidence, so absence there proves nothing.
     """
-    from kensium_provision.vault import ManualVault
+    from kensium_provision.vault.backends import ManualVault
 
     return not isinstance(vault, ManualVault)
 
@@ -36,7 +36,7 @@ def _policy_names() -> tuple[str, ...]:
 
 
 def _entry(params: Mapping[str, Any]) -> str:
-    from kensium_provision.vault import entry_name
+    from kensium_provision.vault.backends import entry_name
 
     name = params.get("name")
     if not isinstance(name, str):

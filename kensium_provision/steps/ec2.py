@@ -905,7 +905,7 @@ class Ec2IngressRule:
 
 def _searchable(vault: object) -> bool:
     """False for the manual password manager: it cannot look anything up, so absence proves nothing."""
-    from kensium_provision.vault import ManualVault
+    from kensium_provision.vault.backends import ManualVault
 
     return not isinstance(vault, ManualVault)
 

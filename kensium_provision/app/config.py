@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 
-from kensium_provision.environments import (
+from kensium_provision.app.guards import (
     NON_PRODUCTION_PURPOSES,
     PRODUCTION_PURPOSES,
     PURPOSES,

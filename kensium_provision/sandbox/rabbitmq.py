@@ -385,12 +385,12 @@ def start_emulator(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m kensium_provision.rabbitmq_emulator --port N`: serve until SIGTERM or Ctrl-C.
+    """`python -m kensium_provision.sandbox.rabbitmq --port N`: serve until SIGTERM or Ctrl-C.
 
     The admin password comes from $KPROV_RABBITMQ_ADMIN_PASSWORD, else the first line of stdin. The
     line `listening on <url>` on stdout says it is ready.
     """
-    parser = argparse.ArgumentParser(prog="python -m kensium_provision.rabbitmq_emulator", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kensium_provision.sandbox.rabbitmq", description=main.__doc__)
     parser.add_argument("--port", type=int, default=15672, help="0 picks a free port (default 15672)")
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
     parser.add_argument("--admin-user", default="admin", help="the broker admin (default admin, as on Amazon MQ)")

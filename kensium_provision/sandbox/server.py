@@ -1,6 +1,6 @@
 """The embedded sandbox (design.md section 8): a moto server on loopback that kprov starts on demand.
 
-One long-lived process per state dir (`python -m kensium_provision.sandbox serve`) keeps AWS state
+One long-lived process per state dir (`python -m kensium_provision.sandbox.server serve`) keeps AWS state
 across kprov commands until `reset` or `stop`; it also hosts the RabbitMQ management emulator.
 """
 
@@ -181,7 +181,7 @@ def _locked(path: Path, deadline: float) -> Iterator[None]:
 def _spawn(state_dir: Path, region: str) -> int:
     folder = sandbox_dir(state_dir)
     env = {k: v for k, v in os.environ.items() if k not in _NEVER_INHERIT and k not in _CREDENTIALS}
-    argv = [sys.executable, "-m", "kensium_provision.sandbox", "serve", "--state-dir", str(state_dir.resolve()),
+    argv = [sys.executable, "-m", "kensium_provision.sandbox.server", "serve", "--state-dir", str(state_dir.resolve()),
             "--region", region, "--detach"]
     with (folder / LOG_FILE).open("ab") as log:
         (folder / LOG_FILE).chmod(0o600)
@@ -234,7 +234,7 @@ def _is_our_server(pid: int, state_dir: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"kensium_provision.sandbox" in cmdline and str(state_dir.resolve()).encode() in cmdline
+    return b"kensium_provision.sandbox.server" in cmdline and str(state_dir.resolve()).encode() in cmdline
 
 
 def _terminate(pid: int, deadline: float) -> None:
@@ -248,7 +248,7 @@ def _terminate(pid: int, deadline: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-# -- the server side: `python -m kensium_provision.sandbox serve` --------------------------------------------
+# -- the server side: `python -m kensium_provision.sandbox.server serve` --------------------------------------------
 
 
 class _Server:
@@ -292,7 +292,7 @@ class _Server:
 
     def start_rabbitmq(self) -> None:
         try:
-            from kensium_provision.rabbitmq_emulator import start_emulator
+            from kensium_provision.sandbox.rabbitmq import start_emulator
         except ImportError:  # an install without the emulator: the sandbox is AWS only
             return
         self.emulator = start_emulator("127.0.0.1", self.emulator_port, admin_user=RABBITMQ_ADMIN_USER,
@@ -386,8 +386,8 @@ def serve(state_dir: Path, *, region: str = "us-east-1") -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m kensium_provision.sandbox serve|start|stop|status|reset --state-dir DIR`."""
-    parser = argparse.ArgumentParser(prog="python -m kensium_provision.sandbox")
+    """`python -m kensium_provision.sandbox.server serve|start|stop|status|reset --state-dir DIR`."""
+    parser = argparse.ArgumentParser(prog="python -m kensium_provision.sandbox.server")
     parser.add_argument("command", choices=("serve", "start", "stop", "status", "reset"))
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--region", default="us-east-1")

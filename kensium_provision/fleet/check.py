@@ -1,6 +1,6 @@
 """`kprov check client --all`: every recorded client checked read-only, with reads shared by the fleet.
 
-The install checklist (`checklists/client/install.yaml`) still decides what is checked: each client runs
+The install checklist (`kensium_provision/checklists/client/install.yaml`) still decides what is checked: each client runs
 through the real engine in check mode, with its answers from its client record, exactly as `kprov check
 client ORG` does. What changes is where the facts come from. A **snapshot** is read once for the whole
 fleet, with the reads AWS can batch (paginated, concurrently):
@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kensium_provision.clients import (
+from kensium_provision.records.clients import (
     CLAIMED,
     UNREADABLE,
     ClientRecord,
@@ -61,12 +61,12 @@ from kensium_provision.model import Mode
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from kensium_provision.environments import Environment
+    from kensium_provision.app.guards import Environment
     from kensium_provision.model import Checklist
-    from kensium_provision.runtime import Journal, Operator
+    from kensium_provision.engine.runtime import Journal, Operator
     from kensium_provision.steps.base import StepContext, StepType
     from kensium_provision.steps.iam import IamUserFacts
-    from kensium_provision.steps.rabbitmq import VhostFacts
+    from kensium_provision.steps.rabbitmq_vhost import VhostFacts
     from kensium_provision.steps.s3 import BucketFacts
 
 __all__ = [
@@ -153,7 +153,7 @@ class FleetRequest:
     journal: Journal | None = None  # None: an in-memory journal
     run_id: str = "fleet"
     workers: int = WORKERS
-    checklist: Path | None = None  # default: checklists/client/install.yaml
+    checklist: Path | None = None  # default: the catalog's client/install
     sleep: Callable[[float], None] = time.sleep
 
 
@@ -234,7 +234,7 @@ class Snapshot:
         return BucketFacts(tags=tags, block_public_access=block, policy=parse_policy(bucket, policy))
 
     def vhost_facts(self, broker: str, vhost: str, user: str) -> VhostFacts | None:
-        from kensium_provision.steps.rabbitmq import vhost_facts
+        from kensium_provision.steps.rabbitmq_vhost import vhost_facts
 
         listing = self.listings.get(broker)
         if listing is None:
@@ -462,7 +462,7 @@ def _fleet_types(snapshot: Snapshot) -> dict[str, StepType]:
     from kensium_provision.steps import registry
     from kensium_provision.steps.client_record import ClientOrgId
     from kensium_provision.steps.iam import IamClientUser, IamSandboxClientUser
-    from kensium_provision.steps.rabbitmq import RabbitMQVhost
+    from kensium_provision.steps.rabbitmq_vhost import RabbitMQVhost
     from kensium_provision.steps.s3 import S3ClientBucket, S3SandboxClientBucket
 
     class FleetIamUser(IamClientUser):
@@ -543,7 +543,7 @@ def _read_report(iam: Any) -> tuple[dict[str, dict[str, str]], datetime] | None:
 def _uses(records: Iterable[ClientRecord], users: Iterable[str], buckets: Iterable[str],
           table: str) -> dict[str, tuple[OrgIdUse, ...]]:
     """`clients.find_org_id_uses`, from the snapshot, indexed by org id ignoring case."""
-    from kensium_provision.clients import BUCKET_PREFIX, IAM_USER_PREFIX
+    from kensium_provision.records.clients import BUCKET_PREFIX, IAM_USER_PREFIX
 
     found = [OrgIdUse(r.org_id, "client record", record_name(r.org_id, table)) for r in records]
     found += [OrgIdUse(u[len(IAM_USER_PREFIX):], "IAM user", u) for u in users
@@ -574,7 +574,7 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
             management_calls: list[int]) -> tuple[Snapshot, str]:
     """The snapshot (reads shared by every client, then the per-client ones) and how the credential report was got."""
     from kensium_provision.steps.s3 import read_exposure
-    from kensium_provision.vault import secret_name
+    from kensium_provision.vault.backends import secret_name
 
     session = request.session
     who = session.identity()  # asked once per run already (the guards)
@@ -631,9 +631,9 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
 
 def _runtime(request: FleetRequest, snapshot: Snapshot) -> Any:
     """A check-mode runtime whose clients (and password manager) answer reads from `snapshot`."""
-    from kensium_provision.naming import load_rules
-    from kensium_provision.runtime import NullJournal, Runtime
-    from kensium_provision.vault import ManualVault, make_vault
+    from kensium_provision.naming.rules import load_rules
+    from kensium_provision.engine.runtime import NullJournal, Runtime
+    from kensium_provision.vault.backends import ManualVault, make_vault
 
     clients = _SnapshotClients(request.session, snapshot)
     operator = _operator(request)
@@ -670,7 +670,7 @@ class _FetchOnce:
 def _list_brokers(mq: Any) -> list[Mapping[str, Any]]:
     found: list[Mapping[str, Any]] = []
     token = ""
-    while True:  # no paginator in every botocore: one loop, as steps.rabbitmq does
+    while True:  # no paginator in every botocore: one loop, as steps.rabbitmq_vhost does
         page = aws_call(mq, "list_brokers", MaxResults=100, **({"NextToken": token} if token else {})) or {}
         found += page.get("BrokerSummaries", [])
         token = str(page.get("NextToken") or "")
@@ -682,7 +682,7 @@ def _broker_listings(runtime: Any, brokers: Sequence[str], pool: ThreadPoolExecu
                      management_calls: list[int]) -> dict[str, BrokerListing | str]:
     """Per broker its management API's listings, read once per endpoint (the sandbox's brokers share one)."""
     from kensium_provision.steps.base import StepContext
-    from kensium_provision.steps.rabbitmq import management_client
+    from kensium_provision.steps.rabbitmq_vhost import management_client
 
     ctx = StepContext(runtime, "hub-vhost", {})
     endpoints: dict[tuple[str, str], Any] = {}
@@ -722,7 +722,7 @@ def _broker_listings(runtime: Any, brokers: Sequence[str], pool: ThreadPoolExecu
 def _operator(request: FleetRequest) -> Any:
     if request.operator is not None:
         return request.operator
-    from kensium_provision.answers import Answers, AnswersOperator
+    from kensium_provision.checklist.answers import Answers, AnswersOperator
 
     return AnswersOperator(Answers(), assume_yes=False)
 
@@ -748,7 +748,7 @@ class _StepTracker:
 
 def _input_owners(checklist: Checklist) -> dict[str, str]:
     """Each input id -> the first step that uses it (a finding about an answer belongs to that step)."""
-    from kensium_provision.template import placeholders
+    from kensium_provision.checklist.template import placeholders
 
     def names(value: object) -> set[str]:
         if isinstance(value, str):
@@ -772,8 +772,8 @@ def _input_owners(checklist: Checklist) -> dict[str, str]:
 
 def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[str, StepType], runtime: Any,
                   request: FleetRequest, owners: Mapping[str, str]) -> ClientResult:
-    from kensium_provision import engine
-    from kensium_provision.environments import check_purpose
+    from kensium_provision.engine import run as engine
+    from kensium_provision.app.guards import check_purpose
 
     org_id = record.org_id
 
@@ -820,11 +820,11 @@ def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[
 
 def check_fleet(request: FleetRequest) -> FleetReport:
     """Check every recorded client read-only; the report's `exit_code` is 1 if any client has findings."""
-    from kensium_provision.catalog import checklists_dir
-    from kensium_provision.checklist import load_checklist
-    from kensium_provision.environments import check_account, check_not_root
-    from kensium_provision.naming import load_rules
-    from kensium_provision.runtime import NullJournal
+    from kensium_provision.checklist.catalog import install_checklist
+    from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.app.guards import check_account, check_not_root
+    from kensium_provision.naming.rules import load_rules
+    from kensium_provision.engine.runtime import NullJournal
 
     start = time.perf_counter()
     session = request.session
@@ -836,7 +836,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     check_not_root(who, request.env)
     check_account(who, request.env)
     journal.record("guard", guard="identity", outcome="ok", caller=who.arn, account=who.account)
-    checklist = load_checklist(request.checklist or checklists_dir() / "client" / "install.yaml",
+    checklist = load_checklist(request.checklist or install_checklist(),
                                rule_ids=load_rules().ids)
     management_calls: list[int] = []
     results: list[ClientResult] = []
@@ -883,12 +883,12 @@ def check_all(options: Any, console: Console, *, json_output: bool) -> int:
 
     from rich.text import Text
 
-    from kensium_provision import config as config_module
-    from kensium_provision.catalog import checklists_dir
+    from kensium_provision.app import config as config_module
+    from kensium_provision.checklist.catalog import install_checklist
     from kensium_provision.aws.session import AwsSession
-    from kensium_provision.environments import check_account, check_not_root
-    from kensium_provision.journal import JournalWriter
-    from kensium_provision.runner import _endpoint, new_run_id
+    from kensium_provision.app.guards import check_account, check_not_root
+    from kensium_provision.journal.chain import JournalWriter
+    from kensium_provision.app.bootstrap import _endpoint, new_run_id
     from kensium_provision.secret import REDACTOR
 
     cfg = config_module.load_config(options.config)
@@ -899,7 +899,7 @@ def check_all(options: Any, console: Console, *, json_output: bool) -> int:
     check_not_root(identity, env)
     check_account(identity, env)
     run_id = new_run_id()
-    install = checklists_dir() / "client" / "install.yaml"
+    install = install_checklist()
     journal = JournalWriter(state, run_id, redact=REDACTOR.redact_obj, header={
         "who": identity.arn, "account": identity.account, "region": env.region, "environment": env.name,
         "checklist": "install-client", "checklist_sha256": hashlib.sha256(install.read_bytes()).hexdigest(),
@@ -912,7 +912,7 @@ def check_all(options: Any, console: Console, *, json_output: bool) -> int:
         vault_settings["fetch_command"] = list(cfg.vault.fetch_command)
     operator = None
     if not options.non_interactive and cfg.vault.backend == "manual":
-        from kensium_provision.console import ConsoleOperator
+        from kensium_provision.ui.console import ConsoleOperator
 
         operator = ConsoleOperator(console, assume_yes=False)  # the manual vault asks for each broker's admin
     request = FleetRequest(env=env, session=session, settings=_sandbox_settings(env, state, cfg.settings(), session),
@@ -946,7 +946,7 @@ def _sandbox_settings(env: Environment, state: Path, settings: Mapping[str, obje
         return settings
     rabbit = dict(settings.get("rabbitmq") or {})  # type: ignore[call-overload]
     if not rabbit.get("base_url"):
-        from kensium_provision import sandbox
+        from kensium_provision.sandbox import server as sandbox
 
         info = sandbox.status(state)
         if info is not None and info.rabbitmq_url:
@@ -976,7 +976,7 @@ def print_fleet(console: Console, report: FleetReport, *, verbose: bool = False)
     from rich.table import Table
     from rich.text import Text
 
-    from kensium_provision.render import safe
+    from kensium_provision.ui.render import safe
 
     table = Table("client", "step", "finding", title="Fleet check", title_justify="left")
     for client in report.clients:

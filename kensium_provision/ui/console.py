@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from kensium_provision.model import InputSpec
-from kensium_provision.render import paused, safe
+from kensium_provision.ui.render import paused, safe
 
 __all__ = ["ConsoleOperator"]
 

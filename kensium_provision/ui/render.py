@@ -34,7 +34,7 @@ from kensium_provision.errors import Issue
 from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
 
 if TYPE_CHECKING:
-    from kensium_provision.engine import RunReport
+    from kensium_provision.engine.run import RunReport
 
 __all__ = [
     "JSON_SCHEMA_VERSION",

@@ -11,7 +11,7 @@ __all__ = ["validate_paths"]
 
 
 def _files(paths: Sequence[Path]) -> list[Path]:
-    from kensium_provision.catalog import checklists_dir
+    from kensium_provision.checklist.catalog import checklists_dir
 
     roots = list(paths) or [checklists_dir()]
     found: list[Path] = []
@@ -25,9 +25,9 @@ def _files(paths: Sequence[Path]) -> list[Path]:
 
 def validate_paths(paths: Sequence[Path]) -> tuple[list[Issue], int]:
     """Issues of every file under `paths` (default: all checklists and naming.yaml), and the file count."""
-    from kensium_provision import naming
-    from kensium_provision.catalog import naming_rules_path
-    from kensium_provision.checklist import load_checklist
+    from kensium_provision.naming import rules as naming
+    from kensium_provision.checklist.catalog import naming_rules_path
+    from kensium_provision.checklist.schema import load_checklist
 
     issues: list[Issue] = []
     rule_ids: set[str] | None = None

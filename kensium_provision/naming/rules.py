@@ -526,7 +526,7 @@ def load_rules(path: Path | None = None) -> RuleSet:
     Raises `ChecklistError` listing every issue at `path:line:col`. Cached per file and version.
     """
     if path is None:
-        from kensium_provision.catalog import naming_rules_path
+        from kensium_provision.checklist.catalog import naming_rules_path
 
         path = naming_rules_path()
     shown = _display(path)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kensium_provision.errors import InputError, KprovError
-from kensium_provision.naming import check_org_id_unique
+from kensium_provision.naming.rules import check_org_id_unique
 
 __all__ = [
     "CLAIMED",

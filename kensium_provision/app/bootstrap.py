@@ -21,7 +21,7 @@ from rich.console import Console
 
 from kensium_provision.errors import AbortedError, GuardError, InputError
 from kensium_provision.model import Checklist, Mode
-from kensium_provision.render import manual_note, print_banner
+from kensium_provision.ui.render import manual_note, print_banner
 
 __all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "read_session", "step_digests"]
 
@@ -75,7 +75,7 @@ class _Hooks:
 
     def check_purpose(self, purpose: str) -> None:
         """The purpose guard (exit 4), journaled; once per purpose and run."""
-        from kensium_provision.environments import check_purpose
+        from kensium_provision.app.guards import check_purpose
 
         if purpose == self.purpose_checked:
             return
@@ -88,7 +88,7 @@ class _Hooks:
         self.purpose_checked = purpose
 
     def target(self, checklist: Checklist, values: Mapping[str, object]) -> str:
-        from kensium_provision.template import render
+        from kensium_provision.checklist.template import render
 
         text = {k: v for k, v in values.items() if isinstance(v, (str, int)) and not isinstance(v, bool)}
         return render(checklist.target, text) if checklist.target else f"{checklist.scope}:{checklist.id}"
@@ -104,7 +104,7 @@ class _Hooks:
                 "purpose": str(purpose or "-"), "target": target, "mode": self.mode.value}
         print_banner(self.console, rows, protected=self.env.protected)
         if self.mode is Mode.APPLY:
-            from kensium_provision.locks import Heartbeat
+            from kensium_provision.records.locks import Heartbeat
 
             ttl = 900.0
             self.lock = self.locks.acquire(target, owner=self.identity.arn, run_id=self.run_id, ttl_seconds=ttl)
@@ -159,7 +159,7 @@ def _endpoint(env: Any, state_dir: Path) -> str:
     moto_models = sys.modules.get("moto.core.models")
     if moto_models is not None and getattr(moto_models.botocore_stubber, "enabled", False):
         return ""  # tests running moto in-process
-    from kensium_provision import sandbox
+    from kensium_provision.sandbox import server as sandbox
 
     return str(sandbox.ensure_running(state_dir, region=env.region).endpoint)
 
@@ -170,7 +170,7 @@ def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object]) ->
         return settings
     rabbit = dict(settings.get("rabbitmq") or {})  # type: ignore[call-overload]
     if not rabbit.get("base_url"):
-        from kensium_provision import sandbox
+        from kensium_provision.sandbox import server as sandbox
 
         info = sandbox.status(state_dir)
         if info is not None and info.rabbitmq_url:
@@ -188,11 +188,12 @@ def _settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[st
 
 def execute(request: RunRequest, console: Console) -> RunOutcome:
     """Load, guard, run and journal one checklist run."""
-    from kensium_provision import config as config_module
-    from kensium_provision import engine, naming
-    from kensium_provision.answers import AnswersOperator, check_answer_names, load_answers
-    from kensium_provision.checklist import load_checklist
-    from kensium_provision.environments import check_account, check_not_root
+    from kensium_provision.app import config as config_module
+    from kensium_provision.engine import run as engine
+    from kensium_provision.naming import rules as naming
+    from kensium_provision.checklist.answers import AnswersOperator, check_answer_names, load_answers
+    from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.app.guards import check_account, check_not_root
 
     cfg = config_module.load_config(request.config_path)
     env = cfg.environment(request.env_name)
@@ -213,7 +214,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     if request.from_record:
         request = _with_record_answers(request, session, cfg.clients.table)
 
-    from kensium_provision.journal import JournalWriter
+    from kensium_provision.journal.chain import JournalWriter
     from kensium_provision.secret import REDACTOR
 
     run_id = new_run_id()
@@ -225,7 +226,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         "steps": step_digests(checklist)})
     journal_path = str(journal.path)
     if cfg.journal.cloudwatch_log_group:
-        from kensium_provision.journal import ShippingJournal
+        from kensium_provision.journal.chain import ShippingJournal
 
         # The journal's copy in CloudWatch Logs is kprov's own record, not a change to what it provisions,
         # so its client is the one write a plan or check makes: outside the read-only wall.
@@ -233,7 +234,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         journal = ShippingJournal(journal, logs, group=cfg.journal.cloudwatch_log_group, stream=run_id)
     journal.record("guard", guard="identity", outcome="ok", caller=identity.arn, account=identity.account)
 
-    from kensium_provision.vault import make_vault
+    from kensium_provision.vault.backends import make_vault
 
     operator: Any
     vault_box: list[Any] = []
@@ -242,12 +243,12 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         return vault_box[0].fetch(reference)
 
     if answers is not None or not request.interactive:
-        from kensium_provision.answers import Answers
+        from kensium_provision.checklist.answers import Answers
 
         operator = AnswersOperator(answers or Answers(), assume_yes=request.assume_yes, fetch_secret=fetch,
                                    notes=manual_note(console, str(request.answers_path or "")))
     else:
-        from kensium_provision.console import ConsoleOperator
+        from kensium_provision.ui.console import ConsoleOperator
 
         operator = ConsoleOperator(console, assume_yes=request.assume_yes, fetch_secret=fetch)
     vault_settings: dict[str, object] = {"backend": cfg.vault.backend}
@@ -262,8 +263,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     hooks = _Hooks(config=cfg, env=env, identity=identity, mode=request.mode, console=console, operator=operator,
                    locks=locks, run_id=run_id, journal=journal)
 
-    from kensium_provision.render import make_reporter
-    from kensium_provision.runtime import Runtime
+    from kensium_provision.ui.render import make_reporter
+    from kensium_provision.engine.runtime import Runtime
 
     reporter = make_reporter(console, checklist, live=request.live, mode=request.mode)
     def sleep(seconds: float) -> None:  # time passing makes cached reads stale: a wait polls for AWS's own changes
@@ -321,7 +322,7 @@ def step_digests(checklist: Checklist) -> list[dict[str, str]]:
 def _record_shared(session: Any, checklist: Checklist, target: str, values: Mapping[str, object], run_id: str,
                    journal: Any) -> None:
     """Keep a shared resource's answers in the account, so `check shared` needs no answers file."""
-    from kensium_provision.shared_records import put_shared_record
+    from kensium_provision.records.shared import put_shared_record
 
     name = ".".join(target.split(":")[2:]) or checklist.id
     answers = {spec.id: values[spec.id] for spec in checklist.inputs if spec.id in values}
@@ -331,9 +332,9 @@ def _record_shared(session: Any, checklist: Checklist, target: str, values: Mapp
 
 def read_session(env_name: str | None, config_path: Path | None) -> Any:
     """A read-only (walled) session of the environment, after the identity guards."""
-    from kensium_provision import config as config_module
+    from kensium_provision.app import config as config_module
     from kensium_provision.aws.session import AwsSession
-    from kensium_provision.environments import check_account, check_not_root
+    from kensium_provision.app.guards import check_account, check_not_root
 
     cfg = config_module.load_config(config_path)
     env = cfg.environment(env_name)
@@ -346,7 +347,7 @@ def read_session(env_name: str | None, config_path: Path | None) -> Any:
 
 def list_shared(session: Any, checklist_id: str) -> list[Any]:
     """The shared records of one checklist in the environment's account (read-only)."""
-    from kensium_provision.shared_records import list_shared_records
+    from kensium_provision.records.shared import list_shared_records
 
     return list_shared_records(session.client("ssm"), checklist_id)
 
@@ -355,7 +356,7 @@ def _with_record_answers(request: RunRequest, session: Any, table: str) -> RunRe
     """`check client ORG`: the install's own answers, from the client record every operator can read."""
     from dataclasses import replace
 
-    from kensium_provision.clients import get_client
+    from kensium_provision.records.clients import get_client
 
     record = get_client(session.client("dynamodb"), request.from_record, table)
     if record is None or not record.answers:
@@ -373,7 +374,7 @@ def _with_purpose(runtime: Any, values: Mapping[str, object]) -> Any:
 
 
 def _locks(cfg: Any, session: Any, state: Path) -> Any:
-    from kensium_provision.locks import DynamoLocks, LocalLocks
+    from kensium_provision.records.locks import DynamoLocks, LocalLocks
 
     if cfg.locks.backend == "dynamodb":
         return DynamoLocks(session.client("dynamodb"), cfg.locks.table)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from kensium_provision.errors import AwsError, InputError, StepError
 from kensium_provision.model import Mode
-from kensium_provision.rabbitmq import ManagementClient, check_name
+from kensium_provision.rabbitmq.management import ManagementClient, check_name
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = ["FULL_ACCESS", "RabbitMQVhost", "VhostFacts", "management_client", "management_url", "vhost_facts"]

@@ -1,0 +1,1 @@
+"""The checklist language: schema, loader, templates, answers files, the catalog and `validate`."""

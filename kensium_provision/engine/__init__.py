@@ -1,0 +1,1 @@
+"""The step engine (plan, apply, check) and the injected world of a run."""

@@ -1,0 +1,1 @@
+"""The hash-chained journal of every run, and the history read from it."""

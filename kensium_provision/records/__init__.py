@@ -1,0 +1,1 @@
+"""What kprov keeps in the account: client records, shared records and locks."""

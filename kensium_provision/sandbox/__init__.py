@@ -1,0 +1,1 @@
+"""The embedded sandbox: a moto server and a RabbitMQ management emulator on loopback."""

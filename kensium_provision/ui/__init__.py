@@ -1,0 +1,1 @@
+"""What the operator sees and answers: rendering, prompts, diagnostics."""
