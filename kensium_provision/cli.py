@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
+from datetime import UTC
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -159,9 +160,9 @@ def _shared_checklist(resource: str) -> Path:
 def _execute(checklist: Path, mode: str, *, answers: Path | None, yes: bool, preset: dict[str, object],
              command: str, from_record: str = "") -> tuple[int, dict[str, Any]]:
     """One run, shown to the operator; returns its exit code and its JSON report."""
+    from kensium_provision.app.bootstrap import RunRequest, execute
     from kensium_provision.model import Mode
     from kensium_provision.ui.render import print_plan, print_report, report_json
-    from kensium_provision.app.bootstrap import RunRequest, execute
 
     console = _console()
     request = RunRequest(checklist=checklist, mode=Mode(mode), env_name=OPTIONS.env, config_path=OPTIONS.config,
@@ -516,7 +517,7 @@ def _crash_report(exc: BaseException) -> str:
     """Versions, platform and a traceback without locals, with every known secret redacted."""
     import platform
     import tempfile
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from kensium_provision.secret import REDACTOR
 
@@ -527,7 +528,7 @@ def _crash_report(exc: BaseException) -> str:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except Exception:  # noqa: BLE001 - a crash report must be written even when the state dir is unusable
         folder = Path(tempfile.gettempdir())
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = folder / f"crash-{stamp}-{os.getpid()}.txt"
     body = "\n".join([
         f"kprov {__version__}", f"python {platform.python_version()} on {platform.platform()}",
@@ -577,8 +578,8 @@ def _runs_table(rows: list[dict[str, str]], title: str) -> None:
 @runs_app.command("list")
 def runs_list(limit: Annotated[int, typer.Option("--limit", help="Newest N runs.")] = 20) -> None:
     """Past runs, newest first."""
-    from kensium_provision.journal.history import summary_rows
     from kensium_provision.journal.chain import list_runs
+    from kensium_provision.journal.history import summary_rows
 
     rows = summary_rows(list_runs(_state()))[:limit]
     if OPTIONS.output is Output.json:
@@ -592,8 +593,8 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="A run id from `kprov r
                                                     autocompletion=_complete_run)],
               markdown: Annotated[bool, typer.Option("--markdown", help="Markdown for a change ticket.")] = False) -> None:
     """One run as a readable runsheet."""
-    from kensium_provision.journal.history import run_json, run_markdown
     from kensium_provision.journal.chain import read_run
+    from kensium_provision.journal.history import run_json, run_markdown
 
     log = read_run(_state(), _run_id(run_id))
     if OPTIONS.output is Output.json:
@@ -637,8 +638,8 @@ def audit_show(
     until: Annotated[str | None, typer.Option("--until", help="Up to this date (YYYY-MM-DD, UTC).")] = None,
 ) -> None:
     """Who did what: runs filtered by client, environment, operator and date."""
-    from kensium_provision.journal.history import summary_rows
     from kensium_provision.journal.chain import filter_runs, list_runs
+    from kensium_provision.journal.history import summary_rows
 
     rows = summary_rows(filter_runs(list_runs(_state()), client=client, env=environment, operator=operator,
                                     since=_moment(since, "--since"), until=_moment(until, "--until", end=True)))
@@ -668,11 +669,11 @@ def _moment(text: str | None, option: str, *, end: bool = False) -> Any:
 def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed run.", autocompletion=_complete_run)],
            answers: Answers = None, yes: Yes = False) -> None:
     """Continue a run: reuse its answers, re-probe every step, go on at the first one not done."""
+    from kensium_provision.app.bootstrap import step_digests
     from kensium_provision.checklist.catalog import entries
     from kensium_provision.checklist.schema import load_checklist
-    from kensium_provision.journal.history import checklist_changes
     from kensium_provision.journal.chain import read_run, resume_point
-    from kensium_provision.app.bootstrap import step_digests
+    from kensium_provision.journal.history import checklist_changes
 
     log = read_run(_state(), _run_id(run_id))
     point = resume_point(log)
@@ -698,8 +699,8 @@ def resume(run_id: Annotated[str, typer.Argument(help="An interrupted or failed 
                 raise typer.Exit(int(ExitCode.ABORTED))
     console.print(Text(f"Resuming {run_id}: {len(point.completed)} step(s) done earlier will be re-probed.",
                        style="bold"))
-    from kensium_provision.model import Mode
     from kensium_provision.app.bootstrap import RunRequest, execute
+    from kensium_provision.model import Mode
     from kensium_provision.ui.render import print_report
 
     request = RunRequest(checklist=path, mode=Mode.APPLY, env_name=OPTIONS.env or str(log.header.get("environment")),
@@ -765,10 +766,10 @@ def _lock_backend() -> Any:
 
     cfg = config_module.load_config(OPTIONS.config)
     if cfg.locks.backend == "dynamodb":
-        from kensium_provision.aws.session import AwsSession
-        from kensium_provision.records.locks import DynamoLocks
-        from kensium_provision.model import Mode
         from kensium_provision.app.bootstrap import _endpoint
+        from kensium_provision.aws.session import AwsSession
+        from kensium_provision.model import Mode
+        from kensium_provision.records.locks import DynamoLocks
 
         env = cfg.environment(OPTIONS.env)
         session = AwsSession(env, mode=Mode.APPLY, endpoint_url=_endpoint(env, _state()))
@@ -814,9 +815,10 @@ def lock_break(lock_id: Annotated[str, typer.Argument(help="The lock id from `kp
     if str(typed).strip() != held.target:
         raise typer.Exit(int(ExitCode.ABORTED))
     broken = backend.break_(lock_id)
-    from kensium_provision.journal.chain import JournalWriter
-    from kensium_provision.app.bootstrap import new_run_id
     import getpass
+
+    from kensium_provision.app.bootstrap import new_run_id
+    from kensium_provision.journal.chain import JournalWriter
 
     journal = JournalWriter(_state(), new_run_id(), header={
         "who": getpass.getuser(), "account": "", "region": "", "environment": OPTIONS.env or "",

@@ -26,7 +26,7 @@ from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.checklist.schema import load_checklist
 from kensium_provision.engine.run import RunReport, resolve_inputs, run
 from kensium_provision.model import Checklist, Mode
-from kensium_provision.engine.runtime import NullJournal, Runtime
+from kensium_provision.runtime import NullJournal, Runtime
 from kensium_provision.steps.base import StepType
 from tests.fakes import FakeNames, MemoryVault
 
@@ -155,8 +155,8 @@ def moto_runtime(mode: Mode, answers: Mapping[str, object] | None = None, vault:
     `answers` builds a strict answers operator (ignored when `operator` is given). The AWS session is
     new per runtime, so the read-only wall matches the mode; its `counter` counts the calls.
     """
-    from kensium_provision.aws.session import AwsSession
     from kensium_provision.app.config import SANDBOX_ENVIRONMENT
+    from kensium_provision.aws.session import AwsSession
 
     clock = clock or FakeClock()
     if operator is None:

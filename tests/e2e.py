@@ -304,7 +304,7 @@ class MotoServer:
 
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
-        with opener.open(request, timeout=30) as response:  # noqa: S310 - our own loopback server
+        with opener.open(request, timeout=30) as response:
             response.read()
 
     def snapshot(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision.model import InputSpec, Mode
-from kensium_provision.engine.runtime import NullJournal, Runtime
+from kensium_provision.runtime import NullJournal, Runtime
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 

@@ -26,7 +26,7 @@ import pytest
 from kensium_provision.rabbitmq.management import ManagementClient
 from kensium_provision.sandbox.rabbitmq import start_emulator
 
-__all__ = ["Broker", "RealServer", "broker", "emulated_rabbitmq", "real_rabbitmq", "rabbitmq_missing"]
+__all__ = ["Broker", "RealServer", "broker", "emulated_rabbitmq", "rabbitmq_missing", "real_rabbitmq"]
 
 ADMIN_USER = "kprov_admin"
 SERVER_ENV = "KPROV_TEST_RABBITMQ_SERVER"  # another rabbitmq-server start script (tests of this plugin use it)
@@ -147,7 +147,7 @@ class RealServer:
         self.base.chmod(0o700)
         out = (self.base / "server.out").open("wb")
         with out:
-            self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            self.process = subprocess.Popen(
                 [str(self.script)],
                 env=self.env,
                 cwd=self.base,
@@ -170,7 +170,7 @@ class RealServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback http
+                with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -191,7 +191,7 @@ class RealServer:
         deadline = time.monotonic() + 10
         while epmd and time.monotonic() < deadline:
             # Only the epmd on this server's private port; it refuses while it still lists the dead node.
-            done = subprocess.run(  # noqa: S603 - fixed argv
+            done = subprocess.run(
                 [epmd, "-kill"], env=self.env, capture_output=True, text=True, timeout=10, check=False
             )
             if "living nodes" not in done.stdout + done.stderr:

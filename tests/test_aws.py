@@ -18,8 +18,8 @@ from kensium_provision.aws.errors import iam_action, translate
 from kensium_provision.aws.idempotent import Created, create_client, create_once
 from kensium_provision.aws.session import AwsSession, SandboxNotRunningError
 from kensium_provision.aws.wall import ReadOnlyViolation, is_read
-from kensium_provision.app.guards import Environment
 from kensium_provision.errors import AwsError, ExitCode
+from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
 from tests.faults import error_body, inject, lose_response, no_backoff
 
@@ -93,7 +93,7 @@ def test_a_sandbox_environment_works_under_in_process_moto(aws: None) -> None:
 
 def test_modules_import_without_boto3_botocore_or_moto() -> None:
     code = ("import sys\n"
-            "import kensium_provision.app.config, kensium_provision.app.guards, kensium_provision.sandbox.server\n"
+            "import kensium_provision.app.config, kensium_provision.guards, kensium_provision.sandbox.server\n"
             "import kensium_provision.aws.session, kensium_provision.aws.wall, kensium_provision.aws.calls\n"
             "import kensium_provision.aws.errors, kensium_provision.aws.idempotent\n"
             "loaded = sorted(m for m in ('boto3', 'botocore', 'moto') if m in sys.modules)\n"

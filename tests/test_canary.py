@@ -130,8 +130,8 @@ def crash_reports(since: float) -> dict[str, bytes]:
 def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], canaries: Canaries,
         debug_loggers: None, _isolated_world: Path) -> None:
-    from kensium_provision.sandbox import server as sandbox
     from kensium_provision.app.config import state_dir
+    from kensium_provision.sandbox import server as sandbox
 
     # The operator's own AWS credentials are secrets too (moto takes any): never in a log, a file or a child.
     operator_keys = {"AWS_SECRET_ACCESS_KEY": f"OperatorSecretKey-{uuid.uuid4().hex}",
@@ -190,8 +190,8 @@ def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
 def test_the_command_password_manager_gets_secrets_on_stdin_only(
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], canaries: Canaries,
         debug_loggers: None, _isolated_world: Path, tmp_path: Path) -> None:
-    from kensium_provision.sandbox import server as sandbox
     from kensium_provision.app.config import state_dir
+    from kensium_provision.sandbox import server as sandbox
 
     store = tmp_path / "password-manager"
     store.mkdir()

@@ -18,10 +18,15 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from kensium_provision.checklist.catalog import CHECKLISTS_DIR
-from kensium_provision.checklist.answers import Answers, AnswersOperator, load_answers
 from kensium_provision.aws.session import AwsSession
+from kensium_provision.checklist.answers import Answers, AnswersOperator, load_answers
+from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.checklist.schema import load_checklist
+from kensium_provision.engine.run import RunReport, resolve_inputs, run
+from kensium_provision.errors import ExitCode, InputError, StepError
+from kensium_provision.guards import Environment
+from kensium_provision.model import Checklist, Mode, Status
+from kensium_provision.naming.rules import load_rules
 from kensium_provision.records.clients import (
     CLAIMED,
     DEFAULT_TABLE,
@@ -33,12 +38,7 @@ from kensium_provision.records.clients import (
     org_id_owner,
     put_record,
 )
-from kensium_provision.engine.run import RunReport, resolve_inputs, run
-from kensium_provision.app.guards import Environment
-from kensium_provision.errors import ExitCode, InputError, StepError
-from kensium_provision.model import Checklist, Mode, Status
-from kensium_provision.naming.rules import load_rules
-from kensium_provision.engine.runtime import Runtime
+from kensium_provision.runtime import Runtime
 from kensium_provision.secret import Secret
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import StepContext, StepType

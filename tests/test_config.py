@@ -17,8 +17,8 @@ from kensium_provision.app.config import (
     load_config,
     state_dir,
 )
-from kensium_provision.app.guards import PURPOSES
 from kensium_provision.errors import ConfigError, ExitCode, InputError
+from kensium_provision.guards import PURPOSES
 
 DESIGN_EXAMPLE = """\
 environments:

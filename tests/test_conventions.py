@@ -11,12 +11,12 @@ import pytest
 from moto import mock_aws
 
 from kensium_provision import cli
-from kensium_provision.naming import rules as naming
-from kensium_provision.aws.session import AwsSession
 from kensium_provision.app.config import SANDBOX_ENVIRONMENT
-from kensium_provision.naming.sweep import sweep
+from kensium_provision.aws.session import AwsSession
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
+from kensium_provision.naming import rules as naming
+from kensium_provision.naming.sweep import sweep
 
 
 def _estate() -> None:

@@ -8,7 +8,7 @@ from kensium_provision.checklist.schema import load_checklist_text
 from kensium_provision.engine.run import resolve_inputs, run
 from kensium_provision.errors import AbortedError, ExitCode, InputError
 from kensium_provision.model import Mode, Status
-from kensium_provision.engine.runtime import NullJournal
+from kensium_provision.runtime import NullJournal
 from kensium_provision.steps import registry
 from tests.fakes import RecordingStep, ScriptedOperator, make_runtime
 

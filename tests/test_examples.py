@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from kensium_provision.app.config import load_config
 from kensium_provision.checklist.answers import load_answers
 from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.checklist.schema import load_checklist
-from kensium_provision.app.config import load_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ANSWERS = sorted(EXAMPLES.glob("shared-*.yaml")) + sorted(EXAMPLES.glob("client-*.yaml"))

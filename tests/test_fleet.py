@@ -17,15 +17,15 @@ import pytest
 from moto import mock_aws
 from test_client_install import World, answers, build_estate, reset_broker
 
-from kensium_provision.checklist.catalog import CHECKLISTS_DIR
-from kensium_provision.fleet import check as fleet
+from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.aws.wall import EXCEPTIONS, ReadOnlyViolation, is_read, permit
-from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
-from kensium_provision.app.config import SANDBOX_ENVIRONMENT
+from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.errors import ExitCode
+from kensium_provision.fleet import check as fleet
 from kensium_provision.model import Mode
-from kensium_provision.engine.runtime import NullJournal
+from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
+from kensium_provision.runtime import NullJournal
 from kensium_provision.steps.s3 import bucket_policy
 from kensium_provision.vault.backends import SecretsManagerVault
 

@@ -9,7 +9,8 @@ import pytest
 from moto import mock_aws
 
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.app.guards import (
+from kensium_provision.errors import ExitCode, GuardError, InputError, KprovError
+from kensium_provision.guards import (
     Environment,
     Identity,
     check_account,
@@ -19,7 +20,6 @@ from kensium_provision.app.guards import (
     needs_typed_confirmation,
     run_guards,
 )
-from kensium_provision.errors import ExitCode, GuardError, InputError, KprovError
 from kensium_provision.model import Mode
 from tests.faults import respond
 

@@ -157,8 +157,8 @@ def test_break_removes_a_lock_by_id(locks: Locks) -> None:
 
 
 def test_heartbeat_thread_renews_and_stops(locks: Locks) -> None:
-    clock = getattr(locks, "_clock")
-    setattr(locks, "_clock", time.time)  # the thread runs in real time
+    clock = locks._clock
+    locks._clock = time.time  # the thread runs in real time
     try:
         info = locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=0.3)
         with Heartbeat(locks, info) as beat:
@@ -176,7 +176,7 @@ def test_heartbeat_thread_renews_and_stops(locks: Locks) -> None:
             with pytest.raises(LockError, match="no longer holds the lock on client:acme"):
                 lost.check()
     finally:
-        setattr(locks, "_clock", clock)
+        locks._clock = clock
 
 
 def test_heartbeat_gives_up_after_repeated_errors() -> None:

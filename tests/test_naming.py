@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kensium_provision.naming import rules as naming
 from kensium_provision.checklist.catalog import naming_rules_path
 from kensium_provision.errors import ChecklistError, InputError
+from kensium_provision.naming import rules as naming
 
 
 @pytest.fixture(scope="module")

@@ -246,9 +246,9 @@ class _Recorder(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_PUT = do_DELETE = _serve  # noqa: N815
+    do_GET = do_PUT = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return None
 
 
@@ -430,7 +430,7 @@ def test_emulator_keeps_state_in_a_file(tmp_path: Path) -> None:
 
 def test_emulator_main_takes_the_password_from_the_environment_and_stops_on_sigterm() -> None:
     env = {**os.environ, PASSWORD_ENV: "env-password-12"}
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "kensium_provision.sandbox.rabbitmq", "--port", "0", "--admin-user", "admin"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -454,7 +454,7 @@ def test_emulator_main_takes_the_password_from_the_environment_and_stops_on_sigt
 
 def test_emulator_main_reads_the_password_from_stdin() -> None:
     env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "kensium_provision.sandbox.rabbitmq", "--port", "0"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -487,7 +487,7 @@ def test_missing_rabbitmq_server_skips_except_when_ci_is_true(tmp_path: Path, ci
     )
     env = {**os.environ, "CI": ci, "KPROV_TEST_RABBITMQ_SERVER": str(tmp_path / "absent"),
            "PYTHONPATH": str(Path(__file__).parent)}
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "rabbitmq_fixtures", "-p", "no:cacheprovider",
          "-W", "ignore::pytest.PytestUnknownMarkWarning", str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,

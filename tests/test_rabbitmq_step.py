@@ -13,7 +13,7 @@ import pytest
 from kensium_provision.errors import AwsError, InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.rabbitmq.management import ManagementClient, RabbitMQError
-from kensium_provision.engine.runtime import Runtime
+from kensium_provision.runtime import Runtime
 from kensium_provision.secret import Secret, check_password
 from kensium_provision.steps.base import Difference, StepContext
 from kensium_provision.steps.rabbitmq_vhost import FULL_ACCESS, RabbitMQVhost, management_url
@@ -77,7 +77,7 @@ class FakeMq:
             return {"BrokerSummaries": [{"BrokerId": "b-other", "BrokerName": "mq-POS-02"}], "NextToken": "page2"}
         return {"BrokerSummaries": [{"BrokerId": "b-1", "BrokerName": "mq-POS-01"}]}
 
-    def describe_broker(self, BrokerId: str) -> dict[str, object]:  # noqa: N803 - boto3's parameter name
+    def describe_broker(self, BrokerId: str) -> dict[str, object]:
         self.calls.append(f"describe_broker {BrokerId}")
         return {"BrokerId": BrokerId, "BrokerState": self.state, "EngineType": self.engine,
                 "BrokerInstances": [{"ConsoleURL": self.console_url, "Endpoints": ["amqps://b-1:5671"]}]}

@@ -14,17 +14,17 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from kensium_provision.ui import render
 from kensium_provision.engine.run import RunReport
 from kensium_provision.model import Mode, Risk, Status, StepResult
 from kensium_provision.secret import Secret
+from kensium_provision.ui import render
 
 
 def console(width: int = 100, *, terminal: bool = False) -> Console:
     made = render.make_console(io.StringIO())
     made.width = width
     if terminal:
-        made._force_terminal = True  # noqa: SLF001 - rich's own switch for "this is a TTY"
+        made._force_terminal = True
     return made
 
 
@@ -228,16 +228,16 @@ def live() -> Iterator[tuple[render.LiveReporter, Console, Clock]]:
 
 def view_text(reporter: render.LiveReporter, width: int = 100) -> str:
     out = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
-    out.print(reporter._view())  # noqa: SLF001 - what the live region draws
+    out.print(reporter._view())
     return out.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_live_view_shows_running_pending_elapsed_and_the_budget_counting_down(
         live: tuple[render.LiveReporter, Console, Clock]) -> None:
     reporter, made, clock = live
-    assert reporter._live is None  # noqa: SLF001 - nothing drawn before the first step (inputs come first)
+    assert reporter._live is None
     reporter.step_started("vpc", "Create the VPC")
-    assert reporter._live is not None  # noqa: SLF001
+    assert reporter._live is not None
     reporter.step_finished(result("vpc", Status.CHANGED, title="Create the VPC", seconds=0.3))
     reporter.step_started("wait", "Wait for db-POS-01")
     reporter.progress("wait", "waiting for available: now creating, 3540 s left")
@@ -263,11 +263,11 @@ def test_prompts_pause_the_live_view(live: tuple[render.LiveReporter, Console, C
     reporter, made, _ = live
     reporter.step_started("vpc", "Create the VPC")
     with render.paused(made):
-        assert reporter._live is None  # noqa: SLF001 - the prompt owns the screen
-    assert reporter._live is not None  # noqa: SLF001 - back after the answer
+        assert reporter._live is None
+    assert reporter._live is not None
     with pytest.raises(KeyboardInterrupt), render.paused(made):
         raise KeyboardInterrupt
-    assert reporter._live is None  # noqa: SLF001 - Ctrl-C: not redrawn over the error message
+    assert reporter._live is None
     with render.paused(console()):  # another console: nothing to pause
         pass
 

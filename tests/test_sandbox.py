@@ -18,7 +18,7 @@ import pytest
 
 from kensium_provision.aws.idempotent import create_client, create_once
 from kensium_provision.aws.session import AwsSession
-from kensium_provision.app.guards import Environment
+from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
 from kensium_provision.sandbox.server import (
     RABBITMQ_ADMIN_USER,
@@ -165,7 +165,7 @@ def test_the_rabbitmq_emulator_is_hosted_and_its_password_only_in_the_sandbox(st
     def whoami() -> int:
         password = secrets.get_secret_value(SecretId=RABBITMQ_SECRET_NAME)["SecretString"]
         token = base64.b64encode(f"{RABBITMQ_ADMIN_USER}:{password}".encode()).decode()
-        request = urllib.request.Request(f"{info.rabbitmq_url}/api/whoami",  # noqa: S310 - loopback http
+        request = urllib.request.Request(f"{info.rabbitmq_url}/api/whoami",
                                          headers={"Authorization": f"Basic {token}"})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=10) as response:

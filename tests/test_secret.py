@@ -47,7 +47,7 @@ def canary() -> str:
 def test_str_repr_and_formatting_show_only_the_mask(canary: str) -> None:
     s = Secret(canary)
     shown = [str(s), repr(s), f"{s}", f"{s!s}", f"{s!r}", f"{s:>20}", f"{s:d}", f"{s:.3}", f"{s:x^30}",
-             "%s" % s, "%r" % s, "%(pw)s" % {"pw": s}, "{}".format(s), "{0!r:>5}".format(s), str([s]), str({"pw": s})]
+             "%s" % s, "%r" % s, "%(pw)s" % {"pw": s}, f"{s}", f"{s!r:>5}", str([s]), str({"pw": s})]
     for text in shown:
         assert canary not in text
         assert "•" in text

@@ -21,10 +21,10 @@ from moto import mock_aws
 from kensium_provision.engine.run import RunReport
 from kensium_provision.errors import ExitCode, InputError
 from kensium_provision.model import Mode, Status, StepResult
-from kensium_provision.engine.runtime import NullJournal, Runtime
+from kensium_provision.runtime import NullJournal, Runtime
 from kensium_provision.secret import Secret
-from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.amazonmq import MqBroker
+from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.rds import RdsDbInstance
 from tests.checklist_harness import (
     EXAMPLES,

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ __all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "
 
 def new_run_id() -> str:
     """Sortable and unique: `20261128T071502Z-3f9a1c`."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +75,7 @@ class _Hooks:
 
     def check_purpose(self, purpose: str) -> None:
         """The purpose guard (exit 4), journaled; once per purpose and run."""
-        from kensium_provision.app.guards import check_purpose
+        from kensium_provision.guards import check_purpose
 
         if purpose == self.purpose_checked:
             return
@@ -88,7 +88,7 @@ class _Hooks:
         self.purpose_checked = purpose
 
     def target(self, checklist: Checklist, values: Mapping[str, object]) -> str:
-        from kensium_provision.checklist.template import render
+        from kensium_provision.template import render
 
         text = {k: v for k, v in values.items() if isinstance(v, (str, int)) and not isinstance(v, bool)}
         return render(checklist.target, text) if checklist.target else f"{checklist.scope}:{checklist.id}"
@@ -189,11 +189,11 @@ def _settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[st
 def execute(request: RunRequest, console: Console) -> RunOutcome:
     """Load, guard, run and journal one checklist run."""
     from kensium_provision.app import config as config_module
-    from kensium_provision.engine import run as engine
-    from kensium_provision.naming import rules as naming
     from kensium_provision.checklist.answers import AnswersOperator, check_answer_names, load_answers
     from kensium_provision.checklist.schema import load_checklist
-    from kensium_provision.app.guards import check_account, check_not_root
+    from kensium_provision.engine import run as engine
+    from kensium_provision.guards import check_account, check_not_root
+    from kensium_provision.naming import rules as naming
 
     cfg = config_module.load_config(request.config_path)
     env = cfg.environment(request.env_name)
@@ -263,8 +263,8 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
     hooks = _Hooks(config=cfg, env=env, identity=identity, mode=request.mode, console=console, operator=operator,
                    locks=locks, run_id=run_id, journal=journal)
 
+    from kensium_provision.runtime import Runtime
     from kensium_provision.ui.render import make_reporter
-    from kensium_provision.engine.runtime import Runtime
 
     reporter = make_reporter(console, checklist, live=request.live, mode=request.mode)
     def sleep(seconds: float) -> None:  # time passing makes cached reads stale: a wait polls for AWS's own changes
@@ -334,7 +334,7 @@ def read_session(env_name: str | None, config_path: Path | None) -> Any:
     """A read-only (walled) session of the environment, after the identity guards."""
     from kensium_provision.app import config as config_module
     from kensium_provision.aws.session import AwsSession
-    from kensium_provision.app.guards import check_account, check_not_root
+    from kensium_provision.guards import check_account, check_not_root
 
     cfg = config_module.load_config(config_path)
     env = cfg.environment(env_name)

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 
-from kensium_provision.app.guards import (
+from kensium_provision.errors import ChecklistError, ConfigError, InputError, Issue
+from kensium_provision.guards import (
     NON_PRODUCTION_PURPOSES,
     PRODUCTION_PURPOSES,
     PURPOSES,
     SANDBOX_ACCOUNT_ID,
     Environment,
 )
-from kensium_provision.errors import ChecklistError, ConfigError, InputError, Issue
 from kensium_provision.yamlio import Loc, Node, load_file
 
 __all__ = [

@@ -79,7 +79,7 @@ def create_once(
         made += 1
         try:
             return Created(resource=create(), created=True, attempts=made)
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not ours
+        except Exception as exc:
             kind = _classify(exc)
             if kind == "fatal":
                 raise

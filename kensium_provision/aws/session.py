@@ -15,8 +15,8 @@ from kensium_provision import __version__
 from kensium_provision.aws.cache import ReadCache
 from kensium_provision.aws.calls import CallCounter
 from kensium_provision.aws.wall import install_wall
-from kensium_provision.app.guards import Environment, Identity
 from kensium_provision.errors import KprovError
+from kensium_provision.guards import Environment, Identity
 from kensium_provision.model import Mode
 
 __all__ = ["MAX_ATTEMPTS", "SANDBOX_CREDENTIALS", "AwsSession", "SandboxNotRunningError"]

@@ -14,7 +14,7 @@ from typing import Any
 from kensium_provision.errors import ExitCode, KprovError
 from kensium_provision.model import Mode
 
-__all__ = ["EXCEPTIONS", "READ_PREFIXES", "READ_OPERATIONS", "ReadOnlyViolation", "install_wall", "is_read", "permit"]
+__all__ = ["EXCEPTIONS", "READ_OPERATIONS", "READ_PREFIXES", "ReadOnlyViolation", "install_wall", "is_read", "permit"]
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from kensium_provision.errors import ChecklistError, Issue
 from kensium_provision.model import Checklist, Condition, InputSpec, Lookup, Risk, Step
 from kensium_provision.steps.base import Param, StepType
-from kensium_provision.checklist.template import TemplateError, placeholders
+from kensium_provision.template import TemplateError, placeholders
 from kensium_provision.yamlio import Loc, Node, load, load_file
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "load_checklist", "parse_checklist"]

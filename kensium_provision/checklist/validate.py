@@ -25,9 +25,9 @@ def _files(paths: Sequence[Path]) -> list[Path]:
 
 def validate_paths(paths: Sequence[Path]) -> tuple[list[Issue], int]:
     """Issues of every file under `paths` (default: all checklists and naming.yaml), and the file count."""
-    from kensium_provision.naming import rules as naming
     from kensium_provision.checklist.catalog import naming_rules_path
     from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.naming import rules as naming
 
     issues: list[Issue] = []
     rule_ids: set[str] | None = None

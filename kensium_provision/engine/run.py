@@ -15,11 +15,11 @@ from typing import Any
 
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
-from kensium_provision.engine.runtime import Runtime
+from kensium_provision.runtime import Runtime
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import Probe, StepContext, StepType
 from kensium_provision.steps.manual import evidence_specs
-from kensium_provision.checklist.template import TemplateError, placeholders, render, render_value
+from kensium_provision.template import TemplateError, placeholders, render, render_value
 
 __all__ = ["RunReport", "coerce_input", "resolve_inputs", "run", "shown_value"]
 
@@ -111,7 +111,7 @@ def _lookup(runtime: Runtime, spec_lookup: Any, values: Mapping[str, object]) ->
     import json
 
     from kensium_provision.steps.lookups import run_lookup
-    from kensium_provision.checklist.template import render_value
+    from kensium_provision.template import render_value
 
     key = json.dumps([spec_lookup.name, spec_lookup.service, spec_lookup.operation, spec_lookup.query,
                       render_value(dict(spec_lookup.params), values)], sort_keys=True, default=str)

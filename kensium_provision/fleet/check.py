@@ -42,6 +42,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
+from kensium_provision.model import Mode
 from kensium_provision.records.clients import (
     CLAIMED,
     UNREADABLE,
@@ -55,15 +57,13 @@ from kensium_provision.records.clients import (
     scan_items,
     table_of,
 )
-from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
-from kensium_provision.model import Mode
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from kensium_provision.app.guards import Environment
+    from kensium_provision.guards import Environment
     from kensium_provision.model import Checklist
-    from kensium_provision.engine.runtime import Journal, Operator
+    from kensium_provision.runtime import Journal, Operator
     from kensium_provision.steps.base import StepContext, StepType
     from kensium_provision.steps.iam import IamUserFacts
     from kensium_provision.steps.rabbitmq_vhost import VhostFacts
@@ -632,7 +632,7 @@ def _gather(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
 def _runtime(request: FleetRequest, snapshot: Snapshot) -> Any:
     """A check-mode runtime whose clients (and password manager) answer reads from `snapshot`."""
     from kensium_provision.naming.rules import load_rules
-    from kensium_provision.engine.runtime import NullJournal, Runtime
+    from kensium_provision.runtime import NullJournal, Runtime
     from kensium_provision.vault.backends import ManualVault, make_vault
 
     clients = _SnapshotClients(request.session, snapshot)
@@ -748,7 +748,7 @@ class _StepTracker:
 
 def _input_owners(checklist: Checklist) -> dict[str, str]:
     """Each input id -> the first step that uses it (a finding about an answer belongs to that step)."""
-    from kensium_provision.checklist.template import placeholders
+    from kensium_provision.template import placeholders
 
     def names(value: object) -> set[str]:
         if isinstance(value, str):
@@ -773,7 +773,7 @@ def _input_owners(checklist: Checklist) -> dict[str, str]:
 def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[str, StepType], runtime: Any,
                   request: FleetRequest, owners: Mapping[str, str]) -> ClientResult:
     from kensium_provision.engine import run as engine
-    from kensium_provision.app.guards import check_purpose
+    from kensium_provision.guards import check_purpose
 
     org_id = record.org_id
 
@@ -822,9 +822,9 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     """Check every recorded client read-only; the report's `exit_code` is 1 if any client has findings."""
     from kensium_provision.checklist.catalog import install_checklist
     from kensium_provision.checklist.schema import load_checklist
-    from kensium_provision.app.guards import check_account, check_not_root
+    from kensium_provision.guards import check_account, check_not_root
     from kensium_provision.naming.rules import load_rules
-    from kensium_provision.engine.runtime import NullJournal
+    from kensium_provision.runtime import NullJournal
 
     start = time.perf_counter()
     session = request.session
@@ -884,11 +884,11 @@ def check_all(options: Any, console: Console, *, json_output: bool) -> int:
     from rich.text import Text
 
     from kensium_provision.app import config as config_module
-    from kensium_provision.checklist.catalog import install_checklist
-    from kensium_provision.aws.session import AwsSession
-    from kensium_provision.app.guards import check_account, check_not_root
-    from kensium_provision.journal.chain import JournalWriter
     from kensium_provision.app.bootstrap import _endpoint, new_run_id
+    from kensium_provision.aws.session import AwsSession
+    from kensium_provision.checklist.catalog import install_checklist
+    from kensium_provision.guards import check_account, check_not_root
+    from kensium_provision.journal.chain import JournalWriter
     from kensium_provision.secret import REDACTOR
 
     cfg = config_module.load_config(options.config)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ChecklistChange", "checklist_changes", "run_markdown", "run_json", "summary_rows"]
+__all__ = ["ChecklistChange", "checklist_changes", "run_json", "run_markdown", "summary_rows"]
 
 
 def summary_rows(summaries: Sequence[Any]) -> list[dict[str, str]]:

@@ -85,7 +85,7 @@ def _tags(value: str | Iterable[str]) -> str:
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect would resend the Authorization header to wherever the Location points."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # noqa: ANN001
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         return None  # urllib then raises HTTPError with the 3xx status
 
 

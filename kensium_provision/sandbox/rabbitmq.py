@@ -315,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _Reply(400)
         self._send(reply)
 
-    do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _serve  # noqa: N815 - http.server's naming
+    do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _serve
 
     def _send(self, reply: _Reply) -> None:
         data = b"" if reply.body is None else json.dumps(reply.body, separators=(",", ":")).encode()
@@ -328,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         return None  # no access log: requests carry credentials in headers, and stderr belongs to the CLI
 
 

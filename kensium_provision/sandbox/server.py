@@ -129,7 +129,7 @@ def reset(state_dir: Path) -> SandboxInfo:
         raise SandboxError("the sandbox is not running", hint="Start it with `kprov sandbox start`.")
     request = urllib.request.Request(f"{info.endpoint}/moto-api/reset", method="POST", data=b"")  # noqa: S310
     try:
-        with _opener().open(request, timeout=30) as response:  # noqa: S310 - our own http://127.0.0.1 URL
+        with _opener().open(request, timeout=30) as response:
             response.read()
     except (OSError, urllib.error.URLError) as exc:
         raise SandboxError(f"the sandbox did not reset: {exc}") from None
@@ -151,7 +151,7 @@ def _opener() -> urllib.request.OpenerDirector:
 
 def _healthy(info: SandboxInfo) -> bool:
     try:
-        with _opener().open(f"{info.endpoint}{HEALTH_PATH}", timeout=3) as response:  # noqa: S310 - loopback
+        with _opener().open(f"{info.endpoint}{HEALTH_PATH}", timeout=3) as response:
             answer = json.loads(response.read())
     except (OSError, ValueError, urllib.error.URLError):
         return False

@@ -31,6 +31,7 @@ LOOKUP_NAMES = (
 @cache
 def registry() -> Mapping[str, StepType]:
     """Every step type by name."""
+    from kensium_provision.steps import amazonmq as mq
     from kensium_provision.steps import (
         client_record,
         credential,
@@ -44,7 +45,6 @@ def registry() -> Mapping[str, StepType]:
         s3,
         sql,
     )
-    from kensium_provision.steps import amazonmq as mq
     from kensium_provision.steps import rabbitmq_vhost as rabbitmq
 
     types: list[StepType] = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from kensium_provision.engine.runtime import Runtime
+    from kensium_provision.runtime import Runtime
 
 __all__ = ["Difference", "Param", "Probe", "StepContext", "StepType"]
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision import __version__
+from kensium_provision.errors import InputError, StepError
 from kensium_provision.records.clients import (
     CLAIMED,
     INSTALLED,
@@ -27,7 +28,6 @@ from kensium_provision.records.clients import (
     table_of,
     utc_now,
 )
-from kensium_provision.errors import InputError, StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = ["ClientEvidence", "ClientOrgId", "ClientRecordStep", "records_table"]

@@ -24,6 +24,7 @@ from kensium_provision.model import Mode
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = [
+    "STEP_TYPES",
     "Ec2IngressRule",
     "Ec2Instance",
     "Ec2InternetGateway",
@@ -36,7 +37,6 @@ __all__ = [
     "Ec2Tags",
     "Ec2Vpc",
     "Ec2WindowsPassword",
-    "STEP_TYPES",
     "aws_call",
     "aws_id",
     "aws_ids",
@@ -1067,7 +1067,7 @@ class Ec2LaunchCheck:
         differences = [] if offered else [Difference(f"instance type in {p['zone']}", None, p["instance_type"])]
         try:
             images = ctx.client("ec2").describe_images(ImageIds=[p["image_id"]])["Images"]
-        except Exception as exc:  # noqa: BLE001 - a missing image is an answer, anything else is translated
+        except Exception as exc:
             if _error_code(exc) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
                 with _translated(ctx, "ec2", "DescribeImages", p["image_id"]):
                     raise

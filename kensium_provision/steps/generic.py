@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from kensium_provision.errors import StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
-__all__ = ["AwsAssert", "AwsWait", "COMPARISONS", "call_read", "compare"]
+__all__ = ["COMPARISONS", "AwsAssert", "AwsWait", "call_read", "compare"]
 
 READ_OPERATION = re.compile(r"^(Describe|List|Get|Head)[A-Za-z0-9]+$")
 COMPARISONS = ("equals", "not_equals", "contains", "exists", "matches", "count")
@@ -47,7 +47,7 @@ def call_read(ctx: StepContext, service: str, operation: str, params: Mapping[st
         if client.can_paginate(method):
             return dict(client.get_paginator(method).paginate(**params).build_full_result())
         response = dict(getattr(client, method)(**params))
-    except Exception as exc:  # noqa: BLE001 - the SDK's errors get the operation, code and a hint
+    except Exception as exc:
         if not type(exc).__module__.startswith("botocore"):
             raise
         from kensium_provision.aws.errors import translate

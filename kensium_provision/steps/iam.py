@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.records.clients import aws_call
 from kensium_provision.errors import InputError, StepError
+from kensium_provision.records.clients import aws_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = [

@@ -14,7 +14,7 @@ from kensium_provision.errors import InputError
 from kensium_provision.model import Lookup
 from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.generic import call_read, search
-from kensium_provision.checklist.template import render_value
+from kensium_provision.template import render_value
 
 __all__ = ["LOOKUPS", "run_lookup"]
 

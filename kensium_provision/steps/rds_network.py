@@ -14,7 +14,7 @@ from kensium_provision.errors import StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.ec2 import aws_call, aws_id, aws_ids, creating, param_error, with_defaults
 
-__all__ = ["RdsDbSubnetGroup", "STEP_TYPES"]
+__all__ = ["STEP_TYPES", "RdsDbSubnetGroup"]
 
 # RDS: up to 255 letters, digits, periods, underscores, spaces or hyphens; stored in lower case.
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9._ -]{1,255}$")

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.records.clients import aws_call
 from kensium_provision.errors import StepError
+from kensium_provision.records.clients import aws_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.iam import billing_tag_keys, billing_tag_problem, require_sandbox
 

@@ -79,7 +79,7 @@ class _KprovConsole(Console):
     grepped; for a panel or a Markdown runsheet soft wrap would crop every long line instead.
     """
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003 - rich's name
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         if kwargs.get("soft_wrap") is None and any(not isinstance(o, (str, Text)) for o in objects):
             kwargs["soft_wrap"] = False
         super().print(*objects, **kwargs)

@@ -14,7 +14,7 @@ from typing import Any
 
 from kensium_provision.errors import AbortedError, AwsError, InputError, StepError
 from kensium_provision.model import InputSpec
-from kensium_provision.engine.runtime import ClientFactory, Operator, Vault
+from kensium_provision.runtime import ClientFactory, Operator, Vault
 from kensium_provision.secret import MASK, REDACTOR, Secret
 
 __all__ = [
