@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from kensium_provision.aws.wall import is_read
 
@@ -29,7 +29,7 @@ class _CachedResponse:
     """Stands in for the HTTP response of an answer served from the cache (botocore reads status_code,
     and raises the cached error itself for a 4xx)."""
 
-    headers: dict[str, str] = {}
+    headers: ClassVar[dict[str, str]] = {}
     kprov_cached = True
 
     def __init__(self, status_code: int) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from kensium_provision.errors import AwsError, KprovError
 
-__all__ = ["iam_action", "is_throttling", "translate", "translating"]
+__all__ = ["iam_action", "is_throttling", "sdk_errors", "translate", "translating"]
 
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
                   "AuthorizationError", "403"}  # moto answers JSON services' denials as a bare 403
@@ -50,15 +50,25 @@ def is_throttling(code: str, status: int = 0) -> bool:
     return code in _THROTTLING or status == 429
 
 
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """The exception types an AWS call can fail with: botocore's own (`ClientError`, `BotoCoreError`,
+    the parser's `ResponseParserError`), and the bare `NotImplementedError` moto raises in-process for
+    an operation it lacks. Catch these, never `Exception`: anything else is a bug and stays one."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    return ClientError, BotoCoreError, ResponseParserError, NotImplementedError
+
+
 @contextmanager
 def translating(service: str, operation: str, resource: str = "", *, sandbox: bool = False) -> Iterator[None]:
-    """Run a block of AWS calls: SDK (and moto) failures become `AwsError` with a hint; kprov's own
-    errors pass through untouched. The one home of this rule for every step module."""
+    """Run a block of AWS calls: SDK (and moto) failures (`sdk_errors`) become `AwsError` with a hint;
+    kprov's own errors and anything else pass through untouched."""
     try:
         yield
     except KprovError:
         raise
-    except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+    except sdk_errors() as exc:
         raise translate(exc, service=service, operation=operation, resource=resource, sandbox=sandbox) from None
 
 

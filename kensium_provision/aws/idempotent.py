@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from kensium_provision.aws.errors import is_throttling
+from kensium_provision.aws.call import error_code, http_status
+from kensium_provision.aws.errors import is_throttling, sdk_errors
 
 __all__ = ["Created", "create_client", "create_once"]
 
@@ -79,7 +80,7 @@ def create_once(
         made += 1
         try:
             return Created(resource=create(), created=True, attempts=made)
-        except Exception as exc:
+        except sdk_errors() as exc:  # anything else (the read-only wall, a bug) is raised as is
             kind = _classify(exc)
             if kind == "fatal":
                 raise
@@ -112,9 +113,8 @@ def _classify(exc: BaseException) -> str:
     from botocore.parsers import ResponseParserError
 
     if isinstance(exc, bx.ClientError):
-        error = exc.response.get("Error") or {}
-        code = str(error.get("Code") or "")
-        status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+        code = error_code(exc)
+        status = http_status(exc)
         if is_throttling(code, status):
             return "throttled"
         if status >= 500 or code in ("InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"):
