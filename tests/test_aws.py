@@ -6,12 +6,10 @@ import functools
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions as bx
 import pytest
-from moto import mock_aws
 
 from kensium_provision import __version__
 from kensium_provision.aws.errors import iam_action, translate
@@ -41,10 +39,9 @@ def aws_session(mode: Mode = Mode.APPLY, *, read_cache: bool = True) -> AwsSessi
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conftest's moto, without retry back-off."""
     no_backoff(monkeypatch)
-    with mock_aws():
-        yield
 
 
 def vpcs_named(session: AwsSession, name: str = NAME) -> list[dict[str, Any]]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from moto import mock_aws
 
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.errors import ExitCode, GuardError, InputError, KprovError
@@ -34,12 +32,6 @@ ROOT_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/d
   </GetCallerIdentityResult>
   <ResponseMetadata><RequestId>root-test</RequestId></ResponseMetadata>
 </GetCallerIdentityResponse>"""
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
 
 
 @pytest.mark.parametrize(("arn", "user_id", "account", "root"), [

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from moto import mock_aws
 
 from kensium_provision import cli
 
@@ -79,12 +77,6 @@ def test_offline_commands(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     assert (exit_code, document["kind"]) == (code, kind)
     if kind == "validate" and code:
         assert not document["ok"] and len(document["issues"]) == 5
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
 
 
 def _raw(service: str) -> Any:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from kensium_provision.engine.run import RunReport
 from kensium_provision.errors import ExitCode, InputError
@@ -43,12 +41,6 @@ from tests.test_sql import FakeSqlServer
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 SUBNET_GROUP = "pos-db-subnets"
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

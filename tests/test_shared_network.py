@@ -10,12 +10,10 @@ estate unattended.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from kensium_provision.errors import ExitCode, InputError, StepError
 from kensium_provision.model import Mode, Status
@@ -32,12 +30,6 @@ EC2 = {"host": "POS01", "zone": "us-east-1a", "image_id": "ami-0123456789abcdef0
        "admin_password_source": "manual", "admin_password_entry": "POS01/administrator"}
 POS = {"host": "POS01", "pos_version": "3.10.2", "installed_version": "3.10.2", "monitor_service": "installed"}
 ADMIN_PASSWORD = "Kensium-Test-Pw!42"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[None]:
-    with mock_aws():
-        yield
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def host() -> dict[str, Any]:
 # --- vpc ------------------------------------------------------------------------------------------
 
 
-def test_vpc_plan_apply_plan_check(sandbox: None) -> None:
+def test_vpc_plan_apply_plan_check(aws: None) -> None:
     before = estate_counts()
     runtime = moto_runtime(Mode.PLAN, answers=VPC)
     plan = run_checklist("shared/vpc", Mode.PLAN, runtime=runtime)
@@ -119,7 +111,7 @@ def test_vpc_plan_apply_plan_check(sandbox: None) -> None:
     assert estate_counts() == built  # a re-run makes nothing new
 
 
-def test_vpc_drift_is_found_and_fixed(sandbox: None) -> None:
+def test_vpc_drift_is_found_and_fixed(aws: None) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     ec2 = raw_client("ec2")
     [vpc] = vpc_named("POS-VPC")
@@ -145,7 +137,7 @@ def test_vpc_drift_is_found_and_fixed(sandbox: None) -> None:
     assert [f.step_id for f in check.findings] == ["operator-ip-rule"]
 
 
-def test_operator_ip_change_moves_the_rule(sandbox: None) -> None:
+def test_operator_ip_change_moves_the_rule(aws: None) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     moved = {**VPC, "operator_ip": "198.51.100.7"}
     plan = run_checklist("shared/vpc", Mode.PLAN, moved)
@@ -161,7 +153,7 @@ def test_operator_ip_change_moves_the_rule(sandbox: None) -> None:
     ("operator_ip", "203.0.113.0/24", "range of 256 addresses"),
     ("operator_name", "Jane O'Brien", "sg-rule-description"),  # moto takes the apostrophe, EC2 does not
 ])
-def test_vpc_refuses_before_any_change(sandbox: None, answer: str, value: str, says: str) -> None:
+def test_vpc_refuses_before_any_change(aws: None, answer: str, value: str, says: str) -> None:
     before = estate_counts()
     runtime = moto_runtime(Mode.APPLY, answers={**VPC, answer: value})
     with pytest.raises(InputError, match=says):
@@ -169,7 +161,7 @@ def test_vpc_refuses_before_any_change(sandbox: None, answer: str, value: str, s
     assert mutating_calls(runtime) == [] and estate_counts() == before
 
 
-def test_lost_create_vpc_response_makes_one_vpc(sandbox: None) -> None:
+def test_lost_create_vpc_response_makes_one_vpc(aws: None) -> None:
     runtime = moto_runtime(Mode.APPLY, answers=VPC)
     # CreateVpc has no idempotency token: kprov sends it on a single-attempt client and re-probes.
     fault = lose_response(runtime.aws.client("ec2", attempts=1), "ec2.CreateVpc")  # type: ignore[call-arg]
@@ -210,7 +202,7 @@ def _windows_password_hooks(runtime: Any, vault: MemoryVault) -> list[str]:
     return calls
 
 
-def test_ec2_plan_apply_plan_check_and_drift(sandbox: None, vault: MemoryVault) -> None:
+def test_ec2_plan_apply_plan_check_and_drift(aws: None, vault: MemoryVault) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     answers = {**EC2, "admin_password_source": "decrypt"}
     before = estate_counts()
@@ -255,7 +247,7 @@ def test_ec2_plan_apply_plan_check_and_drift(sandbox: None, vault: MemoryVault) 
     ("instance_type", "t3_large", InputError),
     ("instance_type", "t9.huge", None),  # well-formed, but offered nowhere: a finding, then a failed apply
 ])
-def test_ec2_refuses_before_any_change(sandbox: None, answer: str, value: str, refusal: Any) -> None:
+def test_ec2_refuses_before_any_change(aws: None, answer: str, value: str, refusal: Any) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     before = estate_counts()
     runtime = moto_runtime(Mode.APPLY, answers={**EC2, answer: value})
@@ -272,7 +264,7 @@ def test_ec2_refuses_before_any_change(sandbox: None, answer: str, value: str, r
 # --- pos ------------------------------------------------------------------------------------------
 
 
-def test_pos_plan_apply_plan_check_and_drift(sandbox: None, vault: MemoryVault) -> None:
+def test_pos_plan_apply_plan_check_and_drift(aws: None, vault: MemoryVault) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     assert run_checklist("shared/ec2", Mode.APPLY, EC2, vault=vault).exit_code is ExitCode.OK
     before = estate_counts()
@@ -305,7 +297,7 @@ def test_pos_plan_apply_plan_check_and_drift(sandbox: None, vault: MemoryVault) 
     ({"pos_version": "3." + "1" * 300, "installed_version": "3." + "1" * 300}, "AWS allows 256"),  # moto takes it
     ({"installed_version": "3.9.0"}, "another version"),
 ])
-def test_pos_refuses_before_any_change(sandbox: None, vault: MemoryVault, answers: dict[str, str],
+def test_pos_refuses_before_any_change(aws: None, vault: MemoryVault, answers: dict[str, str],
                                        says: str) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     assert run_checklist("shared/ec2", Mode.APPLY, EC2, vault=vault).exit_code is ExitCode.OK
@@ -320,7 +312,7 @@ def test_pos_refuses_before_any_change(sandbox: None, vault: MemoryVault, answer
 # --- the examples, step types alone, addresses ------------------------------------------------------
 
 
-def test_examples_build_the_estate_unattended(sandbox: None, vault: MemoryVault) -> None:
+def test_examples_build_the_estate_unattended(aws: None, vault: MemoryVault) -> None:
     for name in ("vpc", "ec2", "pos"):
         report = run_checklist(f"shared/{name}", Mode.APPLY, EXAMPLES / f"shared-{name}.yaml", vault=vault)
         assert report.exit_code is ExitCode.OK, (name, report.error)
@@ -349,7 +341,7 @@ LAUNCH = {"name": "POS01", "zone": "us-east-1a", "subnet_id": "subnet-0123456789
     (RdsDbSubnetGroup(), {"name": "pos", "subnet_ids": ["subnet-0123456789abcdef0"], "description": "d"},
      "two availability zones"),  # moto makes a one-zone group; AWS refuses it
 ])
-def test_step_types_refuse_what_aws_refuses_without_calling(sandbox: None, step: Any, params: dict[str, Any],
+def test_step_types_refuse_what_aws_refuses_without_calling(aws: None, step: Any, params: dict[str, Any],
                                                             says: str) -> None:
     runtime = moto_runtime(Mode.APPLY)
     ctx = StepContext(runtime, "unit", MappingProxyType({}))
@@ -358,7 +350,7 @@ def test_step_types_refuse_what_aws_refuses_without_calling(sandbox: None, step:
     assert runtime.aws.counter.total == 0  # type: ignore[attr-defined]
 
 
-def test_one_zone_db_subnet_group_is_refused_before_create(sandbox: None) -> None:
+def test_one_zone_db_subnet_group_is_refused_before_create(aws: None) -> None:
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     ec2 = raw_client("ec2")
     [vpc] = vpc_named("POS-VPC")
@@ -375,7 +367,7 @@ def test_one_zone_db_subnet_group_is_refused_before_create(sandbox: None) -> Non
     assert mutating_calls(runtime) == []
 
 
-def test_key_pair_private_key_lives_in_the_password_manager(sandbox: None, vault: MemoryVault) -> None:
+def test_key_pair_private_key_lives_in_the_password_manager(aws: None, vault: MemoryVault) -> None:
     from kensium_provision.vault.backends import ManualVault
 
     step, params = Ec2KeyPair(), {"name": "POS09-key", "vault_entry": "POS09/key-pair"}
