@@ -1,8 +1,8 @@
 """Run real checklists against in-process moto: a sandbox runtime, loading, one-call runs, estate counts.
 
-Shared by every checklist test. Call these inside `mock_aws()` (the `sandbox` fixture of a test module):
+Shared by every checklist test. Call these under in-process moto (the `aws` fixture of conftest):
 
-    with mock_aws():
+    def test_vpc(aws: None, vault: MemoryVault) -> None:
         report = run_checklist("shared/vpc", Mode.APPLY, {"operator_ip": "203.0.113.10", ...}, vault=vault)
 
 The runtime is the one the CLI builds, minus the terminal: a real `AwsSession` on the sandbox
@@ -150,7 +150,7 @@ def boto3_session() -> Any:
 def moto_runtime(mode: Mode, answers: Mapping[str, object] | None = None, vault: Any = None, *,
                  operator: Any = None, run_id: str = "run-test", clock: FakeClock | None = None,
                  **kwargs: Any) -> Runtime:
-    """A sandbox runtime for `mode` over in-process moto (call inside `mock_aws()`).
+    """A sandbox runtime for `mode` over in-process moto (under the `aws` fixture).
 
     `answers` builds a strict answers operator (ignored when `operator` is given). The AWS session is
     new per runtime, so the read-only wall matches the mode; its `counter` counts the calls.

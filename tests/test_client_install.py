@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from moto import mock_aws
 
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.checklist.answers import Answers, AnswersOperator, load_answers
@@ -250,12 +249,11 @@ def reset_broker(broker: Broker) -> None:
 
 
 @pytest.fixture
-def world(emulated_rabbitmq: Broker) -> Iterator[World]:
+def world(emulated_rabbitmq: Broker, aws: None) -> Iterator[World]:
     reset_broker(emulated_rabbitmq)
-    with mock_aws():
-        w = World(broker=emulated_rabbitmq)
-        build_estate(w)
-        yield w
+    w = World(broker=emulated_rabbitmq)
+    build_estate(w)
+    yield w
     reset_broker(emulated_rabbitmq)
 
 
@@ -280,44 +278,44 @@ def statuses(report: RunReport) -> dict[str, Status]:
 
 
 @pytest.mark.parametrize("backend", [pytest.param("real", marks=pytest.mark.rabbitmq), "emulator"])
-def test_install_acme_then_rerun_changes_nothing_and_check_passes(backend: str, request: pytest.FixtureRequest) -> None:
+def test_install_acme_then_rerun_changes_nothing_and_check_passes(backend: str, request: pytest.FixtureRequest,
+                                                                  aws: None) -> None:
     broker: Broker = request.getfixturevalue("real_rabbitmq" if backend == "real" else "emulated_rabbitmq")
     reset_broker(broker)
     try:
-        with mock_aws():
-            world = World(broker=broker)
-            build_estate(world)
-            first = world.install()
-            assert first.exit_code is ExitCode.OK, first.error or [f.message for f in first.findings]
-            done = statuses(first)
-            assert not [s for s, st in done.items() if st in (Status.FAILED, Status.PENDING)]
-            skipped = {s for s, st in done.items() if st is Status.SKIPPED}
-            assert skipped == {"express-client-hosted", "express-under-10gb", "db-shared-new", "db-dedicated",
-                               "tenant-shared-new", "tenant-dedicated", "dns-record-route53"}
-            record = get_client(world.client("dynamodb"), "acme")
-            assert record is not None and record.status == "installed"
-            assert (record.rds_instance, record.ec2_host, record.broker, record.vhost) == \
-                ("db-POS-01", "POS01", "mq-POS-01", "acme")
-            assert (record.database, record.login, record.iam_user, record.s3_bucket) == \
-                ("POS_acme", "POS_acme_user", "rms_acme", "fusion-rms-acme")
-            assert set(record.secrets) == {"sql_login", "rabbitmq_user"}
-            assert all(ref.startswith("arn:aws:secretsmanager:") for ref in record.secrets.values())
-            assert record.evidence["tenant_name"] == "acme" and record.answers["purpose"] == "qa"
-            assert broker.client().get_vhost("acme") is not None
-            assert world.sql.databases == {"POS_acme"} and "POS_acme_user" in world.sql.logins
+        world = World(broker=broker)
+        build_estate(world)
+        first = world.install()
+        assert first.exit_code is ExitCode.OK, first.error or [f.message for f in first.findings]
+        done = statuses(first)
+        assert not [s for s, st in done.items() if st in (Status.FAILED, Status.PENDING)]
+        skipped = {s for s, st in done.items() if st is Status.SKIPPED}
+        assert skipped == {"express-client-hosted", "express-under-10gb", "db-shared-new", "db-dedicated",
+                           "tenant-shared-new", "tenant-dedicated", "dns-record-route53"}
+        record = get_client(world.client("dynamodb"), "acme")
+        assert record is not None and record.status == "installed"
+        assert (record.rds_instance, record.ec2_host, record.broker, record.vhost) == \
+            ("db-POS-01", "POS01", "mq-POS-01", "acme")
+        assert (record.database, record.login, record.iam_user, record.s3_bucket) == \
+            ("POS_acme", "POS_acme_user", "rms_acme", "fusion-rms-acme")
+        assert set(record.secrets) == {"sql_login", "rabbitmq_user"}
+        assert all(ref.startswith("arn:aws:secretsmanager:") for ref in record.secrets.values())
+        assert record.evidence["tenant_name"] == "acme" and record.answers["purpose"] == "qa"
+        assert broker.client().get_vhost("acme") is not None
+        assert world.sql.databases == {"POS_acme"} and "POS_acme_user" in world.sql.logins
 
-            world.acts.clear()
-            batches = world.sql.batches
-            second = world.install()
-            assert world.acts == []
-            assert world.mutating_calls() == []
-            assert world.sql.batches == batches
-            assert {st for st in statuses(second).values()} <= {Status.DONE, Status.SKIPPED}
-            assert get_client(world.client("dynamodb"), "acme").created == record.created  # type: ignore[union-attr]
+        world.acts.clear()
+        batches = world.sql.batches
+        second = world.install()
+        assert world.acts == []
+        assert world.mutating_calls() == []
+        assert world.sql.batches == batches
+        assert {st for st in statuses(second).values()} <= {Status.DONE, Status.SKIPPED}
+        assert get_client(world.client("dynamodb"), "acme").created == record.created  # type: ignore[union-attr]
 
-            check = world.check()
-            assert check.exit_code is ExitCode.OK, [f.message for f in check.findings]
-            assert world.mutating_calls() == []
+        check = world.check()
+        assert check.exit_code is ExitCode.OK, [f.message for f in check.findings]
+        assert world.mutating_calls() == []
     finally:
         reset_broker(broker)
 

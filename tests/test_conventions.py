@@ -8,7 +8,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from kensium_provision import cli
 from kensium_provision.app.config import SANDBOX_ENVIRONMENT
@@ -39,10 +38,9 @@ def _estate() -> None:
                       TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "bastion"}]}])
 
 
-def test_sweep_names_every_resource_that_breaks_its_rule() -> None:
-    with mock_aws():
-        _estate()
-        found = sweep(AwsSession(SANDBOX_ENVIRONMENT, mode=Mode.CHECK), naming.load_rules())
+def test_sweep_names_every_resource_that_breaks_its_rule(aws: None) -> None:
+    _estate()
+    found = sweep(AwsSession(SANDBOX_ENVIRONMENT, mode=Mode.CHECK), naming.load_rules())
     assert sorted((f.kind, f.name, f.rule) for f in found) == [
         ("Amazon MQ broker", "MQ-pos-1", "mq-broker"),
         ("POS host (EC2)", "pos-server", "ec2-host"),
@@ -52,14 +50,13 @@ def test_sweep_names_every_resource_that_breaks_its_rule() -> None:
     assert all(f.example for f in found)
 
 
-def test_check_shared_reports_conventions_and_exits_1(monkeypatch: pytest.MonkeyPatch,
+def test_check_shared_reports_conventions_and_exits_1(aws: None, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["kprov", "--output", "json", "check", "shared"])
     monkeypatch.setattr(cli, "OPTIONS", cli.Options())
-    with mock_aws():
-        _estate()
-        with pytest.raises(SystemExit) as done:
-            cli.main()
+    _estate()
+    with pytest.raises(SystemExit) as done:
+        cli.main()
     assert done.value.code == ExitCode.FAILED
     out = capsys.readouterr()
     document = json.loads(out.out)

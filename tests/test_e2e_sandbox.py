@@ -250,31 +250,24 @@ def test_a_wrong_typed_confirmation_in_a_protected_environment_changes_nothing(
     assert len(server.named("vpc", "POS-VPC")) == 1
 
 
-def test_the_journal_is_also_shipped_to_cloudwatch_logs_when_configured(tmp_path: Path) -> None:
+def test_the_journal_is_also_shipped_to_cloudwatch_logs_when_configured(
+        aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A team's journal lives in the account too (issue 7, item 7): every record, in order, plan included."""
     import boto3
-    from moto import mock_aws
 
     from kensium_provision import cli
 
     config = tmp_path / "config.yaml"
     config.write_text("journal: {cloudwatch_log_group: kprov-journal}\n")
-    with mock_aws():
-        import sys
-
-        argv = sys.argv
-        sys.argv = ["kprov", "--config", str(config), "--non-interactive", "provision", "shared", "vpc", "--dry-run",
-                    "--answers", example("shared-vpc.yaml")]
-        cli.OPTIONS = cli.Options()
-        try:
-            with pytest.raises(SystemExit) as done:
-                cli.main()
-        finally:
-            sys.argv = argv
-        assert done.value.code == 0
-        logs = boto3.client("logs", region_name="us-east-1")
-        [stream] = logs.describe_log_streams(logGroupName="kprov-journal")["logStreams"]
-        events = logs.get_log_events(logGroupName="kprov-journal", logStreamName=stream["logStreamName"])["events"]
+    monkeypatch.setattr("sys.argv", ["kprov", "--config", str(config), "--non-interactive", "provision", "shared",
+                                     "vpc", "--dry-run", "--answers", example("shared-vpc.yaml")])
+    monkeypatch.setattr(cli, "OPTIONS", cli.Options())
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 0
+    logs = boto3.client("logs", region_name="us-east-1")
+    [stream] = logs.describe_log_streams(logGroupName="kprov-journal")["logStreams"]
+    events = logs.get_log_events(logGroupName="kprov-journal", logStreamName=stream["logStreamName"])["events"]
     records = [json.loads(e["message"]) for e in events]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert records[0]["event"] == "run.started" and records[-1]["event"] == "run.finished"

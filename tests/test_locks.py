@@ -8,7 +8,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,8 @@ def local(tmp_path: Path, clock: Clock) -> LocalLocks:
 
 
 @pytest.fixture
-def dynamo(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoLocks]:
+def dynamo(aws: None, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> DynamoLocks:
     import boto3
-    from moto import mock_aws
     from moto.dynamodb.models import DynamoDBBackend
 
     # AWS applies a conditional write atomically; moto's in-process backend checks and writes without a
@@ -69,11 +67,10 @@ def dynamo(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoLock
                 return _original(self, *args, **kwargs)  # type: ignore[operator]
 
         monkeypatch.setattr(DynamoDBBackend, name, serialised)
-    with mock_aws():
-        locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "kprov-locks", clock=clock)
-        assert locks.ensure_table() is True
-        assert locks.ensure_table() is False
-        yield locks
+    locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "kprov-locks", clock=clock)
+    assert locks.ensure_table() is True
+    assert locks.ensure_table() is False
+    return locks
 
 
 @pytest.fixture(params=["local", "dynamo"])
@@ -342,13 +339,11 @@ def test_dynamo_detects_all_old_support(dynamo: DynamoLocks) -> None:
     assert DynamoLocks(object(), "t")._returns_holder() is False
 
 
-def test_dynamo_other_errors_become_aws_errors(clock: Clock) -> None:
+def test_dynamo_other_errors_become_aws_errors(aws: None, clock: Clock) -> None:
     import boto3
-    from moto import mock_aws
 
     from kensium_provision.errors import AwsError
 
-    with mock_aws():
-        locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "no-such-table", clock=clock)
-        with pytest.raises(AwsError, match="dynamodb:PutItem failed with ResourceNotFoundException"):
-            locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=60)
+    locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "no-such-table", clock=clock)
+    with pytest.raises(AwsError, match="dynamodb:PutItem failed with ResourceNotFoundException"):
+        locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=60)

@@ -316,19 +316,17 @@ def test_broker_must_be_a_running_rabbitmq(emulated_rabbitmq: Broker, mq: FakeMq
         management_url(_ctx(emulated_rabbitmq, aws=FakeAws(mq=mq)), _params(broker="mq-POS-01"))
 
 
-def test_unknown_broker_and_aws_errors(emulated_rabbitmq: Broker) -> None:
+def test_unknown_broker_and_aws_errors(emulated_rabbitmq: Broker, aws: None) -> None:
     import boto3
-    from moto import mock_aws
 
-    with mock_aws():
-        mq = boto3.client("mq", region_name="us-east-1")
-        ctx = _ctx(emulated_rabbitmq, aws=FakeAws(mq=mq))
-        with pytest.raises(StepError, match="no broker named 'mq-POS-01'"):
-            management_url(ctx, _params(broker="mq-POS-01"))
-        mq.create_broker(BrokerName="mq-POS-01", EngineType="RABBITMQ", EngineVersion="3.13",
-                         HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE", PubliclyAccessible=True,
-                         AutoMinorVersionUpgrade=True, Users=[{"Username": "admin", "Password": "Admin-Pass-123"}])
-        assert management_url(ctx, _params(broker="mq-POS-01")).startswith("https://")
+    mq = boto3.client("mq", region_name="us-east-1")
+    ctx = _ctx(emulated_rabbitmq, aws=FakeAws(mq=mq))
+    with pytest.raises(StepError, match="no broker named 'mq-POS-01'"):
+        management_url(ctx, _params(broker="mq-POS-01"))
+    mq.create_broker(BrokerName="mq-POS-01", EngineType="RABBITMQ", EngineVersion="3.13",
+                     HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE", PubliclyAccessible=True,
+                     AutoMinorVersionUpgrade=True, Users=[{"Username": "admin", "Password": "Admin-Pass-123"}])
+    assert management_url(ctx, _params(broker="mq-POS-01")).startswith("https://")
 
     class Failing:
         def list_brokers(self, **kwargs: object) -> None:

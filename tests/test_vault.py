@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from kensium_provision.errors import AbortedError, AwsError, ExitCode, InputError, StepError
 from kensium_provision.model import InputSpec
@@ -88,9 +87,8 @@ def test_entry_names_are_owner_slash_credential(name: Any) -> None:
 
 
 @pytest.fixture
-def sm() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
+def sm(aws: None) -> Any:
+    return boto3.client("secretsmanager", region_name="us-east-1")
 
 
 REF = re.compile(r"arn:aws:secretsmanager:us-east-1:\d{12}:secret:kprov/sandbox/acme/sql-login-\w{6}#[0-9a-f-]{36}")
