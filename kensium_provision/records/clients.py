@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from kensium_provision.errors import InputError, KprovError
+from kensium_provision.aws.call import call, pages
+from kensium_provision.errors import AwsError, InputError, KprovError
 from kensium_provision.naming.rules import check_org_id_unique
 
 __all__ = [
@@ -173,50 +174,16 @@ def parse_record(item_key: str, text: str) -> ClientRecord:
 
 # --- AWS calls ---------------------------------------------------------------------------------------
 
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+# `aws.call` is the one way to call AWS; these two names stay for the modules that import them from here.
+aws_call = call
 
 
-def aws_call(client: Any, method: str, *, missing: Iterable[str] = (), **params: object) -> dict[str, Any] | None:
-    """One boto3 call; None when AWS answers one of the `missing` error codes (NoSuchEntity, 404...).
-
-    Any other failure becomes an `AwsError` with an operator hint (never a traceback); kprov's own
-    errors (the read-only wall) pass through untouched.
-    """
-    try:
-        response = dict(getattr(client, method)(**params))
-    except KprovError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - botocore's ClientError and friends; botocore stays out of the imports
-        if _error_code(exc) in set(missing):
-            return None
-        from kensium_provision.aws.errors import translate
-
-        operation = "".join(part[:1].upper() + part[1:] for part in method.split("_"))
-        raise translate(exc, service=client.meta.service_model.service_name, operation=operation) from None
-    response.pop("ResponseMetadata", None)
-    return response
+def read_pages(client: Any, method: str, key: str, **params: Any) -> list[Any]:
+    """Every item under `key` of a paginated read, as a list (`aws.call.pages`)."""
+    return list(pages(client, method, key, **params))
 
 
-def read_pages(client: Any, method: str, key: str, **params: object) -> list[Any]:
-    """Every item under `key` of a paginated read (AWS errors translated, as `aws_call`)."""
-    from kensium_provision.aws.errors import translate
-
-    try:
-        return [item for page in client.get_paginator(method).paginate(**params) for item in page.get(key, ())]
-    except KprovError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - as aws_call
-        operation = "".join(part[:1].upper() + part[1:] for part in method.split("_"))
-        raise translate(exc, service=client.meta.service_model.service_name, operation=operation) from None
-
-
-def _missing_table(exc: BaseException) -> bool:
-    return _error_code(exc) == "ResourceNotFoundException"
+_NO_TABLE = ("ResourceNotFoundException",)
 
 
 def scan_items(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[dict[str, Any]]:
@@ -224,17 +191,7 @@ def scan_items(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[dict[str, Any]
 
     Plan and check never create the table (the read-only wall would refuse it): no table, no records.
     """
-    from kensium_provision.aws.errors import translate
-
-    try:
-        return [item for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-                for item in page.get("Items", ())]
-    except KprovError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - as aws_call
-        if _missing_table(exc):
-            return []
-        raise translate(exc, service="dynamodb", operation="Scan") from None
+    return list(pages(dynamodb, "Scan", "Items", missing=_NO_TABLE, TableName=table, ConsistentRead=True))
 
 
 def parse_item(item: Mapping[str, Any]) -> ClientRecord:
@@ -251,7 +208,7 @@ def list_clients(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[ClientRecord
 def get_client(dynamodb: Any, org_id: str, table: str = DEFAULT_TABLE) -> ClientRecord | None:
     """One client's record, or None when there is none (exactly this spelling of the org id) or no table."""
     found = aws_call(dynamodb, "get_item", TableName=table, Key={"OrgId": {"S": org_id.lower()}},
-                     ConsistentRead=True, missing=("ResourceNotFoundException",))
+                     ConsistentRead=True, missing=_NO_TABLE)
     item = (found or {}).get("Item")
     if not item:
         return None
@@ -273,7 +230,7 @@ def ensure_table(dynamodb: Any, table: str = DEFAULT_TABLE) -> bool:
 
     Only ever called by a write (apply): plan and check treat a missing table as "no records".
     """
-    if aws_call(dynamodb, "describe_table", TableName=table, missing=("ResourceNotFoundException",)) is not None:
+    if aws_call(dynamodb, "describe_table", TableName=table, missing=_NO_TABLE) is not None:
         return False
     aws_call(dynamodb, "create_table", TableName=table, BillingMode="PAY_PER_REQUEST",
              AttributeDefinitions=[{"AttributeName": "OrgId", "AttributeType": "S"}],
@@ -304,19 +261,14 @@ def put_record(dynamodb: Any, record: ClientRecord, table: str = DEFAULT_TABLE, 
     }
     for attempt in range(2):
         try:
-            dynamodb.put_item(**params)
+            call(dynamodb, "PutItem", **params)
             return
-        except KprovError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - as aws_call
-            code = _error_code(exc)
-            if code == "ConditionalCheckFailedException":
+        except AwsError as exc:
+            if exc.code == "ConditionalCheckFailedException":
                 raise RecordTaken(f"the client record {record_name(record.org_id, table)} is held by another "
                                   "client or spelling") from None
-            if not (_missing_table(exc) and attempt == 0):
-                from kensium_provision.aws.errors import translate
-
-                raise translate(exc, service="dynamodb", operation="PutItem") from None
+            if not (exc.code in _NO_TABLE and attempt == 0):
+                raise
         ensure_table(dynamodb, table)  # the first record of the account
 
 
