@@ -27,7 +27,7 @@ from typing import Protocol
 
 __all__ = ["PASSWORD_ENV", "Emulator", "main", "start_emulator"]
 
-PASSWORD_ENV = "KPROV_RABBITMQ_ADMIN_PASSWORD"  # how `main` gets the admin password (never argv)
+PASSWORD_ENV = "KPROV_RABBITMQ_ADMIN_PASSWORD"  # noqa: S105 - how `main` gets the admin password (never argv)
 _VERSION = "3.10.8"  # the RabbitMQ release whose answers this emulates
 _NODE = "kprov-emulator@localhost"
 _MAX_BODY = 1024 * 1024

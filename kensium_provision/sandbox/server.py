@@ -22,9 +22,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kensium_provision.errors import KprovError
+
+if TYPE_CHECKING:
+    from kensium_provision.sandbox.rabbitmq import Emulator
 
 __all__ = [
     "RABBITMQ_ADMIN_USER",
@@ -68,7 +71,7 @@ class SandboxInfo:
     endpoint: str  # the AWS endpoint URL for every client
     started: str  # UTC, ISO 8601
     instance: str  # random per server process: tells our server from whatever else holds the port later
-    rabbitmq_url: str = ""  # the RabbitMQ management API emulator, when available
+    rabbitmq_url: str = ""  # the RabbitMQ management API emulator (empty only in a server.json of an old kprov)
     rabbitmq_secret: str = ""  # Secrets Manager name (in the sandbox) of the emulator's admin password
     region: str = "us-east-1"
 
@@ -261,7 +264,7 @@ class _Server:
         self.pid = os.getpid()
         self.port = 0
         self.endpoint = ""
-        self.emulator: Any = None
+        self.emulator: Emulator | None = None
         self.emulator_port = 0
         # Generated per server run, never written to disk: handed over through the sandbox's own
         # Secrets Manager (RABBITMQ_SECRET_NAME), where the secretsmanager vault finds it.
@@ -291,10 +294,9 @@ class _Server:
         return guarded
 
     def start_rabbitmq(self) -> None:
-        try:
-            from kensium_provision.sandbox.rabbitmq import start_emulator
-        except ImportError:  # an install without the emulator: the sandbox is AWS only
-            return
+        # Part of the package, never optional: an install without it is broken and must say so at start.
+        from kensium_provision.sandbox.rabbitmq import start_emulator
+
         self.emulator = start_emulator("127.0.0.1", self.emulator_port, admin_user=RABBITMQ_ADMIN_USER,
                                        admin_password=self._rabbitmq_password)
         self.emulator_port = int(self.emulator.port)
@@ -367,7 +369,8 @@ def serve(state_dir: Path, *, region: str = "us-east-1") -> int:
         server.port = moto.get_host_and_port()[1]
         server.endpoint = f"http://127.0.0.1:{server.port}"
         wsgi = moto._server  # the werkzeug server: its app is looked up per request
-        assert wsgi is not None
+        if wsgi is None:  # moto.start() sets it; an assert would vanish under python -O
+            raise SandboxError("moto's server did not start")
         wsgi.app = server.guard(wsgi.app)
         server.start_rabbitmq()
         server.seed()
