@@ -2,12 +2,19 @@
 
 Strict by design (research/reliability-notes.md section 5): safe loading only, every node keeps its
 `line:col`, and duplicate keys, anchors, aliases, custom tags and oversized files are errors, all
-reported at once. Scalars keep their source text and style, so a schema can refuse `3.10` or `NO`
-where a string is expected instead of silently reading 3.1 or False.
+reported at once. Scalars keep their source text and style, so a schema (`yamlschema`) can refuse
+`3.10` or `NO` where a string is expected instead of silently reading 3.1 or False.
+
+Hostile files end as issues at `path:1:1` or at their position, never as a crash or a hang: only
+regular files are read (a FIFO, `/dev/zero` or a directory is refused before it is read), reading
+stops at `MAX_BYTES` whatever `stat` said, and nesting deeper than `MAX_DEPTH` stops the parser
+before Python's recursion limit would.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +23,10 @@ import yaml
 
 from kensium_provision.errors import ChecklistError, Issue
 
-__all__ = ["MAX_BYTES", "Loc", "Node", "dump", "load", "load_file"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "Loc", "Node", "dump", "load", "load_bytes", "load_file", "read_file"]
 
 MAX_BYTES = 256 * 1024  # a checklist is a page or two; a bigger file is a mistake or an attack
+MAX_DEPTH = 64  # mappings and lists inside each other; a checklist needs about eight
 
 _TAGS = {
     "tag:yaml.org,2002:str": "str",
@@ -59,42 +67,70 @@ class Node:
     quoted: bool = False
     key_locs: Mapping[str, Loc] = field(default_factory=dict)
 
+    def mapping(self) -> dict[str, Node]:
+        """The entries of a mapping node; empty for any other node."""
+        return self.value if self.kind == "map" and isinstance(self.value, dict) else {}
+
+    def sequence(self) -> list[Node]:
+        """The items of a sequence node; empty for any other node."""
+        return self.value if self.kind == "seq" and isinstance(self.value, list) else []
+
     def items(self) -> Iterator[tuple[str, Node]]:
-        assert isinstance(self.value, dict)
-        yield from self.value.items()
+        yield from self.mapping().items()
 
     def plain(self) -> object:
         """The node as plain Python values (dicts, lists, scalars)."""
         if self.kind == "map":
-            assert isinstance(self.value, dict)
-            return {k: v.plain() for k, v in self.value.items()}
+            return {k: v.plain() for k, v in self.mapping().items()}
         if self.kind == "seq":
-            assert isinstance(self.value, list)
-            return [v.plain() for v in self.value]
+            return [v.plain() for v in self.sequence()]
         return self.value
 
 
+class _TooDeep(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__()
+        self.line, self.column = line, column
+
+
+def _mark(event: yaml.Event) -> tuple[int, int]:
+    """1-based line and column where an event starts."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose composer records anchors and aliases as issues instead of sharing nodes."""
+    """SafeLoader whose composer records anchors and aliases as issues instead of sharing nodes,
+    and stops at `MAX_DEPTH` (the composer recurses once per level: 480 levels were a RecursionError)."""
 
     def __init__(self, text: str, path: str) -> None:
         super().__init__(text)
         self.kprov_path = path
         self.kprov_issues: list[Issue] = []
+        self.kprov_depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        event = self.peek_event()
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if not isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            return self._compose(parent, index, event)
+        if self.kprov_depth >= MAX_DEPTH:
+            raise _TooDeep(*_mark(event))
+        self.kprov_depth += 1
+        try:
+            return self._compose(parent, index, event)
+        finally:
+            self.kprov_depth -= 1
+
+    def _compose(self, parent: yaml.Node | None, index: object, event: yaml.Event) -> yaml.Node | None:
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            mark = event.start_mark
+            line, column = _mark(event)
             self.kprov_issues.append(
-                Issue(self.kprov_path, mark.line + 1, mark.column + 1, "",
-                      "anchors and aliases are not allowed (write the value out)")
-            )
+                Issue(self.kprov_path, line, column, "", "anchors and aliases are not allowed (write the value out)"))
             if isinstance(event, yaml.AliasEvent):  # replace the alias by an empty scalar
-                self.get_event()
-                return yaml.ScalarNode("tag:yaml.org,2002:null", "", mark, mark)
-            event.anchor = None
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                self.get_event()  # type: ignore[no-untyped-call]
+                return yaml.ScalarNode("tag:yaml.org,2002:null", "", event.start_mark, event.start_mark)  # type: ignore[arg-type]
+            setattr(event, "anchor", None)  # noqa: B010 (the stubs do not declare NodeEvent.anchor)
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
 
 def _loc(path: str, node: yaml.Node) -> Loc:
@@ -127,7 +163,7 @@ def _convert(loader: _Loader, node: yaml.Node) -> Node:
     if isinstance(node, yaml.SequenceNode):
         return Node("seq", [_convert(loader, item) for item in node.value], loc)
     text = str(node.value)
-    quoted = node.style in ("'", '"', "|", ">")
+    quoted = getattr(node, "style", None) in ("'", '"', "|", ">")
     if kind == "str":
         return Node("str", text, loc, text=text, quoted=quoted)
     try:
@@ -149,7 +185,8 @@ def load(text: str, path: str) -> Node:
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise ChecklistError([Issue(path, line, column, "", f"character U+{exc.character:04X} is not allowed in YAML")]) from None
+        message = f"character U+{exc.character:04X} is not allowed in YAML"
+        raise ChecklistError([Issue(path, line, column, "", message)]) from None
     try:
         try:
             root = loader.get_single_node()
@@ -160,6 +197,9 @@ def load(text: str, path: str) -> Node:
             raise ChecklistError([Issue(path, line, col, "", f"YAML syntax: {message}")]) from None
         except yaml.YAMLError as exc:
             raise ChecklistError([Issue(path, 1, 1, "", f"YAML syntax: {exc}")]) from None
+        except _TooDeep as exc:
+            message = f"nested more than {MAX_DEPTH} levels deep"
+            raise ChecklistError([Issue(path, exc.line, exc.column, "", message)]) from None
         if root is None:
             raise ChecklistError([Issue(path, 1, 1, "", "file is empty")])
         tree = _convert(loader, root)
@@ -170,21 +210,71 @@ def load(text: str, path: str) -> Node:
     return tree
 
 
-def load_file(path: Path, *, display: str | None = None) -> Node:
-    """Read and parse a YAML file; `display` is the path shown in messages."""
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str:
+    what = next((name for test, name in _NOT_REGULAR if test(mode)), "a special file")
+    return f"cannot read file: not a regular file ({what})"
+
+
+def read_file(path: Path, *, display: str | None = None) -> bytes:
+    """The bytes of a regular file of at most `MAX_BYTES`; `ChecklistError` at `display:1:1` otherwise.
+
+    A FIFO, a device (`/dev/zero`), a socket or a directory is refused before it is read, and again
+    after it is opened (it may have been swapped in between); opening never blocks (`O_NONBLOCK`:
+    a FIFO without a writer would hang `open`). The size is capped while reading, not taken from
+    `stat`, which says 0 for `/dev/zero` and can be outgrown by a file that is still being written.
+    """
     shown = display or str(path)
+
+    def refuse(message: str) -> ChecklistError:
+        return ChecklistError([Issue(shown, 1, 1, "", message)])
+
+    too_large = f"file is larger than {MAX_BYTES // 1024} KiB"
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ChecklistError([Issue(shown, 1, 1, "", f"file is larger than {MAX_BYTES // 1024} KiB")])
-        raw = path.read_bytes()
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise refuse(_not_regular(mode))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise refuse(_not_regular(mode))
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_BYTES:
+                chunk = os.read(fd, MAX_BYTES + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise ChecklistError([Issue(shown, 1, 1, "", f"cannot read file: {exc.strerror}")]) from None
+        raise refuse(f"cannot read file: {exc.strerror}") from None
+    if size > MAX_BYTES:
+        raise refuse(too_large)
+    return b"".join(chunks)
+
+
+def load_bytes(raw: bytes, path: str) -> Node:
+    """Decode UTF-8 and parse one YAML document (see `load`)."""
+    if len(raw) > MAX_BYTES:
+        raise ChecklistError([Issue(path, 1, 1, "", f"file is larger than {MAX_BYTES // 1024} KiB")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ChecklistError([Issue(shown, 1, 1, "", f"not UTF-8 text (byte {exc.start})")]) from None
-    return load(text, shown)
+        raise ChecklistError([Issue(path, 1, 1, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    return load(text, path)
+
+
+def load_file(path: Path, *, display: str | None = None) -> Node:
+    """Read (`read_file`) and parse a YAML file; `display` is the path shown in messages."""
+    shown = display or str(path)
+    return load_bytes(read_file(path, display=shown), shown)
 
 
 def dump(data: object) -> str:

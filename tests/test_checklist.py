@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kensium_provision import yamlio
 from kensium_provision.checklist.schema import json_schema, load_checklist, load_checklist_text
 from kensium_provision.errors import ChecklistError, ExitCode
+from kensium_provision.yamlio import MAX_DEPTH, load
+from tests.hostile import DEV_ZERO, deep_block, deep_flow, fifo, kprov
 
 DATA = Path(__file__).parent / "data"
 INVALID = sorted((DATA / "invalid").glob("*.yaml"))
@@ -80,7 +85,53 @@ _yaml_values = st.recursive(_scalars, lambda inner: st.one_of(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=200), _yaml_values.map(json.dumps)))
 def test_random_yaml_only_ever_raises_the_loaders_error(text: str) -> None:
-    try:
+    with contextlib.suppress(ChecklistError):
         load_checklist_text(text, "fuzz.yaml")
-    except ChecklistError:
-        pass
+
+
+# --- hostile files: refused at a position with exit 3, never a crash or a hang (issue 14, items 8 and 9) ----
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    (deep_flow(480), "deep.yaml:1:65"),
+    (deep_flow(2000, closed=False), "deep.yaml:1:65"),
+    ("schema: 1\nsteps:\n" + "".join(f"{' ' * (i + 2)}- \n" for i in range(480)), "deep.yaml:66:66"),
+    (deep_block(480), "deep.yaml:65:65"),
+])
+def test_deeply_nested_yaml_is_refused_at_its_position(text: str, where: str) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        load_checklist_text(text, "deep.yaml")
+    assert str(caught.value) == f"{where}: nested more than {MAX_DEPTH} levels deep"
+    assert caught.value.exit_code is ExitCode.INVALID
+
+
+def test_nesting_up_to_the_limit_still_loads() -> None:
+    assert load(deep_flow(MAX_DEPTH), "ok.yaml").kind == "seq"
+
+
+def test_validate_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    pipe = fifo(tmp_path, "pipe.yaml")
+    done = kprov("validate", str(pipe))
+    assert done.returncode == ExitCode.INVALID, done.stderr
+    assert f"{pipe}:1:1: cannot read file: not a regular file (a FIFO)" in done.stderr
+
+
+def test_validate_refuses_dev_zero_instead_of_reading_forever() -> None:
+    done = kprov("validate", str(DEV_ZERO))
+    assert done.returncode == ExitCode.INVALID, done.stderr
+    assert "/dev/zero:1:1: cannot read file: not a regular file (a character device)" in done.stderr
+
+
+def test_the_size_cap_holds_while_reading_not_only_by_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "growing.yaml"
+    path.write_text("schema: 1\n")  # stat says 10 bytes; then the file keeps growing while it is read
+    asked: list[int] = []
+
+    def endless(fd: int, size: int) -> bytes:
+        asked.append(size)
+        return b"#" * min(size, 65536)
+
+    monkeypatch.setattr(os, "read", endless)
+    with pytest.raises(ChecklistError, match=r"^growing.yaml:1:1: file is larger than 256 KiB$"):
+        load_checklist(path, display="growing.yaml")
+    assert sum(min(n, 65536) for n in asked) == yamlio.MAX_BYTES + 1

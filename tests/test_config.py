@@ -19,6 +19,8 @@ from kensium_provision.app.config import (
 )
 from kensium_provision.errors import ConfigError, ExitCode, InputError
 from kensium_provision.guards import PURPOSES
+from kensium_provision.yamlio import MAX_DEPTH
+from tests.hostile import DEV_ZERO, deep_flow, fifo, kprov
 
 DESIGN_EXAMPLE = """\
 environments:
@@ -283,3 +285,21 @@ def test_account_ids_are_exactly_twelve_digits(tmp_path_factory: pytest.TempPath
     else:
         with pytest.raises(ConfigError, match="is not an AWS account id"):
             load_config(path)
+
+
+# --- hostile config files: exit 3 at a position, never a crash or a hang (issue 14, items 8 and 9) ----------
+
+
+def test_a_deeply_nested_config_is_refused_at_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "environments:\n  qa: " + deep_flow(480))
+    assert issues_of(path) == [f"{path}:2:69: nested more than {MAX_DEPTH} levels deep"]
+
+
+@pytest.mark.parametrize("hostile", ["fifo", "dev-zero"])
+def test_a_config_that_is_not_a_regular_file_is_refused(tmp_path: Path, hostile: str) -> None:
+    path = fifo(tmp_path, "config.yaml") if hostile == "fifo" else DEV_ZERO
+    what = "a FIFO" if hostile == "fifo" else "a character device"
+    assert issues_of(path) == [f"{path}:1:1: cannot read file: not a regular file ({what})"]
+    done = kprov("--config", str(path), "lock", "list")
+    assert done.returncode == ExitCode.INVALID, done.stderr
+    assert f"{path}:1:1: cannot read file: not a regular file ({what})" in done.stderr
