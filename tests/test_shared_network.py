@@ -18,7 +18,9 @@ import pytest
 from kensium_provision.errors import ExitCode, InputError, StepError
 from kensium_provision.model import Mode, Status
 from kensium_provision.steps.base import StepContext
-from kensium_provision.steps.ec2 import Ec2Instance, Ec2KeyPair, Ec2SecurityGroup, Ec2Subnet, Ec2Tags, operator_cidr
+from kensium_provision.steps.ec2.instance import Ec2Instance, Ec2KeyPair, Ec2Tags
+from kensium_provision.steps.ec2.network import Ec2Subnet
+from kensium_provision.steps.ec2.security import Ec2SecurityGroup, operator_cidr
 from kensium_provision.steps.rds_network import RdsDbSubnetGroup
 from tests.checklist_harness import EXAMPLES, estate_counts, moto_runtime, mutating_calls, raw_client, run_checklist
 from tests.fakes import MemoryVault, ScriptedOperator

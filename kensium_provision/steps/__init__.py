@@ -51,9 +51,7 @@ def registry() -> Mapping[str, StepType]:
         manual.Manual(), generic.AwsAssert(), generic.AwsWait(),
         flow.FlowStop(), flow.FlowRequire(), flow.FlowSelect(),
         credential.CredentialPassword(),
-        ec2.Ec2Vpc(), ec2.Ec2Subnet(), ec2.Ec2InternetGateway(), ec2.Ec2RouteTable(), ec2.Ec2SecurityGroup(),
-        ec2.Ec2OperatorIp(), ec2.Ec2IngressRule(), ec2.Ec2KeyPair(), ec2.Ec2LaunchCheck(), ec2.Ec2Instance(),
-        ec2.Ec2Tags(), ec2.Ec2WindowsPassword(),
+        *(step_type() for step_type in ec2.STEP_TYPES),  # network, security, instance
         rds_network.RdsDbSubnetGroup(), rds.RdsDbInstance(),
         mq.MqBroker(), rabbitmq.RabbitMQVhost(),
         sql.SqlDatabase(), sql.SqlLogin(),

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision.errors import StepError
+from kensium_provision.steps.aws_helpers import aws_id, aws_ids, creating, param_error, step_call, with_defaults
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
-from kensium_provision.steps.ec2 import aws_call, aws_id, aws_ids, creating, param_error, with_defaults
 
 __all__ = ["STEP_TYPES", "RdsDbSubnetGroup"]
 
@@ -58,15 +58,12 @@ class RdsDbSubnetGroup:
         return p
 
     def _find(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
-        try:
-            return aws_call(ctx, "rds", "DescribeDBSubnetGroups", DBSubnetGroupName=name)["DBSubnetGroups"][0]
-        except StepError as exc:
-            if getattr(exc, "code", "") == "DBSubnetGroupNotFoundFault":
-                return None
-            raise
+        found = step_call(ctx, "rds", "DescribeDBSubnetGroups", resource=name, DBSubnetGroupName=name,
+                          missing=("DBSubnetGroupNotFoundFault",))
+        return dict(found["DBSubnetGroups"][0]) if found else None
 
     def _zones(self, ctx: StepContext, subnet_ids: Sequence[str]) -> dict[str, str]:
-        subnets = aws_call(ctx, "ec2", "DescribeSubnets", SubnetIds=list(subnet_ids))["Subnets"]
+        subnets = step_call(ctx, "ec2", "DescribeSubnets", SubnetIds=list(subnet_ids))["Subnets"]
         return {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
 
     def _observe(self, ctx: StepContext, p: Mapping[str, Any]) -> tuple[dict[str, Any], list[Difference]]:
@@ -114,13 +111,14 @@ class RdsDbSubnetGroup:
         for subnet_id in p["subnet_ids"]:
             aws_id(ctx, subnet_id, "subnet", "subnet_ids")
         if probe.current:
-            aws_call(ctx, "rds", "ModifyDBSubnetGroup", resource=p["name"], DBSubnetGroupName=p["name"],
+            step_call(ctx, "rds", "ModifyDBSubnetGroup", resource=p["name"], DBSubnetGroupName=p["name"],
                      DBSubnetGroupDescription=p["description"], SubnetIds=p["subnet_ids"])
         else:
             group = creating(ctx, "rds", "CreateDBSubnetGroup", find=lambda: self._find(ctx, p["name"]),
                              resource=p["name"], make=lambda client: client.create_db_subnet_group(
                                  DBSubnetGroupName=p["name"], DBSubnetGroupDescription=p["description"],
-                                 SubnetIds=p["subnet_ids"], Tags=[{"Key": "Name", "Value": p["name"]}])["DBSubnetGroup"])
+                                 SubnetIds=p["subnet_ids"],
+                                 Tags=[{"Key": "Name", "Value": p["name"]}])["DBSubnetGroup"])
             return {"db_subnet_group": p["name"], "vpc_id": group.get("VpcId")}
         group = self._find(ctx, p["name"])
         return {"db_subnet_group": p["name"], "vpc_id": (group or {}).get("VpcId")}

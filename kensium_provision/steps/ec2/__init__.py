@@ -1,0 +1,13 @@
+"""EC2 step types, by concern: `network` (VPC, subnets, internet gateway, route tables), `security`
+(SG-POS-OPS, the operator's address and inbound rule), `instance` (key pair, launch check, instance,
+tags, Windows password). The helpers they share with other AWS step types live in `steps.aws_helpers`.
+"""
+
+from __future__ import annotations
+
+from kensium_provision.steps.ec2 import instance, network, security
+
+__all__ = ["STEP_TYPES"]
+
+STEP_TYPES = (*network.STEP_TYPES, *security.STEP_TYPES, *instance.STEP_TYPES)
+"""Every EC2 step type, for the registry."""

@@ -1,0 +1,309 @@
+"""EC2 security step types: SG-POS-OPS, an operator's public address, and the operator's inbound rule.
+
+Values the sandbox (moto) accepts but AWS rejects are refused before any call: security group names
+starting with `sg-`, text outside EC2's character set, private or reserved operator addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from kensium_provision.errors import InputError
+from kensium_provision.steps.aws_helpers import (
+    aws_id,
+    creating,
+    in_sandbox,
+    param_error,
+    refuse_unfixable,
+    step_call,
+    tag_spec,
+    tags_of,
+    text_param,
+    with_defaults,
+)
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+
+__all__ = ["STEP_TYPES", "Ec2IngressRule", "Ec2OperatorIp", "Ec2SecurityGroup", "operator_cidr"]
+
+# EC2 security group names and descriptions (VPC groups): ASCII letters, digits, space and these.
+_SG_TEXT = re.compile(r"^[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+$")
+_DOCUMENTATION_NETS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+_SHARED_NET = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+
+
+def operator_cidr(value: object, *, sandbox: bool) -> str:
+    """The /32 CIDR of an operator's public IPv4 address, or `InputError` saying why it cannot be one.
+
+    Private, loopback, link-local, carrier-grade-NAT, multicast and reserved addresses are refused
+    everywhere (a rule for one of them opens SQL Server to nobody, or to the wrong people).
+    Documentation addresses (203.0.113.0/24 and friends) are refused on AWS and allowed in the sandbox,
+    where examples use them.
+    """
+    if not isinstance(value, str) or value != value.strip() or not value:
+        raise InputError(f"{value!r} is not an IPv4 address (write it like 203.0.113.10)")
+    try:
+        network = ipaddress.ip_network(value if "/" in value else f"{value}/32", strict=True)
+    except ValueError:
+        raise InputError(f"{value!r} is not an IPv4 address (write it like 203.0.113.10)") from None
+    if network.version != 4:
+        raise InputError(f"{value!r} is IPv6; SG-POS-OPS rules are for IPv4 addresses")
+    if network.prefixlen != 32:
+        raise InputError(f"{value!r} is a range of {network.num_addresses} addresses; give your one address "
+                         "(/32): a range would open SQL Server to others")
+    address = network.network_address
+    hint = "give the address the internet sees for you, e.g. from https://checkip.amazonaws.com"
+    if any(address in n for n in _DOCUMENTATION_NETS):
+        if sandbox:
+            return str(network)
+        raise InputError(f"{address} is a documentation address (RFC 5737), not a real one", hint=hint)
+    reasons = [(address.is_loopback, "a loopback address"), (address.is_link_local, "a link-local address"),
+               (address.is_multicast, "a multicast address"), (address.is_unspecified, "the unspecified address"),
+               (address in _SHARED_NET, "a carrier-grade NAT address (your provider's, not your public one)"),
+               (address.is_private, "a private address (RFC 1918)"), (address.is_reserved, "a reserved address"),
+               (not address.is_global, "not a public address")]
+    for hit, reason in reasons:
+        if hit:
+            raise InputError(f"{address} is {reason}; the rule needs your public IPv4 address", hint=hint)
+    return str(network)
+
+
+# --- ec2.security-group ----------------------------------------------------------------------------
+
+
+def _sg_text(ctx: StepContext, value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255 or not _SG_TEXT.fullmatch(value):
+        raise param_error(ctx, f"{what} {value!r}: 1 to 255 of ASCII letters, digits, spaces and "
+                               "._-:/()#,@[]+=&;{}!$*")
+    return value
+
+
+class Ec2SecurityGroup:
+    """The operator security group SG-POS-OPS in the VPC (names compared ignoring case, as AWS does).
+
+    Params: `name` (rule security-group-ops: SG-POS-OPS), `vpc_id`, `description` (fixed at creation:
+    AWS cannot change it, so a different one is reported). Outputs: `group_id`, `vpc_id`.
+
+    Example: `params: {name: SG-POS-OPS, vpc_id: '{{ vpc_id }}', description: Operator access to SQL
+    Server}`, `outputs: {group_id: group_id}`.
+    """
+
+    name: ClassVar[str] = "ec2.security-group"
+    summary: ClassVar[str] = "The operator security group (SG-POS-OPS) in a VPC, found by name."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="name", rule="security-group-ops", doc="The group name: SG-POS-OPS."),
+        Param(name="vpc_id", doc="The VPC."),
+        Param(name="description", doc="What the group is for (cannot be changed later)."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("group_id", "vpc_id")
+    _FIXABLE: ClassVar[set[str]] = {"tag Name"}
+
+    def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        p = with_defaults(self.params, params)
+        name = _sg_text(ctx, p["name"], "security group name")
+        if name.startswith("sg-"):  # moto accepts it; AWS: "Can't start with sg-"
+            raise param_error(ctx, f"security group name {name!r} cannot start with sg- (AWS reserves it for ids)")
+        aws_id(ctx, p["vpc_id"], "vpc", "vpc_id")
+        _sg_text(ctx, p["description"], "description")
+        return p
+
+    def _find(self, ctx: StepContext, p: Mapping[str, Any]) -> dict[str, Any] | None:
+        groups = step_call(ctx, "ec2", "DescribeSecurityGroups",
+                          Filters=[{"Name": "vpc-id", "Values": [p["vpc_id"]]}])["SecurityGroups"]
+        # AWS: names are unique in a VPC ignoring case, so sg-pos-ops would block SG-POS-OPS.
+        same = [g for g in groups if g["GroupName"].lower() == p["name"].lower()]
+        return same[0] if same else None
+
+    def _observe(self, ctx: StepContext, p: Mapping[str, Any]) -> tuple[dict[str, Any], list[Difference]]:
+        group = self._find(ctx, p)
+        if group is None:
+            return {}, []
+        current = {"group_id": group["GroupId"], "GroupName": group["GroupName"], "Description": group["Description"],
+                   "tag Name": tags_of(group.get("Tags")).get("Name")}
+        wanted = {"GroupName": p["name"], "Description": p["description"], "tag Name": p["name"]}
+        return current, [Difference(k, current[k], v) for k, v in wanted.items() if current[k] != v]
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        p = self._args(ctx, params)
+        current, differences = self._observe(ctx, p)
+        desired = {"GroupName": p["name"], "Description": p["description"]}
+        if not current:
+            return Probe(done=False, note=f"no {p['name']} in {p['vpc_id']}: will create it", desired=desired)
+        return Probe(done=not differences, note=f"{current['group_id']} ({current['GroupName']})", current=current,
+                     desired=desired, differences=tuple(differences),
+                     outputs={"group_id": current["group_id"], "vpc_id": p["vpc_id"]})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        p = self._args(ctx, params)
+        refuse_unfixable(ctx, f"security group {p['name']}", probe.differences, self._FIXABLE)
+        if probe.current:
+            group_id = str(probe.current["group_id"])
+            step_call(ctx, "ec2", "CreateTags", resource=group_id, Resources=[group_id],
+                     Tags=[{"Key": "Name", "Value": p["name"]}])
+        else:
+            def find() -> str | None:
+                group = self._find(ctx, p)
+                return group["GroupId"] if group else None
+
+            group_id = creating(ctx, "ec2", "CreateSecurityGroup", find=find, resource=p["name"],
+                                make=lambda client: client.create_security_group(
+                                    GroupName=p["name"], Description=p["description"], VpcId=p["vpc_id"],
+                                    TagSpecifications=tag_spec("security-group", {"Name": p["name"]}))["GroupId"])
+        return {"group_id": group_id, "vpc_id": p["vpc_id"]}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        p = self._args(ctx, params)
+        current, differences = self._observe(ctx, p)
+        return differences if current else [Difference("security group", None, p["name"])]
+
+
+# --- ec2.operator-ip and ec2.ingress-rule ----------------------------------------------------------
+
+
+class Ec2OperatorIp:
+    """Check the operator's public IPv4 address before anything is created; gives its /32 CIDR.
+
+    No AWS call. Refuses private, loopback, link-local, carrier-grade-NAT, multicast and reserved
+    addresses, and ranges wider than one address; documentation addresses (203.0.113.0/24) only in
+    the sandbox. kprov never guesses the address: the operator gives it. Params: `ip`. Outputs: `cidr`.
+
+    Example: `params: {ip: '{{ operator_ip }}'}`, `outputs: {operator_cidr: cidr}`.
+    """
+
+    name: ClassVar[str] = "ec2.operator-ip"
+    summary: ClassVar[str] = "Check an operator's public IPv4 address (no AWS call) and give its /32 CIDR."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="ip", doc="The operator's public IPv4 address, e.g. 203.0.113.10."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("cidr",)
+
+    def _cidr(self, ctx: StepContext, params: Mapping[str, Any]) -> str:
+        try:
+            return operator_cidr(params.get("ip"), sandbox=in_sandbox(ctx))
+        except InputError as exc:
+            raise param_error(ctx, str(exc), exc.hint) from None
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        cidr = self._cidr(ctx, params)
+        return Probe(done=True, note=f"{cidr} is a public address", current={"cidr": cidr}, outputs={"cidr": cidr})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        return {"cidr": self._cidr(ctx, params)}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        self._cidr(ctx, params)
+        return ()
+
+
+class Ec2IngressRule:
+    """An operator's inbound rule in a security group: their IP on one TCP port, described by their name.
+
+    The description (the operator's name) identifies the rule: when it is found with another address,
+    the operator's IP has changed and the rule is moved (the new address is allowed first, then the old
+    one revoked, so access never lapses). An address already allowed with an empty description gets the
+    operator's name; one allowed under another operator's name (a shared office address) counts as done.
+    Params: `group_id`, `port` (1433, SQL Server), `cidr` (the operator's public IPv4 address or /32),
+    `description` (rule sg-rule-description). Outputs: `cidr`.
+
+    Example: `params: {group_id: '{{ group_id }}', port: 1433, cidr: '{{ operator_cidr }}', description:
+    '{{ operator_name }}'}`.
+    """
+
+    name: ClassVar[str] = "ec2.ingress-rule"
+    summary: ClassVar[str] = "An operator's IP rule on a TCP port of a security group, found by its description."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="group_id", doc="The security group (SG-POS-OPS)."),
+        Param(name="port", kind="int", required=False, default=1433, doc="TCP port (1433: SQL Server)."),
+        Param(name="cidr", doc="The operator's public IPv4 address (or its /32)."),
+        Param(name="description", rule="sg-rule-description", doc="The operator's name: identifies the rule."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("cidr",)
+    _FIXABLE: ClassVar[set[str]] = {"CidrIp", "Description", "old addresses"}
+
+    def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        p = with_defaults(self.params, params)
+        aws_id(ctx, p["group_id"], "sg", "group_id")
+        if not isinstance(p["port"], int) or isinstance(p["port"], bool) or not 1 <= p["port"] <= 65535:
+            raise param_error(ctx, f"port {p['port']!r} must be a whole number from 1 to 65535")
+        try:
+            p["cidr"] = operator_cidr(p["cidr"], sandbox=in_sandbox(ctx))
+        except InputError as exc:
+            raise param_error(ctx, str(exc), exc.hint) from None
+        text_param(ctx, p, "description")
+        return p
+
+    def _ranges(self, ctx: StepContext, p: Mapping[str, Any]) -> list[tuple[str, str]]:
+        groups = step_call(ctx, "ec2", "DescribeSecurityGroups", resource=p["group_id"],
+                          GroupIds=[p["group_id"]])["SecurityGroups"]
+        ranges: list[tuple[str, str]] = []
+        for perm in groups[0].get("IpPermissions") or () if groups else ():
+            if perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == p["port"] == perm.get("ToPort"):
+                ranges += [(r["CidrIp"], r.get("Description") or "") for r in perm.get("IpRanges") or ()]
+        return ranges
+
+    def _state(self, ctx: StepContext, p: Mapping[str, Any]) -> tuple[bool, dict[str, Any], list[Difference], str]:
+        """(done, current rules, differences, note) for the operator's rule."""
+        ranges = self._ranges(ctx, p)
+        mine = sorted(c for c, d in ranges if d == p["description"])
+        holders = sorted(d for c, d in ranges if c == p["cidr"])
+        current: dict[str, Any] = {"rules": [f"{c} ({d or 'no description'})" for c, d in ranges]} if ranges else {}
+        if p["cidr"] in mine:
+            old = [c for c in mine if c != p["cidr"]]
+            if old:
+                return False, current, [Difference("old addresses", old, [])], f"will revoke {', '.join(old)}"
+            return True, current, [], f"{p['cidr']} is allowed for {p['description']}"
+        if mine:
+            shown: object = mine[0] if len(mine) == 1 else mine
+            return False, current, [Difference("CidrIp", shown, p["cidr"])], \
+                f"{p['description']}'s address changed: will allow {p['cidr']}, then revoke {', '.join(mine)}"
+        if "" in holders:
+            return False, current, [Difference("Description", "", p["description"])], \
+                f"{p['cidr']} is allowed without a description: will name it {p['description']}"
+        if holders:
+            return True, current, [], f"{p['cidr']} is already allowed by {holders[0]}'s rule (a shared address)"
+        return False, {}, [], f"will allow {p['cidr']} on TCP {p['port']} for {p['description']}"
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        p = self._args(ctx, params)
+        done, current, differences, note = self._state(ctx, p)
+        desired = {"rule": f"{p['cidr']} on TCP {p['port']} ({p['description']})"}
+        return Probe(done=done, note=note, current=current, desired=desired, differences=tuple(differences),
+                     outputs={"cidr": p["cidr"]} if current else {})
+
+    def _permission(self, p: Mapping[str, Any], cidr: str, description: str | None) -> list[dict[str, Any]]:
+        ip_range = {"CidrIp": cidr, **({"Description": description} if description is not None else {})}
+        return [{"IpProtocol": "tcp", "FromPort": p["port"], "ToPort": p["port"], "IpRanges": [ip_range]}]
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        p = self._args(ctx, params)
+        ranges = self._ranges(ctx, p)
+        present = dict(ranges)
+        if p["cidr"] not in present:
+            def find() -> bool | None:
+                return True if any(c == p["cidr"] for c, _ in self._ranges(ctx, p)) else None
+
+            creating(ctx, "ec2", "AuthorizeSecurityGroupIngress", find=find, resource=p["group_id"],
+                     make=lambda client: client.authorize_security_group_ingress(
+                         GroupId=p["group_id"], IpPermissions=self._permission(p, p["cidr"], p["description"])))
+        elif present[p["cidr"]] == "":
+            step_call(ctx, "ec2", "UpdateSecurityGroupRuleDescriptionsIngress", resource=p["group_id"],
+                     GroupId=p["group_id"], IpPermissions=self._permission(p, p["cidr"], p["description"]))
+        # Only now, with the new address allowed, revoke the operator's old ones: access never lapses.
+        for cidr, description in ranges:
+            if description == p["description"] and cidr != p["cidr"]:
+                step_call(ctx, "ec2", "RevokeSecurityGroupIngress", resource=p["group_id"], GroupId=p["group_id"],
+                         IpPermissions=self._permission(p, cidr, None))
+        return {"cidr": p["cidr"]}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        p = self._args(ctx, params)
+        done, _, differences, _ = self._state(ctx, p)
+        if done:
+            return ()
+        return differences or [Difference("rule", None, f"{p['cidr']} on TCP {p['port']} ({p['description']})")]
+
+
+STEP_TYPES = (Ec2SecurityGroup, Ec2OperatorIp, Ec2IngressRule)
+"""Every step type of this module, for the registry."""
