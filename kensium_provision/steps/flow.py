@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from kensium_provision.errors import InputError, KprovError, StepError
+from kensium_provision.errors import AwsError, InputError, StepError
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.generic import COMPARISONS, READ_OPERATION, compare, search
 
@@ -29,11 +29,6 @@ class PreconditionStop(StepError):
     """A clean stop: another checklist must run first. Exit 1; `kprov resume` continues the run."""
 
 
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
 def _look(ctx: StepContext, check: Mapping[str, Any]) -> tuple[object, str | None]:
     """The precondition's value and what is wrong with it (None: it holds). Not found = not there yet."""
     from kensium_provision.steps.generic import call_read
@@ -44,14 +39,10 @@ def _look(ctx: StepContext, check: Mapping[str, Any]) -> tuple[object, str | Non
                          f"({', '.join(COMPARISONS)}), as aws.assert")
     try:
         response = call_read(ctx, service, operation, check.get("params") or {})
-    except KprovError:  # the read-only wall, kprov's own errors
-        raise
-    except Exception as exc:  # noqa: BLE001 - botocore's ClientError; botocore stays out of the imports
-        if not _NOT_FOUND.search(_error_code(exc)):
-            from kensium_provision.aws.errors import translate
-
-            raise translate(exc, service=service, operation=operation) from None
-        return None, f"{check['query']} found nothing ({_error_code(exc)})"
+    except AwsError as exc:  # call_read translates every SDK failure; the read-only wall is not one
+        if not _NOT_FOUND.search(exc.code):
+            raise
+        return None, f"{check['query']} found nothing ({exc.code})"
     value = search(str(check["query"]), response)
     problem = compare(check, value)
     return value, None if problem is None else f"{check['query']} {problem}"
@@ -142,8 +133,10 @@ class FlowRequire:
         op, expected, value = ops[0], params[ops[0]], params["value"]
         if op == "below":
             return isinstance(value, int | float) and not isinstance(value, bool) and value < expected
-        return {"equals": lambda: value == expected, "not_equals": lambda: value != expected,
-                "in": lambda: value in expected, "not_in": lambda: value not in expected}[op]()
+        checks: dict[str, Callable[[], bool]] = {
+            "equals": lambda: value == expected, "not_equals": lambda: value != expected,
+            "in": lambda: value in expected, "not_in": lambda: value not in expected}
+        return checks[op]()
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         if not self._holds(params):
