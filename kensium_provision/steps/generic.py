@@ -8,7 +8,7 @@ uses botocore's waiters (their RDS default is 30 minutes, and Amazon MQ has none
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision.errors import StepError
@@ -39,22 +39,19 @@ def call_read(ctx: StepContext, service: str, operation: str, params: Mapping[st
     """One read-only call (all pages merged when the operation paginates)."""
     if not READ_OPERATION.match(operation):
         raise StepError(f"{service}:{operation} is not a read-only operation (Describe/List/Get/Head)")
-    from botocore import xform_name
+    from kensium_provision.aws.call import call, operation_name, translating
+    from kensium_provision.steps.aws_helpers import in_sandbox
 
     client = ctx.client(service)
-    method = xform_name(operation)
-    try:
-        if client.can_paginate(method):
-            return dict(client.get_paginator(method).paginate(**params).build_full_result())
-        response = dict(getattr(client, method)(**params))
-    except Exception as exc:
-        if not type(exc).__module__.startswith("botocore"):
-            raise
-        from kensium_provision.aws.errors import translate
-
-        raise translate(exc, service=service, operation=operation, resource=f"step {ctx.step_id}") from None
-    response.pop("ResponseMetadata", None)
-    return response
+    _, method = operation_name(client, operation)
+    resource, sandbox = f"step {ctx.step_id}", in_sandbox(ctx)
+    if client.can_paginate(method):
+        with translating(service, operation, resource, sandbox=sandbox):
+            response = dict(client.get_paginator(method).paginate(**params).build_full_result())
+        response.pop("ResponseMetadata", None)
+        return response
+    answer: dict[str, Any] = call(client, operation, resource=resource, sandbox=sandbox, **params)
+    return answer
 
 
 def search(query: str, data: object) -> object:
@@ -69,15 +66,15 @@ def compare(params: Mapping[str, Any], actual: object) -> str | None:
     if len(ops) != 1:
         raise StepError(f"give exactly one of {', '.join(COMPARISONS)}")
     op, expected = ops[0], params[ops[0]]
-    ok = {
+    checks: dict[str, Callable[[], bool]] = {
         "equals": lambda: actual == expected,
         "not_equals": lambda: actual != expected,
         "contains": lambda: isinstance(actual, (list, str)) and expected in actual,
         "exists": lambda: (actual not in (None, [], "", {})) is bool(expected),
         "matches": lambda: isinstance(actual, str) and re.search(str(expected), actual) is not None,
         "count": lambda: isinstance(actual, list) and len(actual) == expected,
-    }[op]()
-    if ok:
+    }
+    if checks[op]():
         return None
     words = {"equals": "should equal", "not_equals": "should not equal", "contains": "should contain",
              "exists": "should exist" if expected else "should not exist", "matches": "should match",
