@@ -90,6 +90,11 @@ class Spy:
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Any:
         return self.inner.verify(ctx, params)
 
+    def __getattr__(self, name: str) -> Any:  # the wrapped type's optional capabilities (steps.base)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
 
 # --- a fake SQL Server behind the `sql.connect` setting ------------------------------------------------
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
 import pytest
 
 from kensium_provision.checklist.schema import load_checklist_text
 from kensium_provision.engine.run import resolve_inputs, run
-from kensium_provision.errors import AbortedError, ExitCode, InputError
-from kensium_provision.model import Mode, Status
+from kensium_provision.errors import AbortedError, ChecklistError, ExitCode, InputError
+from kensium_provision.model import Checklist, InputSpec, Mode, Status
 from kensium_provision.runtime import NullJournal
 from kensium_provision.steps import registry
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext, StepType
 from tests.fakes import RecordingStep, ScriptedOperator, make_runtime
 
 TEXT = """
@@ -46,9 +50,9 @@ def world() -> dict[str, object]:
     return {}
 
 
-def _setup(world: dict[str, object]) -> tuple[object, RecordingStep, dict[str, object]]:
+def _setup(world: dict[str, object]) -> tuple[Checklist, RecordingStep, dict[str, StepType]]:
     step = RecordingStep(world)
-    types = {**registry(), step.name: step}
+    types: dict[str, StepType] = {**registry(), step.name: step}
     checklist = load_checklist_text(TEXT, "fake.yaml", types=types)
     return checklist, step, types
 
@@ -101,7 +105,7 @@ def test_check_reports_drift_naming_step_and_difference(world: dict[str, object]
 
 
 def test_declined_confirmation_aborts_before_act(world: dict[str, object]) -> None:
-    checklist, step, types = _setup(world)
+    checklist, _, types = _setup(world)
     runtime = make_runtime(Mode.APPLY, operator=ScriptedOperator(confirm=False), assume_yes=False)
     with pytest.raises(AbortedError):
         run(checklist, runtime, {"name": "acme", "hosting": "Shared"}, types=types)
@@ -141,19 +145,25 @@ def test_aws_sdk_error_in_a_step_is_a_failed_step_not_a_crash(world: dict[str, o
     from botocore.exceptions import ClientError
 
     class Denied:
-        name = "ec2.denied"
-        summary = "raises AccessDenied"
-        params = ()
-        outputs = ()
+        name: ClassVar[str] = "ec2.denied"
+        summary: ClassVar[str] = "raises AccessDenied"
+        params: ClassVar[tuple[Param, ...]] = ()
+        outputs: ClassVar[tuple[str, ...]] = ()
 
-        def probe(self, ctx: object, params: object) -> object:
+        def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
             raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized"}},
                               "DescribeVpcs")
 
-    types = {**registry(), "ec2.denied": Denied()}
+        def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+            raise AssertionError("a plan never acts")
+
+        def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+            raise AssertionError("the probe failed first")
+
+    types: dict[str, StepType] = {**registry(), "ec2.denied": Denied()}
     checklist = load_checklist_text(
-        "schema: 1\nid: d\ntitle: D\nscope: shared\nsteps:\n  - {id: look, title: Look, type: ec2.denied, risk: read}\n",
-        "d.yaml", types=types)
+        "schema: 1\nid: d\ntitle: D\nscope: shared\nsteps:\n"
+        "  - {id: look, title: Look, type: ec2.denied, risk: read}\n", "d.yaml", types=types)
     report = run(checklist, make_runtime(Mode.PLAN), {}, types=types)
     [result] = report.results
     assert result.status is Status.FAILED
@@ -175,3 +185,148 @@ def test_prompts_show_the_answers_given_so_far(world: dict[str, object]) -> None
 
     resolve_inputs(checklist, make_runtime(Mode.PLAN, operator=Recording({"org_id": "acme", "signoff": "Jane"})))
     assert seen[1] == ("Who signed off acme?", "host acme.<domain>")
+
+
+# --- optional capabilities: the engine never names a step type -----------------------------------------------
+
+
+class HandWork:
+    """A step a person does, with every optional capability of `steps.base`, under a name kprov has never heard of."""
+
+    name: ClassVar[str] = "fake.handwork"
+    summary: ClassVar[str] = "Work done by hand."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="instructions"), Param(name="evidence", kind="list", required=False),
+        Param(name="checked", kind="bool", required=False))
+    outputs: ClassVar[tuple[str, ...]] = ()
+    confirmed_by_hand: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.acts: list[str] = []
+
+    def evidence(self, params: Mapping[str, Any]) -> list[InputSpec]:
+        if not isinstance(params.get("evidence", []), list):
+            raise InputError("evidence is a list of names")
+        return [InputSpec(id=str(e), type="string", prompt=f"{e}?", evidence=True) for e in params.get("evidence", [])]
+
+    def has_probe(self, params: Mapping[str, Any]) -> bool:
+        return bool(params.get("checked"))
+
+    def instructions(self, params: Mapping[str, Any]) -> str:
+        return str(params["instructions"])
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        return Probe(done=False, note="done by hand")
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        self.acts.append(ctx.step_id)
+        return {spec.id: ctx.runtime.operator.ask(spec, default=None, choices=(), validate=lambda value: None)
+                for spec in self.evidence(params)}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        return ()
+
+
+HANDWORK = """
+schema: 1
+id: handwork
+title: Handwork
+scope: shared
+inputs:
+  - {id: name, type: string, prompt: "Name?"}
+steps:
+  - id: install-by-hand
+    title: Install by hand
+    type: fake.handwork
+    risk: create
+    params: {instructions: "Install {{ name }}\\nThen reboot.", evidence: [installed_version]}
+  - id: keep-version
+    title: Keep the version
+    type: fake.set
+    risk: create
+    params: {key: version, value: "{{ installed_version }}"}
+"""
+
+
+def _handwork(world: dict[str, object]) -> tuple[Checklist, HandWork, dict[str, StepType]]:
+    hand = HandWork()
+    types: dict[str, StepType] = {**registry(), hand.name: hand, RecordingStep.name: RecordingStep(world)}
+    return load_checklist_text(HANDWORK, "handwork.yaml", types=types), hand, types
+
+
+def test_evidence_ids_are_names_later_steps_use_and_a_plan_waits_for(world: dict[str, object]) -> None:
+    checklist, hand, types = _handwork(world)  # the loader took {{ installed_version }} as defined
+    report = run(checklist, make_runtime(Mode.PLAN), {"name": "acme"}, types=types)
+    assert [(r.status, r.reason) for r in report.results] == [
+        (Status.CHANGE, "done by hand"), (Status.DEPENDS, "needs installed_version")]
+    assert hand.acts == []
+
+
+def test_apply_binds_evidence_and_asks_no_confirmation_of_its_own_for_work_by_hand(
+        world: dict[str, object]) -> None:
+    checklist, hand, types = _handwork(world)
+    operator = ScriptedOperator({"installed_version": "3.10.2"})
+    report = run(checklist, make_runtime(Mode.APPLY, operator=operator, assume_yes=False), {"name": "acme"},
+                 types=types)
+    assert [r.status for r in report.results] == [Status.CHANGED, Status.CHANGED]
+    assert report.results[0].outputs == {"installed_version": "3.10.2"}
+    assert world == {"version": "3.10.2"}
+    assert hand.acts == ["install-by-hand"]
+    assert operator.confirmed == ["Create: Keep the version?"]  # the engine asked only for the automated step
+
+
+def test_check_skips_a_step_without_a_probe_and_what_needs_its_evidence(world: dict[str, object]) -> None:
+    checklist, _, types = _handwork(world)
+    report = run(checklist, make_runtime(Mode.CHECK), {"name": "acme"}, types=types)
+    assert [(r.status, r.reason) for r in report.results] == [
+        (Status.SKIPPED, "fake.handwork step without a probe: not checkable"),
+        (Status.DEPENDS, "needs installed_version")]
+    assert report.exit_code is ExitCode.OK
+
+
+def test_check_reports_a_step_with_a_probe_that_is_not_done(world: dict[str, object]) -> None:
+    _, _, types = _handwork(world)
+    checked = HANDWORK.replace("evidence: [installed_version]}", "evidence: [installed_version], checked: true}")
+    report = run(load_checklist_text(checked, "handwork.yaml", types=types), make_runtime(Mode.CHECK),
+                 {"name": "acme"}, types=types)
+    assert report.results[0].status is Status.FAILED
+    assert [f.message for f in report.findings] == ["Install by hand: not done (done by hand)"]
+
+
+def test_resume_keeps_the_journaled_evidence_of_a_step_without_a_probe(world: dict[str, object]) -> None:
+    checklist, hand, types = _handwork(world)
+    report = run(checklist, make_runtime(Mode.APPLY), {"name": "acme"}, types=types,
+                 recorded={"install-by-hand": {"installed_version": "3.10.2"}})
+    first = report.results[0]
+    assert (first.status, first.reason) == (Status.DONE, "done earlier in this run (journaled evidence)")
+    assert hand.acts == []
+    assert world == {"version": "3.10.2"}
+
+
+def test_answers_files_know_the_evidence_ids(world: dict[str, object]) -> None:
+    from kensium_provision.checklist.answers import _known_ids
+
+    checklist, _, types = _handwork(world)
+    assert sorted(_known_ids(checklist, types)) == ["installed_version", "name"]
+    assert sorted(_known_ids(checklist, registry())) == ["name"]  # without the type, no evidence
+
+
+def test_the_loader_reports_a_malformed_evidence_list_at_its_step(world: dict[str, object]) -> None:
+    _, _, types = _handwork(world)
+    broken = HANDWORK.replace("evidence: [installed_version]", 'evidence: "{{ name }}"')
+    with pytest.raises(ChecklistError) as caught:
+        load_checklist_text(broken, "handwork.yaml", types=types)
+    assert "handwork.yaml:9:5: steps[0] (id=install-by-hand) › params: evidence is a list of names" in str(caught.value)
+
+
+def test_a_manual_step_has_every_capability() -> None:
+    from kensium_provision.steps.base import confirmed_by_hand, evidence_of, has_probe, instructions_of
+
+    manual = registry()["manual"]
+    params = {"instructions": "Do it", "evidence": [{"id": "done_by", "prompt": "Who did it?"}]}
+    assert [spec.id for spec in evidence_of(manual, params)] == ["done_by"]
+    assert confirmed_by_hand(manual) and not has_probe(manual, params) and instructions_of(manual, params) == "Do it"
+    assert has_probe(manual, {**params, "probe": {"service": "ec2"}})
+    automated = registry()["aws.assert"]
+    assert (evidence_of(automated, params), confirmed_by_hand(automated), has_probe(automated, {}),
+            instructions_of(automated, params)) == ((), False, True, "")

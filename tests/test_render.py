@@ -29,7 +29,14 @@ def console(width: int = 100, *, terminal: bool = False) -> Console:
 
 
 def text_of(made: Console) -> str:
-    return made.file.getvalue()  # type: ignore[attr-defined]
+    file = made.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def showing(reporter: render.LiveReporter) -> bool:
+    """Whether the live region is up (a call, so mypy does not carry one answer over to the next)."""
+    return reporter._live is not None
 
 
 def result(step_id: str, status: Status, risk: Risk = Risk.CREATE, **fields: object) -> StepResult:
@@ -142,8 +149,8 @@ def test_a_plan_prints_no_step_lines_before_the_preview() -> None:
 
 def test_apply_and_check_reports_say_what_to_do_next() -> None:
     failed = RunReport(checklist_id="x", mode=Mode.APPLY, error="boom (hint: do this)", results=(
-        result("a", Status.CHANGED), result("b", Status.FAILED, reason="ec2:CreateVpc failed with X: boom (hint: do this)",
-                                            title="Create it"),
+        result("a", Status.CHANGED),
+        result("b", Status.FAILED, reason="ec2:CreateVpc failed with X: boom (hint: do this)", title="Create it"),
         result("c", Status.PENDING, reason="not run: an earlier step failed")))
     made = console()
     render.print_report(made, failed, run_id="20261128T073716Z-9b44ad")
@@ -198,6 +205,20 @@ def test_runsheet_markdown_keeps_tables_intact() -> None:
     assert "1. [ ] **Read the AWS VPC documentation**" in text and "    > " in text
 
 
+def test_runsheet_quotes_the_instructions_of_any_step_type_that_gives_them() -> None:
+    from kensium_provision.checklist.schema import load_checklist_text
+    from kensium_provision.steps import registry
+    from tests.fakes import RecordingStep
+    from tests.test_engine import HANDWORK, HandWork
+
+    types = {**registry(), HandWork.name: HandWork(), RecordingStep.name: RecordingStep({})}
+    text = render.runsheet_markdown(load_checklist_text(HANDWORK, "handwork.yaml", types=types), types)
+    assert text.split("## Steps\n\n", 1)[1] == (
+        "1. [ ] **Install by hand** (`install-by-hand`, fake.handwork, risk: create)\n\n"
+        "    > Install {{ name }}\n    > Then reboot.\n\n"
+        "2. [ ] **Keep the version** (`keep-version`, fake.set, risk: create)\n")
+
+
 def test_long_lines_stay_whole_but_panels_wrap() -> None:
     made = console(60)
     made.print(Text("kprov: error: " + "x" * 100))
@@ -229,15 +250,15 @@ def live() -> Iterator[tuple[render.LiveReporter, Console, Clock]]:
 def view_text(reporter: render.LiveReporter, width: int = 100) -> str:
     out = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
     out.print(reporter._view())
-    return out.file.getvalue()  # type: ignore[attr-defined]
+    return text_of(out)
 
 
 def test_live_view_shows_running_pending_elapsed_and_the_budget_counting_down(
         live: tuple[render.LiveReporter, Console, Clock]) -> None:
     reporter, made, clock = live
-    assert reporter._live is None
+    assert not showing(reporter)
     reporter.step_started("vpc", "Create the VPC")
-    assert reporter._live is not None
+    assert showing(reporter)
     reporter.step_finished(result("vpc", Status.CHANGED, title="Create the VPC", seconds=0.3))
     reporter.step_started("wait", "Wait for db-POS-01")
     reporter.progress("wait", "waiting for available: now creating, 3540 s left")
@@ -263,11 +284,11 @@ def test_prompts_pause_the_live_view(live: tuple[render.LiveReporter, Console, C
     reporter, made, _ = live
     reporter.step_started("vpc", "Create the VPC")
     with render.paused(made):
-        assert reporter._live is None
-    assert reporter._live is not None
+        assert not showing(reporter)
+    assert showing(reporter)
     with pytest.raises(KeyboardInterrupt), render.paused(made):
         raise KeyboardInterrupt
-    assert reporter._live is None
+    assert not showing(reporter)
     with render.paused(console()):  # another console: nothing to pause
         pass
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from kensium_provision.errors import AbortedError, ChecklistError, InputError, Issue
 from kensium_provision.model import Checklist, InputSpec
-from kensium_provision.steps.manual import evidence_specs
+from kensium_provision.steps import registry
+from kensium_provision.steps.base import StepType, evidence_of
 from kensium_provision.yamlio import Loc, Node, load_file
 
 __all__ = ["Answers", "AnswersOperator", "check_answer_names", "load_answers"]
@@ -30,11 +31,12 @@ class Answers:
     path: str = ""
 
 
-def _known_ids(checklist: Checklist) -> dict[str, InputSpec]:
+def _known_ids(checklist: Checklist, types: Mapping[str, StepType] | None = None) -> dict[str, InputSpec]:
+    """The inputs, and the evidence of every step whose type collects some (`steps.base.CollectsEvidence`)."""
+    types = registry() if types is None else types
     known = {spec.id: spec for spec in checklist.inputs}
     for step in checklist.steps:
-        if step.type == "manual":
-            known.update({spec.id: spec for spec in evidence_specs(step.params)})
+        known.update({spec.id: spec for spec in evidence_of(types.get(step.type), step.params)})
     return known
 
 

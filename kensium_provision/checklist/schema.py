@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kensium_provision.errors import ChecklistError, Issue
+from kensium_provision.errors import ChecklistError, InputError, Issue
 from kensium_provision.model import Checklist, Condition, InputSpec, Lookup, Risk, Step
-from kensium_provision.steps.base import Param, StepType
+from kensium_provision.steps.base import Param, StepType, evidence_of
 from kensium_provision.template import TemplateError, placeholders
 from kensium_provision.yamlio import Loc, Node, load, load_file
 
@@ -433,12 +433,13 @@ def parse_checklist(
                      path=path, sha256=sha256, target=str(scalars.get("target") or ""))
 
 
-def _evidence_ids(step: Step, types: Mapping[str, StepType]) -> list[str]:
-    """Names a manual step's evidence adds to the namespace (they are its outputs)."""
-    evidence = step.params.get("evidence") if step.type == "manual" else None
-    if not isinstance(evidence, list):
+def _evidence_ids(reader: _Reader, step: Step, types: Mapping[str, StepType], crumb: str) -> list[str]:
+    """Names a step's evidence adds to the namespace (they are its outputs: `steps.base.CollectsEvidence`)."""
+    try:
+        return [spec.id for spec in evidence_of(types.get(step.type), step.params)]
+    except InputError as exc:  # the run would refuse it at this step: say so now
+        reader.add(step.loc, _join(crumb, "params"), str(exc))
         return []
-    return [str(e["id"]) for e in evidence if isinstance(e, dict) and isinstance(e.get("id"), str)]
 
 
 def _check_names(reader: _Reader, inputs: Sequence[InputSpec], steps: Sequence[Step], uses: Sequence[_Use],
@@ -457,7 +458,7 @@ def _check_names(reader: _Reader, inputs: Sequence[InputSpec], steps: Sequence[S
             first = seen_steps[step.id].loc
             reader.add(step.loc, crumb, f"duplicate step id {step.id!r} (first at line {first.line if first else '?'})")
         seen_steps[step.id] = step
-        for name in [*step.outputs, *_evidence_ids(step, types)]:
+        for name in [*step.outputs, *_evidence_ids(reader, step, types, crumb)]:
             if name in defined:
                 reader.add(step.loc, f"{crumb} › outputs", f"{name!r} is already defined"
                            f"{' as an input' if defined[name] == -1 else ' by an earlier step'}")

@@ -2,7 +2,11 @@
 
 A run is a short sequence of stages: resolve inputs -> hooks (guards, lock) -> for each step:
 condition -> render -> validate names -> probe -> (plan: record | check: verify | apply: confirm,
-act, verify). Only `_apply_step` calls `act`; plan and check never do.
+act, verify). Only `apply_step` calls `act`; plan and check never do.
+
+The engine never names a step type: what sets a step apart (evidence a person gives, a
+confirmation `--yes` never gives, no probe) it learns from the step type's optional capabilities
+(`steps.base`).
 """
 
 from __future__ import annotations
@@ -16,14 +20,20 @@ from typing import Any
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
 from kensium_provision.runtime import Runtime
+from kensium_provision.secret import MASK
 from kensium_provision.steps import registry
-from kensium_provision.steps.base import Probe, StepContext, StepType
-from kensium_provision.steps.manual import evidence_specs
+from kensium_provision.steps.base import (
+    Difference,
+    Probe,
+    StepContext,
+    StepType,
+    confirmed_by_hand,
+    evidence_of,
+    has_probe,
+)
 from kensium_provision.template import TemplateError, placeholders, render, render_value
 
 __all__ = ["RunReport", "coerce_input", "resolve_inputs", "run", "shown_value"]
-
-MASK = "••••••••"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +69,11 @@ def shown_value(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [shown_value(v) for v in value]
     return value
+
+
+def _shown_map(values: Mapping[str, object]) -> dict[str, object]:
+    """`shown_value` of each value of a mapping (params, outputs)."""
+    return {k: shown_value(v) for k, v in values.items()}
 
 
 def _unsafe_text(value: str) -> str | None:
@@ -129,7 +144,8 @@ def _filled(text: str, values: Mapping[str, object]) -> str:
         return text
 
 
-def resolve_inputs(checklist: Checklist, runtime: Runtime, preset: Mapping[str, object] | None = None) -> dict[str, object]:
+def resolve_inputs(checklist: Checklist, runtime: Runtime,
+                   preset: Mapping[str, object] | None = None) -> dict[str, object]:
     """Ask (or read) every input whose `when` holds, in order, validating each answer."""
     values: dict[str, object] = {}
     preset = preset or {}
@@ -199,8 +215,8 @@ class _Run:
         return found
 
     def produced(self, step: Step) -> list[str]:
-        return [*step.outputs, *[s.id for s in evidence_specs(step.params)]] if step.type == "manual" \
-            else list(step.outputs)
+        """Every name the step adds: its `outputs:` and the ids of the evidence it collects."""
+        return [*step.outputs, *[s.id for s in evidence_of(self.types.get(step.type), step.params)]]
 
     def bind_outputs(self, step: Step, result: Mapping[str, object]) -> dict[str, object]:
         from kensium_provision.steps.generic import search
@@ -211,8 +227,8 @@ class _Run:
             if value is None:
                 raise StepError(f"step {step.id} gave no {field_name!r} for output {alias!r}")
             bound[alias] = value
-        if step.type == "manual":
-            bound.update({s.id: result[s.id] for s in evidence_specs(step.params) if s.id in result})
+        bound.update({s.id: result[s.id] for s in evidence_of(self.types.get(step.type), step.params)
+                      if s.id in result})
         self.values.update(bound)
         return bound
 
@@ -220,7 +236,9 @@ class _Run:
         """A step not done whose resource exists (it differs) still hands on what it found, so later
         steps are probed instead of all showing "depends on an earlier step" and hiding other drift."""
         fields = set(step.outputs.values())
-        if probe.current and fields and fields <= set(probe.outputs) and step.type != "manual":
+        # Evidence comes from a person, never from what a probe found: such a step binds nothing early.
+        collects = bool(evidence_of(self.types.get(step.type), step.params))
+        if probe.current and fields and fields <= set(probe.outputs) and not collects:
             return self.bind_outputs(step, probe.outputs)
         self.unknown.update(self.produced(step))
         return {}
@@ -234,36 +252,37 @@ class _Run:
 
     def step(self, step: Step) -> StepResult:
         rt = self.runtime
-        base = {"step_id": step.id, "title": self.title(step), "risk": step.risk}
+        base = StepResult(step_id=step.id, title=self.title(step), risk=step.risk, status=Status.PENDING)
         if self.names_of(step) & self.unknown:
             self.unknown.update(self.produced(step))
             waits = sorted(self.names_of(step) & self.unknown)
-            return StepResult(**base, status=Status.DEPENDS, reason=f"needs {', '.join(waits)}")
+            return replace(base, status=Status.DEPENDS, reason=f"needs {', '.join(waits)}")
         if self.names_of(step) & self.absent:
             self.absent.update(self.produced(step))
             missing = sorted(self.names_of(step) & self.absent)
-            return StepResult(**base, status=Status.SKIPPED, reason=f"needs {', '.join(missing)} from a skipped step")
+            return replace(base, status=Status.SKIPPED, reason=f"needs {', '.join(missing)} from a skipped step")
         if step.when is not None and not step.when.holds(self.values):
             self.absent.update(self.produced(step))
-            return StepResult(**base, status=Status.SKIPPED, reason=f"only when {step.when.describe()}")
+            return replace(base, status=Status.SKIPPED, reason=f"only when {step.when.describe()}")
         step_type = self.types[step.type]
         try:
-            params = render_value(dict(step.params), self.values)
+            rendered = render_value(dict(step.params), self.values)
         except TemplateError as exc:
             raise InputError(f"step {step.id}: {exc}") from None
-        assert isinstance(params, dict)
+        if not isinstance(rendered, dict):  # render_value keeps the shape it is given
+            raise TypeError(f"step {step.id}: params rendered to {type(rendered).__name__}")
+        params: dict[str, Any] = rendered
         self.require_names(step_type, params)
         ctx = StepContext(rt, step.id, MappingProxyType(self.values))
         probe = step_type.probe(ctx, params)
-        shown = shown_value(params)
         diff = tuple((d.field, shown_value(d.actual), shown_value(d.expected)) for d in probe.differences)
-        common = {**base, "params": shown, "diff": diff}  # type: ignore[arg-type]
+        common = replace(base, params=_shown_map(params), diff=diff)
         if rt.mode is Mode.PLAN:
             if probe.done:
                 bound = self.bind_outputs(step, probe.outputs)
-                return StepResult(**common, status=Status.DONE, reason=probe.note, outputs=shown_value(bound))
+                return replace(common, status=Status.DONE, reason=probe.note, outputs=_shown_map(bound))
             bound = self.bind_existing(step, probe)
-            return StepResult(**common, status=Status.CHANGE, reason=probe.note, outputs=shown_value(bound))
+            return replace(common, status=Status.CHANGE, reason=probe.note, outputs=_shown_map(bound))
         if rt.mode is Mode.CHECK:
             return self.check_step(step, step_type, ctx, params, probe, common)
         return self.apply_step(step, step_type, ctx, params, probe, common)
@@ -275,43 +294,45 @@ class _Run:
             if p.rule and isinstance(value, str):
                 self.runtime.names.require(p.rule, value, context)
 
+    def findings(self, step: Step, differences: Sequence[Difference]) -> tuple[Finding, ...]:
+        return tuple(Finding(step_id=step.id, message=f"{self.title(step)}: {d}", expected=shown_value(d.expected),
+                             actual=shown_value(d.actual)) for d in differences)
+
     def check_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
-                   probe: Probe, common: dict[str, Any]) -> StepResult:
+                   probe: Probe, common: StepResult) -> StepResult:
         if not probe.done:
-            if step.type == "manual" and not params.get("probe"):
+            if not has_probe(step_type, params):
                 self.unknown.update(self.produced(step))
-                return StepResult(**common, status=Status.SKIPPED, reason="manual step without a probe: not checkable")
+                return replace(common, status=Status.SKIPPED, reason=f"{step.type} step without a probe: not checkable")
             self.bind_existing(step, probe)
             finding = Finding(step_id=step.id, message=f"{self.title(step)}: not done ({probe.note})")
-            differences = tuple(Finding(step_id=step.id, message=f"{self.title(step)}: {d}", expected=shown_value(d.expected),
-                                        actual=shown_value(d.actual)) for d in probe.differences)
-            return StepResult(**common, status=Status.FAILED, reason=probe.note, findings=differences or (finding,))
+            differences = self.findings(step, probe.differences)
+            return replace(common, status=Status.FAILED, reason=probe.note, findings=differences or (finding,))
         bound = self.bind_outputs(step, probe.outputs)
         problems = step_type.verify(ctx, params)
-        findings = tuple(Finding(step_id=step.id, message=f"{self.title(step)}: {d}", expected=shown_value(d.expected),
-                                 actual=shown_value(d.actual)) for d in problems)
-        return StepResult(**common, status=Status.FAILED if findings else Status.DONE,
-                          reason="; ".join(str(d) for d in problems) or probe.note, outputs=shown_value(bound),
-                          findings=findings)
+        findings = self.findings(step, problems)
+        return replace(common, status=Status.FAILED if findings else Status.DONE,
+                       reason="; ".join(str(d) for d in problems) or probe.note, outputs=_shown_map(bound),
+                       findings=findings)
 
     def apply_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
-                   probe: Probe, common: dict[str, Any]) -> StepResult:
+                   probe: Probe, common: StepResult) -> StepResult:
         rt = self.runtime
-        if not probe.done and step.type == "manual" and not params.get("probe") and step.id in self.recorded:
-            # A resumed run: a manual step has nothing to re-probe, so its journaled evidence stands.
+        if not probe.done and not has_probe(step_type, params) and step.id in self.recorded:
+            # A resumed run: a step without a probe has nothing to re-probe, so its journaled outputs stand.
             bound = self.bind_outputs(step, self.recorded[step.id])
-            return StepResult(**common, status=Status.DONE, reason="done earlier in this run (journaled evidence)",
-                              outputs=shown_value(bound))
+            return replace(common, status=Status.DONE, reason="done earlier in this run (journaled evidence)",
+                           outputs=_shown_map(bound))
         if probe.done:
             bound = self.bind_outputs(step, probe.outputs)
-            return StepResult(**common, status=Status.DONE, reason=probe.note, outputs=shown_value(bound))
+            return replace(common, status=Status.DONE, reason=probe.note, outputs=_shown_map(bound))
         if not self.changed_once and step.risk is not Risk.READ:
             rt.hooks.before_first_change(self.checklist, self.values)
             self.changed_once = True
-        if step.risk is not Risk.READ and step.type != "manual":
+        if step.risk is not Risk.READ and not confirmed_by_hand(step_type):
             self.confirm(step, probe)
         rt.journal.record("step.intent", step=step.id, type=step.type, risk=step.risk.value,
-                          params=common["params"], diff=[list(d) for d in common["diff"]])
+                          params=common.params, diff=[list(d) for d in common.diff])
         invalidate = getattr(rt.aws, "invalidate", None)
         if invalidate is not None:  # what is read from here on must be read again (see aws.cache)
             invalidate()
@@ -321,7 +342,7 @@ class _Run:
         problems = step_type.verify(ctx, params)
         if problems:
             raise StepError(f"step {step.id} did not verify after it ran: " + "; ".join(map(str, problems)))
-        return StepResult(**common, status=Status.CHANGED, reason=probe.note, outputs=shown_value(bound))
+        return replace(common, status=Status.CHANGED, reason=probe.note, outputs=_shown_map(bound))
 
     def confirm(self, step: Step, probe: Probe) -> None:
         rt = self.runtime
@@ -337,7 +358,8 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         recorded: Mapping[str, Mapping[str, object]] | None = None) -> RunReport:
     """Run every step of a checklist in the runtime's mode with already resolved inputs.
 
-    `recorded` holds the journaled outputs of manual steps a resumed run already completed.
+    `recorded` holds the journaled outputs of the steps a resumed run already completed; a step
+    without a probe (`steps.base.MayLackProbe`) keeps them instead of being done again.
     """
     invalidate = getattr(runtime.aws, "invalidate", None)
     if invalidate is not None:  # a run starts from what is there now, not from an earlier run's reads
@@ -365,7 +387,7 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
                                 reason=message, findings=(Finding(step_id=step.id, message=f"{title}: {message}"),))
             if runtime.mode is Mode.APPLY:
                 error = message
-        result = StepResult(**{**_fields(result), "seconds": runtime.monotonic() - start})
+        result = replace(result, seconds=runtime.monotonic() - start)
         results.append(result)
         runtime.reporter.step_finished(result)
         runtime.journal.record("step.result", step=step.id, status=result.status.value, reason=result.reason,
@@ -389,6 +411,3 @@ def _as_aws_error(exc: Exception, step: Step) -> Exception:
     service = str(getattr(exc, "response", {}).get("Error", {}).get("Service", "") or step.type.split(".", 1)[0])
     return translate(exc, service=service, operation=operation, resource=f"step {step.id}")
 
-
-def _fields(result: StepResult) -> dict[str, Any]:
-    return {name: getattr(result, name) for name in StepResult.__dataclass_fields__}

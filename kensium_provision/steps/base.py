@@ -7,18 +7,48 @@
 
 The engine is the only caller; plan and check never call `act` (and the AWS read-only wall
 refuses any mutating call in those modes as a second line of defence).
+
+A step type may also have optional capabilities, each a small Protocol of its own, so the engine,
+the loader, the answers file and the runsheet never name a step type (as pre-commit's core never
+names a language):
+
+- `CollectsEvidence`: it asks a person for typed evidence; the evidence ids are its outputs and
+  answer keys.
+- `ConfirmedByHand`: its `act` has a person confirm the work, a confirmation `--yes` never gives;
+  the engine asks nothing before it.
+- `MayLackProbe`: with some params it cannot tell by itself whether it is done; check mode skips
+  it as not checkable, and a resumed run keeps its journaled outputs.
+- `GivesInstructions`: the instructions a person follows, printed in a runsheet.
+
+Ask through `evidence_of`, `confirmed_by_hand`, `has_probe` and `instructions_of`, which give
+the plain step's answer when a step type lacks the capability.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from kensium_provision.model import InputSpec
     from kensium_provision.runtime import Runtime
 
-__all__ = ["Difference", "Param", "Probe", "StepContext", "StepType"]
+__all__ = [
+    "CollectsEvidence",
+    "ConfirmedByHand",
+    "Difference",
+    "GivesInstructions",
+    "MayLackProbe",
+    "Param",
+    "Probe",
+    "StepContext",
+    "StepType",
+    "confirmed_by_hand",
+    "evidence_of",
+    "has_probe",
+    "instructions_of",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +129,10 @@ class StepContext:
 
 
 class StepType(Protocol):
-    """A step implementation. Implementations are plain classes registered in `steps.REGISTRY`."""
+    """A step implementation. Implementations are plain classes registered in `steps.registry()`.
+
+    Besides these members a step type may satisfy the optional capability Protocols below.
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -114,3 +147,77 @@ class StepType(Protocol):
 
 
 Undo = Callable[[StepContext, Mapping[str, Any], Mapping[str, object]], None]
+
+
+# --- optional capabilities -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class CollectsEvidence(Protocol):
+    """A step type that asks a person for typed evidence (validated like an input, and journaled).
+
+    Each evidence id becomes one of the step's outputs, a name later steps may use, and a key an
+    answers file may hold; the engine binds the values `act` returns under those ids.
+    """
+
+    def evidence(self, params: Mapping[str, Any]) -> Sequence[InputSpec]:
+        """The evidence asked for with these params; raises `InputError` on a malformed list."""
+        ...
+
+
+@runtime_checkable
+class ConfirmedByHand(Protocol):
+    """A step type whose `act` has a person confirm the work is done.
+
+    That confirmation comes from the operator or an answers file's `confirm:`, never from `--yes`;
+    the engine does not ask its own "Create: ...?" before such a step.
+    """
+
+    confirmed_by_hand: ClassVar[bool]
+
+
+@runtime_checkable
+class MayLackProbe(Protocol):
+    """A step type that, with some params, cannot tell by itself whether it is done.
+
+    Without a probe, check mode skips the step as not checkable, and a resumed run keeps the
+    outputs the journal recorded for it (there is nothing to re-probe).
+    """
+
+    def has_probe(self, params: Mapping[str, Any]) -> bool: ...
+
+
+@runtime_checkable
+class GivesInstructions(Protocol):
+    """A step type a person carries out by following instructions (shown in a runsheet)."""
+
+    def instructions(self, params: Mapping[str, Any]) -> str:
+        """The instructions as written in the checklist (placeholders left in)."""
+        ...
+
+
+# The capabilities are looked up as attributes (not with isinstance), so a wrapper that forwards
+# attribute access to the step type it wraps keeps them.
+
+
+def evidence_of(step_type: object, params: Mapping[str, Any]) -> Sequence[InputSpec]:
+    """The evidence a step asks for: none unless its type `CollectsEvidence`."""
+    evidence = getattr(step_type, "evidence", None)
+    return tuple(evidence(params)) if callable(evidence) else ()
+
+
+def confirmed_by_hand(step_type: object) -> bool:
+    """True when the step's `act` asks a person to confirm the work (`ConfirmedByHand`)."""
+    return getattr(step_type, "confirmed_by_hand", False) is True
+
+
+def has_probe(step_type: object, params: Mapping[str, Any]) -> bool:
+    """Whether the step can tell by itself that it is done: always, unless its type `MayLackProbe`."""
+    probes = getattr(step_type, "has_probe", None)
+    return bool(probes(params)) if callable(probes) else True
+
+
+def instructions_of(step_type: object, params: Mapping[str, Any]) -> str:
+    """A person's instructions for the step, or "" unless its type `GivesInstructions`."""
+    instructions = getattr(step_type, "instructions", None)
+    return str(instructions(params)) if callable(instructions) else ""

@@ -2,6 +2,9 @@
 
 It shows instructions, collects typed evidence (validated like any input, and journaled), and uses
 a read-only probe where one exists, so automating the step later changes no checklist around it.
+
+The rest of kprov knows it only through the optional capabilities of `steps.base`: it collects
+evidence, it is confirmed by hand, it may lack a probe, and it gives instructions.
 """
 
 from __future__ import annotations
@@ -22,9 +25,14 @@ EVIDENCE_KEYS = {"id", "prompt", "type", "rule", "choices", "help"}
 def evidence_specs(params: Mapping[str, Any]) -> list[InputSpec]:
     """The evidence a manual step asks for, as input specs."""
     specs = []
-    for item in params.get("evidence") or ():
+    items = params.get("evidence") or ()
+    if not isinstance(items, (list, tuple)):
+        raise InputError(f"evidence is a list of items with id and prompt (and {', '.join(sorted(EVIDENCE_KEYS))})")
+    for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or set(item) - EVIDENCE_KEYS:
             raise InputError(f"evidence items need id and prompt, and only {', '.join(sorted(EVIDENCE_KEYS))}")
+        if not isinstance(item.get("choices") or (), (list, tuple)):
+            raise InputError(f"evidence {item['id']}: choices is a list")
         specs.append(InputSpec(id=item["id"], type=str(item.get("type", "string")), prompt=str(item.get("prompt", "")),
                                help=str(item.get("help", "")), rule=str(item.get("rule", "")),
                                choices=tuple(item.get("choices") or ()), evidence=True))
@@ -50,6 +58,16 @@ class Manual:
         Param(name="confirm", required=False, doc="The question asked when done (default: 'Done?')."),
     )
     outputs: ClassVar[tuple[str, ...]] = ()  # the evidence ids
+    confirmed_by_hand: ClassVar[bool] = True  # act asks "Done?" (or for evidence); --yes never answers it
+
+    def evidence(self, params: Mapping[str, Any]) -> list[InputSpec]:
+        return evidence_specs(params)
+
+    def has_probe(self, params: Mapping[str, Any]) -> bool:
+        return bool(params.get("probe"))
+
+    def instructions(self, params: Mapping[str, Any]) -> str:
+        return str(params.get("instructions", ""))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         check = params.get("probe")

@@ -35,6 +35,7 @@ from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
+    from kensium_provision.steps.base import StepType
 
 __all__ = [
     "JSON_SCHEMA_VERSION",
@@ -157,7 +158,8 @@ def _params_text(params: Mapping[str, object], *, width: int, indent: str = "   
     if not params:
         return text
     pad = min(max(len(k) for k in params), 24)
-    for key, value in _masked(dict(params)).items():  # type: ignore[union-attr]
+    for key, raw in params.items():
+        value = _masked(raw)
         shown = _param_value(key, value)
         room = width - len(indent) - pad - 3
         text.append(f"{indent}{key:<{pad}} = ", style="dim")
@@ -364,8 +366,16 @@ def _cell(text: object) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def runsheet_markdown(checklist: Checklist) -> str:
-    """A checklist as a printable runsheet for a change ticket (and, rendered, for the terminal)."""
+def runsheet_markdown(checklist: Checklist, types: Mapping[str, StepType] | None = None) -> str:
+    """A checklist as a printable runsheet for a change ticket (and, rendered, for the terminal).
+
+    A step whose type gives a person instructions (`steps.base.GivesInstructions`) has them quoted
+    under it; `types` defaults to the step registry.
+    """
+    from kensium_provision.steps import registry
+    from kensium_provision.steps.base import instructions_of
+
+    types = registry() if types is None else types
     lines = [f"# {checklist.title}", "", f"Checklist `{checklist.id}` ({checklist.scope}), sha256 "
              f"`{checklist.sha256[:12]}`" + (f", target `{checklist.target}`" if checklist.target else ""), ""]
     if checklist.description:
@@ -381,9 +391,10 @@ def runsheet_markdown(checklist: Checklist) -> str:
     for n, step in enumerate(checklist.steps, 1):
         when = f" — only when {step.when.describe()}" if step.when else ""
         lines.append(f"{n}. [ ] **{step.title}** (`{step.id}`, {step.type}, risk: {step.risk.value}){when}")
-        if step.type == "manual":
+        instructions = instructions_of(types.get(step.type), step.params).strip()
+        if instructions:
             lines.append("")
-            for row in str(step.params.get("instructions", "")).strip().splitlines():
+            for row in instructions.splitlines():
                 lines.append(f"    > {row}" if row.strip() else "    >")
             lines.append("")
     return "\n".join(lines) + "\n"
