@@ -10,12 +10,15 @@ deterministic `CreatorRequestId`, so a retried or resumed create gives the same 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.errors import AwsError, InputError, StepError
+from kensium_provision.aws.call import call, pages, translating
+from kensium_provision.aws.idempotent import create_client, create_once
+from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
+from kensium_provision.steps.aws_helpers import in_sandbox
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = ["BY_PURPOSE", "FAILED_STATES", "MqBroker", "instance_type_for"]
@@ -145,39 +148,21 @@ def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
                  auto_minor=auto_minor, tags={"Name": name, **extra, "kprov:name": name})
 
 
-def _translated(operation: str, resource: str, call: Callable[[], Any]) -> Any:
-    """`call()`, with every botocore/moto failure as an AwsError carrying a hint (never parameter values)."""
-    from kensium_provision.aws.errors import translating
-
-    with translating("mq", operation, resource):
-        return call()
-
-
 def _find(ctx: StepContext, name: str) -> dict[str, Any] | None:
     """The broker named `name` (described), or None; two of that name is an error (moto allows it)."""
     client = ctx.client("mq")
-
-    def listing() -> list[dict[str, Any]]:
-        pages = client.get_paginator("list_brokers").paginate()
-        return [b for page in pages for b in page.get("BrokerSummaries", ()) if b.get("BrokerName") == name]
-
-    matches = _translated("ListBrokers", name, listing)
+    sandbox = in_sandbox(ctx)
+    matches = [b for b in pages(client, "ListBrokers", "BrokerSummaries", resource=name, sandbox=sandbox)
+               if b.get("BrokerName") == name]
     if not matches:
         return None
     if len(matches) > 1:
         ids = ", ".join(str(b.get("BrokerId")) for b in matches)
         raise StepError(f"{len(matches)} brokers are named {name} ({ids}); AWS keeps names unique",
                         hint="delete the extra broker by hand after checking which one is in use")
-    broker_id = str(matches[0]["BrokerId"])
-    try:
-        described = _translated("DescribeBroker", name, lambda: client.describe_broker(BrokerId=broker_id))
-    except AwsError as exc:
-        if exc.code in ("NotFoundException", "404"):  # deleted between the listing and now
-            return None
-        raise
-    described = dict(described)
-    described.pop("ResponseMetadata", None)
-    return described
+    # NotFoundException (or moto's bare 404): deleted between the listing and now
+    return call(client, "DescribeBroker", resource=name, sandbox=sandbox, missing=("NotFoundException", "404"),
+                BrokerId=str(matches[0]["BrokerId"]))
 
 
 def _current(found: Mapping[str, Any]) -> dict[str, object]:
@@ -215,8 +200,9 @@ def _outputs(found: Mapping[str, Any]) -> dict[str, object]:
     instances = found.get("BrokerInstances") or []
     if instances:  # AWS lists them only once the broker is running
         outputs["console_url"] = instances[0].get("ConsoleURL")
-        outputs["endpoints"] = list(instances[0].get("Endpoints") or ())
-        amqps = [e for e in outputs["endpoints"] if str(e).startswith("amqps://")]  # type: ignore[union-attr]
+        endpoints = [str(e) for e in instances[0].get("Endpoints") or ()]
+        outputs["endpoints"] = endpoints
+        amqps = [e for e in endpoints if e.startswith("amqps://")]
         if amqps:
             outputs["amqp_endpoint"] = amqps[0]
     return {k: v for k, v in outputs.items() if v is not None}
@@ -278,7 +264,6 @@ class MqBroker:
                      desired=spec.desired(), outputs=_outputs(found))
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        from kensium_provision.aws.idempotent import create_client, create_once
         from kensium_provision.secret import check_password
 
         spec = _spec(ctx, params)
@@ -314,9 +299,9 @@ class MqBroker:
             return made
 
         ctx.progress(f"creating {spec.name} ({spec.host_instance_type}, {spec.deployment_mode})")
-        created = _translated("CreateBroker", spec.name, lambda: create_once(
-            probe=lambda: _find(ctx, spec.name), create=create, client_token=token, sleep=ctx.runtime.sleep,
-            forget=ctx.forget_reads))
+        with translating("mq", "CreateBroker", spec.name, sandbox=in_sandbox(ctx)):
+            created = create_once(probe=lambda: _find(ctx, spec.name), create=create, client_token=token,
+                                  sleep=ctx.runtime.sleep, forget=ctx.forget_reads)
         found = created.resource
         if not created.created or created.reconciled:
             diffs = _differences(spec, found)

@@ -9,12 +9,15 @@ idempotency token, so a lost response is settled by describing, never by creatin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.errors import AwsError, InputError, StepError
+from kensium_provision.aws.call import translating
+from kensium_provision.aws.idempotent import create_client, create_once
+from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
+from kensium_provision.steps.aws_helpers import in_sandbox, step_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = ["EDITIONS", "FAILED_STATES", "RdsDbInstance"]
@@ -131,25 +134,11 @@ def _spec(params: Mapping[str, Any]) -> _Spec:
         hosting=hosting, tags=tags)
 
 
-def _translated(operation: str, resource: str, call: Callable[[], Any]) -> Any:
-    """`call()`, with every botocore/moto failure as an AwsError carrying a hint (never parameter values)."""
-    from kensium_provision.aws.errors import translating
-
-    with translating("rds", operation, resource):
-        return call()
-
-
 def _describe(ctx: StepContext, identifier: str) -> dict[str, Any] | None:
     """The instance, or None; RDS matches identifiers ignoring case (it stores them lower-case)."""
-    client = ctx.client("rds")
-    try:
-        found = _translated("DescribeDBInstances", identifier,
-                            lambda: client.describe_db_instances(DBInstanceIdentifier=identifier.lower()))
-    except AwsError as exc:
-        if exc.code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
-            return None
-        raise
-    instances = found.get("DBInstances") or []
+    found = step_call(ctx, "rds", "DescribeDBInstances", resource=identifier, DBInstanceIdentifier=identifier.lower(),
+                      missing=("DBInstanceNotFound", "DBInstanceNotFoundFault"))
+    instances = (found or {}).get("DBInstances") or []
     return dict(instances[0]) if instances else None
 
 
@@ -246,7 +235,6 @@ class RdsDbInstance:
                      desired=spec.desired(), outputs=_outputs(spec, found))
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        from kensium_provision.aws.idempotent import create_client, create_once
         from kensium_provision.secret import check_password
 
         spec = _spec(params)
@@ -274,9 +262,9 @@ class RdsDbInstance:
             return dict(response["DBInstance"])
 
         ctx.progress(f"creating {spec.name} ({_shown_edition(spec.engine)}) in {spec.zone}")
-        created = _translated("CreateDBInstance", spec.name, lambda: create_once(
-            probe=lambda: _describe(ctx, spec.name), create=create, client_token=None, sleep=ctx.runtime.sleep,
-            forget=ctx.forget_reads))
+        with translating("rds", "CreateDBInstance", spec.name, sandbox=in_sandbox(ctx)):
+            created = create_once(probe=lambda: _describe(ctx, spec.name), create=create, client_token=None,
+                                  sleep=ctx.runtime.sleep, forget=ctx.forget_reads)
         found = created.resource
         if not created.created or created.reconciled:
             diffs = _differences(spec, found)  # made by someone else meanwhile, or our lost create
