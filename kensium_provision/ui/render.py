@@ -32,6 +32,7 @@ from rich.text import Text
 
 from kensium_provision.errors import Issue
 from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
+from kensium_provision.secret import MASK
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
@@ -57,7 +58,6 @@ __all__ = [
 ]
 
 JSON_SCHEMA_VERSION = 1
-MASK = "••••••••"  # the engine's mask (engine.MASK); repeated so the CLI's start-up never imports the engine
 _MARK = {
     Status.DONE: ("✓", "green"), Status.CHANGED: ("✓", "green"), Status.CHANGE: ("+", "yellow"),
     Status.DEPENDS: ("…", "cyan"), Status.SKIPPED: ("-", "dim"), Status.FAILED: ("✗", "red"),
