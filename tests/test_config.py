@@ -121,15 +121,16 @@ def test_a_file_with_several_mistakes_reports_every_one_in_order(tmp_path: Path)
         colour: red
         """)
     assert issues_of(path) == [
-        f"{path}:3:17: environments › qa › account_id: an account id must be quoted: write \"111111111111\" "
-        "(unquoted, YAML reads a number and drops leading zeros)",
-        f"{path}:5:33: environments › qa › purposes[2]: 'testing' is not a purpose; purposes: production, staging, "
+        f"{path}:3:17: environments › qa › account_id: expected a string, got a whole number (111111111111); "
+        "YAML reads an unquoted 111111111111 as a whole number: quote it: '111111111111'",
+        f"{path}:5:33: environments › qa › purposes[2]: 'testing' is not one of: production, staging, "
         "qa, development, demo",
         f"{path}:7:5: environments › production: missing required key 'region' (for example us-east-1)",
         f"{path}:7:17: environments › production › account_id: '22222222222' is not an AWS account id (exactly 12 "
         "digits)",
         f"{path}:8:5: environments › production › regoin: unknown key 'regoin' (did you mean 'region'?)",
-        f"{path}:10:16: environments › production › protected: expected true or false, got 'yes'",
+        f"{path}:10:16: environments › production › protected: expected true or false, got yes (YAML reads it as "
+        "true); write true or false",
         f"{path}:11:46: environments › demo › region: 'US-EAST-1' is not an AWS region name like us-east-1",
         f"{path}:11:67: environments › demo › purposes: production and staging live only in the POS Production "
         "account, which never hosts qa, development or demo: split them into two environments",
@@ -190,7 +191,9 @@ def test_vault_and_lock_options_that_do_not_apply_are_errors(tmp_path: Path) -> 
         """)
     assert issues_of(path) == [
         f"{path}:1:35: vault › command: command is used only with backend: command",
+        f"{path}:1:50: vault › timeout: expected a whole number from 1 to 3600, got a whole number (0)",
         f"{path}:1:50: vault › timeout: timeout is used only with backend: command",
+        f"{path}:2:16: locks › table: 't1' is not a DynamoDB table name",
         f"{path}:2:16: locks › table: table is used only with backend: dynamodb",
     ]
 
@@ -222,7 +225,8 @@ def test_wrong_types_and_empty_lists(tmp_path: Path) -> None:
         f"{path}:2:65: environments › qa › purposes: list at least one purpose (production, staging, qa, "
         "development, demo)",
         f"{path}:2:83: environments › qa › endpoint_url: 'ftp://x' is not an http:// or https:// URL",
-        f"{path}:3:13: pos_domain: expected a string, got a number (3.10); quote it: '3.10'",
+        f"{path}:3:13: pos_domain: expected a string, got a number (3.10); YAML reads an unquoted 3.10 as a number: "
+        "quote it: '3.10'",
         f"{path}:4:16: sql › encrypt: expected true or false, got a whole number (1)",
         f"{path}:5:10: route53: expected a mapping, got a list",
     ]
@@ -303,3 +307,26 @@ def test_a_config_that_is_not_a_regular_file_is_refused(tmp_path: Path, hostile:
     done = kprov("--config", str(path), "lock", "list")
     assert done.returncode == ExitCode.INVALID, done.stderr
     assert f"{path}:1:1: cannot read file: not a regular file ({what})" in done.stderr
+
+
+def test_yaml_1_1_spellings_are_refused_as_in_checklists_and_naming_rules(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        environments:
+          QA: {account_id: "111111111111", region: us-east-1, purposes: [qa]}
+          training: {sandbox: true, protected: on}
+        sql: {encrypt: yes, trust_server_certificate: False, timeout_seconds: 017}
+        vault: {backend: command, command: [op, "{name}"], timeout: 1_000}
+        """)
+    assert issues_of(path) == [
+        f"{path}:2:3: environments › QA: 'QA' is not an environment name (lower-case letters, digits and hyphens, "
+        "starting with a letter)",
+        f"{path}:3:40: environments › training › protected: expected true or false, got on (YAML reads it as true); "
+        "write true or false",
+        f"{path}:4:16: sql › encrypt: expected true or false, got yes (YAML reads it as true); write true or false",
+        f"{path}:4:47: sql › trust_server_certificate: expected true or false, got False (YAML reads it as false); "
+        "write true or false",
+        f"{path}:4:71: sql › timeout_seconds: expected a whole number from 1 to 600 in decimal digits, got 017 "
+        "(YAML reads it as 15)",
+        f"{path}:5:61: vault › timeout: expected a whole number from 1 to 3600 in decimal digits, got 1_000 "
+        "(YAML reads it as 1000)",
+    ]

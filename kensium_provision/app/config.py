@@ -1,17 +1,19 @@
 """The kprov config file (design.md section 3): environments and settings, strictly validated.
 
-Pure: stdlib, `yamlio` and `errors` only. Without any config file kprov runs in the embedded sandbox.
+The file's schema is data (`CONFIG`, read by `yamlschema.Reader` like every kprov YAML file); what
+one field cannot say (a sandbox needs no account, a production account never hosts QA) is checked
+after it, and every problem is reported at once. Without any config file kprov runs in the embedded
+sandbox.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
+from typing import TypeVar
 
-from kensium_provision.errors import ChecklistError, ConfigError, InputError, Issue
+from kensium_provision.errors import ChecklistError, ConfigError, InputError
 from kensium_provision.guards import (
     NON_PRODUCTION_PURPOSES,
     PRODUCTION_PURPOSES,
@@ -19,7 +21,10 @@ from kensium_provision.guards import (
     SANDBOX_ACCOUNT_ID,
     Environment,
 )
-from kensium_provision.yamlio import Loc, Node, load_file
+from kensium_provision.yamlio import Node, load_file
+from kensium_provision.yamlschema import Bool, Field, Int, Map, MapOf, Reader, Record, Seq, Str
+
+_S = TypeVar("_S")
 
 __all__ = [
     "DEFAULT_REGION",
@@ -190,158 +195,126 @@ def load_config(path: Path | None = None) -> Config:
         root = load_file(chosen)
     except ChecklistError as exc:
         raise ConfigError(exc.issues) from None
-    reader = _Reader()
+    reader = Reader()
     config = _read_config(reader, root, str(chosen))
-    if reader.issues or config is None:
-        raise ConfigError(reader.issues)
+    reader.fail(ConfigError)
+    if config is None:  # pragma: no cover - a None config always comes with issues
+        raise ConfigError([root.loc.issue("", "not a kprov config")])
     return config
 
 
-# -- validation ----------------------------------------------------------------------------------------
+# -- the schema -------------------------------------------------------------------------------------
 
-# Matched with fullmatch; [0-9], not \d, which also matches non-ASCII digits.
-_ACCOUNT = re.compile(r"[0-9]{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
-_ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_PROFILE = re.compile(r"[A-Za-z0-9_.+@=,/-]{1,128}")
-_URL = re.compile(r"https?://[^\s/?#]+(/\S*)?")
-_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
-_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
-_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_LOG_GROUP = re.compile(r"[A-Za-z0-9_./#-]{1,512}")
-_KINDS = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false",
-          "null": "nothing", "timestamp": "a date", "map": "a mapping", "seq": "a list"}
+# Patterns are matched in full; [0-9], not \d, which also matches non-ASCII digits.
+_ACCOUNT = Str(pattern=r"[0-9]{12}", expect="an AWS account id (exactly 12 digits)")
+_REGION = Str(pattern=r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", expect="an AWS region name like us-east-1")
+_ENV_NAME = Str(pattern=r"[a-z][a-z0-9-]{0,31}",
+                expect="an environment name (lower-case letters, digits and hyphens, starting with a letter)")
+_PROFILE = Str(pattern=r"[A-Za-z0-9_.+@=,/-]{1,128}", expect="an AWS profile name")
+_URL = Str(pattern=r"https?://[^\s/?#]+(/\S*)?", expect="an http:// or https:// URL")
+_DOMAIN = Str(pattern=r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
+              expect="a DNS domain name")
+_TABLE = Str(pattern=r"[A-Za-z0-9_.-]{3,255}", expect="a DynamoDB table name")
 
-
-def _what(node: Node) -> str:
-    if node.kind in ("map", "seq", "null"):
-        return _KINDS[node.kind]
-    return repr(node.text) if node.kind == "bool" else f"{_KINDS[node.kind]} ({node.text})"
-
-
-def _join(crumb: str, key: str) -> str:
-    return f"{crumb} › {key}" if crumb else key
-
-
-class _Reader:
-    """Collects every issue of the file instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.issues: list[Issue] = []
-
-    def add(self, loc: Loc, crumb: str, message: str) -> None:
-        self.issues.append(loc.issue(crumb, message))
-
-    def mapping(self, node: Node, crumb: str, keys: tuple[str, ...]) -> dict[str, Node]:
-        """The known keys of a mapping; unknown keys are issues (a typo must never be ignored)."""
-        if node.kind != "map":
-            self.add(node.loc, crumb, f"expected a mapping, got {_what(node)}")
-            return {}
-        result: dict[str, Node] = {}
-        for key, value in node.items():
-            if key in keys:
-                result[key] = value
-                continue
-            close = get_close_matches(key, keys, n=1, cutoff=0.75)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(keys)}"
-            self.add(node.key_locs[key], _join(crumb, key), f"unknown key {key!r}{hint}")
-        return result
-
-    def string(self, node: Node, crumb: str, *, pattern: re.Pattern[str] | None = None, expect: str = "",
-               choices: tuple[str, ...] = ()) -> str | None:
-        if node.kind != "str":
-            hint = f"; quote it: '{node.text}'" if node.kind in ("int", "float", "bool", "timestamp") else ""
-            self.add(node.loc, crumb, f"expected a string, got {_what(node)}{hint}")
-            return None
-        value = str(node.value)
-        if choices and value not in choices:
-            self.add(node.loc, crumb, f"{value!r} is not one of: {', '.join(choices)}")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.add(node.loc, crumb, f"{value!r} is not {expect}")
-            return None
-        return value
-
-    def boolean(self, node: Node, crumb: str) -> bool | None:
-        # Only true/false: YAML 1.1 also reads yes/no/on/off as booleans, which reads too loosely here.
-        if node.kind != "bool" or node.text not in ("true", "false"):
-            self.add(node.loc, crumb, f"expected true or false, got {_what(node)}")
-            return None
-        return bool(node.value)
-
-    def integer(self, node: Node, crumb: str, low: int, high: int) -> int | None:
-        if node.kind != "int" or not isinstance(node.value, int) or not low <= node.value <= high:
-            self.add(node.loc, crumb, f"expected a whole number from {low} to {high}, got {_what(node)}")
-            return None
-        return node.value
-
-    def strings(self, node: Node, crumb: str) -> tuple[str, ...] | None:
-        if node.kind != "seq":
-            self.add(node.loc, crumb, f"expected a list of strings, got {_what(node)}")
-            return None
-        assert isinstance(node.value, list)
-        items = [self.string(item, f"{crumb}[{i}]") for i, item in enumerate(node.value)]
-        return None if any(i is None for i in items) else tuple(i for i in items if i is not None)
+ENVIRONMENT = Map((
+    Field("sandbox", Bool(), doc="The embedded sandbox (moto on 127.0.0.1) instead of AWS."),
+    Field("account_id", _ACCOUNT, doc="The 12-digit AWS account id, quoted; required unless sandbox."),
+    Field("region", _REGION, doc="Required unless sandbox."),
+    Field("profile", _PROFILE, doc="An AWS profile; empty: boto3's default credential chain. Never with sandbox."),
+    Field("purposes", Seq(Str(choices=PURPOSES), nonempty=f"list at least one purpose ({', '.join(PURPOSES)})"),
+          doc="What the account may host; production and staging never together with qa, development or demo."),
+    Field("protected", Bool(), doc="A banner, and the operator types the target before the first change."),
+    Field("endpoint_url", _URL, doc="A local endpoint instead of AWS."),
+), name="environment")
+VAULT = Map((
+    Field("backend", Str(choices=("secretsmanager", "command", "manual")), doc="Where generated credentials go."),
+    Field("command", Seq(Str()), doc="backend: command: argv of a password-manager CLI; {name} is the entry; "
+                                     "the secret goes on its stdin."),
+    Field("fetch_command", Seq(Str()), doc="backend: command: argv printing a stored secret on stdout."),
+    Field("timeout", Int(1, 3600), doc="backend: command: seconds a command may take."),
+), name="vault")
+LOCKS = Map((
+    Field("backend", Str(choices=("local", "dynamodb"))),
+    Field("table", _TABLE, doc="backend: dynamodb: the locks' table."),
+), name="locks")
+CLIENTS = Map((Field("table", _TABLE, doc="The client records' DynamoDB table."),), name="clients")
+RABBITMQ = Map((Field("base_url", _URL, doc="Overrides the broker console URL from mq.describe_broker."),),
+               name="rabbitmq")
+SQL = Map((
+    Field("driver", Str(), doc="The ODBC driver; without one, SQL steps are scripts run by hand."),
+    Field("encrypt", Bool()),
+    Field("trust_server_certificate", Bool()),
+    Field("timeout_seconds", Int(1, 600)),
+), name="sql")
+ROUTE53 = Map((
+    Field("hosted_zone_id", Str(pattern=r"Z[A-Z0-9]{1,31}", expect="a hosted zone id like Z0123456789ABC")),
+    Field("domain", _DOMAIN),
+), name="route53")
+JOURNAL = Map((Field("cloudwatch_log_group", Str(pattern=r"[A-Za-z0-9_./#-]{1,512}",
+                                                 expect="a CloudWatch Logs group name"),
+                     doc="Also ship journal records there."),), name="journal")
+CONFIG = Map((
+    Field("environments", MapOf(ENVIRONMENT, keys=_ENV_NAME), doc="Environments by name; sandbox is always there."),
+    Field("default_environment", Str(), doc="Used without --env; default sandbox."),
+    Field("vault", VAULT),
+    Field("locks", LOCKS),
+    Field("clients", CLIENTS),
+    Field("rabbitmq", RABBITMQ),
+    Field("sql", SQL),
+    Field("route53", ROUTE53),
+    Field("pos_domain", _DOMAIN),
+    Field("journal", JOURNAL),
+), name="config")
 
 
-_TOP_KEYS = ("environments", "default_environment", "vault", "locks", "clients", "rabbitmq", "sql",
-             "route53", "pos_domain", "journal")
-_ENV_KEYS = ("sandbox", "account_id", "region", "profile", "purposes", "protected", "endpoint_url")
+# -- validation: what one field cannot say -------------------------------------------------------------
 
 
-def _read_config(reader: _Reader, root: Node, path: str) -> Config | None:
-    top = reader.mapping(root, "", _TOP_KEYS)
-    environments: dict[str, Environment] = {}
-    names = [SANDBOX]
-    if "environments" in top:
-        environments = _read_environments(reader, top["environments"])
-        if top["environments"].kind == "map":
-            names += [n for n, _ in top["environments"].items() if n != SANDBOX]
-    if SANDBOX not in environments:
-        environments = {SANDBOX: SANDBOX_ENVIRONMENT, **environments}
-    default = SANDBOX
-    if "default_environment" in top:
-        node = top["default_environment"]
-        name = reader.string(node, "default_environment")
-        if name is not None and name not in names:
-            reader.add(node.loc, "default_environment",
-                       f"{name!r} is not a configured environment; configured: {', '.join(names)}")
-        default = name or default
+def _read_config(reader: Reader, root: Node, path: str) -> Config | None:
+    top = reader.record(root, CONFIG, "")
+    if top is None:
+        return None
+    environments: dict[str, Environment] = {SANDBOX: SANDBOX_ENVIRONMENT}
+    envs_node = top.child("environments")
+    if envs_node is not None:
+        environments.update(_read_environments(reader, top, envs_node))
+    default = top.text("default_environment") or SANDBOX
+    names = [SANDBOX, *(n for n in (envs_node.mapping() if envs_node else {}) if n != SANDBOX)]
+    if top.text("default_environment") and default not in names:
+        reader.add(top.loc("default_environment"), "default_environment",
+                   f"{default!r} is not a configured environment; configured: {', '.join(names)}")
 
-    vault = _read_vault(reader, top["vault"]) if "vault" in top else VaultSettings()
-    locks = _read_locks(reader, top["locks"]) if "locks" in top else LockSettings()
-    clients = _read_clients(reader, top["clients"]) if "clients" in top else ClientSettings()
+    vault = _vault(reader, top.record("vault"))
+    locks = _locks(reader, top.record("locks"))
+    clients = _settings(ClientSettings, top.record("clients"))
     if locks.table and locks.table == clients.table:  # one table cannot hold both kinds of item
-        reader.add(top["locks"].loc, "locks › table", f"{locks.table!r} is the client records' table "
+        reader.add(top.loc("locks"), "locks › table", f"{locks.table!r} is the client records' table "
                    "(clients › table); give the locks their own table")
-    rabbitmq = _read_rabbitmq(reader, top["rabbitmq"]) if "rabbitmq" in top else RabbitMqSettings()
-    sql = _read_sql(reader, top["sql"]) if "sql" in top else SqlSettings()
-    route53 = _read_route53(reader, top["route53"]) if "route53" in top else Route53Settings()
-    journal = _read_journal(reader, top["journal"]) if "journal" in top else JournalSettings()
-    pos_domain = ""
-    if "pos_domain" in top:
-        pos_domain = reader.string(top["pos_domain"], "pos_domain", pattern=_DOMAIN, expect="a DNS domain name") or ""
     if reader.issues:
         return None
     return Config(path=path, environments=tuple(environments.values()), default_environment=default,
-                  vault=vault, locks=locks, clients=clients, rabbitmq=rabbitmq, sql=sql, route53=route53,
-                  pos_domain=pos_domain, journal=journal)
+                  vault=vault, locks=locks, clients=clients,
+                  rabbitmq=_settings(RabbitMqSettings, top.record("rabbitmq")),
+                  sql=_settings(SqlSettings, top.record("sql")),
+                  route53=_settings(Route53Settings, top.record("route53")),
+                  pos_domain=top.text("pos_domain"), journal=_settings(JournalSettings, top.record("journal")))
 
 
-def _read_environments(reader: _Reader, node: Node) -> dict[str, Environment]:
-    crumb = "environments"
-    if node.kind != "map":
-        reader.add(node.loc, crumb, f"expected a mapping of environment names, got {_what(node)}")
+def _settings(kind: type[_S], record: Record | None) -> _S:
+    """A settings record from the keys written (their names are the fields'); the others keep their defaults."""
+    return kind(**record.present()) if record is not None else kind()
+
+
+def _read_environments(reader: Reader, top: Record, node: Node) -> dict[str, Environment]:
+    envs = top.get("environments")
+    if not isinstance(envs, dict):
         return {}
     result: dict[str, Environment] = {}
     accounts: dict[str, tuple[str, frozenset[str]]] = {}  # account id -> (first env, its purposes)
-    for name, env_node in node.items():
-        here = _join(crumb, name)
-        if not _ENV_NAME.fullmatch(name):
-            reader.add(node.key_locs[name], here,
-                       "an environment name is lower-case letters, digits and hyphens, starting with a letter")
+    for name, record in envs.items():
+        if not isinstance(record, Record):
             continue
-        env = _read_environment(reader, name, env_node, here)
+        env = _read_environment(reader, name, record)
         if env is None:
             continue
         result[name] = env
@@ -353,186 +326,69 @@ def _read_environments(reader: _Reader, node: Node) -> dict[str, Environment]:
         first = accounts.setdefault(env.account_id, (name, mine))
         together = mine | first[1]
         if first[0] != name and together & PRODUCTION_PURPOSES and together & NON_PRODUCTION_PURPOSES:
-            loc = env_node.value["account_id"].loc if isinstance(env_node.value, dict) else env_node.loc
-            reader.add(loc, _join(here, "account_id"),
+            reader.add(record.loc("account_id"), record.at("account_id"),
                        f"account {env.account_id} is also environment {first[0]!r}; an account hosting "
                        "production or staging must never host qa, development or demo")
     return result
 
 
-def _read_environment(reader: _Reader, name: str, node: Node, crumb: str) -> Environment | None:
-    keys = reader.mapping(node, crumb, _ENV_KEYS)
-    if node.kind != "map":
-        return None
+def _read_environment(reader: Reader, name: str, env: Record) -> Environment | None:
     before = len(reader.issues)
-    sandbox = False
-    if "sandbox" in keys:
-        sandbox = bool(reader.boolean(keys["sandbox"], _join(crumb, "sandbox")))
+    sandbox = env.flag("sandbox")
     if name == SANDBOX and not sandbox:
-        reader.add(node.loc, crumb, "the name 'sandbox' is reserved for the embedded sandbox: add sandbox: true "
-                                    "or choose another name")
+        reader.add(env.node.loc, env.crumb,
+                   "the name 'sandbox' is reserved for the embedded sandbox: add sandbox: true or choose another name")
         return None
-    account_id = SANDBOX_ACCOUNT_ID if sandbox else ""
-    if "account_id" in keys:
-        account_id = _read_account(reader, keys["account_id"], _join(crumb, "account_id")) or account_id
-    elif not sandbox:
-        reader.add(node.loc, crumb, "missing required key 'account_id' (the 12-digit AWS account id, quoted)")
-    region = DEFAULT_REGION if sandbox else ""
-    if "region" in keys:
-        region = reader.string(keys["region"], _join(crumb, "region"), pattern=_REGION,
-                               expect="an AWS region name like us-east-1") or region
-    elif not sandbox:
-        reader.add(node.loc, crumb, "missing required key 'region' (for example us-east-1)")
-    profile = ""
-    if "profile" in keys:
-        if sandbox:
-            reader.add(keys["profile"].loc, _join(crumb, "profile"),
-                       "a sandbox environment never uses AWS credentials; remove profile")
-        else:
-            profile = reader.string(keys["profile"], _join(crumb, "profile"), pattern=_PROFILE,
-                                    expect="an AWS profile name") or ""
-    purposes: tuple[str, ...] = PURPOSES if sandbox else ()
-    if "purposes" in keys:
-        purposes = _read_purposes(reader, keys["purposes"], _join(crumb, "purposes")) or purposes
-    elif not sandbox:
-        reader.add(node.loc, crumb, f"missing required key 'purposes' (some of: {', '.join(PURPOSES)})")
-    protected = False
-    if "protected" in keys:
-        protected = bool(reader.boolean(keys["protected"], _join(crumb, "protected")))
-    endpoint_url = ""
-    if "endpoint_url" in keys:
-        endpoint_url = reader.string(keys["endpoint_url"], _join(crumb, "endpoint_url"), pattern=_URL,
-                                     expect="an http:// or https:// URL") or ""
+    if sandbox and "profile" in env:
+        reader.add(env.loc("profile"), env.at("profile"),
+                   "a sandbox environment never uses AWS credentials; remove profile")
+    if not sandbox:
+        for key, hint in (("account_id", "the 12-digit AWS account id, quoted"), ("region", "for example us-east-1"),
+                          ("purposes", f"some of: {', '.join(PURPOSES)}")):
+            if key not in env:
+                reader.missing(env, key, hint)
+    purposes = env.texts("purposes")
+    written = env.child("purposes")
+    every_one_valid = written is not None and len(purposes) == len(written.sequence())
+    if every_one_valid and set(purposes) & PRODUCTION_PURPOSES and set(purposes) & NON_PRODUCTION_PURPOSES:
+        reader.add(env.loc("purposes"), env.at("purposes"), "production and staging live only in the POS Production "
+                   "account, which never hosts qa, development or demo: split them into two environments")
     if len(reader.issues) > before:
         return None
-    return Environment(name=name, account_id=account_id, region=region, sandbox=sandbox, profile=profile,
-                       purposes=purposes, protected=protected, endpoint_url=endpoint_url)
+    return Environment(name=name, account_id=env.text("account_id") or (SANDBOX_ACCOUNT_ID if sandbox else ""),
+                       region=env.text("region") or (DEFAULT_REGION if sandbox else ""), sandbox=sandbox,
+                       profile=env.text("profile"), purposes=tuple(dict.fromkeys(purposes)) or PURPOSES,
+                       protected=env.flag("protected"), endpoint_url=env.text("endpoint_url"))
 
 
-def _read_account(reader: _Reader, node: Node, crumb: str) -> str | None:
-    if node.kind in ("int", "float"):
-        # An unquoted id is a YAML number: leading zeros vanish (and 0-prefixed ids read as octal).
-        reader.add(node.loc, crumb, f'an account id must be quoted: write "{node.text}" (unquoted, YAML reads a '
-                                    "number and drops leading zeros)")
-        return None
-    return reader.string(node, crumb, pattern=_ACCOUNT, expect="an AWS account id (exactly 12 digits)")
-
-
-def _read_purposes(reader: _Reader, node: Node, crumb: str) -> tuple[str, ...] | None:
-    values = reader.strings(node, crumb)
-    if values is None:
-        return None
-    assert isinstance(node.value, list)
-    good = True
-    for i, (item, value) in enumerate(zip(node.value, values, strict=True)):
-        if value not in PURPOSES:
-            reader.add(item.loc, f"{crumb}[{i}]", f"{value!r} is not a purpose; purposes: {', '.join(PURPOSES)}")
-            good = False
-    chosen = set(values)
-    if good and chosen & PRODUCTION_PURPOSES and chosen & NON_PRODUCTION_PURPOSES:
-        reader.add(node.loc, crumb, "production and staging live only in the POS Production account, which never "
-                                    "hosts qa, development or demo: split them into two environments")
-        good = False
-    if good and not values:
-        reader.add(node.loc, crumb, f"list at least one purpose ({', '.join(PURPOSES)})")
-        good = False
-    return tuple(dict.fromkeys(values)) if good else None
-
-
-def _read_vault(reader: _Reader, node: Node) -> VaultSettings:
-    crumb = "vault"
-    keys = reader.mapping(node, crumb, ("backend", "command", "fetch_command", "timeout"))
-    backend = "secretsmanager"
-    if "backend" in keys:
-        backend = reader.string(keys["backend"], _join(crumb, "backend"),
-                                choices=("secretsmanager", "command", "manual")) or backend
-    argvs: dict[str, tuple[str, ...]] = {}
-    timeout = 60
+def _vault(reader: Reader, vault: Record | None) -> VaultSettings:
+    if vault is None:
+        return VaultSettings()
+    backend = vault.text("backend") or "secretsmanager"
     for key in ("command", "fetch_command", "timeout"):
-        if key not in keys:
-            continue
-        here = _join(crumb, key)
-        if backend != "command":
-            reader.add(keys[key].loc, here, f"{key} is used only with backend: command")
-        elif key == "timeout":
-            timeout = reader.integer(keys[key], here, 1, 3600) or timeout
-        else:
-            argv = reader.strings(keys[key], here)
-            if argv is not None and not any("{name}" in part for part in argv):
-                reader.add(keys[key].loc, here, "put {name} where the password manager keeps the entry, e.g. "
-                                                "[op, item, create, --title, \"{name}\"]")
-            argvs[key] = argv or ()
-    if backend == "command" and "command" not in keys:
-        reader.add(node.loc, crumb, "backend: command needs command: [program, args...] (the secret goes on stdin)")
-    return VaultSettings(backend=backend, command=argvs.get("command", ()),
-                         fetch_command=argvs.get("fetch_command", ()), timeout=timeout)
+        if key in vault and backend != "command":
+            reader.add(vault.loc(key), vault.at(key), f"{key} is used only with backend: command")
+    if backend != "command":
+        return VaultSettings(backend=backend)
+    for key in ("command", "fetch_command"):
+        argv = vault.texts(key)
+        if key in vault and key in vault.values and not any("{name}" in part for part in argv):
+            reader.add(vault.loc(key), vault.at(key), "put {name} where the password manager keeps the entry, e.g. "
+                                                      '[op, item, create, --title, "{name}"]')
+    if "command" not in vault:
+        reader.add(vault.node.loc, vault.crumb,
+                   "backend: command needs command: [program, args...] (the secret goes on stdin)")
+    return VaultSettings(backend=backend, command=vault.texts("command"), fetch_command=vault.texts("fetch_command"),
+                         timeout=vault.number("timeout") or 60)
 
 
-def _read_locks(reader: _Reader, node: Node) -> LockSettings:
-    keys = reader.mapping(node, "locks", ("backend", "table"))
-    backend = "local"
-    if "backend" in keys:
-        backend = reader.string(keys["backend"], "locks › backend", choices=("local", "dynamodb")) or backend
-    table = ""
-    if "table" in keys and backend != "dynamodb":
-        reader.add(keys["table"].loc, "locks › table", "table is used only with backend: dynamodb")
-    elif "table" in keys:
-        table = reader.string(keys["table"], "locks › table", pattern=_TABLE, expect="a DynamoDB table name") or ""
-    elif backend == "dynamodb":
-        reader.add(node.loc, "locks", "backend: dynamodb needs table: <DynamoDB table name>")
-    return LockSettings(backend=backend, table=table)
-
-
-def _read_clients(reader: _Reader, node: Node) -> ClientSettings:
-    keys = reader.mapping(node, "clients", ("table",))
-    if "table" not in keys:
-        return ClientSettings()
-    table = reader.string(keys["table"], "clients › table", pattern=_TABLE, expect="a DynamoDB table name")
-    return ClientSettings(table=table) if table else ClientSettings()
-
-
-def _read_rabbitmq(reader: _Reader, node: Node) -> RabbitMqSettings:
-    keys = reader.mapping(node, "rabbitmq", ("base_url",))
-    url = ""
-    if "base_url" in keys:
-        url = reader.string(keys["base_url"], "rabbitmq › base_url", pattern=_URL,
-                            expect="an http:// or https:// URL") or ""
-    return RabbitMqSettings(base_url=url)
-
-
-def _read_sql(reader: _Reader, node: Node) -> SqlSettings:
-    keys = reader.mapping(node, "sql", ("driver", "encrypt", "trust_server_certificate", "timeout_seconds"))
-    values: dict[str, object] = {}
-    if "driver" in keys:
-        values["driver"] = reader.string(keys["driver"], "sql › driver") or ""
-    for key in ("encrypt", "trust_server_certificate"):
-        if key in keys:
-            flag = reader.boolean(keys[key], f"sql › {key}")
-            if flag is not None:
-                values[key] = flag
-    if "timeout_seconds" in keys:
-        timeout = reader.integer(keys["timeout_seconds"], "sql › timeout_seconds", 1, 600)
-        if timeout is not None:
-            values["timeout_seconds"] = timeout
-    return SqlSettings(**values)  # type: ignore[arg-type]
-
-
-def _read_route53(reader: _Reader, node: Node) -> Route53Settings:
-    keys = reader.mapping(node, "route53", ("hosted_zone_id", "domain"))
-    zone = domain = ""
-    if "hosted_zone_id" in keys:
-        zone = reader.string(keys["hosted_zone_id"], "route53 › hosted_zone_id", pattern=_ZONE,
-                             expect="a hosted zone id like Z0123456789ABC") or ""
-    if "domain" in keys:
-        domain = reader.string(keys["domain"], "route53 › domain", pattern=_DOMAIN, expect="a DNS domain name") or ""
-    return Route53Settings(hosted_zone_id=zone, domain=domain)
-
-
-def _read_journal(reader: _Reader, node: Node) -> JournalSettings:
-    keys = reader.mapping(node, "journal", ("cloudwatch_log_group",))
-    group = ""
-    if "cloudwatch_log_group" in keys:
-        group = reader.string(keys["cloudwatch_log_group"], "journal › cloudwatch_log_group", pattern=_LOG_GROUP,
-                              expect="a CloudWatch Logs group name") or ""
-    return JournalSettings(cloudwatch_log_group=group)
-
+def _locks(reader: Reader, locks: Record | None) -> LockSettings:
+    if locks is None:
+        return LockSettings()
+    backend = locks.text("backend") or "local"
+    if "table" in locks and backend != "dynamodb":
+        reader.add(locks.loc("table"), locks.at("table"), "table is used only with backend: dynamodb")
+        return LockSettings(backend=backend)
+    if backend == "dynamodb" and "table" not in locks:
+        reader.add(locks.node.loc, locks.crumb, "backend: dynamodb needs table: <DynamoDB table name>")
+    return LockSettings(backend=backend, table=locks.text("table"))
