@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from moto import mock_aws
 from test_client_install import World, answers, build_estate, reset_broker
@@ -228,7 +229,6 @@ def test_a_user_missing_from_the_credential_report_is_read_on_its_own(three: Fle
 
 
 def test_the_fleet_document_validates_against_the_json_schema(three: Fleet) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     three.world.broker.client().delete_vhost("gamma")
     report = three.check()
     document = fleet.fleet_json(report, run_id="r1", environment="sandbox", account="123456789012",
