@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -17,20 +18,13 @@ from pathlib import Path
 import pytest
 
 from kensium_provision.errors import InputError
-from kensium_provision.journal.chain import (
-    GENESIS,
-    MASK,
-    JournalWriter,
-    ShippingJournal,
-    filter_runs,
-    list_runs,
-    read_run,
-    record_hash,
-    resume_point,
-    verify_all,
-    verify_run,
-)
+from kensium_provision.journal.reader import RunSummary, filter_runs, list_runs, read_run
+from kensium_provision.journal.resume import resume_point
+from kensium_provision.journal.shipping import ShippingJournal
+from kensium_provision.journal.verify import verify_all, verify_run
+from kensium_provision.journal.writer import GENESIS, JournalWriter, record_hash
 from kensium_provision.model import Risk, Status
+from kensium_provision.secret import MASK
 
 HEADER = {
     "who": "arn:aws:iam::123456789012:user/alice",
@@ -88,7 +82,7 @@ def test_records_are_hash_chained_json_lines(state: Path) -> None:
     assert first["event"] == "run.started" and first["prev"] == GENESIS
     assert {k: first[k] for k in HEADER} == HEADER
     assert first["kprov_version"] and "@" in first["os_user"]
-    for before, rec in zip(records, records[1:], strict=False):
+    for before, rec in itertools.pairwise(records):
         assert rec["prev"] == before["hash"]
     for rec in records:
         body = {k: v for k, v in rec.items() if k != "hash"}
@@ -281,7 +275,8 @@ def test_secrets_are_never_serialized(state: Path) -> None:
     )
     journal.close("done")
     raw = journal.path.read_bytes()
-    for canary in (b"Sup3r-Secret", b"nested-canary", b"tuple-canary", b"top-canary", registered.encode(), b"object at"):
+    for canary in (b"Sup3r-Secret", b"nested-canary", b"tuple-canary", b"top-canary", registered.encode(),
+                   b"object at"):
         assert canary not in raw
     rec = read_run(state, "s").records[1]
     assert rec["secret"] == MASK
@@ -309,7 +304,7 @@ WRITER = textwrap.dedent(
     """
     import json, os, sys
     from pathlib import Path
-    from kensium_provision.journal.chain import JournalWriter
+    from kensium_provision.journal.writer import JournalWriter
     state, header, torn = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "torn"
     journal = JournalWriter(state, "crash", header=header)
     n = 0
@@ -392,7 +387,10 @@ def test_list_runs_newest_first_and_filters(state: Path) -> None:
     ]
     assert runs[2].started == "2026-11-01T07:00:00.000Z" and runs[2].finished == "2026-11-02T07:00:00.000Z"
     assert runs[2].checklist == "client-onboarding" and runs[2].mode == "apply"
-    ids = lambda found: [r.run_id for r in found]  # noqa: E731
+
+    def ids(found: list[RunSummary]) -> list[str]:
+        return [r.run_id for r in found]
+
     assert ids(filter_runs(runs, client="acme")) == ["r-a"]
     assert ids(filter_runs(runs, env="prod")) == ["r-c", "r-b"]
     assert ids(filter_runs(runs, operator="alice")) == ["r-c", "r-a"]

@@ -1,6 +1,6 @@
 """Past runs for people: `kprov runs`, `kprov audit show`, and what `kprov resume` will reuse.
 
-Reads the journal (see `journal`), renders a run as a runsheet (text or Markdown for a change
+Reads the journal (see `journal.reader`), renders a run as a runsheet (text or Markdown for a change
 ticket) and compares a run's checklist with today's to say what changed before a resume.
 """
 
@@ -11,36 +11,39 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kensium_provision.journal.reader import RunLog, RunSummary
+
 __all__ = ["ChecklistChange", "checklist_changes", "run_json", "run_markdown", "summary_rows"]
 
 
-def summary_rows(summaries: Sequence[Any]) -> list[dict[str, str]]:
+def summary_rows(summaries: Sequence[RunSummary]) -> list[dict[str, str]]:
     return [{"run_id": s.run_id, "started": s.started, "outcome": s.outcome, "mode": s.mode,
              "checklist": s.checklist, "target": s.target or s.client, "environment": s.env,
              "who": s.who.rsplit("/", 1)[-1] or s.os_user} for s in summaries]
 
 
-def _target(log: Any) -> str:
+def _target(log: RunLog) -> str:
     found = [r.get("target") for r in log.records if r.get("event") == "target"]
     return str(found[-1]) if found else str(log.header.get("target", ""))
 
 
-def run_json(log: Any) -> dict[str, Any]:
+def run_json(log: RunLog) -> dict[str, Any]:
     steps: dict[str, dict[str, Any]] = {}
     answers: dict[str, object] = {}
     for rec in log.records:
-        event = rec.get("event")
+        event, step = rec.get("event"), rec.get("step")
         if event == "answer":
             answers[str(rec.get("input"))] = rec.get("value", rec.get("reference"))
-        elif event in ("step.intent", "step.result") and isinstance(rec.get("step"), str):
-            entry = steps.setdefault(rec["step"], {"id": rec["step"]})
+        elif event in ("step.intent", "step.result") and isinstance(step, str):
+            entry = steps.setdefault(step, {"id": step})
             if event == "step.intent":
                 entry["intent_at"] = rec.get("ts")
                 entry["params"] = rec.get("params")
             else:
                 entry.update(status=rec.get("status"), reason=rec.get("reason"), outputs=rec.get("outputs"),
                              findings=rec.get("findings"), finished_at=rec.get("ts"), seconds=rec.get("seconds"))
-    finished = next((r for r in reversed(log.records) if r.get("event") == "run.finished"), {})
+    empty: Mapping[str, object] = {}
+    finished = next((r for r in reversed(log.records) if r.get("event") == "run.finished"), empty)
     header = log.header
     return {"kprov_json": 1, "kind": "run", "run_id": log.run_id, "checklist": header.get("checklist"),
             "checklist_sha256": header.get("checklist_sha256"), "mode": header.get("mode"),
@@ -58,7 +61,7 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", text)
 
 
-def run_markdown(log: Any) -> str:
+def run_markdown(log: RunLog) -> str:
     data = run_json(log)
     lines = [f"# kprov run {data['run_id']}", "",
              "| run | |", "|---|---|",

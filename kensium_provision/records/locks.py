@@ -45,7 +45,7 @@ def _at(seconds: float) -> datetime:
 
 
 def _whoami() -> str:
-    from kensium_provision.journal.chain import os_user
+    from kensium_provision.journal.writer import os_user
 
     return os_user()
 

@@ -1,0 +1,60 @@
+"""Shipping the journal to CloudWatch Logs as it is written: an anchor the operator cannot rewrite."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from kensium_provision.journal.writer import JournalWriter
+
+__all__ = ["ShippingJournal"]
+
+
+class ShippingJournal:
+    """A JournalWriter that also ships every record to CloudWatch Logs, an anchor the operator can't rewrite.
+
+    Shipping failures never stop the run (the local journal stays the record); they are kept in `errors`.
+    """
+
+    def __init__(self, inner: JournalWriter, client: Any, *, group: str, stream: str) -> None:
+        self.inner, self._client, self.group, self.stream = inner, client, group, stream
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        for call, kwargs in (("create_log_group", {"logGroupName": group}),
+                             ("create_log_stream", {"logGroupName": group, "logStreamName": stream})):
+            try:
+                getattr(client, call)(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - boto3 is not imported here: the error code tells
+                if _error_code(exc) != "ResourceAlreadyExistsException":
+                    self.errors.append(f"{call}: {exc}")
+        if inner.last:
+            self._ship(inner.last)  # the header, written when the writer was made
+
+    def record(self, event: str, **fields: object) -> None:
+        with self._lock:
+            self.inner.record(event, **fields)
+            self._ship(self.inner.last)
+
+    def close(self, outcome: str, **fields: object) -> None:
+        with self._lock:
+            if self.inner.closed:
+                return
+            self.inner.close(outcome, **fields)
+            self._ship(self.inner.last)
+
+    def _ship(self, rec: Mapping[str, object]) -> None:
+        moment = datetime.fromisoformat(str(rec["ts"]))
+        event = {"timestamp": int(moment.timestamp() * 1000),
+                 "message": json.dumps(rec, separators=(",", ":"), ensure_ascii=False)}
+        try:
+            self._client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=[event])
+        except Exception as exc:  # noqa: BLE001 - any failure is reported; the run goes on
+            self.errors.append(f"record {rec['seq']}: {exc}")
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
