@@ -35,10 +35,24 @@ __all__ = [
     "generate_password",
     "is_secret_key",
     "json_default",
+    "masked",
     "password_policy",
 ]
 
 MASK = "••••••••"
+
+
+def masked(value: object) -> object:
+    """`value` as it may be shown or journaled: every Secret (anything with `reveal`) as `MASK`, through
+    nested mappings, lists and tuples (as lists). The one masking function; registered values inside
+    plain text are `REDACTOR.redact`'s business."""
+    if hasattr(value, "reveal"):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
 
 
 class Secret:
@@ -214,7 +228,8 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a bad format/args pair: still log something, redacted
+        except Exception:  # noqa: BLE001 - a bad format/args pair or a msg whose __str__ fails: a filter that
+            # raised would break the caller's logging call, so log something, redacted
             message = f"{record.msg!s} {record.args!r}"
         record.msg, record.args = self.redactor.redact(message), None
         if record.exc_info:

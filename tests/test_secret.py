@@ -8,12 +8,13 @@ import dataclasses
 import io
 import json
 import logging
-import pickle
+import pickle  # noqa: TID251 - the test proves a Secret refuses to be pickled
 import re
 import secrets
 import subprocess
 import sys
 import traceback
+from typing import NamedTuple
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -32,6 +33,7 @@ from kensium_provision.secret import (
     generate_password,
     is_secret_key,
     json_default,
+    masked,
     password_policy,
 )
 
@@ -47,12 +49,28 @@ def canary() -> str:
 def test_str_repr_and_formatting_show_only_the_mask(canary: str) -> None:
     s = Secret(canary)
     shown = [str(s), repr(s), f"{s}", f"{s!s}", f"{s!r}", f"{s:>20}", f"{s:d}", f"{s:.3}", f"{s:x^30}",
-             "%s" % s, "%r" % s, "%(pw)s" % {"pw": s}, f"{s}", f"{s!r:>5}", str([s]), str({"pw": s})]
+             "%s" % s, "%r" % s, "%(pw)s" % {"pw": s},  # noqa: UP031 - %-formatting is one of the paths
+             f"{s}", f"{s!r:>5}", str([s]), str({"pw": s})]
     for text in shown:
         assert canary not in text
         assert "•" in text
     assert str(s) == MASK and f"{s:>10}" == f"  {MASK}"
     assert s.reveal() == canary
+
+
+def test_masked_masks_secrets_at_any_depth_and_keeps_everything_else(canary: str) -> None:
+    s = Secret(canary)
+    shown = masked({"pw": s, "n": 1, "nested": [{"token": s}, ("a", s)], "plain": "text", "none": None})
+    assert shown == {"pw": MASK, "n": 1, "nested": [{"token": MASK}, ["a", MASK]], "plain": "text", "none": None}
+    assert masked(s) == MASK and masked("x") == "x"
+
+
+def test_the_engine_the_renderer_and_the_journal_mask_with_secret_s_mask_and_masker() -> None:
+    from kensium_provision.engine import run
+    from kensium_provision.ui import render
+
+    assert vars(render)["MASK"] is MASK  # one constant, imported, never a copy
+    assert run.shown_value is masked and render._masked is masked  # one masking function
 
 
 def test_json_masks_with_the_hook_and_refuses_without_it(canary: str) -> None:
@@ -79,7 +97,8 @@ def _traceback_with_locals(secret: Secret) -> str:
         _login(secret)
     except StepError as exc:
         console.print(Traceback.from_exception(type(exc), exc, exc.__traceback__, show_locals=True))
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    text: str = console.file.getvalue()  # type: ignore[attr-defined]
+    return text
 
 
 def test_rich_console_pretty_and_tracebacks_with_locals_show_the_mask(canary: str) -> None:
@@ -101,10 +120,12 @@ def test_rich_console_pretty_and_tracebacks_with_locals_show_the_mask(canary: st
 
 def test_exception_messages_and_tracebacks_show_the_mask(canary: str) -> None:
     s = Secret(canary)
-    for exc in (StepError(f"login for {s} failed"), ValueError(s), RuntimeError("bad: %s" % s), KeyError(s)):
+    errors = (StepError(f"login for {s} failed"), ValueError(s), RuntimeError("bad: %s" % s),  # noqa: UP031
+              KeyError(s))
+    for exc in errors:
         try:
             raise exc
-        except Exception as caught:
+        except (StepError, ValueError, RuntimeError, KeyError) as caught:
             text = str(caught) + repr(caught) + "".join(traceback.format_exception(caught))
         assert canary not in text
 
@@ -122,7 +143,7 @@ def test_pickle_is_refused_and_copies_are_the_same_object(canary: str) -> None:
 def test_secret_is_immutable_and_never_expanded_by_dataclasses(canary: str) -> None:
     s = Secret(canary)
     with pytest.raises(AttributeError):
-        s._value = "x"  # type: ignore[misc]
+        s._value = "x"
     with pytest.raises(AttributeError):
         del s._value
     with pytest.raises(TypeError):
@@ -258,9 +279,9 @@ def test_logging_filter_redacts_messages_args_tracebacks_and_stacks(
     s = Secret(canary)
     logger.debug("params: %s", {"MasterUserPassword": canary})  # botocore's kind of leak: the raw value
     logger.info("value %s and %r", canary, s)
-    logger.info(f"interpolated early {canary}")
+    logger.info(f"interpolated early {canary}")  # noqa: G004 - a caller's early interpolation is redacted too
     logger.info("%(pw)s", {"pw": canary})
-    logger.info("bad args %s %s", canary)  # a broken format still logs, redacted
+    logger.info("bad args %s %s", canary)  # noqa: PLE1206 - a broken format still logs, redacted
     logger.info("stack", stack_info=True)
     try:
         raise ValueError(f"Invalid type for parameter MasterUserPassword, value: {canary}")
@@ -281,25 +302,32 @@ def test_filter_without_secrets_leaves_records_alone(redacted_log: tuple[logging
 # --- passwords --------------------------------------------------------------------------------------------
 
 # The rules, written again from domain.md and the AWS docs, independently of the code under test.
+class _Rule(NamedTuple):
+    low: int
+    high: int
+    bad: str
+    distinct: int
+    classes: int
+
+
 _INDEPENDENT = {
-    "amazon-mq": {"length": (12, 250), "bad": ",:=", "distinct": 4, "classes": 0},
-    "rds-sqlserver-master": {"length": (8, 128), "bad": '/@"', "distinct": 1, "classes": 0},
-    "sql-login": {"length": (8, 128), "bad": "'\";[]{}", "distinct": 1, "classes": 4},
-    "rabbitmq-user": {"length": (12, 128), "bad": ",:=@/?#%", "distinct": 4, "classes": 0},
-    "windows-admin": {"length": (12, 127), "bad": "", "distinct": 1, "classes": 3},
-    "tenant-admin": {"length": (12, 128), "bad": "<&", "distinct": 1, "classes": 4},
+    "amazon-mq": _Rule(12, 250, bad=",:=", distinct=4, classes=0),
+    "rds-sqlserver-master": _Rule(8, 128, bad='/@"', distinct=1, classes=0),
+    "sql-login": _Rule(8, 128, bad="'\";[]{}", distinct=1, classes=4),
+    "rabbitmq-user": _Rule(12, 128, bad=",:=@/?#%", distinct=4, classes=0),
+    "windows-admin": _Rule(12, 127, bad="", distinct=1, classes=3),
+    "tenant-admin": _Rule(12, 128, bad="<&", distinct=1, classes=4),
 }
 
 
 def independent_ok(policy: str, value: str) -> bool:
     rule = _INDEPENDENT[policy]
-    low, high = rule["length"]
-    if not re.fullmatch(r"[\x21-\x7e]*", value) or not low <= len(value) <= high:
+    if not re.fullmatch(r"[\x21-\x7e]*", value) or not rule.low <= len(value) <= rule.high:
         return False
-    if any(ch in rule["bad"] for ch in value) or len(set(value)) < rule["distinct"]:
+    if any(ch in rule.bad for ch in value) or len(set(value)) < rule.distinct:
         return False
     classes = sum(bool(re.search(p, value)) for p in ("[A-Z]", "[a-z]", "[0-9]", "[^A-Za-z0-9]"))
-    return classes >= rule["classes"]
+    return classes >= rule.classes
 
 
 def test_every_policy_is_covered_by_the_independent_rules() -> None:
@@ -349,7 +377,7 @@ def test_check_password_accepts_a_secret_and_knows_the_user_name() -> None:
 def test_generated_passwords_differ_and_bad_requests_are_input_errors() -> None:
     values = {generate_password("amazon-mq").reveal() for _ in range(200)}
     assert len(values) == 200
-    with pytest.raises(InputError, match="unknown password policy 'nope'.*amazon-mq"):
+    with pytest.raises(InputError, match=r"unknown password policy 'nope'.*amazon-mq"):
         generate_password("nope")
     with pytest.raises(InputError, match="12 to 250"):
         generate_password("amazon-mq", length=11)

@@ -20,7 +20,7 @@ from typing import Any
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
 from kensium_provision.runtime import Runtime
-from kensium_provision.secret import MASK
+from kensium_provision.secret import masked
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import (
     Difference,
@@ -60,15 +60,7 @@ class RunReport:
         return sum(1 for r in self.results if r.status is status and (not risks or r.risk in risks))
 
 
-def shown_value(value: object) -> object:
-    """A value as it may be shown or journaled: secrets masked, recursively."""
-    if hasattr(value, "reveal"):
-        return MASK
-    if isinstance(value, Mapping):
-        return {k: shown_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [shown_value(v) for v in value]
-    return value
+shown_value = masked  # a value as it may be shown or journaled: secrets masked, recursively (secret.masked)
 
 
 def _shown_map(values: Mapping[str, object]) -> dict[str, object]:

@@ -32,7 +32,7 @@ from rich.text import Text
 
 from kensium_provision.errors import Issue
 from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
-from kensium_provision.secret import MASK
+from kensium_provision.secret import MASK, masked
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
@@ -133,15 +133,7 @@ def _fold(text: str, room: int) -> str:
     return first + more
 
 
-def _masked(value: object) -> object:
-    """Secrets masked again, in case a caller hands over raw parameters (the engine masks them already)."""
-    if hasattr(value, "reveal"):
-        return MASK
-    if isinstance(value, Mapping):
-        return {k: _masked(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(v) for v in value]
-    return value
+_masked = masked  # secrets masked again, in case a caller hands over raw parameters (the engine masks them already)
 
 
 def _param_value(key: str, value: object) -> str:
