@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kprov-installed
 DEMO_STATE := $(CURDIR)/.kprov-demo
 KPROV := KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-random test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,30 @@ demo: $(STAMP)
 	$(KPROV) runs list --limit 3
 	@echo "Demo done. Explore: KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov runs show <run-id>; stop the sandbox with 'KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov sandbox stop'."
 
-# The whole test suite; pytest's exit 5 ("no tests collected") is reported, not hidden.
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:randomly; rc=$$?; \
+# The whole test suite, in a random order (pytest-randomly; the seed is in the header: rerun one order with
+# `make test PYTEST_ARGS="-p randomly --randomly-seed=N"`). It first installs the system programs some tests
+# use, where it can (.ci/system-deps), and ends by saying which tests it skipped and why (-ra, then
+# .ci/system-deps --check). pytest's exit 5 ("no tests collected") is reported, not hidden.
+PYTEST := $(BIN)/python -m pytest -q -ra
+PYTEST_ARGS ?=
+SAY_SKIPPED := bash .ci/system-deps --check
+define run-pytest
+	$(PYTEST) $(1) $(PYTEST_ARGS); rc=$$?; $(2) \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$rc
+endef
+
+test: $(STAMP)
+	@bash .ci/system-deps
+	@$(call run-pytest,,$(SAY_SKIPPED);)
+
+# One fixed random order, the one the suite's order-independence was proved with.
+test-random: $(STAMP)
+	@bash .ci/system-deps
+	@$(call run-pytest,-p randomly --randomly-seed=12345,$(SAY_SKIPPED);)
+
+# The inner loop: no end-to-end, terminal or real-broker tests, on two workers (pytest-xdist). CI runs all.
+test-fast: $(STAMP)
+	@$(call run-pytest,-m "not slow and not terminal and not rabbitmq" -n 2,)
 
 bench: $(STAMP)
 	$(BIN)/python bench/startup
