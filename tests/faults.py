@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
-__all__ = ["Fault", "error_body", "inject", "lose_response", "no_backoff", "respond"]
+__all__ = ["Fault", "client_error", "error_body", "inject", "lose_response", "no_backoff", "respond"]
 
 _NOWHERE = "http://kprov-injected-fault.invalid/"  # matches no moto backend, so moto ignores it
 
@@ -44,6 +44,17 @@ class _Raw:
 
     def stream(self, **_: Any) -> Any:
         yield self._body
+
+
+def client_error(code: str, message: str, *, status: int, operation: str) -> ClientError:
+    """The ClientError botocore raises for an HTTP `status` answer with error `code` to `operation`."""
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(cast(Any, response), operation)  # the stubs' TypedDict wants every metadata key
+
+
+def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> AWSResponse:
+    # botocore wraps any mapping in its own HeadersDict; its stubs ask for http.client's HTTPMessage.
+    return AWSResponse(url, status, cast(Any, headers), _Raw(body))
 
 
 def error_body(protocol: str, code: str, message: str) -> tuple[bytes, dict[str, str]]:
@@ -84,7 +95,7 @@ def inject(client: Any, op: str, *, status: int = 503, code: str = "ServiceUnava
     def answer(request: Any, **_: Any) -> AWSResponse | None:
         if not fault.take():
             return None  # fall through to moto or the real endpoint
-        response = AWSResponse(request.url, status, headers, _Raw(body))
+        response = _response(request.url, status, headers, body)
         # botocore's emit() calls EVERY before-send handler, moto's stubber included, and only then
         # takes the first answer: without this, moto would execute the "failed" request anyway.
         request.url, request.body = _NOWHERE, b""
@@ -103,7 +114,7 @@ def respond(client: Any, op: str, body: str | bytes, *, status: int = 200, times
     def answer(request: Any, **_: Any) -> AWSResponse | None:
         if not fault.take():
             return None
-        response = AWSResponse(request.url, status, headers or {"Content-Type": "text/xml"}, _Raw(data))
+        response = _response(request.url, status, headers or {"Content-Type": "text/xml"}, data)
         request.url, request.body = _NOWHERE, b""  # see inject: keep moto from executing it too
         return response
 

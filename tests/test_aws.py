@@ -19,7 +19,7 @@ from kensium_provision.aws.wall import ReadOnlyViolation, is_read
 from kensium_provision.errors import AwsError, ExitCode
 from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
-from tests.faults import error_body, inject, lose_response, no_backoff
+from tests.faults import client_error, error_body, inject, lose_response, no_backoff
 
 ENV = Environment(name="qa", account_id="123456789012", region="us-east-1", purposes=("qa",))
 SANDBOX = Environment(name="sandbox", account_id="123456789012", region="us-east-1", sandbox=True,
@@ -92,7 +92,8 @@ def test_modules_import_without_boto3_botocore_or_moto() -> None:
     code = ("import sys\n"
             "import kensium_provision.app.config, kensium_provision.guards, kensium_provision.sandbox.server\n"
             "import kensium_provision.aws.session, kensium_provision.aws.wall, kensium_provision.aws.calls\n"
-            "import kensium_provision.aws.errors, kensium_provision.aws.idempotent\n"
+            "import kensium_provision.aws.errors, kensium_provision.aws.idempotent, kensium_provision.aws.call\n"
+            "import kensium_provision.steps.aws_helpers, kensium_provision.steps.ec2\n"
             "loaded = sorted(m for m in ('boto3', 'botocore', 'moto') if m in sys.modules)\n"
             "assert not loaded, loaded\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -261,8 +262,7 @@ def test_no_credentials_says_how_to_log_in() -> None:
 
 
 def test_expired_credentials_say_how_to_log_in_again() -> None:
-    failure = bx.ClientError({"Error": {"Code": "ExpiredToken", "Message": "The security token has expired"},
-                              "ResponseMetadata": {"HTTPStatusCode": 403}}, "DescribeVpcs")
+    failure = client_error("ExpiredToken", "The security token has expired", status=403, operation="DescribeVpcs")
     error = translate(failure, service="ec2", operation="DescribeVpcs", profile="kensium-prod")
     assert error.hint == ("The AWS credentials are invalid or expired. Log in again: "
                           "`aws sso login --profile kensium-prod`.")
@@ -440,8 +440,7 @@ def test_already_exists_is_reconciled_by_a_probe(aws: None) -> None:
         return None if calls["probes"] == 1 else existing
 
     def create() -> dict[str, Any]:
-        raise bx.ClientError({"Error": {"Code": "InvalidVpc.Duplicate", "Message": "exists"},
-                              "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreateVpc")
+        raise client_error("InvalidVpc.Duplicate", "exists", status=400, operation="CreateVpc")
 
     result = create_once(probe=late_probe, create=create, client_token=None, sleep=no_sleep)
     assert (result.created, result.reconciled, result.resource) == (False, True, existing)

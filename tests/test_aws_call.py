@@ -15,7 +15,7 @@ from kensium_provision.aws.wall import ReadOnlyViolation
 from kensium_provision.errors import AwsError
 from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
-from tests.faults import inject, no_backoff
+from tests.faults import client_error, inject, no_backoff
 
 ENV = Environment(name="qa", account_id="123456789012", region="us-east-1", purposes=("qa",))
 NAME = "vpc-POS"
@@ -96,8 +96,7 @@ def test_pages_reads_every_page_and_translates_failures(moto: None) -> None:
 
 
 def test_error_code_and_http_status_read_a_client_error_only() -> None:
-    error = bx.ClientError({"Error": {"Code": "InvalidVpcID.NotFound", "Message": "no"},
-                            "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeVpcs")  # type: ignore[typeddict-item]
+    error = client_error("InvalidVpcID.NotFound", "no", status=400, operation="DescribeVpcs")
     assert (error_code(error), http_status(error)) == ("InvalidVpcID.NotFound", 400)
     assert (error_code(ValueError("x")), http_status(ValueError("x"))) == ("", 0)
     assert error_code(bx.ClientError({}, "DescribeVpcs")) == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,13 @@ def statuses(report: RunReport) -> dict[str, Status]:
 
 
 def db_instances() -> list[dict[str, Any]]:
-    return raw_client("rds").describe_db_instances()["DBInstances"]
+    found: list[dict[str, Any]] = raw_client("rds").describe_db_instances()["DBInstances"]
+    return found
 
 
 def brokers() -> list[dict[str, Any]]:
-    return raw_client("mq").list_brokers()["BrokerSummaries"]
+    found: list[dict[str, Any]] = raw_client("mq").list_brokers()["BrokerSummaries"]
+    return found
 
 
 def offline_ctx(step_id: str) -> StepContext:
@@ -83,7 +86,7 @@ def offline_ctx(step_id: str) -> StepContext:
     return StepContext(runtime, step_id, {})
 
 
-def run_with(path: str, mode: Mode, answers: dict[str, object] | Path, vault: MemoryVault,
+def run_with(path: str, mode: Mode, answers: Mapping[str, object] | Path, vault: MemoryVault,
              **kwargs: Any) -> tuple[RunReport, Any]:
     """A run with its runtime kept (for the call counter): kwargs go to `moto_runtime`."""
     checklist = load(path)
@@ -267,10 +270,11 @@ def test_rds_step_checks_its_parameters_before_any_call() -> None:
             "instance_class": "db.t3.small", "allocated_storage": 20, "zone": "us-east-1a",
             "db_subnet_group": SUBNET_GROUP, "security_group_ids": ["sg-0123456789abcdef0"],
             "master_username": "admin", "master_password_ref": "memory:db-POS-01/master"}
-    for bad, message in [({"allocated_storage": 5}, "outside 20-16384"), ({"edition": "Custom"}, "not Express or Web"),
-                         ({"master_username": "sa"}, "reserved"), ({"security_group_ids": ["SG-POS-OPS"]}, "sg-"),
-                         ({"zone": "us-east-1"}, "not an availability zone"),
-                         ({"hosting": "Cloud"}, "Shared or Dedicated")]:
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"allocated_storage": 5}, "outside 20-16384"), ({"edition": "Custom"}, "not Express or Web"),
+        ({"master_username": "sa"}, "reserved"), ({"security_group_ids": ["SG-POS-OPS"]}, "sg-"),
+        ({"zone": "us-east-1"}, "not an availability zone"), ({"hosting": "Cloud"}, "Shared or Dedicated")]
+    for bad, message in cases:
         with pytest.raises(InputError, match=message):
             RdsDbInstance().probe(ctx, {**good, **bad})
     with pytest.raises(AssertionError, match="no AWS in this test"):
@@ -345,7 +349,7 @@ def test_rabbitmq_apply_then_plan_and_check_find_everything_done(aws: None, vaul
     runtime = moto_runtime(Mode.APPLY, vault=vault,
                            operator=answers_operator(checklist, EXAMPLES / "shared-rabbitmq.yaml"))
     sent: list[dict[str, Any]] = []  # moto keeps no MQ passwords: see what the create sent
-    runtime.aws.client("mq").meta.events.register(  # type: ignore[attr-defined]
+    runtime.aws.client("mq").meta.events.register(
         "before-parameter-build.mq.CreateBroker", lambda params, **_: sent.append(dict(params)))
     report = run_checklist("shared/rabbitmq", Mode.APPLY, runtime=runtime)
     assert report.exit_code is ExitCode.OK, report.error
@@ -360,7 +364,7 @@ def test_rabbitmq_apply_then_plan_and_check_find_everything_done(aws: None, vaul
     [create] = sent
     assert create["Users"] == [{"Username": "admin", "Password": vault.items["mq-POS-01/admin"].reveal()}]
     assert create["CreatorRequestId"] == runtime.idempotency_token("create-broker", "create")
-    assert report.values["broker_id"] == summary["BrokerId"] and report.values["console_url"].startswith("https://")
+    assert report.values["broker_id"] == summary["BrokerId"] and str(report.values["console_url"]).startswith("https://")
 
     again, runtime = run_with("shared/rabbitmq", Mode.PLAN, EXAMPLES / "shared-rabbitmq.yaml", vault)
     assert set(statuses(again).values()) == {Status.DONE} and mutating_calls(runtime) == []
@@ -385,7 +389,7 @@ def test_rabbitmq_instance_type_by_purpose(aws: None, vault: MemoryVault, purpos
 
 def test_rabbitmq_by_purpose_without_a_purpose_asks_for_a_choice(aws: None, vault: MemoryVault) -> None:
     vault.store("mq-POS-01/admin", Secret("Adm1n-Passw0rd-x"), description="", tags={})
-    with pytest.raises(InputError, match="choose the instance type explicitly|needs the environment's purpose"):
+    with pytest.raises(InputError, match=r"choose the instance type explicitly|needs the environment's purpose"):
         run_with("shared/rabbitmq", Mode.PLAN, {**MQ, "host_instance_type": "by-purpose"}, vault)
 
 
@@ -475,9 +479,11 @@ TM = {"host": "POS01", "rds_instance": "db-POS-01", "zone": f"{REGION}a", "opera
 def host(net: dict[str, str], zone: str = "a", name: str = "POS01") -> str:
     ec2 = raw_client("ec2")
     subnet = net["subnet_a"] if zone == "a" else net["subnet_b"]
-    return ec2.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.large", MinCount=1, MaxCount=1,
-                             SubnetId=subnet, TagSpecifications=[{"ResourceType": "instance", "Tags": [
-                                 {"Key": "Name", "Value": name}]}])["Instances"][0]["InstanceId"]
+    instance_id: str = ec2.run_instances(
+        ImageId="ami-0123456789abcdef0", InstanceType="t3.large", MinCount=1, MaxCount=1, SubnetId=subnet,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+    )["Instances"][0]["InstanceId"]
+    return instance_id
 
 
 @pytest.fixture

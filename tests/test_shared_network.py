@@ -52,23 +52,28 @@ def not_done(report: Any, *allowed: str) -> dict[str, str]:
 def finding(report: Any, step_id: str) -> str:
     messages = [f.message for f in report.findings if f.step_id == step_id]
     assert messages, f"no finding for {step_id}: {[f.message for f in report.findings]}"
-    return messages[0]
+    first: str = messages[0]
+    return first
 
 
 def vpc_named(name: str) -> list[dict[str, Any]]:
-    return raw_client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
+    found: list[dict[str, Any]] = raw_client("ec2").describe_vpcs(
+        Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
+    return found
 
 
 def sg_pos_ops() -> dict[str, Any]:
     groups = raw_client("ec2").describe_security_groups(
         Filters=[{"Name": "group-name", "Values": ["SG-POS-OPS"]}])["SecurityGroups"]
     assert len(groups) == 1
-    return groups[0]
+    group: dict[str, Any] = groups[0]
+    return group
 
 
 def host() -> dict[str, Any]:
     found = raw_client("ec2").describe_instances(Filters=[{"Name": "tag:Name", "Values": ["POS01"]}])
-    return found["Reservations"][0]["Instances"][0]
+    instance: dict[str, Any] = found["Reservations"][0]["Instances"][0]
+    return instance
 
 
 # --- vpc ------------------------------------------------------------------------------------------

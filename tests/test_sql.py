@@ -137,11 +137,11 @@ class FakeSqlServer:
             login = self.logins.get(strings[0].casefold())
             return [(login.name, login.default_db, int(login.expiration), int(login.policy))] if login else []
         if "sys.database_principals AS m" in sql:
-            db, login = idents[0].casefold(), strings[0].casefold()
-            mapped = self.users.get((db, login))
+            db, login_name = idents[0].casefold(), strings[0].casefold()
+            mapped = self.users.get((db, login_name))
             if mapped is None:
                 return []
-            return [(strings[0], int(mapped == login), int((db, login) in self.owners))]
+            return [(strings[0], int(mapped == login_name), int((db, login_name) in self.owners))]
         raise AssertionError(f"unexpected query {sql!r}")
 
     # -- running a batch
@@ -214,7 +214,8 @@ class FakeSqlServer:
 
 class _Cursor:
     def __init__(self, server: FakeSqlServer) -> None:
-        self.server, self.rows = server, []  # type: list[tuple[object, ...]]
+        self.server = server
+        self.rows: list[tuple[object, ...]] = []
 
     def execute(self, sql: str) -> None:
         if sql.lstrip().startswith("SELECT"):
