@@ -23,7 +23,8 @@ import yaml
 
 from kensium_provision.errors import ChecklistError, Issue
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "Loc", "Node", "dump", "load", "load_bytes", "load_file", "read_file"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "Loc", "Node", "dump", "load", "load_bytes", "load_file", "read_file",
+           "shown_path"]
 
 MAX_BYTES = 256 * 1024  # a checklist is a page or two; a bigger file is a mistake or an attack
 MAX_DEPTH = 64  # mappings and lists inside each other; a checklist needs about eight
@@ -275,6 +276,18 @@ def load_file(path: Path, *, display: str | None = None) -> Node:
     """Read (`read_file`) and parse a YAML file; `display` is the path shown in messages."""
     shown = display or str(path)
     return load_bytes(read_file(path, display=shown), shown)
+
+
+def shown_path(path: Path) -> str:
+    """How messages name a file: relative to the working directory when it is inside it, else as given."""
+    if not path.is_absolute():
+        return str(path)
+    for here in (Path.cwd(), Path.cwd().resolve()):
+        try:
+            return str(path.relative_to(here))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def dump(data: object) -> str:

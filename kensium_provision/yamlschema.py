@@ -445,15 +445,21 @@ class Reader:
                 self.add(node.loc, crumb, f"YAML reads an unquoted {node.text} as {reading}: write {reading}, "
                                           f"or quote it: '{node.text}'")
 
-    def _seq(self, node: Node, kind: Seq, crumb: str) -> object:
+    def items(self, node: Node, kind: Seq, crumb: str) -> list[tuple[Node, object]]:
+        """The valid items of a list with their nodes (for callers that keep each item's position)."""
         if node.kind != "seq":
             self.add(node.loc, crumb, f"expected a list, got {describe(node)}")
-            return INVALID
+            return []
         items = node.sequence()
         if kind.nonempty and not items:
             self.add(node.loc, crumb, kind.nonempty)
-        values = (self.read(item, kind.item, _item_crumb(crumb, i, item, kind.item)) for i, item in enumerate(items))
-        return tuple(v for v in values if v is not INVALID)
+        read = [(item, self.read(item, kind.item, _item_crumb(crumb, i, item, kind.item)))
+                for i, item in enumerate(items)]
+        return [(item, value) for item, value in read if value is not INVALID]
+
+    def _seq(self, node: Node, kind: Seq, crumb: str) -> object:
+        pairs = self.items(node, kind, crumb)
+        return tuple(value for _, value in pairs) if node.kind == "seq" else INVALID
 
     def _map_of(self, node: Node, kind: MapOf, crumb: str) -> object:
         if node.kind != "map":

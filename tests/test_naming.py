@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,11 +17,12 @@ from hypothesis import strategies as st
 from kensium_provision.checklist.catalog import naming_rules_path
 from kensium_provision.errors import ChecklistError, InputError
 from kensium_provision.naming import rules as naming
+from kensium_provision.naming.loader import default_path, load_rules
 
 
 @pytest.fixture(scope="module")
 def rules() -> naming.RuleSet:
-    return naming.load_rules()
+    return load_rules()
 
 
 # --- domain.md section 7: accept / reject vectors ------------------------------------------------
@@ -203,15 +207,15 @@ def test_every_example_is_positioned_in_the_file(rules: naming.RuleSet) -> None:
 
 
 def test_load_rules_defaults_to_the_catalog_file_and_caches() -> None:
-    assert naming.load_rules() is naming.load_rules(naming_rules_path())
+    assert load_rules() is load_rules(naming_rules_path())
 
 
 def test_org_id_max_length_is_derived_from_the_templates(tmp_path: Path) -> None:
     text = naming_rules_path().read_text().replace("'fusion-rms-{{ org_id }}'", "'fusion-rms-longer-{{ org_id }}'")
     path = tmp_path / "naming.yaml"
     path.write_text(text)
-    changed = naming.load_rules(path)
-    assert naming.load_rules().max_length("org-id") == 52
+    changed = load_rules(path)
+    assert load_rules().max_length("org-id") == 52
     assert changed.max_length("org-id") == 45
     assert "stays within 63" in changed.check("org-id", "a" * 46)[0]
 
@@ -234,7 +238,7 @@ def test_self_test_reports_a_wrong_example_at_its_position(
               reject:
                 - xyz
         """)
-    assert [str(i) for i in naming.load_rules(Path("naming.yaml")).self_test()] == [
+    assert [str(i) for i in load_rules(Path("naming.yaml")).self_test()] == [
         "naming.yaml:11:21: rules[0] (id=thing) › examples: "
         "accept example 'Abc' is rejected: must be lower-case letters",
         "naming.yaml:13:11: rules[0] (id=thing) › examples: reject example 'xyz' is accepted",
@@ -254,7 +258,7 @@ def _errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> list[
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, text)
     with pytest.raises(ChecklistError) as caught:
-        naming.load_rules(Path("naming.yaml"))
+        load_rules(Path("naming.yaml"))
     return str(caught.value).splitlines()
 
 
@@ -276,7 +280,7 @@ def test_bad_file_unknown_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     examples: {accept: [a]}
 """) == [
         "naming.yaml:3:5: rules[0] (id=thing): a rule has exactly one of `pattern` or `template`",
-        "naming.yaml:8:5: rules[0] (id=thing): unknown key 'patern'; did you mean 'pattern'?",
+        "naming.yaml:8:5: rules[0] (id=thing) › patern: unknown key 'patern' (did you mean 'pattern'?)",
     ]
 
 
@@ -337,21 +341,22 @@ rules:
     template: 'b-{{ undeclared }}'
     examples: {accept: [b-x]}
 """) == [
-        "naming.yaml:3:5: rules[0]: missing required key 'case'",
-        "naming.yaml:3:5: rules[0]: missing required key 'description'",
-        "naming.yaml:3:5: rules[0]: missing required key 'examples'",
-        "naming.yaml:3:5: rules[0]: missing required key 'scope'",
-        "naming.yaml:3:5: rules[0]: missing required key 'title'",
-        "naming.yaml:3:9: rules[0] › id: 'Bad_Id' must match [a-z][a-z0-9]*(?:-[a-z0-9]+)*",
+        "naming.yaml:3:5: rules[0] (id=Bad_Id): missing required key 'case'",
+        "naming.yaml:3:5: rules[0] (id=Bad_Id): missing required key 'description'",
+        "naming.yaml:3:5: rules[0] (id=Bad_Id): missing required key 'examples'",
+        "naming.yaml:3:5: rules[0] (id=Bad_Id): missing required key 'scope'",
+        "naming.yaml:3:5: rules[0] (id=Bad_Id): missing required key 'title'",
+        "naming.yaml:3:9: rules[0] (id=Bad_Id) › id: 'Bad_Id' does not match ^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$",
         "naming.yaml:8:12: rules[1] (id=thing) › scope: "
-        "'everywhere' must be one of: client, site, shared, operator, kprov",
+        "'everywhere' is not one of: client, site, shared, operator, kprov",
         "naming.yaml:10:15: rules[1] (id=thing) › template: unknown placeholder {{ nothing }}: "
         "no rule declares `placeholder: nothing`",
-        "naming.yaml:11:26: rules[1] (id=thing) › limits › max_length: must be a whole number",
+        "naming.yaml:11:26: rules[1] (id=thing) › limits › max_length: expected a whole number of at least 0, got a "
+        "string (sixty)",
         "naming.yaml:11:42: rules[1] (id=thing) › limits › charset: bad character class: "
         "must be one character class such as [a-z0-9-]",
-        "naming.yaml:12:40: rules[1] (id=thing) › examples › reject[0]: "
-        "must be a string or a mapping with `value`, not bool (quote it)",
+        "naming.yaml:12:40: rules[1] (id=thing) › examples › reject[0]: expected a string or a mapping, got no "
+        "(YAML reads it as false); YAML reads an unquoted no as true or false: quote it: 'no'",
         "naming.yaml:18:15: rules[2] (id=other) › template: unknown placeholder {{ undeclared }}: "
         "no rule declares `placeholder: undeclared`",
     ]
@@ -370,8 +375,37 @@ def test_bad_file_yaml_level_issues_keep_their_positions(tmp_path: Path, monkeyp
 
 def test_bad_file_schema_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _errors(tmp_path, monkeypatch, "schema: 2\nrules: []\n") == [
-        "naming.yaml:1:9: schema: must be 1 (this kprov reads naming rules schema 1)"
+        "naming.yaml:1:9: schema: schema 2 is not supported (upgrade kprov)"
     ]
+
+
+def test_yaml_1_1_spellings_are_refused_as_in_checklists_and_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _errors(tmp_path, monkeypatch, RULE_HEAD + """\
+    template: 'T-{{ n:02 }}'
+    numbered: yes
+    number_field: n
+    allow_slash: False
+    limits: {max_length: 010, forbidden: [no]}
+    examples: {accept: [T-01]}
+""") == [
+        "naming.yaml:9:15: rules[0] (id=thing) › numbered: expected true or false, got yes (YAML reads it as true); "
+        "write true or false",
+        "naming.yaml:11:18: rules[0] (id=thing) › allow_slash: expected true or false, got False (YAML reads it as "
+        "false); write true or false",
+        "naming.yaml:12:26: rules[0] (id=thing) › limits › max_length: expected a whole number of at least 0 in "
+        "decimal digits, got 010 (YAML reads it as 8)",
+        "naming.yaml:12:43: rules[0] (id=thing) › limits › forbidden[0]: expected a string, got no (YAML reads it "
+        "as false); YAML reads an unquoted no as true or false: quote it: 'no'",
+    ]
+
+
+def test_the_default_rules_file_is_the_catalogs_without_importing_the_checklist_layer() -> None:
+    assert default_path() == naming_rules_path()
+    code = ("import sys; from kensium_provision.naming.loader import load_rules; load_rules(); "
+            "print(sorted(m for m in sys.modules if m.startswith('kensium_provision.checklist')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
 
 
 # --- require, render, example, same, next_free, derived names ------------------------------------
@@ -534,7 +568,7 @@ CONTEXT = {"domain": "kensiumpos.com", "site_id": "store1"}
 
 # AWS's and the servers' own limits, written out here independently of naming.yaml.
 _SQL = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
-AWS_LIMITS = {
+AWS_LIMITS: dict[str, Callable[[str], object]] = {
     "s3-bucket": lambda v: re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", v) and ".." not in v,
     "iam-user": lambda v: re.fullmatch(r"[\w+=,.@-]{1,64}", v, re.ASCII),
     "client-database": _SQL.fullmatch,

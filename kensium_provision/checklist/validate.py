@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kensium_provision.errors import ChecklistError, Issue
+from kensium_provision.yamlio import shown_path
 
 __all__ = ["validate_paths"]
 
@@ -27,14 +28,14 @@ def validate_paths(paths: Sequence[Path]) -> tuple[list[Issue], int]:
     """Issues of every file under `paths` (default: all checklists and naming.yaml), and the file count."""
     from kensium_provision.checklist.catalog import naming_rules_path
     from kensium_provision.checklist.schema import load_checklist
-    from kensium_provision.naming import rules as naming
+    from kensium_provision.naming.loader import load_rules
 
     issues: list[Issue] = []
     rule_ids: set[str] | None = None
     files = _files(paths)
     rules_file = naming_rules_path().resolve()
     try:
-        rules = naming.load_rules()
+        rules = load_rules(naming_rules_path())
         rule_ids = set(rules.ids)
         if not paths or any(f.resolve() == rules_file for f in files):
             issues += rules.self_test()
@@ -44,14 +45,7 @@ def validate_paths(paths: Sequence[Path]) -> tuple[list[Issue], int]:
         if path.resolve() == rules_file:
             continue
         try:
-            load_checklist(path, display=_shown(path), rule_ids=rule_ids)
+            load_checklist(path, display=shown_path(path), rule_ids=rule_ids)
         except ChecklistError as exc:
             issues += exc.issues
     return sorted(issues), len(files)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

@@ -1,7 +1,7 @@
-"""Naming conventions as data: load `checklists/naming.yaml`, then check, render, compare and number names.
+"""The naming-convention engine: rules (`NameRule`), and a `RuleSet` that checks, renders, compares and numbers names.
 
-Pure core: stdlib and `errors` only (`yamlio` is imported when a rules file is read). What already
-exists in AWS is discovered elsewhere and handed in as plain strings.
+Pure: stdlib, `errors` and `yamlio.Loc` only. The rules come from `naming.yaml`, read by
+`naming.loader`; what already exists in AWS is discovered elsewhere and handed in as plain strings.
 """
 
 from __future__ import annotations
@@ -12,41 +12,30 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from kensium_provision.errors import ChecklistError, InputError, Issue
-
-if TYPE_CHECKING:
-    from kensium_provision.yamlio import Loc, Node
+from kensium_provision.errors import InputError, Issue
+from kensium_provision.yamlio import Loc
 
 __all__ = [
     "ORG_ID",
+    "Bound",
     "Example",
     "Limits",
     "NameRule",
     "RuleSet",
+    "Slot",
+    "UnknownPlaceholder",
     "check_org_id_unique",
     "check_safe_text",
+    "derive_bounds",
     "load_rules",
+    "parse_template",
+    "rule_regex",
+    "template_form",
 ]
 
 ORG_ID = "org_id"  # the template placeholder that carries the organization id
 
-_SCHEMA = 1
-_RULE_KEYS = (
-    "id", "convention", "title", "description", "scope", "placeholder", "case", "pattern", "template",
-    "form", "numbered", "number_field", "also_accept", "allow_slash", "limits", "examples",
-)
-_REQUIRED = ("id", "title", "description", "scope", "case", "examples")
-_LIMIT_KEYS = (
-    "service", "min_length", "max_length", "max_label_length", "charset", "no_double_hyphen",
-    "no_trailing_hyphen", "must_start_with_letter", "forbidden", "forbidden_prefixes",
-)
-_SCOPES = ("client", "site", "shared", "operator", "kprov")
-_CASES = ("exact", "insensitive")
-_RULE_ID = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-_PLACEHOLDER = re.compile(r"[a-z][a-z0-9_]*")
-_CONVENTION = re.compile(r"N[0-9]+")
 # `{{ name }}` or `{{ n:02 }}` (a number zero-padded to 2 digits); nothing else is a template.
 _SLOT = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)\s*(?::\s*(0[1-9]))?\s*\}\}")
 
@@ -119,17 +108,17 @@ class NameRule:
     @property
     def slots(self) -> tuple[str, ...]:
         """Placeholder names of the template, in order, each once."""
-        return tuple(dict.fromkeys(s.name for s in _parse_template(self.template) if isinstance(s, _Slot)))
+        return tuple(dict.fromkeys(s.name for s in parse_template(self.template) if isinstance(s, Slot)))
 
 
 @dataclass(frozen=True, slots=True)
-class _Slot:
+class Slot:
     name: str
     width: int  # zero-padding of a number; 0 for a text value
 
 
 @dataclass(frozen=True, slots=True)
-class _Bound:
+class Bound:
     """A maximum length derived from a template that embeds the value."""
 
     length: int
@@ -142,7 +131,7 @@ class _Bound:
 # --- free functions ------------------------------------------------------------------------------
 
 
-def check_safe_text(value: str, *, allow_slash: bool = False) -> list[str]:
+def check_safe_text(value: object, *, allow_slash: bool = False) -> list[str]:
     """Problems that make a value unacceptable as any name, before any convention is looked at.
 
     Control and invisible characters (terminal escapes, bidi overrides), rich markup brackets,
@@ -153,10 +142,9 @@ def check_safe_text(value: str, *, allow_slash: bool = False) -> list[str]:
         return [f"must be text, not {type(value).__name__}"]
     if not value:
         return ["is empty"]
-    problems: list[str] = []
     unsafe = [ch for ch in dict.fromkeys(value) if unicodedata.category(ch) in _UNSAFE_CATEGORIES]
-    for ch in unsafe[:3]:
-        problems.append(f"contains the {_UNSAFE_CATEGORIES[unicodedata.category(ch)]} character {_codepoint(ch)}")
+    problems = [f"contains the {_UNSAFE_CATEGORIES[unicodedata.category(ch)]} character {_codepoint(ch)}"
+                for ch in unsafe[:3]]
     if len(unsafe) > 3:
         problems.append(f"contains {len(unsafe) - 3} more control or invisible characters")
     if value != value.strip():
@@ -192,14 +180,14 @@ def _shown(value: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _parse_template(template: str) -> tuple[str | _Slot, ...]:
-    """`fusion-rms-{{ org_id }}` to ('fusion-rms-', _Slot('org_id', 0)); ValueError if malformed."""
-    parts: list[str | _Slot] = []
+def parse_template(template: str) -> tuple[str | Slot, ...]:
+    """`fusion-rms-{{ org_id }}` to ('fusion-rms-', Slot('org_id', 0)); ValueError if malformed."""
+    parts: list[str | Slot] = []
     position = 0
     for match in _SLOT.finditer(template):
         if match.start() > position:
             parts.append(template[position:match.start()])
-        parts.append(_Slot(match.group(1), int(match.group(2) or 0)))
+        parts.append(Slot(match.group(1), int(match.group(2) or 0)))
         position = match.end()
     if position < len(template):
         parts.append(template[position:])
@@ -209,9 +197,9 @@ def _parse_template(template: str) -> tuple[str | _Slot, ...]:
     return tuple(parts)
 
 
-def _template_form(template: str, number_field: str) -> str:
+def template_form(template: str, number_field: str) -> str:
     shown = []
-    for part in _parse_template(template):
+    for part in parse_template(template):
         if isinstance(part, str):
             shown.append(part)
         elif part.name == number_field:
@@ -230,7 +218,7 @@ class RuleSet:
     __slots__ = ("_bounds", "_by_id", "_by_placeholder", "_shapes", "path")
 
     def __init__(self, path: str, rules: Iterable[NameRule], shapes: Mapping[str, re.Pattern[str]],
-                 bounds: Mapping[str, _Bound]) -> None:
+                 bounds: Mapping[str, Bound]) -> None:
         self.path = path
         self._by_id = {r.id: r for r in rules}
         self._by_placeholder = {r.placeholder: r for r in self._by_id.values() if r.placeholder}
@@ -387,9 +375,9 @@ class RuleSet:
         if not rule.template:
             raise InputError(f"naming rule {rule.id} is a pattern ({rule.form}); it cannot make a name")
         values: dict[str, str] = {}
-        parts = _parse_template(rule.template)
+        parts = parse_template(rule.template)
         for part in parts:
-            if not isinstance(part, _Slot) or part.name in values:
+            if not isinstance(part, Slot) or part.name in values:
                 continue
             if part.name not in context:
                 raise InputError(f"naming rule {rule.id} needs {part.name} to make a name ({rule.form})")
@@ -440,7 +428,7 @@ class RuleSet:
             return []
         if set(given) == set(rule.slots):  # everything known: say the whole name
             expected = "".join(p if isinstance(p, str) else str(context[p.name])
-                               for p in _parse_template(rule.template))
+                               for p in parse_template(rule.template))
             inputs = ", ".join(f"{n} {context[n]}" for n in given)
             return [f"must be {expected} (from {inputs})"]
         return [f"its {n} part is {_shown(match.group(n))}, expected {_shown(str(context[n]))}" for n in wrong]
@@ -476,9 +464,8 @@ class RuleSet:
             problems.append(f"must not end with '-'{by}")
         if value.casefold() in {w.casefold() for w in limits.forbidden}:
             problems.append(f"{_shown(value)} is reserved{by}")
-        for prefix in limits.forbidden_prefixes:
-            if value.startswith(prefix):
-                problems.append(f"must not start with {prefix!r}{by}")
+        problems += [f"must not start with {prefix!r}{by}" for prefix in limits.forbidden_prefixes
+                     if value.startswith(prefix)]
         return problems
 
     def _bound_length(self, rule: NameRule) -> int | None:
@@ -499,8 +486,8 @@ def _is_number(text: str) -> bool:
 
 
 def _number_problems(rule: NameRule, digits: str, context: Mapping[str, str]) -> list[str]:
-    width = next(p.width for p in _parse_template(rule.template)
-                 if isinstance(p, _Slot) and p.name == rule.number_field)
+    width = next(p.width for p in parse_template(rule.template)
+                 if isinstance(p, Slot) and p.name == rule.number_field)
     if not _is_number(digits):
         return [f"the number has more than {_NUMBER_DIGITS} digits"]
     number = int(digits)
@@ -515,357 +502,37 @@ def _number_problems(rule: NameRule, digits: str, context: Mapping[str, str]) ->
     return problems
 
 
-# --- loading -------------------------------------------------------------------------------------
-
-_CACHE: dict[tuple[str, str, int, int], RuleSet] = {}
-
-
 def load_rules(path: Path | None = None) -> RuleSet:
-    """Load and check a naming rules file (default: the one beside the checklists).
+    """`naming.loader.load_rules`, still named here for callers that import it from the rule engine."""
+    from kensium_provision.naming.loader import load_rules as load  # lazily: the loader imports this module
 
-    Raises `ChecklistError` listing every issue at `path:line:col`. Cached per file and version.
-    """
-    if path is None:
-        from kensium_provision.checklist.catalog import naming_rules_path
-
-        path = naming_rules_path()
-    shown = _display(path)
-    try:
-        stat = path.stat()
-        key = (shown, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        key = None
-    if key and key in _CACHE:
-        return _CACHE[key]
-    from kensium_provision import yamlio  # the YAML parser is needed only here
-
-    root = yamlio.load_file(path, display=shown)
-    rules, issues, where = _parse_file(root)
-    shapes, bounds = _build(rules, issues, where)
-    if issues:
-        raise ChecklistError(issues)
-    rule_set = RuleSet(shown, rules, shapes, bounds)
-    if key:
-        _CACHE[key] = rule_set
-    return rule_set
+    return load(path)
 
 
-def _display(path: Path) -> str:
-    if not path.is_absolute():
-        return str(path)
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+# --- compiling (used by the loader) ------------------------------------------------------------
 
 
-class _Reader:
-    """Typed field access on one YAML mapping, collecting issues under a breadcrumb."""
-
-    def __init__(self, node: Node, crumb: str, issues: list[Issue]) -> None:
-        self.node, self.crumb, self.issues = node, crumb, issues
-        self.fields: dict[str, Node] = dict(node.value) if isinstance(node.value, dict) else {}
-
-    def problem(self, node: Node, key: str, message: str) -> None:
-        crumb = " › ".join(part for part in (self.crumb, key) if part)
-        self.issues.append(node.loc.issue(crumb, message))
-
-    def only(self, known: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-        for key in self.fields:
-            if key not in known:
-                import difflib  # only on this error path
-
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(known)}"
-                self.issues.append(self.node.key_locs[key].issue(self.crumb, f"unknown key {key!r}{hint}"))
-        for key in required:
-            if key not in self.fields:
-                self.issues.append(self.node.loc.issue(self.crumb, f"missing required key {key!r}"))
-
-    def text(self, key: str, *, shape: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> str:
-        node = self.fields.get(key)
-        if node is None:
-            return ""
-        if node.kind != "str":
-            self.problem(node, key, f"must be a string, not {node.kind} (quote it)")
-            return ""
-        value = str(node.value)
-        if shape is not None and not shape.fullmatch(value):
-            self.problem(node, key, f"{value!r} must match {shape.pattern}")
-            return ""
-        if choices and value not in choices:
-            self.problem(node, key, f"{value!r} must be one of: {', '.join(choices)}")
-            return ""
-        return value
-
-    def flag(self, key: str) -> bool:
-        node = self.fields.get(key)
-        if node is None:
-            return False
-        if node.kind != "bool":
-            self.problem(node, key, "must be true or false")
-            return False
-        return bool(node.value)
-
-    def number(self, key: str) -> int | None:
-        node = self.fields.get(key)
-        if node is None:
-            return None
-        if node.kind != "int" or not isinstance(node.value, int) or node.value < 0:
-            self.problem(node, key, "must be a whole number")
-            return None
-        return node.value
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        node = self.fields.get(key)
-        if node is None:
-            return ()
-        if node.kind != "seq" or not isinstance(node.value, list):
-            self.problem(node, key, "must be a list of strings")
-            return ()
-        values = []
-        for i, item in enumerate(node.value):
-            if item.kind != "str":
-                self.problem(item, f"{key}[{i}]", f"must be a string, not {item.kind} (quote it)")
-            else:
-                values.append(str(item.value))
-        return tuple(values)
+class UnknownPlaceholder(Exception):
+    """A template names a placeholder no (valid) rule declares; the loader has reported it already."""
 
 
-_Where = dict[str, tuple[str, "Node"]]  # rule id -> (breadcrumb, the rule's mapping node)
-
-
-def _parse_file(root: Node) -> tuple[list[NameRule], list[Issue], _Where]:
-    """The rules that parsed cleanly, every issue found, and where each good rule is."""
-    issues: list[Issue] = []
-    where: _Where = {}
-    if root.kind != "map":
-        return [], [root.loc.issue("", "a naming rules file is a mapping with `schema: 1` and `rules:`")], {}
-    top = _Reader(root, "", issues)
-    top.only(("schema", "rules"), ("schema", "rules"))
-    schema = top.fields.get("schema")
-    if schema is not None and (schema.kind != "int" or schema.value != _SCHEMA):
-        top.problem(schema, "schema", f"must be {_SCHEMA} (this kprov reads naming rules schema {_SCHEMA})")
-    rules_node = top.fields.get("rules")
-    if rules_node is None:
-        return [], issues, where
-    if rules_node.kind != "seq" or not isinstance(rules_node.value, list):
-        top.problem(rules_node, "rules", "must be a list of rules")
-        return [], issues, where
-    rules: list[NameRule] = []
-    first_seen: dict[str, Loc] = {}
-    parsed: list[tuple[NameRule, str, Node]] = []
-    for index, node in enumerate(rules_node.value):
-        rule, ok = _parse_rule(index, node, issues)
-        if rule is None:
-            continue
-        crumb = f"rules[{index}] (id={rule.id})" if rule.id else f"rules[{index}]"
-        parsed.append((rule, crumb, node))
-        if rule.id in first_seen:
-            id_loc = node.value["id"].loc  # type: ignore[index]
-            issues.append(id_loc.issue(f"{crumb} › id",
-                                       f"duplicate rule id {rule.id!r} (first at line {first_seen[rule.id].line})"))
-            continue
-        if rule.id:
-            first_seen[rule.id] = node.value["id"].loc  # type: ignore[index]
-        if ok:
-            where[rule.id] = (crumb, node)
-            rules.append(rule)
-    declared = {rule.placeholder for rule, _, _ in parsed if rule.placeholder}
-    for rule, crumb, node in parsed:  # broken rules too: every issue at once
-        for name in rule.slots:
-            if name not in declared and name != rule.number_field:
-                issues.append(node.value["template"].loc.issue(  # type: ignore[index]
-                    f"{crumb} › template",
-                    f"unknown placeholder {{{{ {name} }}}}: no rule declares `placeholder: {name}`"))
-                if rule.id in where:
-                    del where[rule.id]
-                    rules.remove(rule)
-    return rules, issues, where
-
-
-def _parse_rule(index: int, node: Node, issues: list[Issue]) -> tuple[NameRule | None, bool]:
-    """The rule (None if not even a mapping) and whether it parsed without issues."""
-    crumb = f"rules[{index}]"
-    if node.kind != "map":
-        issues.append(node.loc.issue(crumb, "a rule must be a mapping"))
-        return None, False
-    reader = _Reader(node, crumb, issues)
-    rule_id = reader.text("id", shape=_RULE_ID)
-    if rule_id:
-        reader.crumb = crumb = f"rules[{index}] (id={rule_id})"
-    count = len(issues)
-    reader.only(_RULE_KEYS, _REQUIRED)
-    pattern, template = reader.text("pattern"), reader.text("template")
-    fields = reader.fields
-    if ("pattern" in fields) == ("template" in fields):
-        issues.append(node.loc.issue(crumb, "a rule has exactly one of `pattern` or `template`"))
-    if pattern:
-        if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
-            reader.problem(fields["pattern"], "pattern", "must be anchored: start with ^ and end with $")
-        else:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                reader.problem(fields["pattern"], "pattern", f"bad regular expression: {exc}")
-    if template:
-        try:
-            _parse_template(template)
-        except ValueError as exc:
-            reader.problem(fields["template"], "template", str(exc))
-            template = ""
-    numbered, number_field = reader.flag("numbered"), reader.text("number_field", shape=_PLACEHOLDER)
-    slots = tuple(dict.fromkeys(p.name for p in _parse_template(template) if isinstance(p, _Slot)))
-    if numbered != bool(number_field):
-        issues.append(node.loc.issue(crumb, "a numbered rule has `numbered: true` and its `number_field`"))
-    elif number_field and number_field not in slots:
-        reader.problem(fields["number_field"], "number_field", f"the template has no {{{{ {number_field} }}}}")
-    form = reader.text("form")
-    if pattern and not form:
-        issues.append(node.loc.issue(crumb, "a pattern rule needs a `form`: the shape in words, shown in messages"))
-    limits = _parse_limits(reader)
-    examples = _parse_examples(reader, slots)
-    rule = NameRule(
-        id=rule_id,
-        title=reader.text("title"),
-        description=reader.text("description"),
-        convention=reader.text("convention", shape=_CONVENTION),
-        scope=reader.text("scope", choices=_SCOPES),
-        placeholder=reader.text("placeholder", shape=_PLACEHOLDER),
-        case=reader.text("case", choices=_CASES),
-        pattern=pattern,
-        template=template,
-        form=form or (_template_form(template, number_field) if template else pattern),
-        numbered=numbered,
-        number_field=number_field,
-        also_accept=reader.texts("also_accept"),
-        allow_slash=reader.flag("allow_slash"),
-        limits=limits,
-        examples=examples,
-        loc=node.loc,
-    )
-    return rule, bool(rule_id) and len(issues) == count
-
-
-def _parse_limits(rule: _Reader) -> Limits:
-    node = rule.fields.get("limits")
-    if node is None:
-        return Limits()
-    if node.kind != "map":
-        rule.problem(node, "limits", "must be a mapping")
-        return Limits()
-    reader = _Reader(node, f"{rule.crumb} › limits", rule.issues)
-    reader.only(_LIMIT_KEYS)
-    charset = reader.text("charset")
-    if charset:
-        try:
-            compiled = re.compile(charset)
-            if not (charset.startswith("[") and charset.endswith("]")) or compiled.groups:
-                raise re.error("must be one character class such as [a-z0-9-]")
-        except re.error as exc:
-            reader.problem(reader.fields["charset"], "charset", f"bad character class: {exc}")
-            charset = ""
-    return Limits(
-        service=reader.text("service"),
-        min_length=reader.number("min_length"),
-        max_length=reader.number("max_length"),
-        max_label_length=reader.number("max_label_length"),
-        charset=charset,
-        no_double_hyphen=reader.flag("no_double_hyphen"),
-        no_trailing_hyphen=reader.flag("no_trailing_hyphen"),
-        must_start_with_letter=reader.flag("must_start_with_letter"),
-        forbidden=reader.texts("forbidden"),
-        forbidden_prefixes=reader.texts("forbidden_prefixes"),
-    )
-
-
-def _parse_examples(rule: _Reader, slots: tuple[str, ...]) -> tuple[Example, ...]:
-    node = rule.fields.get("examples")
-    if node is None:
-        return ()
-    if node.kind != "map":
-        rule.problem(node, "examples", "must be a mapping with `accept` and `reject` lists")
-        return ()
-    reader = _Reader(node, f"{rule.crumb} › examples", rule.issues)
-    reader.only(("accept", "reject"), ("accept",))
-    examples: list[Example] = []
-    for kind in ("accept", "reject"):
-        items = reader.fields.get(kind)
-        if items is None:
-            continue
-        if items.kind != "seq" or not isinstance(items.value, list) or (kind == "accept" and not items.value):
-            reader.problem(items, kind, "must be a non-empty list" if kind == "accept" else "must be a list")
-            continue
-        for i, item in enumerate(items.value):
-            example = _parse_example(reader, f"{kind}[{i}]", item, kind == "accept", slots)
-            if example is not None:
-                examples.append(example)
-    return tuple(examples)
-
-
-def _parse_example(parent: _Reader, key: str, node: Node, accept: bool, slots: tuple[str, ...]) -> Example | None:
-    if node.kind == "str":
-        return Example(value=str(node.value), accept=accept, loc=node.loc)
-    if node.kind != "map":
-        parent.problem(node, key, f"must be a string or a mapping with `value`, not {node.kind} (quote it)")
-        return None
-    reader = _Reader(node, f"{parent.crumb} › {key}", parent.issues)
-    count = len(reader.issues)
-    reader.only(("value", "why", *slots), ("value",))
-    context = {name: reader.text(name) for name in slots if name in reader.fields}
-    example = Example(value=reader.text("value"), accept=accept, context=context, why=reader.text("why"),
-                      loc=node.loc)
-    return example if len(reader.issues) == count else None
-
-
-class _Skip(Exception):
-    """A template names a placeholder whose rule is already reported as broken."""
-
-
-def _build(rules: list[NameRule], issues: list[Issue],
-           where: _Where) -> tuple[dict[str, re.Pattern[str]], dict[str, _Bound]]:
-    """Compile each rule's full regex (templates embed their placeholders' patterns) and derive bounds."""
-
-    def report(rule: NameRule, key: str, message: str) -> None:
-        crumb, node = where[rule.id]
-        issues.append(node.value[key].loc.issue(f"{crumb} › {key}", message))  # type: ignore[index]
-
-    by_placeholder: dict[str, NameRule] = {}
-    for rule in rules:
-        if rule.placeholder in by_placeholder:
-            report(rule, "placeholder", f"placeholder {rule.placeholder!r} is already declared by "
-                                        f"{by_placeholder[rule.placeholder].id}")
-        elif rule.placeholder:
-            by_placeholder[rule.placeholder] = rule
-    shapes: dict[str, re.Pattern[str]] = {}
-    for rule in rules:
-        try:
-            body = _body(rule, by_placeholder, named=True, stack=())
-            shapes[rule.id] = re.compile(body, re.IGNORECASE if rule.insensitive else 0)
-        except _Skip:
-            continue
-        except (ValueError, re.error) as exc:
-            report(rule, "template" if rule.template else "pattern", str(exc))
-    return shapes, _derive_bounds(rules, by_placeholder)
-
-
-def _body(rule: NameRule, by_placeholder: Mapping[str, NameRule], *, named: bool, stack: tuple[str, ...]) -> str:
+def rule_regex(rule: NameRule, by_placeholder: Mapping[str, NameRule], *, named: bool, stack: tuple[str, ...]) -> str:
     """The regex of a rule without anchors; in a template, `{{ x }}` becomes the pattern of x's rule."""
     if rule.id in stack:
         raise ValueError(f"placeholders loop: {' -> '.join((*stack, rule.id))}")
     if rule.pattern:
         return f"(?:{rule.pattern[1:-1]})"
     pieces, seen = [], set()
-    for part in _parse_template(rule.template):
+    for part in parse_template(rule.template):
         if isinstance(part, str):
             pieces.append(re.escape(part))
             continue
         if part.name == rule.number_field:
             inner = "[0-9]+"
         elif part.name in by_placeholder:
-            inner = _body(by_placeholder[part.name], by_placeholder, named=False, stack=(*stack, rule.id))
+            inner = rule_regex(by_placeholder[part.name], by_placeholder, named=False, stack=(*stack, rule.id))
         else:
-            raise _Skip  # unknown, or its rule is broken: reported while parsing
+            raise UnknownPlaceholder  # unknown, or its rule is broken: reported while parsing
         if not named:
             pieces.append(f"(?:{inner})")
         elif part.name in seen:
@@ -876,7 +543,7 @@ def _body(rule: NameRule, by_placeholder: Mapping[str, NameRule], *, named: bool
     return "".join(pieces)
 
 
-def _derive_bounds(rules: list[NameRule], by_placeholder: Mapping[str, NameRule]) -> dict[str, _Bound]:
+def derive_bounds(rules: list[NameRule], by_placeholder: Mapping[str, NameRule]) -> dict[str, Bound]:
     """For each placeholder rule, the longest value that keeps every template using it within its limits.
 
     E.g. `fusion-rms-{{ org_id }}` under S3's 63 leaves 52 for the org id. The other placeholders of
@@ -891,51 +558,50 @@ def _derive_bounds(rules: list[NameRule], by_placeholder: Mapping[str, NameRule]
             return source.limits.min_length
         if source.template:
             return sum(len(p) if isinstance(p, str) else min_length(p.name, p.width, (*stack, source.id))
-                       for p in _parse_template(source.template))
+                       for p in parse_template(source.template))
         return 1
 
-    bounds: dict[str, _Bound] = {}
+    bounds: dict[str, Bound] = {}
 
-    def offer(target: NameRule, bound: _Bound) -> None:
+    def offer(target: NameRule, bound: Bound) -> None:
         if target.id not in bounds or bound.length < bounds[target.id].length:
             bounds[target.id] = bound
 
     for rule in rules:
         if not rule.template:
             continue
-        parts = _parse_template(rule.template)
+        parts = parse_template(rule.template)
         form = rule.form
         for name in rule.slots:
             target = by_placeholder.get(name)
             if target is None or name == rule.number_field:
                 continue
             if rule.limits.max_length is not None:
-                count = sum(1 for p in parts if isinstance(p, _Slot) and p.name == name)
+                count = sum(1 for p in parts if isinstance(p, Slot) and p.name == name)
                 fixed = sum(len(p) if isinstance(p, str) else (0 if p.name == name else min_length(p.name, p.width))
                             for p in parts)
-                offer(target, _Bound((rule.limits.max_length - fixed) // count, rule.id, form,
+                offer(target, Bound((rule.limits.max_length - fixed) // count, rule.id, form,
                                      rule.limits.max_length, label=False))
             charset = target.limits.charset
             if rule.limits.max_label_length is not None and charset and not re.fullmatch(charset, "."):
                 for label in _labels(parts):
-                    count = sum(1 for p in label if isinstance(p, _Slot) and p.name == name)
+                    count = sum(1 for p in label if isinstance(p, Slot) and p.name == name)
                     if count:
                         fixed = sum(len(p) if isinstance(p, str) else
                                     (0 if p.name == name else min_length(p.name, p.width)) for p in label)
-                        offer(target, _Bound((rule.limits.max_label_length - fixed) // count, rule.id, form,
+                        offer(target, Bound((rule.limits.max_label_length - fixed) // count, rule.id, form,
                                              rule.limits.max_label_length, label=True))
     return bounds
 
 
-def _labels(parts: tuple[str | _Slot, ...]) -> list[list[str | _Slot]]:
+def _labels(parts: tuple[str | Slot, ...]) -> list[list[str | Slot]]:
     """Split template parts at literal dots into DNS labels."""
-    labels: list[list[str | _Slot]] = [[]]
+    labels: list[list[str | Slot]] = [[]]
     for part in parts:
         if isinstance(part, str):
             pieces = part.split(".")
             labels[-1].append(pieces[0])
-            for piece in pieces[1:]:
-                labels.append([piece])
+            labels.extend([piece] for piece in pieces[1:])
         else:
             labels[-1].append(part)
     return labels
