@@ -1,5 +1,7 @@
 """`python -m kensium_provision` runs the kprov command line."""
 
+import sys
+
 from kensium_provision.cli import main
 
-main()
+sys.exit(main())

@@ -1,9 +1,14 @@
-"""Test-wide guards: no real AWS, no real home directory, no real config, fast moto; the one `aws` fixture."""
+"""Test-wide guards: no real AWS, no real home directory, no real config, fast moto; the one `aws` fixture;
+the one in-process runner of the command line (`kprov`)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -47,3 +52,54 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     with mock_aws():
         yield
+
+
+# --- the command line, in this process -------------------------------------------------------------------
+
+_DEBUG_LOGGERS = ("kensium_provision", "botocore", "boto3", "urllib3")  # what `-v -v` configures
+
+
+@dataclass(frozen=True, slots=True)
+class CliResult:
+    """One kprov command run in this process: its exit code and what it wrote."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)  # exactly one document: json.loads refuses trailing text
+
+
+class Kprov(Protocol):
+    def __call__(self, *args: str) -> CliResult: ...
+
+
+@pytest.fixture
+def kprov(request: pytest.FixtureRequest) -> Kprov:
+    """`kprov("--output", "json", "list")`: the real `cli.main(argv)` in this process, as a fresh process runs it.
+
+    Output is read through the test's capture (capfd when the test asks for it, else capsys), and only what
+    the command wrote. With the `aws` fixture the sandbox is that in-process moto (no endpoint); without it
+    kprov reaches, or starts, the real sandbox. Handlers a command adds to the debug loggers (`-v -v`) are
+    removed after it, as a process exit would.
+    """
+    from kensium_provision.app.context import Context, in_process_sandbox, start_sandbox
+    from kensium_provision.cli import main
+
+    capture = request.getfixturevalue("capfd" if "capfd" in request.fixturenames else "capsys")
+
+    def run(*args: str) -> CliResult:
+        # Asked at each command: a test may have requested `aws` after this fixture (getfixturevalue).
+        context = Context(sandbox=in_process_sandbox if "aws" in request.fixturenames else start_sandbox)
+        capture.readouterr()
+        saved = [(logger, list(logger.handlers)) for logger in map(logging.getLogger, _DEBUG_LOGGERS)]
+        try:
+            code = main(list(args), context)
+        finally:
+            for logger, handlers in saved:
+                logger.handlers[:] = handlers
+        out, err = capture.readouterr()
+        return CliResult(code, out, err)
+
+    return run

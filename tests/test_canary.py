@@ -1,8 +1,8 @@
 """Issue 8: canaries. Known secrets go through a whole sandbox run at `-v -v` and are found nowhere.
 
-The CLI runs in this process (`cli.main()`), so the password generator can hand out known canaries;
-the sandbox is the real one kprov starts on demand (a moto server and the RabbitMQ emulator in a
-child process). Secrets legitimately live in the sandbox's memory (its Secrets Manager is the
+The CLI runs in this process (`cli.main(argv)`, the `kprov` fixture), so the password generator can
+hand out known canaries; the sandbox is the real one kprov starts on demand (a moto server and the
+RabbitMQ emulator in a child process). Secrets legitimately live in the sandbox's memory (its Secrets Manager is the
 password manager); afterwards every secret it holds, the canaries and the values kprov never
 generated (the IAM access key moto made, the EC2 key pair's private key, the emulator's admin
 password) is looked for in stdout, stderr, every file under HOME (state, config, journal, locks,
@@ -22,13 +22,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
 import pytest
 
-from kensium_provision import cli
 from kensium_provision.errors import ExitCode
 from tests.e2e import SHARED_ESTATE, example
+
+if TYPE_CHECKING:
+    from tests.conftest import Kprov
 
 FAKE_PASSWORD_MANAGER = Path(__file__).with_name("fake_password_manager.py")
 _DEBUG_LOGGERS = ("kensium_provision", "botocore", "boto3", "urllib3")
@@ -68,20 +71,6 @@ def debug_loggers() -> Iterator[None]:
         logger.setLevel(level)
         logger.handlers[:] = handlers
         logger.propagate = propagate
-
-
-def kprov(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """One kprov command in this process, as a fresh process would run it (`-v -v` configured anew)."""
-    monkeypatch.setattr(sys, "argv", ["kprov", *args])
-    monkeypatch.setattr(cli, "OPTIONS", cli.Options())
-    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers)) for n in _DEBUG_LOGGERS]
-    try:
-        with pytest.raises(SystemExit) as done:
-            cli.main()
-    finally:
-        for logger, handlers in saved:
-            logger.handlers[:] = handlers
-    return int(done.value.code)
 
 
 def failure(err: str) -> str:
@@ -128,7 +117,7 @@ def crash_reports(since: float) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
-        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], canaries: Canaries,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], kprov: Kprov, canaries: Canaries,
         debug_loggers: None, _isolated_world: Path) -> None:
     from kensium_provision.app.config import state_dir
     from kensium_provision.sandbox import server as sandbox
@@ -142,25 +131,23 @@ def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
     out, err = [], []
     try:
         for resource in SHARED_ESTATE:
-            code = kprov(monkeypatch, "-v", "-v", "provision", "shared", resource,
-                         "--answers", example(f"shared-{resource}.yaml"), "--yes")
-            captured = capfd.readouterr()
-            out.append(captured.out)
-            err.append(captured.err)
-            assert code == ExitCode.OK, f"{resource}: {failure(captured.err)}"
+            done = kprov("-v", "-v", "provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
+                         "--yes")
+            out.append(done.out)
+            err.append(done.err)
+            assert done.code == ExitCode.OK, f"{resource}: {failure(done.err)}"
         for args in (("install-client", "acme", "--answers", example("client-acme.yaml"), "--yes"),
                      ("check", "client", "acme"), ("check", "shared"), ("runs", "list"), ("audit", "verify")):
-            code = kprov(monkeypatch, "-v", "-v", *args)
-            captured = capfd.readouterr()
-            out.append(captured.out)
-            err.append(captured.err)
-            assert code == ExitCode.OK, f"{args}: {failure(captured.err)}"
+            done = kprov("-v", "-v", *args)
+            out.append(done.out)
+            err.append(done.err)
+            assert done.code == ExitCode.OK, f"{args}: {failure(done.err)}"
         install = next(p.stem for p in sorted((state / "runs").glob("*.jsonl"))
                        if '"command":"install-client acme"' in p.read_text())
-        assert kprov(monkeypatch, "--output", "json", "runs", "show", install) == ExitCode.OK
-        captured = capfd.readouterr()
-        out.append(captured.out)
-        err.append(captured.err)
+        done = kprov("--output", "json", "runs", "show", install)
+        assert done.code == ExitCode.OK
+        out.append(done.out)
+        err.append(done.err)
 
         info = sandbox.status(state)
         assert info is not None
@@ -188,7 +175,7 @@ def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
 
 @pytest.mark.slow
 def test_the_command_password_manager_gets_secrets_on_stdin_only(
-        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], canaries: Canaries,
+        capfd: pytest.CaptureFixture[str], kprov: Kprov, canaries: Canaries,
         debug_loggers: None, _isolated_world: Path, tmp_path: Path) -> None:
     from kensium_provision.app.config import state_dir
     from kensium_provision.sandbox import server as sandbox
@@ -203,12 +190,11 @@ def test_the_command_password_manager_gets_secrets_on_stdin_only(
     out, err = [], []
     try:
         for resource in ("vpc", "rds"):
-            code = kprov(monkeypatch, "-v", "-v", "provision", "shared", resource,
-                         "--answers", example(f"shared-{resource}.yaml"), "--yes")
-            captured = capfd.readouterr()
-            out.append(captured.out)
-            err.append(captured.err)
-            assert code == ExitCode.OK, f"{resource}: {failure(captured.err)}"
+            done = kprov("-v", "-v", "provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
+                         "--yes")
+            out.append(done.out)
+            err.append(done.err)
+            assert done.code == ExitCode.OK, f"{resource}: {failure(done.err)}"
     finally:
         sandbox.stop(state_dir())
     assert canaries.issued, "the RDS master password was generated"

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
-import pytest
 
-from kensium_provision import cli
 from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
 from kensium_provision.naming import rules as naming
 from kensium_provision.naming.sweep import sweep
+
+if TYPE_CHECKING:
+    from tests.conftest import Kprov
 
 
 def _estate() -> None:
@@ -50,16 +51,11 @@ def test_sweep_names_every_resource_that_breaks_its_rule(aws: None) -> None:
     assert all(f.example for f in found)
 
 
-def test_check_shared_reports_conventions_and_exits_1(aws: None, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(sys, "argv", ["kprov", "--output", "json", "check", "shared"])
-    monkeypatch.setattr(cli, "OPTIONS", cli.Options())
+def test_check_shared_reports_conventions_and_exits_1(aws: None, kprov: Kprov) -> None:
     _estate()
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    assert done.value.code == ExitCode.FAILED
-    out = capsys.readouterr()
-    document = json.loads(out.out)
+    done = kprov("--output", "json", "check", "shared")
+    assert done.code == ExitCode.FAILED
+    document = done.json()
     assert document["kind"] == "check-shared" and document["ok"] is False and document["runs"] == []
     assert any("'MQ-pos-1' breaks naming rule mq-broker" in c for c in document["conventions"])
     schema = json.loads((Path(__file__).resolve().parent.parent / "docs" / "json-output.schema.json").read_text())

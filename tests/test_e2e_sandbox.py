@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,6 +29,9 @@ from tests.e2e import (
     example,
     moto_server,
 )
+
+if TYPE_CHECKING:
+    from tests.conftest import Kprov
 
 pytestmark = pytest.mark.slow
 
@@ -251,20 +255,17 @@ def test_a_wrong_typed_confirmation_in_a_protected_environment_changes_nothing(
 
 
 def test_the_journal_is_also_shipped_to_cloudwatch_logs_when_configured(
-        aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A team's journal lives in the account too (issue 7, item 7): every record, in order, plan included."""
-    import boto3
+        aws: None, tmp_path: Path, kprov: Kprov) -> None:
+    """A team's journal lives in the account too (issue 7, item 7): every record of an apply, in order.
 
-    from kensium_provision import cli
+    A plan's journal stays on this machine: a plan sends no write (issue 14; tests/test_cli.py checks it)."""
+    import boto3
 
     config = tmp_path / "config.yaml"
     config.write_text("journal: {cloudwatch_log_group: kprov-journal}\n")
-    monkeypatch.setattr("sys.argv", ["kprov", "--config", str(config), "--non-interactive", "provision", "shared",
-                                     "vpc", "--dry-run", "--answers", example("shared-vpc.yaml")])
-    monkeypatch.setattr(cli, "OPTIONS", cli.Options())
-    with pytest.raises(SystemExit) as done:
-        cli.main()
-    assert done.value.code == 0
+    done = kprov("--config", str(config), "--non-interactive", "provision", "shared", "vpc", "--yes",
+                 "--answers", example("shared-vpc.yaml"))
+    assert done.code == 0, done.err
     logs = boto3.client("logs", region_name="us-east-1")
     [stream] = logs.describe_log_streams(logGroupName="kprov-journal")["logStreams"]
     events = logs.get_log_events(logGroupName="kprov-journal", logStreamName=stream["logStreamName"])["events"]

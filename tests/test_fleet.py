@@ -231,8 +231,10 @@ def test_a_user_missing_from_the_credential_report_is_read_on_its_own(three: Fle
 def test_the_fleet_document_validates_against_the_json_schema(three: Fleet) -> None:
     three.world.broker.client().delete_vhost("gamma")
     report = three.check()
-    document = fleet.fleet_json(report, run_id="r1", environment="sandbox", account="123456789012",
-                                region="us-east-1", caller="arn:aws:iam::123456789012:user/op")
+    from kensium_provision.ui import json_output
+
+    document = json_output.fleet(report, run_id="r1", environment="sandbox", account="123456789012",
+                                 region="us-east-1", caller="arn:aws:iam::123456789012:user/op")
     schema = json.loads((ROOT / "docs" / "json-output.schema.json").read_text())
     plain = json.loads(json.dumps(document, default=str))
     jsonschema.Draft202012Validator(schema).validate(plain)

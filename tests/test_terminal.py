@@ -241,7 +241,8 @@ def client_rules(org: str) -> list[tuple[str, Action]]:
         ("Shared EC2 host", chosen("POS01")), ("Shared RabbitMQ broker", chosen("mq-POS-01")),
         ("The org's S3 bucket", ENTER), ("Route 53 hosted zone", NO), ("Sandbox only: let kprov stand in", YES),
         ("Tenant name as created", typed(org)), ("Host name as entered", typed(f"{org}.kensiumpos.example")),
-        ("Recipe as chosen", typed("POS_Tenant")), ("The address (or name) the record points at", typed("POS01's Elastic IP")),
+        ("Recipe as chosen", typed("POS_Tenant")),
+        ("The address (or name) the record points at", typed("POS01's Elastic IP")),
         ("access key id", typed("AKIAIOSFODNN7EXAMPLE")),
         ("Did the script run without errors", YES), ("Create:", YES), ("Change:", YES), ("Done?", YES),
     ]
@@ -325,8 +326,8 @@ def test_dry_run_plan_in_a_terminal(fresh: Terminal) -> None:
     assert " +  3. Create the VPC (10.0.0.0/16, DNS support and hostnames on)  [vpc]  will change" in plan
     for param in ("name          = POS-VPC", "cidr          = 10.0.0.0/16", "dns_hostnames = true"):
         assert f"        {param}" in plan
-    assert " …  4. Create the public subnet of the primary zone  [public-subnet-primary]  depends on an earlier " \
-           "step\n        waits for vpc_id\n" in plan
+    assert (" …  4. Create the public subnet of the primary zone  [public-subnet-primary]  depends on an earlier "
+            "step\n        waits for vpc_id\n") in plan
     assert "Plan: 1 to create, 0 to modify, 1 unchanged; 1 manual step, 10 wait for earlier steps." in plan
     # A plan shows each step once (the preview), not also as progress lines.
     assert len(lines_with(plan, "[vpc]")) == 1
@@ -458,7 +459,7 @@ def test_lock_break_needs_the_typed_target(tmp_path: Path) -> None:
         pane = terminal.pane("lock", "break", held.lock_id)
         try:
             operator = Operator(pane)
-            screen = operator.expect("Type client:acme to break this lock:")
+            screen = operator.expect("Type client:acme to go on:")
             assert "client:acme is held by bob" in screen or "held by" in screen
             pane.type(typed_text)
             pane.send("Enter")
@@ -485,7 +486,7 @@ def complete(terminal: Terminal, line: str) -> list[str]:
 
 
 def test_shell_completion(tmp_path: Path) -> None:
-    from kensium_provision.journal.chain import JournalWriter
+    from kensium_provision.journal.writer import JournalWriter
 
     terminal = Terminal(tmp_path, tmp_path / "state")
     assert complete(terminal, "kprov provision shared r") == ["rds", "rabbitmq"]

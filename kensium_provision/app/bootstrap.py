@@ -1,29 +1,62 @@
-"""Builds one run from a request: config, environment, session, guards, journal, lock, vault, operator.
+"""The one bootstrap: every command that touches AWS opens its world here, in the same order.
 
-The CLI calls `execute`; this is where the injected world is assembled (design.md section 9), so
-the CLI stays a thin parser and the engine never sees an adapter it did not get through Runtime.
+`open_config` reads the config and picks the environment (no AWS yet); `connect` makes the session
+of the command's mode, asks STS who the caller is and runs the guards (root, account) before any
+other request; `open_journal`, `open_operator`, `open_vault` and `open_locks` make the rest from the
+same config. A checklist run (`execute`), the fleet check and the lock commands all go through these
+functions, so a setting means one thing everywhere: `vault.timeout` reaches the password manager,
+`locks.backend` chooses the locks of runs and of `kprov lock`, and `journal.cloudwatch_log_group` is
+written only by runs that may write (apply, a lock break): a plan or a check sends no write at all,
+so its journal stays on this machine.
+
+Nothing here parses a command line: the commands (`app.commands`) build a request and a `Context`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kensium_provision.errors import AbortedError, GuardError, InputError
 from kensium_provision.model import Checklist, Mode
-from kensium_provision.ui.render import manual_note, print_banner
 
-__all__ = ["RunOutcome", "RunRequest", "execute", "list_shared", "new_run_id", "read_session", "step_digests"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kensium_provision.app.config import Config
+    from kensium_provision.app.context import Context
+    from kensium_provision.aws.session import AwsSession
+    from kensium_provision.checklist.answers import Answers
+    from kensium_provision.guards import Environment, Identity
+    from kensium_provision.records.locks import Locks
+    from kensium_provision.runtime import Operator, Vault
+
+__all__ = [
+    "Connection",
+    "RunJournal",
+    "RunOutcome",
+    "RunRequest",
+    "connect",
+    "execute",
+    "list_shared",
+    "new_run_id",
+    "open_config",
+    "open_journal",
+    "open_local_journal",
+    "open_locks",
+    "open_operator",
+    "open_vault",
+    "run_settings",
+    "sandbox_endpoint",
+    "step_digests",
+]
 
 
 def new_run_id() -> str:
@@ -31,18 +64,162 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
+# --- the pieces every AWS command opens ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    """An environment opened for AWS work: a session of one mode, and its caller, already guarded."""
+
+    config: Config
+    env: Environment
+    state: Path
+    session: AwsSession
+    identity: Identity
+
+
+class RunJournal(Protocol):
+    """What a command writes its records to (a `JournalWriter`, or one that also ships them)."""
+
+    def record(self, event: str, **fields: object) -> None: ...
+
+    def close(self, outcome: str, **fields: object) -> None: ...
+
+
+def open_config(context: Context, *, env_name: str | None = None) -> tuple[Config, Environment]:
+    """The config and the chosen environment (`env_name`, else `--env`, else the default); no AWS call."""
+    from kensium_provision.app.config import load_config
+
+    config = load_config(context.config)
+    return config, config.environment(env_name or context.env)
+
+
+def sandbox_endpoint(context: Context, env: Environment, state: Path) -> str:
+    """The sandbox's endpoint, reached through the context (started on demand); "" for real AWS, an
+    environment with its own endpoint, or a given AWS_ENDPOINT_URL."""
+    if not env.sandbox or env.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"):
+        return ""
+    return context.sandbox(state, env.region)
+
+
+def connect(context: Context, config: Config, env: Environment, mode: Mode) -> Connection:
+    """A session of `mode` (walled in plan and check) and its caller, after the root and account guards."""
+    from kensium_provision.app.config import state_dir
+    from kensium_provision.aws.session import AwsSession
+    from kensium_provision.guards import run_guards
+
+    state = state_dir()
+    session = AwsSession(env, mode=mode, endpoint_url=sandbox_endpoint(context, env, state))
+    identity = run_guards(session.identity(), env)  # before any other request of the command
+    return Connection(config=config, env=env, state=state, session=session, identity=identity)
+
+
+def open_journal(connection: Connection, run_id: str, *, mode: Mode,
+                 header: Mapping[str, object]) -> tuple[RunJournal, Path]:
+    """The command's journal, headed by the caller, account, region and environment; and its path.
+
+    Only a command that may write (`Mode.APPLY`) also ships it to CloudWatch Logs when the config says
+    so: a plan's or a check's session is walled, and the journal's copy would be its only write.
+    """
+    from kensium_provision.journal.shipping import ShippingJournal
+
+    env, identity = connection.env, connection.identity
+    writer = _writer(connection.state, run_id, {"who": identity.arn, "account": identity.account, **header}, env)
+    group = connection.config.journal.cloudwatch_log_group
+    if group and mode is Mode.APPLY:
+        shipping = ShippingJournal(writer, connection.session.client("logs"), group=group, stream=run_id)
+        return shipping, writer.path
+    return writer, writer.path
+
+
+def open_local_journal(env: Environment, state: Path, run_id: str, *,
+                       header: Mapping[str, object]) -> tuple[RunJournal, Path]:
+    """The journal of a command that asked AWS nothing (local locks): the operator is this machine's user,
+    and no account was verified."""
+    from kensium_provision.journal.writer import os_user
+
+    writer = _writer(state, run_id, {"who": os_user(), "account": "", **header}, env)
+    return writer, writer.path
+
+
+def _writer(state: Path, run_id: str, header: Mapping[str, object], env: Environment) -> Any:
+    from kensium_provision.journal.writer import JournalWriter
+    from kensium_provision.secret import REDACTOR
+
+    return JournalWriter(state, run_id, redact=REDACTOR.redact_obj, header={
+        "region": env.region, "environment": env.name, "host": socket.gethostname(), **header})
+
+
+def open_operator(console: Console, *, interactive: bool, assume_yes: bool = False, answers: Answers | None = None,
+                  answers_source: str = "", fetch_secret: Callable[[str], object] | None = None) -> Operator:
+    """Who answers: the answers file (or nobody, never prompting) unless a person is at a terminal."""
+    if answers is not None or not interactive:
+        from kensium_provision.checklist.answers import Answers as NoAnswers
+        from kensium_provision.checklist.answers import AnswersOperator
+        from kensium_provision.ui.render import manual_note
+
+        return AnswersOperator(answers or NoAnswers(), assume_yes=assume_yes, fetch_secret=fetch_secret,
+                               notes=manual_note(console, answers_source))
+    from kensium_provision.ui.console import ConsoleOperator
+
+    return ConsoleOperator(console, assume_yes=assume_yes, fetch_secret=fetch_secret)
+
+
+def open_vault(connection: Connection, operator: Operator) -> Vault:
+    """The password manager of the config's `vault:` section, every setting of it (`timeout` too)."""
+    from kensium_provision.vault.backends import make_vault
+
+    vault = connection.config.vault
+    return make_vault(vault.backend, settings=vault.settings(), client_factory=connection.session,
+                      operator=operator, env_name=connection.env.name)
+
+
+def open_locks(config: Config, state: Path, connection: Connection | None = None) -> Locks:
+    """The locks of the config's `locks:` section: DynamoDB (through the guarded session) or local files."""
+    from kensium_provision.records.locks import DynamoLocks, LocalLocks
+
+    if config.locks.backend == "dynamodb":
+        if connection is None:
+            raise ValueError("DynamoDB locks need a connection: connect() first")
+        return DynamoLocks(connection.session.client("dynamodb"), config.locks.table)
+    return LocalLocks(state / "locks")
+
+
+def run_settings(connection: Connection) -> dict[str, object]:
+    """The config's settings plus what steps may need to know of the environment (never credentials)."""
+    env = connection.env
+    found: dict[str, object] = {**connection.config.settings(),
+                                "environment": {"name": env.name, "purposes": list(env.purposes),
+                                                "sandbox": env.sandbox}}
+    if not env.sandbox:
+        return found
+    # In the sandbox, client vhosts go to its RabbitMQ emulator, whose admin password the sandbox keeps in its
+    # own Secrets Manager: the vault entry's name (kprov/sandbox/<entry>), found only if a step needs it.
+    rabbit = dict(found.get("rabbitmq") or {})  # type: ignore[call-overload]
+    if not rabbit.get("base_url"):
+        from kensium_provision.sandbox import server as sandbox
+
+        info = sandbox.status(connection.state)
+        if info is not None and info.rabbitmq_url:
+            entry = info.rabbitmq_secret.removeprefix(f"kprov/{env.name}/")
+            rabbit.update(base_url=info.rabbitmq_url, admin_user=sandbox.RABBITMQ_ADMIN_USER, admin_secret_entry=entry)
+    return {**found, "rabbitmq": rabbit, "sandbox": True}
+
+
+# --- a checklist run ------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRequest:
-    """What the operator asked for, as parsed by the CLI."""
+    """One checklist run, as a command asks for it (the global options come with the `Context`)."""
 
     checklist: Path
     mode: Mode
-    env_name: str | None = None
-    config_path: Path | None = None
+    env_name: str | None = None  # overrides --env (resume: the environment the run began in)
     answers_path: Path | None = None
     preset: Mapping[str, object] = field(default_factory=dict)
     assume_yes: bool = False
-    interactive: bool = True
+    interactive: bool = True  # False: never prompt, even at a terminal
     live: bool = True
     command: str = ""
     resume_run_id: str = ""
@@ -65,22 +242,23 @@ class RunOutcome:
 class _Hooks:
     """The guards and the lock, at the moments the engine asks for them."""
 
-    def __init__(self, *, config: Any, env: Any, identity: Any, mode: Mode, console: Console, operator: Any,
-                 locks: Any, run_id: str, journal: Any) -> None:
-        self.config, self.env, self.identity, self.mode = config, env, identity, mode
-        self.console, self.operator, self.locks, self.run_id, self.journal = console, operator, locks, run_id, journal
+    def __init__(self, *, connection: Connection, mode: Mode, console: Console, operator: Operator, locks: Locks,
+                 run_id: str, journal: RunJournal) -> None:
+        self.config, self.env, self.identity = connection.config, connection.env, connection.identity
+        self.mode, self.console, self.operator, self.locks = mode, console, operator, locks
+        self.run_id, self.journal = run_id, journal
         self.lock: Any = None
         self.heartbeat: Any = None
         self.purpose_checked = ""
 
     def check_purpose(self, purpose: str) -> None:
         """The purpose guard (exit 4), journaled; once per purpose and run."""
-        from kensium_provision.guards import check_purpose
+        from kensium_provision.guards import run_guards
 
         if purpose == self.purpose_checked:
             return
         try:
-            check_purpose(self.env, purpose, others=self.config.environments)
+            run_guards(self.identity, self.env, purpose=purpose, others=self.config.environments)
         except GuardError as exc:
             self.journal.record("guard", guard="purpose", outcome="refused", message=str(exc))
             raise
@@ -94,6 +272,8 @@ class _Hooks:
         return render(checklist.target, text) if checklist.target else f"{checklist.scope}:{checklist.id}"
 
     def after_inputs(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        from kensium_provision.ui.render import print_banner
+
         purpose = values.get("purpose")
         if isinstance(purpose, str):
             self.check_purpose(purpose)
@@ -112,8 +292,14 @@ class _Hooks:
             self.heartbeat = Heartbeat(self.locks, self.lock, interval=ttl / 3).__enter__()
 
     def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
-        if not self.env.protected:
+        from kensium_provision.guards import confirmation_banner, needs_typed_confirmation
+
+        if not needs_typed_confirmation(self.env):
             return
+        from rich.text import Text
+
+        for line in confirmation_banner(self.identity, self.env):
+            self.console.print(Text(line, style="bold red"), soft_wrap=True)
         expected = str(values.get("org_id") or self.target(checklist, values).rsplit(":", 1)[-1])
         ok = self.operator.type_to_confirm(
             f"{self.env.name} is a protected environment (account {self.env.account_id}).", expected)
@@ -138,7 +324,7 @@ class _PurposeFirst:
     """The operator, with the purpose guard applied the moment the purpose is answered: a refused
     purpose exits 4 before any further question or live lookup, not after every input."""
 
-    def __init__(self, inner: Any, hooks: _Hooks) -> None:
+    def __init__(self, inner: Operator, hooks: _Hooks) -> None:
         self._inner, self._hooks = inner, hooks
         self.interactive = inner.interactive
 
@@ -152,130 +338,58 @@ class _PurposeFirst:
         return value
 
 
-def _endpoint(env: Any, state_dir: Path) -> str:
-    """The sandbox's endpoint, starting it on demand; "" for real AWS or a given AWS_ENDPOINT_URL."""
-    if not env.sandbox or env.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"):
-        return ""
-    moto_models = sys.modules.get("moto.core.models")
-    if moto_models is not None and getattr(moto_models.botocore_stubber, "enabled", False):
-        return ""  # tests running moto in-process
-    from kensium_provision.sandbox import server as sandbox
-
-    return str(sandbox.ensure_running(state_dir, region=env.region).endpoint)
-
-
-def _sandbox_settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[str, object]:
-    """In the sandbox, client vhosts go to its RabbitMQ emulator, whose admin password it keeps in its Secrets Manager."""
-    if not env.sandbox:
-        return settings
-    rabbit = dict(settings.get("rabbitmq") or {})  # type: ignore[call-overload]
-    if not rabbit.get("base_url"):
-        from kensium_provision.sandbox import server as sandbox
-
-        info = sandbox.status(state_dir)
-        if info is not None and info.rabbitmq_url:
-            # The vault entry of the emulator's admin (kprov/sandbox/<entry>), found only if a step needs it.
-            entry = info.rabbitmq_secret.removeprefix(f"kprov/{env.name}/")
-            rabbit.update(base_url=info.rabbitmq_url, admin_user=sandbox.RABBITMQ_ADMIN_USER, admin_secret_entry=entry)
-    return {**settings, "rabbitmq": rabbit, "sandbox": True}
-
-
-def _settings(env: Any, state_dir: Path, settings: dict[str, object]) -> dict[str, object]:
-    """The config's settings plus what steps may need to know of the environment (never credentials)."""
-    found = {**settings, "environment": {"name": env.name, "purposes": list(env.purposes), "sandbox": env.sandbox}}
-    return _sandbox_settings(env, state_dir, found)
-
-
-def execute(request: RunRequest, console: Console) -> RunOutcome:
+def execute(request: RunRequest, context: Context, console: Console) -> RunOutcome:
     """Load, guard, run and journal one checklist run."""
-    from kensium_provision.app import config as config_module
-    from kensium_provision.checklist.answers import AnswersOperator, check_answer_names, load_answers
+    from kensium_provision.checklist.answers import check_answer_names, load_answers
     from kensium_provision.checklist.schema import load_checklist
     from kensium_provision.engine import run as engine
-    from kensium_provision.guards import check_account, check_not_root
-    from kensium_provision.naming import rules as naming
+    from kensium_provision.naming.loader import load_rules
 
-    cfg = config_module.load_config(request.config_path)
-    env = cfg.environment(request.env_name)
-    names = naming.load_rules()
+    config, env = open_config(context, env_name=request.env_name)
+    names = load_rules()
     checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
     if answers is not None:  # names and choices checked before any AWS call
         check_answer_names(answers, checklist, names, request.preset)
-    state = config_module.state_dir()
 
-    from kensium_provision.aws.session import AwsSession
-
-    session = AwsSession(env, mode=request.mode, endpoint_url=_endpoint(env, state))
-    identity = session.identity()
-    check_not_root(identity, env)
-    check_account(identity, env)
-
+    connection = connect(context, config, env, request.mode)
+    session, identity = connection.session, connection.identity
     if request.from_record:
-        request = _with_record_answers(request, session, cfg.clients.table)
-
-    from kensium_provision.journal.chain import JournalWriter
-    from kensium_provision.secret import REDACTOR
+        request = _with_record_answers(request, session, config.clients.table)
 
     run_id = new_run_id()
-    journal = JournalWriter(state, run_id, redact=REDACTOR.redact_obj, header={
-        "who": identity.arn, "account": identity.account, "region": env.region, "environment": env.name,
+    journal, journal_path = open_journal(connection, run_id, mode=request.mode, header={
         "checklist": checklist.id, "checklist_sha256": checklist.sha256, "mode": request.mode.value,
-        "target": checklist.target, "command": request.command, "host": socket.gethostname(),
-        "client": request.preset.get("org_id"), "resumes": request.resume_run_id or None,
-        "steps": step_digests(checklist)})
-    journal_path = str(journal.path)
-    if cfg.journal.cloudwatch_log_group:
-        from kensium_provision.journal.chain import ShippingJournal
-
-        # The journal's copy in CloudWatch Logs is kprov's own record, not a change to what it provisions,
-        # so its client is the one write a plan or check makes: outside the read-only wall.
-        logs = AwsSession(env, mode=Mode.APPLY, endpoint_url=session.endpoint_url).client("logs")
-        journal = ShippingJournal(journal, logs, group=cfg.journal.cloudwatch_log_group, stream=run_id)
+        "target": checklist.target, "command": request.command, "client": request.preset.get("org_id"),
+        "resumes": request.resume_run_id or None, "steps": step_digests(checklist)})
     journal.record("guard", guard="identity", outcome="ok", caller=identity.arn, account=identity.account)
 
-    from kensium_provision.vault.backends import make_vault
-
-    operator: Any
-    vault_box: list[Any] = []
+    vault_box: list[Vault] = []
 
     def fetch(reference: str) -> object:
         return vault_box[0].fetch(reference)
 
-    if answers is not None or not request.interactive:
-        from kensium_provision.checklist.answers import Answers
-
-        operator = AnswersOperator(answers or Answers(), assume_yes=request.assume_yes, fetch_secret=fetch,
-                                   notes=manual_note(console, str(request.answers_path or "")))
-    else:
-        from kensium_provision.ui.console import ConsoleOperator
-
-        operator = ConsoleOperator(console, assume_yes=request.assume_yes, fetch_secret=fetch)
-    vault_settings: dict[str, object] = {"backend": cfg.vault.backend}
-    if cfg.vault.command:
-        vault_settings["command"] = list(cfg.vault.command)
-    if cfg.vault.fetch_command:
-        vault_settings["fetch_command"] = list(cfg.vault.fetch_command)
-    vault = make_vault(cfg.vault.backend, settings=vault_settings, client_factory=session, operator=operator,
-                       env_name=env.name)
+    operator = open_operator(console, interactive=request.interactive and context.interactive,
+                             assume_yes=request.assume_yes, answers=answers,
+                             answers_source=str(request.answers_path or ""), fetch_secret=fetch)
+    vault = open_vault(connection, operator)
     vault_box.append(vault)
-    locks = _locks(cfg, session, state)
-    hooks = _Hooks(config=cfg, env=env, identity=identity, mode=request.mode, console=console, operator=operator,
-                   locks=locks, run_id=run_id, journal=journal)
+    hooks = _Hooks(connection=connection, mode=request.mode, console=console, operator=operator,
+                   locks=open_locks(config, connection.state, connection), run_id=run_id, journal=journal)
 
     from kensium_provision.runtime import Runtime
     from kensium_provision.ui.render import make_reporter
 
     reporter = make_reporter(console, checklist, live=request.live, mode=request.mode)
+
     def sleep(seconds: float) -> None:  # time passing makes cached reads stale: a wait polls for AWS's own changes
         session.invalidate()
         time.sleep(seconds)
 
     runtime = Runtime(mode=request.mode, run_id=run_id, aws=session, operator=_PurposeFirst(operator, hooks),
-                      vault=vault, names=names, sleep=sleep,
-                      env_name=env.name, purpose="", journal=journal, reporter=reporter, hooks=hooks,
-                      assume_yes=request.assume_yes,
-                      settings=_settings(env, state, cfg.settings()))
+                      vault=vault, names=names, sleep=sleep, env_name=env.name, purpose="", journal=journal,
+                      reporter=reporter, hooks=hooks, assume_yes=request.assume_yes,
+                      settings=run_settings(connection))
     outcome = "failed"
     try:
         values = engine.resolve_inputs(checklist, runtime, request.preset)
@@ -302,7 +416,7 @@ def execute(request: RunRequest, console: Console) -> RunOutcome:
         journal.close(outcome, api_calls=session.counter.as_dict())
     return RunOutcome(report=report, run_id=run_id, environment=env.name, account=identity.account,
                       region=env.region, caller=identity.arn, api_calls=session.counter.as_dict(),
-                      journal_path=journal_path)
+                      journal_path=str(journal_path))
 
 
 def step_digests(checklist: Checklist) -> list[dict[str, str]]:
@@ -319,8 +433,8 @@ def step_digests(checklist: Checklist) -> list[dict[str, str]]:
     return [{"id": s.id, "digest": digest(s)} for s in checklist.steps]
 
 
-def _record_shared(session: Any, checklist: Checklist, target: str, values: Mapping[str, object], run_id: str,
-                   journal: Any) -> None:
+def _record_shared(session: AwsSession, checklist: Checklist, target: str, values: Mapping[str, object], run_id: str,
+                   journal: RunJournal) -> None:
     """Keep a shared resource's answers in the account, so `check shared` needs no answers file."""
     from kensium_provision.records.shared import put_shared_record
 
@@ -330,32 +444,15 @@ def _record_shared(session: Any, checklist: Checklist, target: str, values: Mapp
     journal.record("shared.recorded", path=path)
 
 
-def read_session(env_name: str | None, config_path: Path | None) -> Any:
-    """A read-only (walled) session of the environment, after the identity guards."""
-    from kensium_provision.app import config as config_module
-    from kensium_provision.aws.session import AwsSession
-    from kensium_provision.guards import check_account, check_not_root
-
-    cfg = config_module.load_config(config_path)
-    env = cfg.environment(env_name)
-    session = AwsSession(env, mode=Mode.CHECK, endpoint_url=_endpoint(env, config_module.state_dir()))
-    identity = session.identity()
-    check_not_root(identity, env)
-    check_account(identity, env)
-    return session
-
-
-def list_shared(session: Any, checklist_id: str) -> list[Any]:
+def list_shared(session: AwsSession, checklist_id: str) -> list[Any]:
     """The shared records of one checklist in the environment's account (read-only)."""
     from kensium_provision.records.shared import list_shared_records
 
     return list_shared_records(session.client("ssm"), checklist_id)
 
 
-def _with_record_answers(request: RunRequest, session: Any, table: str) -> RunRequest:
+def _with_record_answers(request: RunRequest, session: AwsSession, table: str) -> RunRequest:
     """`check client ORG`: the install's own answers, from the client record every operator can read."""
-    from dataclasses import replace
-
     from kensium_provision.records.clients import get_client
 
     record = get_client(session.client("dynamodb"), request.from_record, table)
@@ -367,18 +464,8 @@ def _with_record_answers(request: RunRequest, session: Any, table: str) -> RunRe
 
 
 def _with_purpose(runtime: Any, values: Mapping[str, object]) -> Any:
-    from dataclasses import replace
-
     purpose = values.get("purpose")
     return replace(runtime, purpose=purpose) if isinstance(purpose, str) else runtime
-
-
-def _locks(cfg: Any, session: Any, state: Path) -> Any:
-    from kensium_provision.records.locks import DynamoLocks, LocalLocks
-
-    if cfg.locks.backend == "dynamodb":
-        return DynamoLocks(session.client("dynamodb"), cfg.locks.table)
-    return LocalLocks(state / "locks")
 
 
 def _display(path: Path) -> str:

@@ -59,8 +59,6 @@ from kensium_provision.records.clients import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from kensium_provision.guards import Environment
     from kensium_provision.model import Checklist
     from kensium_provision.runtime import Journal, Operator
@@ -78,10 +76,7 @@ __all__ = [
     "FleetReport",
     "FleetRequest",
     "Snapshot",
-    "check_all",
     "check_fleet",
-    "fleet_json",
-    "print_fleet",
 ]
 
 WORKERS = 8  # concurrent reads; botocore's standard retry mode backs off on throttling within each
@@ -869,134 +864,3 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     return FleetReport(clients=tuple(results), not_checked=not_checked, api_calls=session.counter.as_dict(),
                        management_api_calls=sum(management_calls), credential_report=report_note,
                        seconds=time.perf_counter() - start)
-
-
-# --- the command --------------------------------------------------------------------------------------
-
-
-def check_all(options: Any, console: Console, *, json_output: bool) -> int:
-    """`kprov check client --all`: guard, journal, check, print; returns the exit code."""
-    import hashlib
-    import json
-    import socket
-    import sys
-
-    from rich.text import Text
-
-    from kensium_provision.app import config as config_module
-    from kensium_provision.app.bootstrap import _endpoint, new_run_id
-    from kensium_provision.aws.session import AwsSession
-    from kensium_provision.checklist.catalog import install_checklist
-    from kensium_provision.guards import check_account, check_not_root
-    from kensium_provision.journal.chain import JournalWriter
-    from kensium_provision.secret import REDACTOR
-
-    cfg = config_module.load_config(options.config)
-    env = cfg.environment(options.env)
-    state = config_module.state_dir()
-    session = AwsSession(env, mode=Mode.CHECK, endpoint_url=_endpoint(env, state))
-    identity = session.identity()
-    check_not_root(identity, env)
-    check_account(identity, env)
-    run_id = new_run_id()
-    install = install_checklist()
-    journal = JournalWriter(state, run_id, redact=REDACTOR.redact_obj, header={
-        "who": identity.arn, "account": identity.account, "region": env.region, "environment": env.name,
-        "checklist": "install-client", "checklist_sha256": hashlib.sha256(install.read_bytes()).hexdigest(),
-        "mode": Mode.CHECK.value, "target": "client:*", "command": "check client --all",
-        "host": socket.gethostname(), "client": None})
-    vault_settings: dict[str, object] = {"backend": cfg.vault.backend}
-    if cfg.vault.command:
-        vault_settings["command"] = list(cfg.vault.command)
-    if cfg.vault.fetch_command:
-        vault_settings["fetch_command"] = list(cfg.vault.fetch_command)
-    operator = None
-    if not options.non_interactive and cfg.vault.backend == "manual":
-        from kensium_provision.ui.console import ConsoleOperator
-
-        operator = ConsoleOperator(console, assume_yes=False)  # the manual vault asks for each broker's admin
-    request = FleetRequest(env=env, session=session, settings=_sandbox_settings(env, state, cfg.settings(), session),
-                           vault_backend=cfg.vault.backend, vault_settings=vault_settings,
-                           environments=tuple(cfg.environments), operator=operator, journal=journal, run_id=run_id,
-                           checklist=install)
-    outcome = "failed"
-    try:
-        report = check_fleet(request)
-        outcome = "ok" if report.ok else "failed"
-    except KeyboardInterrupt:
-        outcome = "interrupted"
-        journal.record("interrupted", where="fleet")
-        raise
-    finally:
-        journal.close(outcome, api_calls=session.counter.as_dict())
-    print_fleet(console, report, verbose=bool(options.verbose))
-    console.print(Text(f"run {run_id} · journal {journal.path}", style="dim"), soft_wrap=True)
-    if json_output:
-        sys.stdout.write(json.dumps(fleet_json(report, run_id=run_id, environment=env.name, account=identity.account,
-                                               region=env.region, caller=identity.arn),
-                                    indent=2, default=str, ensure_ascii=False) + "\n")
-    return int(report.exit_code)
-
-
-def _sandbox_settings(env: Environment, state: Path, settings: Mapping[str, object],
-                      session: Any) -> Mapping[str, object]:
-    """In the sandbox, as for a single run: every broker's vhosts live on its RabbitMQ emulator, whose admin
-    password the sandbox keeps in its own Secrets Manager."""
-    if not env.sandbox:
-        return settings
-    rabbit = dict(settings.get("rabbitmq") or {})  # type: ignore[call-overload]
-    if not rabbit.get("base_url"):
-        from kensium_provision.sandbox import server as sandbox
-
-        info = sandbox.status(state)
-        if info is not None and info.rabbitmq_url:
-            found = aws_call(session.client("secretsmanager"), "describe_secret", SecretId=info.rabbitmq_secret)
-            rabbit.update(base_url=info.rabbitmq_url, admin_user=sandbox.RABBITMQ_ADMIN_USER,
-                          admin_secret=str((found or {}).get("ARN", "")))
-    return {**settings, "rabbitmq": rabbit, "sandbox": True}
-
-
-def fleet_json(report: FleetReport, *, run_id: str, environment: str, account: str, region: str,
-               caller: str) -> dict[str, object]:
-    """The `fleet` document of `--output json` (docs/json-output.schema.json)."""
-    return {
-        "kprov_json": 1, "kind": "fleet", "ok": report.ok,
-        # `findings` stays text (the contract of version 1); `details` adds each one's step and values.
-        "clients": [{"org_id": c.org_id, "ok": c.ok, "findings": [f.message for f in c.findings],
-                     "details": [f.as_json() for f in c.findings]} for c in report.clients],
-        "not_checked": [{"org_id": k, "reason": v} for k, v in sorted(report.not_checked.items())],
-        "run_id": run_id, "environment": environment, "account": account, "region": region, "caller": caller,
-        "seconds": round(report.seconds, 3), "api_calls": report.api_calls,
-        "management_api_calls": report.management_api_calls, "credential_report": report.credential_report,
-    }
-
-
-def print_fleet(console: Console, report: FleetReport, *, verbose: bool = False) -> None:
-    """A table: one row per finding (a client without findings gets one `ok` row), then the totals."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from kensium_provision.ui.render import safe
-
-    table = Table("client", "step", "finding", title="Fleet check", title_justify="left")
-    for client in report.clients:
-        if client.ok:
-            table.add_row(Text(f"✓ {client.org_id}", "green"), "", Text("ok", "green"))
-        for index, f in enumerate(client.findings):
-            table.add_row(Text(f"✗ {client.org_id}" if index == 0 else "", "red"), Text(f.step),
-                          Text(safe(f.message)))
-    for org_id, reason in sorted(report.not_checked.items()):
-        table.add_row(Text(f"- {org_id}", "dim"), "", Text(safe(reason), "dim"))
-    console.print(table)
-    bad = sum(not c.ok for c in report.clients)
-    calls = int(report.api_calls.get("calls", 0))  # type: ignore[call-overload]
-    console.print(Text(f"{len(report.clients)} client(s), {bad} with findings · {calls} AWS API calls, "
-                        f"{report.management_api_calls} RabbitMQ API calls · {report.seconds:.1f} s · "
-                        f"credential report: {report.credential_report}",
-                        "bold green" if report.ok else "bold red"), soft_wrap=True)
-    if verbose:
-        by_operation = report.api_calls.get("by_operation") or {}
-        ops = Table("service:operation", "calls", title="AWS API calls", title_justify="left")
-        for key, count in sorted(by_operation.items()):  # type: ignore[union-attr]
-            ops.add_row(Text(key), str(count["calls"]))
-        console.print(ops)

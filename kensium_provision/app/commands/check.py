@@ -1,0 +1,135 @@
+"""Read-only verification: `check shared [RESOURCE...]`, `check client ORG_ID` and `check client --all`.
+
+Every check opens its environment through the bootstrap in check mode: the session is walled, the
+guards run first, and nothing is written (not even the journal's copy in CloudWatch Logs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from kensium_provision.app.context import Context, UsageError
+from kensium_provision.errors import ExitCode
+from kensium_provision.model import Mode
+
+__all__ = ["check_all", "check_client", "check_shared"]
+
+
+def check_shared(context: Context, *, resources: list[str] | None, answers: Path | None) -> int:
+    """Without --answers every instance kprov made is checked, from the records it keeps in the account;
+    checking all of them also sweeps the account for shared resources whose names break a convention."""
+    from rich.text import Text
+
+    from kensium_provision.app.bootstrap import connect, list_shared, open_config
+    from kensium_provision.app.commands.provision import SHARED_RESOURCES, run_checklist, shared_checklist
+    from kensium_provision.checklist.catalog import find
+    from kensium_provision.ui import json_output
+    from kensium_provision.ui.render import safe
+
+    chosen = resources or list(SHARED_RESOURCES)
+    if len(chosen) > 1 and answers is not None:
+        raise UsageError("--answers goes with one resource", param_hint="--answers")
+    console = context.console()
+    session = None
+    if answers is None:
+        config, env = open_config(context)
+        session = connect(context, config, env, Mode.CHECK).session
+    codes: list[int] = []
+    runs: list[dict[str, Any]] = []
+    for resource in chosen:
+        path = shared_checklist(resource)
+        presets: list[dict[str, object]] = [{}]
+        if session is not None:
+            records = list_shared(session, find(f"shared/{resource}").id)
+            if records:
+                presets = [dict(r.answers) for r in records]
+            elif context.non_interactive:
+                console.print(Text(f"- {resource}: nothing recorded in this account (provision it with kprov, "
+                                   "or pass --answers)", style="dim"), soft_wrap=True)
+                continue
+        for preset in presets:
+            code, document = run_checklist(context, path, Mode.CHECK, answers=answers, yes=False, preset=preset,
+                                           command=f"check shared {resource}", console=console)
+            codes.append(code)
+            runs.append(document)
+    conventions: list[str] = []
+    if not resources and session is not None:
+        from kensium_provision.naming.loader import load_rules
+        from kensium_provision.naming.sweep import sweep
+
+        conventions = [f.message for f in sweep(session, load_rules())]
+        for message in conventions:
+            console.print(Text(f" ✗ conventions: {safe(message)}", style="red"), soft_wrap=True)
+        console.print(Text(f"Naming conventions: {len(conventions)} finding(s) in the account.",
+                           style="bold red" if conventions else "bold green"))
+        codes.append(int(ExitCode.FAILED) if conventions else 0)
+    code = max(codes) if codes else 0
+    if context.json:
+        json_output.emit(json_output.check_shared(ok=code == 0, runs=runs, conventions=conventions))
+    return code
+
+
+def check_client(context: Context, *, org_id: str | None, all_clients: bool, answers: Path | None) -> int:
+    """One client's install (from its client record, or --answers), or every recorded client."""
+    if all_clients:
+        return check_all(context)
+    if org_id is None:
+        raise UsageError("give an ORG_ID or --all", param_hint="ORG_ID")
+    from kensium_provision.app.commands.provision import run_checklist
+    from kensium_provision.checklist.catalog import install_checklist
+    from kensium_provision.ui import json_output
+
+    code, document = run_checklist(context, install_checklist(), Mode.CHECK, answers=answers, yes=False,
+                                   preset={"org_id": org_id}, command=f"check client {org_id}",
+                                   from_record="" if answers else org_id)
+    if context.json:
+        json_output.emit(document)
+    return code
+
+
+def check_all(context: Context) -> int:
+    """`check client --all`: the fleet check (`fleet.check`), opened, journaled and shown like any check."""
+    from rich.text import Text
+
+    from kensium_provision.app.bootstrap import connect, new_run_id, open_config, open_journal, run_settings
+    from kensium_provision.checklist.catalog import install_checklist
+    from kensium_provision.fleet.check import FleetRequest, check_fleet
+    from kensium_provision.ui import json_output
+    from kensium_provision.ui.fleet import print_fleet
+
+    console = context.console()
+    config, env = open_config(context)
+    connection = connect(context, config, env, Mode.CHECK)
+    session, identity = connection.session, connection.identity
+    run_id = new_run_id()
+    install = install_checklist()
+    journal, journal_path = open_journal(connection, run_id, mode=Mode.CHECK, header={
+        "checklist": "install-client", "checklist_sha256": hashlib.sha256(install.read_bytes()).hexdigest(),
+        "mode": Mode.CHECK.value, "target": "client:*", "command": "check client --all", "client": None})
+    operator = None
+    if context.interactive and config.vault.backend == "manual":
+        from kensium_provision.app.bootstrap import open_operator
+
+        operator = open_operator(console, interactive=True)  # the manual vault asks for each broker's admin
+    request = FleetRequest(env=env, session=session, settings=run_settings(connection),
+                           vault_backend=config.vault.backend, vault_settings=config.vault.settings(),
+                           environments=tuple(config.environments), operator=operator, journal=journal,
+                           run_id=run_id, checklist=install)
+    outcome = "failed"
+    try:
+        report = check_fleet(request)
+        outcome = "ok" if report.ok else "failed"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        journal.record("interrupted", where="fleet")
+        raise
+    finally:
+        journal.close(outcome, api_calls=session.counter.as_dict())
+    print_fleet(console, report, verbose=bool(context.verbose))
+    console.print(Text(f"run {run_id} · journal {journal_path}", style="dim"), soft_wrap=True)
+    if context.json:
+        json_output.emit(json_output.fleet(report, run_id=run_id, environment=env.name, account=identity.account,
+                                           region=env.region, caller=identity.arn))
+    return int(report.exit_code)

@@ -1,0 +1,138 @@
+"""What the journal says: `runs list`, `runs show`, `audit verify`, `audit show` (offline, read-only)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kensium_provision.app.context import Context, UsageError
+from kensium_provision.errors import ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["audit_show", "audit_verify", "known_run", "moment", "runs_list", "runs_show", "state"]
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
+
+
+def state() -> Path:
+    from kensium_provision.app.config import state_dir
+
+    return state_dir()
+
+
+def known_run(value: str) -> str:
+    """`value` if it is the id of a run in the journal; a usage error otherwise."""
+    if not _RUN_ID.fullmatch(value):
+        raise UsageError(f"{value!r} is not a run id (see `kprov runs list`)", param_hint="RUN_ID")
+    if not (state() / "runs" / f"{value}.jsonl").is_file():
+        raise UsageError(f"no run {value!r} in {state()} (see `kprov runs list`)", param_hint="RUN_ID")
+    return value
+
+
+def moment(text: str | None, option: str, *, end: bool = False) -> datetime | None:
+    """`2026-11-28` (the day's start, or its end for --until) or an ISO time; UTC unless it says otherwise."""
+    if text is None:
+        return None
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM)",
+                         param_hint=option) from None
+    if end and len(text) == 10:  # a whole day: up to its last moment
+        found += timedelta(days=1) - timedelta(microseconds=1)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def _runs_table(console: Console, rows: list[dict[str, str]], title: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("run", no_wrap=True)  # the id the operator copies into `runs show` / `resume`
+    table.add_column("started (UTC)", no_wrap=True)
+    for name in ("outcome", "mode", "target", "env", "who"):
+        table.add_column(name)
+    for r in rows:
+        style = {"ok": "green", "failed": "red", "interrupted": "yellow", "aborted": "yellow"}.get(r["outcome"], "")
+        started = r["started"][:16].replace("T", " ")
+        table.add_row(Text(r["run_id"]), Text(started), Text(r["outcome"], style=style), r["mode"],
+                      Text(r["target"]), Text(r["environment"]), Text(r["who"]))
+    console.print(table)
+
+
+def runs_list(context: Context, *, limit: int) -> int:
+    """Past runs, newest first."""
+    from kensium_provision.journal.history import summary_rows
+    from kensium_provision.journal.reader import list_runs
+    from kensium_provision.ui import json_output
+
+    rows = summary_rows(list_runs(state()))[:limit]
+    if context.json:
+        json_output.emit(json_output.runs(rows))
+        return 0
+    _runs_table(context.console(), rows, "Runs")
+    return 0
+
+
+def runs_show(context: Context, *, run_id: str, markdown: bool) -> int:
+    """One run as a readable runsheet."""
+    from kensium_provision.journal.history import run_json, run_markdown
+    from kensium_provision.journal.reader import read_run
+    from kensium_provision.ui import json_output
+
+    log = read_run(state(), known_run(run_id))
+    if context.json:
+        json_output.emit(run_json(log))
+        return 0
+    text = run_markdown(log)
+    if markdown:
+        sys.stdout.write(text)
+        return 0
+    from rich.markdown import Markdown
+
+    context.console().print(Markdown(text))
+    return 0
+
+
+def audit_verify(context: Context, *, run_id: str | None) -> int:
+    """Every journal's hash chain and head: edited, removed, reordered or cut records; exit 1."""
+    from rich.text import Text
+
+    from kensium_provision.journal.verify import verify_all, verify_run
+    from kensium_provision.ui import json_output
+    from kensium_provision.ui.render import safe
+
+    results = {run_id: verify_run(state(), known_run(run_id))} if run_id else verify_all(state())
+    bad = {k: v for k, v in results.items() if v}
+    if context.json:
+        json_output.emit(json_output.audit_verify(results))
+    console = context.console()
+    for rid, problems in bad.items():
+        for p in problems:
+            console.print(Text(f"✗ {rid}: {safe(p)}", style="red"))
+    if bad:
+        console.print(Text(f"{len(bad)} of {len(results)} journal(s) failed verification.", style="bold red"))
+        return int(ExitCode.FAILED)
+    console.print(Text(f"✓ {len(results)} journal(s) intact.", style="green"))
+    return 0
+
+
+def audit_show(context: Context, *, client: str | None, environment: str | None, operator: str | None,
+               since: str | None, until: str | None) -> int:
+    """Who did what: runs filtered by client, environment, operator and date."""
+    from kensium_provision.journal.history import summary_rows
+    from kensium_provision.journal.reader import filter_runs, list_runs
+    from kensium_provision.ui import json_output
+
+    rows = summary_rows(filter_runs(list_runs(state()), client=client, env=environment, operator=operator,
+                                    since=moment(since, "--since"), until=moment(until, "--until", end=True)))
+    if context.json:
+        json_output.emit(json_output.runs(rows, kind="audit"))
+        return 0
+    _runs_table(context.console(), rows, "Audit")
+    return 0
