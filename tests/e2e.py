@@ -296,8 +296,9 @@ class MotoServer:
         import boto3
         from botocore.config import Config
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="testing",
-                            aws_secret_access_key="testing", config=Config(proxies={}))
+        make: Any = boto3.client  # any service by name (the stubs know each one only by its literal name)
+        return make(service, endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="testing",
+                    aws_secret_access_key="testing", config=Config(proxies={}))
 
     def reset(self) -> None:
         import urllib.request

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,10 +24,14 @@ from kensium_provision.guards import (
 from kensium_provision.model import Mode
 from tests.faults import respond
 
+if TYPE_CHECKING:
+    from tests.conftest import Kprov
+
 QA = Environment(name="qa", account_id="123456789012", region="us-east-1", profile="kensium-qa",
                  purposes=("qa", "development", "demo"))
 PRODUCTION = Environment(name="production", account_id="222222222222", region="us-east-1", profile="kensium-prod",
                          purposes=("production", "staging"), protected=True)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MOTO_QA = replace(QA, profile="")  # moto needs no profile; the fake credentials come from conftest
 ROOT_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <GetCallerIdentityResult>
@@ -151,3 +158,50 @@ def test_a_missing_profile_is_a_clear_error() -> None:
     assert str(caught.value) == ("the AWS profile 'kensium-qa' of environment 'qa' (AWS account 123456789012, "
                                  "us-east-1) is not configured")
     assert "aws configure sso --profile kensium-qa" in caught.value.hint
+
+
+# --- what production runs: the bootstrap's guards are these functions -----------------------------------------
+
+
+def test_the_bootstrap_refuses_root_before_any_other_call(aws: None) -> None:
+    """`app.bootstrap.connect` (every AWS command opens its environment there) runs `run_guards`."""
+    from kensium_provision.app.bootstrap import connect
+    from kensium_provision.app.config import Config
+    from kensium_provision.app.context import Context, in_process_sandbox
+
+    config = Config(path="", environments=(MOTO_QA,), default_environment="qa")
+    made: list[AwsSession] = []
+    real = AwsSession.client
+
+    def client(self: AwsSession, service: str, **kwargs: object) -> object:
+        found = real(self, service, **kwargs)  # type: ignore[arg-type]
+        if self not in made:
+            made.append(self)
+            respond(found, "sts.GetCallerIdentity", ROOT_IDENTITY)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AwsSession, "client", client)
+        with pytest.raises(GuardError, match="root user of AWS account 123456789012"):
+            connect(Context(sandbox=in_process_sandbox), config, MOTO_QA, Mode.CHECK)
+    [session] = made
+    assert session.counter.as_dict()["calls"] == 1  # only the identity was asked
+
+
+def test_a_protected_apply_shows_the_confirmation_banner(aws: None, kprov: Kprov, tmp_path: Path) -> None:
+    """The lines of `confirmation_banner` are what the operator reads before typing the target."""
+    config = tmp_path / "config.yaml"
+    config.write_text('environments:\n  production: {account_id: "123456789012", region: us-east-1, '
+                      "purposes: [production, staging], protected: true}\n")
+    answers = tmp_path / "vpc.yaml"
+    # No confirm_target: the operator never typed the target. Outside the sandbox, a documentation address
+    # is refused as the operator's IP: a public one.
+    text = (EXAMPLES / "shared-vpc.yaml").read_text()
+    answers.write_text(re.sub(r"(?m)^operator_ip: .*$", "operator_ip: 34.200.10.20", text))
+    done = kprov("--config", str(config), "--env", "production", "provision", "shared", "vpc", "--yes",
+                 "--answers", str(answers))
+    assert done.code == ExitCode.ABORTED
+    identity = Identity(arn="arn:aws:sts::123456789012:user/moto", account="123456789012", user_id="AKIA")
+    prod = replace(PRODUCTION, account_id="123456789012")
+    for line in confirmation_banner(identity, prod):
+        assert line in done.err, line
