@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -118,7 +118,7 @@ def crash_reports(since: float) -> dict[str, bytes]:
 @pytest.mark.slow
 def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], kprov: Kprov, canaries: Canaries,
-        debug_loggers: None, _isolated_world: Path) -> None:
+        debug_loggers: None, _isolated_world: Path) -> None:  # noqa: PT019 - its value: the isolated home
     from kensium_provision.app.config import state_dir
     from kensium_provision.sandbox import server as sandbox
 
@@ -176,7 +176,7 @@ def test_a_full_sandbox_run_at_debug_level_leaves_no_secret_anywhere(
 @pytest.mark.slow
 def test_the_command_password_manager_gets_secrets_on_stdin_only(
         capfd: pytest.CaptureFixture[str], kprov: Kprov, canaries: Canaries,
-        debug_loggers: None, _isolated_world: Path, tmp_path: Path) -> None:
+        debug_loggers: None, _isolated_world: Path, tmp_path: Path) -> None:  # noqa: PT019 - as above
     from kensium_provision.app.config import state_dir
     from kensium_provision.sandbox import server as sandbox
 
@@ -210,7 +210,7 @@ def test_the_command_password_manager_gets_secrets_on_stdin_only(
     assert found == [], "\n".join(found)
 
 
-def _secrets_manager(endpoint: str) -> object:
+def _secrets_manager(endpoint: str) -> Any:
     import boto3
     from botocore.config import Config
 
