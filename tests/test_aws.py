@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import secrets
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import botocore.exceptions as bx
 import pytest
@@ -301,6 +305,35 @@ def test_what_moto_does_not_implement(aws: None) -> None:
 
     unreadable = translate(ResponseParserError("<html>500</html>"), service="rds", operation="X", sandbox=True)
     assert unreadable.code == "UnreadableResponse" and "moto" in str(unreadable)
+
+
+@pytest.mark.parametrize("echo", [
+    lambda pw: pw,  # as sent
+    lambda pw: base64.b64encode(pw.encode()).decode(),  # a service that quotes the request body encoded
+    lambda pw: quote(pw, safe=""),  # ... or URL-encoded (query protocol: the form body)
+    lambda pw: quote_plus(pw),
+])
+def test_an_aws_error_message_echoing_a_secret_is_redacted(echo: Callable[[str], str]) -> None:
+    """A validation error that quotes the MasterUserPassword sent: kprov's error never shows it, in any form."""
+    from botocore.stub import Stubber
+
+    from kensium_provision.aws.call import call
+    from kensium_provision.secret import MASK, Secret
+
+    password = Secret(f"Echoed-Pw/{secrets.token_hex(6)}+x=")  # '/', '+' and '=' differ once URL-encoded
+    rds = aws_session().client("rds")
+    with Stubber(rds) as stub:
+        stub.add_client_error("create_db_instance", service_error_code="InvalidParameterValue", http_status_code=400,
+                              service_message=f"Invalid master password {echo(password.reveal())}: too short")
+        with pytest.raises(AwsError) as caught:
+            call(rds, "CreateDBInstance", resource="db-pos-01", DBInstanceIdentifier="db-pos-01",
+                 DBInstanceClass="db.t3.small", Engine="sqlserver-ex", MasterUsername="admin",
+                 MasterUserPassword=password.reveal())
+    error = caught.value
+    text = f"{error} {error.hint} {error.args!r} {vars(error)!r}"
+    assert echo(password.reveal()) not in text
+    assert str(error) == (f"rds:CreateDBInstance failed with InvalidParameterValue: db-pos-01: Invalid master "
+                          f"password {MASK}: too short")
 
 
 def test_an_unknown_exception_keeps_only_its_type() -> None:

@@ -1,7 +1,9 @@
 """botocore and moto failures to `errors.AwsError` with a hint an operator can act on.
 
 Never keeps text that may hold parameter values (`ParamValidationError` quotes them, passwords
-included). botocore is imported inside `translate`, so step modules can import this cheaply.
+included), and passes what it keeps of AWS's message through `secret.REDACTOR` (a service may echo a
+value it refused, plain, base64- or URL-encoded). botocore is imported inside `translate`, so step
+modules can import this cheaply.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kensium_provision.errors import AwsError, KprovError
+from kensium_provision.secret import REDACTOR
 
 __all__ = ["iam_action", "is_throttling", "sdk_errors", "translate", "translating"]
 
@@ -81,6 +84,9 @@ def translate(exc: BaseException, *, service: str, operation: str, resource: str
     code, message, hint = _describe(exc, service=service, operation=operation, profile=profile, sandbox=sandbox)
     if resource:
         message = f"{resource}: {message}"
+    # AWS's own text can echo what was sent (a validation error quoting MasterUserPassword, plain or
+    # encoded): every registered secret of the run, in any of its forms, becomes the mask.
+    message, hint = REDACTOR.redact(message), REDACTOR.redact(hint)
     error = AwsError(service=service, operation=operation, code=code, message=message, hint=hint)
     error.resource = resource  # type: ignore[attr-defined]
     return error
