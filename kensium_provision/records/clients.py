@@ -34,7 +34,6 @@ __all__ = [
     "ClientRecord",
     "OrgIdUse",
     "RecordTaken",
-    "aws_call",
     "decide_owner",
     "ensure_table",
     "existing_org_ids",
@@ -45,7 +44,6 @@ __all__ = [
     "parse_item",
     "parse_record",
     "put_record",
-    "read_pages",
     "record_name",
     "scan_items",
     "table_of",
@@ -174,15 +172,7 @@ def parse_record(item_key: str, text: str) -> ClientRecord:
 
 # --- AWS calls ---------------------------------------------------------------------------------------
 
-# `aws.call` is the one way to call AWS; these two names stay for the modules that import them from here.
-aws_call = call
-
-
-def read_pages(client: Any, method: str, key: str, **params: Any) -> list[Any]:
-    """Every item under `key` of a paginated read, as a list (`aws.call.pages`)."""
-    return list(pages(client, method, key, **params))
-
-
+# Every call goes through `aws.call` (one translation of failures to AwsError).
 _NO_TABLE = ("ResourceNotFoundException",)
 
 
@@ -207,7 +197,7 @@ def list_clients(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[ClientRecord
 
 def get_client(dynamodb: Any, org_id: str, table: str = DEFAULT_TABLE) -> ClientRecord | None:
     """One client's record, or None when there is none (exactly this spelling of the org id) or no table."""
-    found = aws_call(dynamodb, "get_item", TableName=table, Key={"OrgId": {"S": org_id.lower()}},
+    found = call(dynamodb, "GetItem", TableName=table, Key={"OrgId": {"S": org_id.lower()}},
                      ConsistentRead=True, missing=_NO_TABLE)
     item = (found or {}).get("Item")
     if not item:
@@ -230,9 +220,9 @@ def ensure_table(dynamodb: Any, table: str = DEFAULT_TABLE) -> bool:
 
     Only ever called by a write (apply): plan and check treat a missing table as "no records".
     """
-    if aws_call(dynamodb, "describe_table", TableName=table, missing=_NO_TABLE) is not None:
+    if call(dynamodb, "DescribeTable", TableName=table, missing=_NO_TABLE) is not None:
         return False
-    aws_call(dynamodb, "create_table", TableName=table, BillingMode="PAY_PER_REQUEST",
+    call(dynamodb, "CreateTable", TableName=table, BillingMode="PAY_PER_REQUEST",
              AttributeDefinitions=[{"AttributeName": "OrgId", "AttributeType": "S"}],
              KeySchema=[{"AttributeName": "OrgId", "KeyType": "HASH"}],
              Tags=[{"Key": "kprov:kind", "Value": "client-records"}],
@@ -294,13 +284,13 @@ def find_org_id_uses(factory: Any, table: str = DEFAULT_TABLE) -> list[OrgIdUse]
     """
     records = list_clients(factory.client("dynamodb"), table)
     uses = [OrgIdUse(r.org_id, "client record", record_name(r.org_id, table)) for r in records]
-    for user in read_pages(factory.client("iam"), "list_users", "Users"):
+    for user in pages(factory.client("iam"), "ListUsers", "Users"):
         name = str(user["UserName"])
         if name.casefold().startswith(IAM_USER_PREFIX):  # IAM compares user names ignoring case
             uses.append(OrgIdUse(name[len(IAM_USER_PREFIX):], "IAM user", name))
     s3 = factory.client("s3")
-    buckets = read_pages(s3, "list_buckets", "Buckets") if s3.can_paginate("list_buckets") else \
-        (aws_call(s3, "list_buckets") or {}).get("Buckets", [])
+    buckets = list(pages(s3, "ListBuckets", "Buckets")) if s3.can_paginate("list_buckets") else \
+        call(s3, "ListBuckets").get("Buckets", [])
     for bucket in buckets:
         name = str(bucket["Name"])
         if name.startswith(BUCKET_PREFIX):
