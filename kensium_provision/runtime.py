@@ -164,6 +164,7 @@ class Runtime:
     assume_yes: bool = False
     settings: Mapping[str, object] = field(default_factory=dict)  # e.g. rabbitmq, sql, route53 config
     lookups: dict[str, object] = field(default_factory=dict)  # live lookups asked once per run
+    facts: Any = None  # where step types read their facts (steps.facts.Facts); None: live reads
     sleep: Callable[[float], None] = field(default=__import__("time").sleep)
     monotonic: Callable[[], float] = field(default=__import__("time").monotonic)
 

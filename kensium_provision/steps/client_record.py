@@ -5,6 +5,10 @@ reserves the id with a `claimed` record (a conditional write: two operators neve
 a re-run or a resume of the same install is recognised as this client's. `client.evidence` reads what
 the record already evidences. `client.record` writes what the install chose and made, with
 password-manager references only, to the client records' DynamoDB table (`clients.table` in the config).
+
+Their probes and verifies read through the run's facts source (`steps.facts`: `client_record`,
+`org_id_uses`): live, the table's items and the account's users and buckets; in the fleet check, the
+one Scan, user listing and bucket listing read for every client.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from kensium_provision.records.clients import (
     UNREADABLE,
     ClientRecord,
     RecordTaken,
+    decide_owner,
     get_client,
     org_id_owner,
     put_record,
@@ -29,6 +34,7 @@ from kensium_provision.records.clients import (
     utc_now,
 )
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.facts import facts
 
 __all__ = ["ClientEvidence", "ClientOrgId", "ClientRecordStep", "records_table"]
 
@@ -48,6 +54,16 @@ def _put(ctx: StepContext, record: ClientRecord, *, claim: bool) -> None:
         raise StepError(f"the client record of {record.org_id} is {len(text.encode())} bytes; kprov keeps records "
                         f"under {MAX_RECORD_BYTES}", hint="shorten the long answers (general information)")
     put_record(ctx.client("dynamodb"), record, records_table(ctx), claim=claim)
+
+
+def _owner(ctx: StepContext, org_id: str, client_name: str, table: str) -> ClientRecord | None:
+    """`clients.org_id_owner` over the run's facts: this client's record, None when the id is free;
+    InputError when the id is another client's."""
+    source = facts(ctx)
+    uses = source.org_id_uses(ctx, org_id, table)
+    own = any(u.kind == "client record" and u.org_id == org_id for u in uses)
+    record = source.client_record(ctx, org_id, table) if own else None
+    return decide_owner(uses, record, org_id, client_name, table)
 
 
 def _refuse_secrets(text: str) -> None:
@@ -82,15 +98,9 @@ class ClientOrgId:
     )
     outputs: ClassVar[tuple[str, ...]] = ("org_id", "status", "record")
 
-    def owner(self, ctx: StepContext, org_id: str, client_name: str) -> tuple[ClientRecord | None, str]:
-        """This client's record (None when the id is free) and the records table; raises InputError when
-        the id is another client's. The fleet check answers it from its one read of every record."""
-        table = records_table(ctx)
-        return org_id_owner(ctx, org_id, client_name, table), table
-
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
-        org_id, client_name = str(params["org_id"]), str(params["client_name"])
-        record, table = self.owner(ctx, org_id, client_name)
+        org_id, client_name, table = str(params["org_id"]), str(params["client_name"]), records_table(ctx)
+        record = _owner(ctx, org_id, client_name, table)
         name = record_name(org_id, table)
         outputs = {"org_id": org_id, "record": name}
         if record is not None:
@@ -112,13 +122,14 @@ class ClientOrgId:
         except RecordTaken as exc:
             # Another run wrote it between our probe and now: whose is it? (InputError if another client's)
             if org_id_owner(ctx, org_id, client_name, table) is None:
-                raise StepError(str(exc), hint="another install holds this org id now; run again to see whose") from None
+                raise StepError(str(exc),
+                                hint="another install holds this org id now; run again to see whose") from None
         return {"org_id": org_id, "status": CLAIMED, "record": record_name(org_id, table)}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        org_id, client_name = str(params["org_id"]), str(params["client_name"])
+        org_id, client_name, table = str(params["org_id"]), str(params["client_name"]), records_table(ctx)
         try:
-            record, table = self.owner(ctx, org_id, client_name)
+            record = _owner(ctx, org_id, client_name, table)
         except InputError as exc:
             return (Difference("org id", str(exc), f"{org_id} reserved for {client_name}"),)
         return () if record is not None else (Difference("client record", None, record_name(org_id, table)),)
@@ -146,7 +157,7 @@ class ClientEvidence:
 
     def _read(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, object]:
         org_id, table = str(params["org_id"]), records_table(ctx)
-        record = get_client(ctx.client("dynamodb"), org_id, table)
+        record = facts(ctx).client_record(ctx, org_id, table)
         held = dict(record.evidence) if record is not None and record.status != UNREADABLE else {}
         names = [str(n) for n in params.get("names") or ()]
         return {"recorded": {n: n in held for n in names}, "evidence": {n: held[n] for n in names if n in held},
@@ -266,7 +277,7 @@ class ClientRecordStep:
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         org_id, table = str(params["org_id"]), records_table(ctx)
         name = record_name(org_id, table)
-        current = get_client(ctx.client("dynamodb"), org_id, table)
+        current = facts(ctx).client_record(ctx, org_id, table)
         desired = self._desired(ctx, params, current)
         _refuse_secrets(desired.to_json())
         shown = {"record": name, **desired.comparable()}
@@ -296,7 +307,7 @@ class ClientRecordStep:
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         table = records_table(ctx)
-        current = get_client(ctx.client("dynamodb"), str(params["org_id"]), table)
+        current = facts(ctx).client_record(ctx, str(params["org_id"]), table)
         if current is None:
             return (Difference("client record", None, record_name(str(params["org_id"]), table)),)
         return self._differences(ctx, current, self._desired(ctx, params, current))

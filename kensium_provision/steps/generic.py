@@ -39,6 +39,11 @@ def call_read(ctx: StepContext, service: str, operation: str, params: Mapping[st
     """One read-only call (all pages merged when the operation paginates)."""
     if not READ_OPERATION.match(operation):
         raise StepError(f"{service}:{operation} is not a read-only operation (Describe/List/Get/Head)")
+    from kensium_provision.steps.facts import facts
+
+    held = facts(ctx).read(ctx, service, operation, params)
+    if held is not None:  # the run's facts source holds this read (the fleet check's snapshot)
+        return held
     from kensium_provision.aws.call import call, operation_name, translating
     from kensium_provision.steps.aws_helpers import in_sandbox
 

@@ -5,8 +5,9 @@ something is wrong, act tells the operator what to do in POS or the IAM console.
 no POS runs, has `iam.sandbox-client-user`: a clearly labelled stand-in that makes the user as POS
 would, refused anywhere but the sandbox.
 
-What is right is one pure function, `evaluate_user`, over the user's facts: read per user here
-(`read_user`), or built by the fleet check from the account's batched reads (`user_facts`).
+What is right is one pure function, `evaluate_user`, over the user's facts, which both step types
+read through the run's facts source (`steps.facts`: `iam_user`): live, with per-user reads
+(`read_user`); in the fleet check, built from the account's batched reads (`user_facts`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import InputError, StepError
-from kensium_provision.records.clients import aws_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.facts import facts
 
 __all__ = [
     "IamClientUser",
@@ -70,24 +72,24 @@ class IamUserFacts:
 
 
 def read_user(ctx: StepContext, user: str) -> IamUserFacts | None:
-    """One user's facts with per-user reads (seven calls); None when there is no such user."""
+    """The live `iam_user` fact: one user's facts with per-user reads (seven calls); None: no such user."""
     iam = ctx.client("iam")
-    found = aws_call(iam, "get_user", UserName=user, missing=("NoSuchEntity",))
+    found = call(iam, "get_user", UserName=user, missing=("NoSuchEntity",))
     if found is None:
         return None
 
-    def pages(method: str, key: str) -> list[Any]:
-        return [item for page in iam.get_paginator(method).paginate(UserName=user) for item in page.get(key, ())]
+    def listed(method: str, key: str) -> list[Any]:
+        return list(pages(iam, method, key, UserName=user))
 
-    login = aws_call(iam, "get_login_profile", UserName=user, missing=("NoSuchEntity",))
-    keys = pages("list_access_keys", "AccessKeyMetadata")
+    login = call(iam, "get_login_profile", UserName=user, missing=("NoSuchEntity",))
+    keys = listed("list_access_keys", "AccessKeyMetadata")
     return IamUserFacts(
         arn=str(found["User"]["Arn"]),
-        tags={t["Key"]: t["Value"] for t in pages("list_user_tags", "Tags")},
+        tags={t["Key"]: t["Value"] for t in listed("list_user_tags", "Tags")},
         console_login=login is not None,
-        attached=tuple(sorted(p["PolicyName"] for p in pages("list_attached_user_policies", "AttachedPolicies"))),
-        inline=tuple(sorted(pages("list_user_policies", "PolicyNames"))),
-        groups=tuple(sorted(g["GroupName"] for g in pages("list_groups_for_user", "Groups"))),
+        attached=tuple(sorted(p["PolicyName"] for p in listed("list_attached_user_policies", "AttachedPolicies"))),
+        inline=tuple(sorted(listed("list_user_policies", "PolicyNames"))),
+        groups=tuple(sorted(g["GroupName"] for g in listed("list_groups_for_user", "Groups"))),
         active_keys=sum(1 for k in keys if k.get("Status") == "Active"),
     )
 
@@ -110,7 +112,7 @@ def user_facts(detail: Mapping[str, Any], report_row: Mapping[str, str]) -> IamU
 
 def evaluate_user(found: IamUserFacts, *, org_id: str, tag_keys: Sequence[str],
                   require_access_key: bool = False) -> list[Difference]:
-    """What is wrong with the org's user, as POS provisions it (pure: the step and the fleet check share it)."""
+    """What is wrong with the org's user, as POS provisions it (pure: the same for live and snapshot facts)."""
     problems: list[Difference] = []
     if found.console_login:
         problems.append(Difference("console login", "enabled", "none (programmatic access only)"))
@@ -150,17 +152,13 @@ class IamClientUser:
     )
     outputs: ClassVar[tuple[str, ...]] = ("user", "arn", "active_keys")
 
-    def read(self, ctx: StepContext, user: str) -> IamUserFacts | None:
-        """The user's facts (the fleet check answers this from its batched reads instead)."""
-        return read_user(ctx, user)
-
     def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: IamUserFacts) -> list[Difference]:
         return evaluate_user(found, org_id=str(params["org_id"]), tag_keys=billing_tag_keys(ctx),
                              require_access_key=bool(params.get("require_access_key")))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         user = str(params["user"])
-        found = self.read(ctx, user)
+        found = facts(ctx).iam_user(ctx, user)
         desired = {"user": user, "console_login": "none", "policies": [], "groups": [],
                    f"tag {billing_tag_keys(ctx)[0]}": params["org_id"]}
         if found is None:
@@ -194,7 +192,7 @@ class IamClientUser:
         raise StepError(f"IAM user {user} is not as POS provisions it: {probe.note}", hint="; ".join(hints))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = self.read(ctx, str(params["user"]))
+        found = facts(ctx).iam_user(ctx, str(params["user"]))
         if found is None:
             return (Difference("IAM user", None, params["user"]),)
         return tuple(self._differences(ctx, params, found))
@@ -220,13 +218,10 @@ class IamSandboxClientUser:
     )
     outputs: ClassVar[tuple[str, ...]] = ("user", "access_key_ref")
 
-    def read(self, ctx: StepContext, user: str) -> IamUserFacts | None:
-        return read_user(ctx, user)
-
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         require_sandbox(ctx, self.name)
         user = str(params["user"])
-        found = self.read(ctx, user)
+        found = facts(ctx).iam_user(ctx, user)
         entry = str(params["access_key_entry"])
         desired = {"user": user, "access_key": f"one, stored as {entry}", "made_by": "the sandbox's stand-in for POS"}
         if found is None:
@@ -242,12 +237,12 @@ class IamSandboxClientUser:
         require_sandbox(ctx, self.name)
         iam = ctx.client("iam")
         user, org_id = str(params["user"]), str(params["org_id"])
-        if self.read(ctx, user) is None:
+        if facts(ctx).iam_user(ctx, user) is None:
             ctx.progress(f"sandbox stand-in for POS: creating IAM user {user}")
-            aws_call(iam, "create_user", UserName=user, Tags=[{"Key": "OrgID", "Value": org_id}])
+            call(iam, "create_user", UserName=user, Tags=[{"Key": "OrgID", "Value": org_id}])
         from kensium_provision.secret import Secret
 
-        key = (aws_call(iam, "create_access_key", UserName=user) or {})["AccessKey"]
+        key = call(iam, "create_access_key", UserName=user)["AccessKey"]
         secret = Secret(str(key.pop("SecretAccessKey")))  # masked from here on; only the vault sees it
         reference = ctx.runtime.vault.store(
             str(params["access_key_entry"]), secret,
@@ -256,7 +251,7 @@ class IamSandboxClientUser:
         return {"user": user, "access_key_ref": reference}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = self.read(ctx, str(params["user"]))
+        found = facts(ctx).iam_user(ctx, str(params["user"]))
         if found is None:
             return (Difference("IAM user", None, params["user"]),)
         return () if found.active_keys else (Difference("active access keys", 0, "at least 1"),)

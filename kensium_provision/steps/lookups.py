@@ -2,21 +2,26 @@
 
 Named lookups encode Kensium's compatibility rules (an RDS instance of the right edition, an EC2
 host running the client's POS version, never a Dedicated one); the generic form is one read call
-plus a JMESPath query. Every call goes through the run's walled, counted session.
+plus a JMESPath query. Every call goes through the run's walled, counted session. The RDS instances,
+EC2 instances and brokers are read through the run's facts source (`steps.facts`): live,
+`read_db_instances`, `read_ec2_instances` and `rabbitmq_vhost.read_brokers`; in the fleet check, its
+listings, read once for every client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from kensium_provision.aws.call import pages
 from kensium_provision.errors import InputError
 from kensium_provision.model import Lookup
 from kensium_provision.steps.base import StepContext
+from kensium_provision.steps.facts import facts
 from kensium_provision.steps.generic import call_read, search
 from kensium_provision.template import render_value
 
-__all__ = ["LOOKUPS", "run_lookup"]
+__all__ = ["LOOKUPS", "read_db_instances", "read_ec2_instances", "run_lookup"]
 
 
 def _tags(items: object) -> dict[str, str]:
@@ -40,16 +45,31 @@ def availability_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]
     return sorted(z["ZoneName"] for z in found.get("AvailabilityZones", []))
 
 
+def read_db_instances(ctx: StepContext) -> list[Any]:
+    """The live `db_instances` fact: every RDS DB instance (`rds:DescribeDBInstances`, all pages)."""
+    return list(pages(ctx.client("rds"), "DescribeDBInstances", "DBInstances", resource=f"step {ctx.step_id}"))
+
+
+def read_ec2_instances(ctx: StepContext, *, states: Collection[str], tags: Mapping[str, str],
+                       zone: str = "") -> list[Any]:
+    """The live `ec2_instances` fact: the reservations of `ec2:DescribeInstances` filtered by state, tags, zone."""
+    filters: list[dict[str, Any]] = [{"Name": "instance-state-name", "Values": list(states)}]
+    filters += [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]
+    if zone:
+        filters.append({"Name": "availability-zone", "Values": [zone]})
+    return list(pages(ctx.client("ec2"), "DescribeInstances", "Reservations", resource=f"step {ctx.step_id}",
+                      Filters=filters))
+
+
 def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
-    found = call_read(ctx, "mq", "ListBrokers", {})
-    return _conforming(ctx, params.get("rule", ""), [b["BrokerName"] for b in found.get("BrokerSummaries", [])])
+    found = facts(ctx).brokers(ctx)
+    return _conforming(ctx, params.get("rule", ""), [b["BrokerName"] for b in found])
 
 
 def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     """Shared RDS instances: conforming names, the wanted engine/zone, never tagged Dedicated."""
-    found = call_read(ctx, "rds", "DescribeDBInstances", {})
     names = []
-    for db in found.get("DBInstances", []):
+    for db in facts(ctx).db_instances(ctx):
         tags = _tags(db.get("TagList"))
         if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
             continue
@@ -63,14 +83,12 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
 
 def ec2_hosts(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     """Shared POS hosts: running, conforming Name tag, the client's POS version, not Dedicated."""
-    filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    if params.get("pos_version"):
-        filters.append({"Name": "tag:PosVersion", "Values": [str(params["pos_version"])]})
-    if params.get("zone"):
-        filters.append({"Name": "availability-zone", "Values": [str(params["zone"])]})
-    found = call_read(ctx, "ec2", "DescribeInstances", {"Filters": filters})
+    version = str(params.get("pos_version") or "")
+    found = facts(ctx).ec2_instances(ctx, states=("pending", "running"),
+                                     tags={"PosVersion": version} if version else {},
+                                     zone=str(params.get("zone") or ""))
     names = []
-    for reservation in found.get("Reservations", []):
+    for reservation in found:
         for instance in reservation.get("Instances", []):
             tags = _tags(instance.get("Tags"))
             if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
@@ -119,7 +137,8 @@ LOOKUPS: Mapping[str, Callable[[StepContext, Mapping[str, Any]], object]] = {
 
 def run_lookup(ctx: StepContext, lookup: Lookup, values: Mapping[str, object]) -> object:
     params = render_value(dict(lookup.params), values)
-    assert isinstance(params, dict)
+    if not isinstance(params, dict):  # a mapping renders to a mapping
+        raise InputError(f"lookup params rendered to {type(params).__name__}, not a mapping")
     if lookup.name:
         return LOOKUPS[lookup.name](ctx, params)
     return search(lookup.query, call_read(ctx, lookup.service, lookup.operation, params))

@@ -1,6 +1,9 @@
 """The `rabbitmq.vhost` step type: an organization's vhost on a shared broker, its user and permissions.
 
 It speaks the RabbitMQ management API (design.md section 7); boto3 (Amazon MQ) only finds the broker's URL.
+What the broker holds (`VhostFacts`) and the region's brokers are read through the run's facts source
+(`steps.facts`: `vhost`, `brokers`): live, `read_vhost` and `read_brokers`; in the fleet check, each
+broker's listings, read once for every client on it.
 """
 
 from __future__ import annotations
@@ -9,12 +12,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.errors import AwsError, InputError, StepError
+from kensium_provision.aws.call import translating
+from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.rabbitmq.management import ManagementClient, check_name
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.facts import facts
 
-__all__ = ["FULL_ACCESS", "RabbitMQVhost", "VhostFacts", "management_client", "management_url", "vhost_facts"]
+__all__ = [
+    "FULL_ACCESS",
+    "RabbitMQVhost",
+    "VhostFacts",
+    "management_client",
+    "management_url",
+    "read_brokers",
+    "read_vhost",
+    "vhost_facts",
+]
 
 FULL_ACCESS: Mapping[str, str] = {"configure": ".*", "write": ".*", "read": ".*"}
 _PERMISSION_KEYS = ("configure", "write", "read")
@@ -37,32 +51,27 @@ def management_url(ctx: StepContext, params: Mapping[str, Any]) -> str:
     return _console_url(ctx, broker)
 
 
-def _console_url(ctx: StepContext, broker: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError  # botocore only when AWS is really asked
-
-    mq = ctx.client("mq")
-    operation = "ListBrokers"
-    try:
-        ids: list[str] = []
-        token = ""
-        while True:  # no paginator: one loop keeps fakes and moto alike
+def read_brokers(mq: Any) -> list[Mapping[str, Any]]:
+    """The live `brokers` fact: every broker summary of `mq:ListBrokers` (the run's mq client)."""
+    found: list[Mapping[str, Any]] = []
+    token = ""
+    with translating("mq", "ListBrokers"):
+        while True:  # no paginator in every botocore: one loop keeps fakes and moto alike
             page = mq.list_brokers(MaxResults=100, **({"NextToken": token} if token else {}))
-            ids += [str(b["BrokerId"]) for b in page.get("BrokerSummaries", ()) if b.get("BrokerName") == broker]
+            found += page.get("BrokerSummaries", ())
             token = page.get("NextToken") or ""
             if not token:
-                break
-        if len(ids) != 1:
-            found = "no broker" if not ids else f"{len(ids)} brokers"
-            raise StepError(f"{found} named {broker!r} in this account and region",
-                            hint="check the broker name and the region (kprov check shared rabbitmq)")
-        operation = "DescribeBroker"
-        described = mq.describe_broker(BrokerId=ids[0])
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise AwsError(service="mq", operation=operation, code=str(error.get("Code", "Unknown")),
-                       message=str(error.get("Message", ""))) from None
-    except BotoCoreError as exc:
-        raise AwsError(service="mq", operation=operation, code=type(exc).__name__, message=str(exc)) from None
+                return found
+
+
+def _console_url(ctx: StepContext, broker: str) -> str:
+    ids = [str(b["BrokerId"]) for b in facts(ctx).brokers(ctx) if b.get("BrokerName") == broker]
+    if len(ids) != 1:
+        found = "no broker" if not ids else f"{len(ids)} brokers"
+        raise StepError(f"{found} named {broker!r} in this account and region",
+                        hint="check the broker name and the region (kprov check shared rabbitmq)")
+    with translating("mq", "DescribeBroker"):
+        described = ctx.client("mq").describe_broker(BrokerId=ids[0])
     if str(described.get("EngineType", "")).upper() != "RABBITMQ":
         raise StepError(f"broker {broker!r} runs {described.get('EngineType')}, not RabbitMQ")
     state = described.get("BrokerState")
@@ -145,6 +154,11 @@ def _look(client: ManagementClient, vhost: str, user: str) -> VhostFacts:
                        vhost_exists=client.get_vhost(vhost) is not None, user_record=client.get_user(user))
 
 
+def read_vhost(ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
+    """The live `vhost` fact: the vhost, the user and the permission listing of the step's broker."""
+    return _look(management_client(ctx, params), vhost, user)
+
+
 def _names(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
     vhost, user = check_name("vhost", params.get("vhost")), check_name("user", params.get("user"))
     admin = params.get("admin_user") or _settings(ctx).get("admin_user") or "admin"
@@ -177,13 +191,9 @@ class RabbitMQVhost:
     )
     outputs: ClassVar[tuple[str, ...]] = ("vhost", "user", "user_secret_ref", "created")
 
-    def look(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
-        """What the broker holds (the fleet check answers this from each broker's listings instead)."""
-        return _look(management_client(ctx, params), vhost, user)
-
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         vhost, user = _names(ctx, params)
-        seen = self.look(ctx, params, vhost, user)
+        seen = facts(ctx).vhost(ctx, params, vhost, user)
         differences = seen.differences(vhost, user)
         entry = str(params["user_secret_name"])
         desired = {"vhost": vhost, "user": user, "permissions": dict(FULL_ACCESS), "other_vhosts": [],
@@ -231,9 +241,8 @@ class RabbitMQVhost:
             ctx.progress(f"creating user {user}")
             if client.put_user(user, password, tags=""):
                 created.append("user")
-        if seen.here != FULL_ACCESS:
-            if client.put_permissions(vhost, user, **FULL_ACCESS) and "user" not in created:
-                created.append("permissions")
+        if seen.here != FULL_ACCESS and client.put_permissions(vhost, user, **FULL_ACCESS) and "user" not in created:
+            created.append("permissions")
         for other in seen.elsewhere:
             ctx.progress(f"revoking {user}'s permissions on {other}")
             client.delete_permissions(other, user)
@@ -241,7 +250,7 @@ class RabbitMQVhost:
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         vhost, user = _names(ctx, params)
-        return self.look(ctx, params, vhost, user).differences(vhost, user)
+        return facts(ctx).vhost(ctx, params, vhost, user).differences(vhost, user)
 
     def undo(self, ctx: StepContext, params: Mapping[str, Any], outputs: Mapping[str, object]) -> None:
         """Delete what this run created (from its `created` output). Revoked permissions are not restored,

@@ -5,9 +5,10 @@ Access off, and a bucket policy that makes `pub/*` world-readable and NOTHING el
 the org's IAM user object get/put/delete and list. `s3.sandbox-client-bucket` is the sandbox's
 stand-in for POS, refused anywhere else.
 
-What is right is one pure function, `evaluate_bucket`, over the bucket's facts: read per bucket here
-(`read_bucket`), or by the fleet check from batched reads plus `read_exposure`, the two per-bucket
-reads S3 has no batch form of.
+What is right is one pure function, `evaluate_bucket`, over the bucket's facts (`read_bucket`), read
+through the run's facts source (`steps.facts`: `bucket_exists`, `bucket_tags`, `bucket_public_access`,
+`bucket_policy`, and `caller` for the account): live, with per-bucket reads; in the fleet check, from
+batched reads plus `read_exposure`, the two per-bucket reads S3 has no batch form of.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kensium_provision.aws.call import call
 from kensium_provision.errors import StepError
-from kensium_provision.records.clients import aws_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.facts import facts
 from kensium_provision.steps.iam import billing_tag_keys, billing_tag_problem, require_sandbox
 
 __all__ = [
@@ -33,7 +35,11 @@ __all__ = [
     "parse_policy",
     "policy_problems",
     "read_bucket",
+    "read_bucket_exists",
+    "read_bucket_tags",
     "read_exposure",
+    "read_policy",
+    "read_public_access",
 ]
 
 PUBLIC_FOLDER = "pub/"  # N16
@@ -141,7 +147,7 @@ class BucketFacts:
 
 def caller_partition(ctx: StepContext, account_id: str = "") -> tuple[str, str]:
     """(account id, partition): `account_id` when given, else the caller's own account."""
-    found = aws_call(ctx.client("sts"), "get_caller_identity") or {}
+    found = facts(ctx).caller(ctx)
     partition = str(found.get("Arn", "arn:aws:")).split(":")[1] or "aws"
     return str(account_id or found.get("Account", "")), partition
 
@@ -163,28 +169,46 @@ def parse_policy(bucket: str, text: str | None) -> Mapping[str, Any] | None:
     return parsed
 
 
+# The live bucket facts: one S3 read each (`s3` is the run's client).
+
+
+def read_bucket_exists(s3: Any, bucket: str) -> bool:
+    return call(s3, "head_bucket", Bucket=bucket, missing=("404", "NoSuchBucket", "NotFound")) is not None
+
+
+def read_bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
+    tagging = call(s3, "get_bucket_tagging", Bucket=bucket, missing=("NoSuchTagSet",)) or {}
+    return {str(t["Key"]): str(t["Value"]) for t in tagging.get("TagSet", ())}
+
+
+def read_public_access(s3: Any, bucket: str) -> dict[str, bool] | None:
+    block = call(s3, "get_public_access_block", Bucket=bucket, missing=("NoSuchPublicAccessBlockConfiguration",))
+    return dict(block["PublicAccessBlockConfiguration"]) if block else None
+
+
+def read_policy(s3: Any, bucket: str) -> str | None:
+    policy = call(s3, "get_bucket_policy", Bucket=bucket, missing=("NoSuchBucketPolicy",))
+    return str(policy["Policy"]) if policy else None
+
+
 def read_exposure(s3: Any, bucket: str) -> tuple[Mapping[str, bool] | None, str | None]:
     """(Block Public Access configuration, bucket policy text): the two per-bucket reads S3 has no batch for."""
-    block = aws_call(s3, "get_public_access_block", Bucket=bucket, missing=("NoSuchPublicAccessBlockConfiguration",))
-    policy = aws_call(s3, "get_bucket_policy", Bucket=bucket, missing=("NoSuchBucketPolicy",))
-    return (dict(block["PublicAccessBlockConfiguration"]) if block else None,
-            str(policy["Policy"]) if policy else None)
+    return read_public_access(s3, bucket), read_policy(s3, bucket)
 
 
 def read_bucket(ctx: StepContext, bucket: str) -> BucketFacts | None:
-    """One bucket's facts with per-bucket reads (four calls); None when there is no such bucket."""
-    s3 = ctx.client("s3")
-    if aws_call(s3, "head_bucket", Bucket=bucket, missing=("404", "NoSuchBucket", "NotFound")) is None:
+    """One bucket's facts from the run's facts source (live: four calls); None when there is no such bucket."""
+    source = facts(ctx)
+    if not source.bucket_exists(ctx, bucket):
         return None
-    tagging = aws_call(s3, "get_bucket_tagging", Bucket=bucket, missing=("NoSuchTagSet",)) or {}
-    block, policy = read_exposure(s3, bucket)
-    return BucketFacts(tags={t["Key"]: t["Value"] for t in tagging.get("TagSet", ())},
-                       block_public_access=block, policy=parse_policy(bucket, policy))
+    return BucketFacts(tags=source.bucket_tags(ctx, bucket),
+                       block_public_access=source.bucket_public_access(ctx, bucket),
+                       policy=parse_policy(bucket, source.bucket_policy(ctx, bucket)))
 
 
 def evaluate_bucket(found: BucketFacts, *, bucket: str, org_id: str, user_arn: str, partition: str,
                     tag_keys: Sequence[str]) -> list[Difference]:
-    """What is wrong with the org's bucket, as POS provisions it (pure: the step and the fleet check share it)."""
+    """What is wrong with the org's bucket, as POS provisions it (pure: the same for live and snapshot facts)."""
     problems: list[Difference] = []
     tag = billing_tag_problem(found.tags, tag_keys, org_id)
     if tag is not None:
@@ -225,10 +249,6 @@ class S3ClientBucket:
             names.require("s3-bucket", bucket, {"org_id": org_id})  # raises, naming the rule
         return bucket
 
-    def read(self, ctx: StepContext, bucket: str) -> BucketFacts | None:
-        """The bucket's facts (the fleet check answers this from its batched and prefetched reads instead)."""
-        return read_bucket(ctx, bucket)
-
     def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: BucketFacts) -> list[Difference]:
         account, partition = _identity(ctx, params)
         return evaluate_bucket(found, bucket=str(params["bucket"]), org_id=str(params["org_id"]),
@@ -237,7 +257,7 @@ class S3ClientBucket:
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         bucket = self._check_name(ctx, params)
-        found = self.read(ctx, bucket)
+        found = read_bucket(ctx, bucket)
         desired = {"bucket": bucket, f"tag {billing_tag_keys(ctx)[0]}": params["org_id"], "block_public_access": "off",
                    "public": f"s3:GetObject on {PUBLIC_FOLDER}* only", "org_user": "get/put/delete objects, list"}
         if found is None:
@@ -262,7 +282,7 @@ class S3ClientBucket:
                              "(tag, Block Public Access, bucket policy); never make more than pub/* public")
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = self.read(ctx, self._check_name(ctx, params))
+        found = read_bucket(ctx, self._check_name(ctx, params))
         if found is None:
             return (Difference("bucket", None, params["bucket"]),)
         return tuple(self._differences(ctx, params, found))
@@ -287,13 +307,10 @@ class S3SandboxClientBucket:
     )
     outputs: ClassVar[tuple[str, ...]] = ("bucket",)
 
-    def read(self, ctx: StepContext, bucket: str) -> BucketFacts | None:
-        return read_bucket(ctx, bucket)
-
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         require_sandbox(ctx, self.name)
         bucket = str(params["bucket"])
-        found = self.read(ctx, bucket)
+        found = read_bucket(ctx, bucket)
         if found is None or found.policy is None:
             return Probe(done=False, note=f"sandbox: bucket {bucket} is not provisioned yet",
                          current={"bucket": bucket} if found else {},
@@ -305,19 +322,20 @@ class S3SandboxClientBucket:
         s3 = ctx.client("s3")
         bucket, org_id = str(params["bucket"]), str(params["org_id"])
         ctx.progress(f"sandbox stand-in for POS: creating bucket {bucket}")
-        if self.read(ctx, bucket) is None:
+        if read_bucket(ctx, bucket) is None:
             region = s3.meta.region_name
-            extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-            aws_call(s3, "create_bucket", Bucket=bucket, **extra)
-        aws_call(s3, "put_bucket_tagging", Bucket=bucket, Tagging={"TagSet": [{"Key": "OrgId", "Value": org_id}]})
+            extra: dict[str, Any] = {} if region == "us-east-1" else \
+                {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            call(s3, "create_bucket", Bucket=bucket, **extra)
+        call(s3, "put_bucket_tagging", Bucket=bucket, Tagging={"TagSet": [{"Key": "OrgId", "Value": org_id}]})
         # New buckets block public access; it must go before a public policy is accepted (as POS does).
-        aws_call(s3, "delete_public_access_block", Bucket=bucket)
+        call(s3, "delete_public_access_block", Bucket=bucket)
         account, partition = _identity(ctx, {})
         policy = bucket_policy(bucket, f"arn:{partition}:iam::{account}:user/{params['user']}", partition)
-        aws_call(s3, "put_bucket_policy", Bucket=bucket, Policy=json.dumps(policy))
-        aws_call(s3, "put_object", Bucket=bucket, Key=PUBLIC_FOLDER, Body=b"")
+        call(s3, "put_bucket_policy", Bucket=bucket, Policy=json.dumps(policy))
+        call(s3, "put_object", Bucket=bucket, Key=PUBLIC_FOLDER, Body=b"")
         return {"bucket": bucket}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        found = self.read(ctx, str(params["bucket"]))
+        found = read_bucket(ctx, str(params["bucket"]))
         return () if found is not None and found.policy is not None else (Difference("bucket", None, params["bucket"]),)
