@@ -1,4 +1,4 @@
-"""`kprov check client --all` (kensium_provision.fleet.check): reads shared by the fleet, findings per client.
+"""`kprov check client --all` (kensium_provision.fleet): reads shared by the fleet, findings per client.
 
 Under moto in-process with the RabbitMQ emulator: the shared estate and three clients are made by the
 real install checklist (tests/test_client_install.py's World); larger fleets are cloned from acme's
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
 from moto import mock_aws
-from test_client_install import World, answers, build_estate, reset_broker
 
 from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 from kensium_provision.aws.session import AwsSession
@@ -24,11 +26,17 @@ from kensium_provision.aws.wall import EXCEPTIONS, ReadOnlyViolation, is_read, p
 from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.errors import ExitCode
 from kensium_provision.fleet import check as fleet
+from kensium_provision.fleet import snapshot
+from kensium_provision.fleet.facts import SnapshotFacts
 from kensium_provision.model import Mode
 from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
 from kensium_provision.runtime import NullJournal
+from kensium_provision.steps.base import StepContext
+from kensium_provision.steps.facts import LIVE, facts
+from kensium_provision.steps.generic import call_read, search
 from kensium_provision.steps.s3 import bucket_policy
 from kensium_provision.vault.backends import SecretsManagerVault
+from tests.test_client_install import World, answers, build_estate, reset_broker
 
 pytest_plugins = ["rabbitmq_fixtures"]
 
@@ -81,7 +89,8 @@ class Fleet:
         iam.create_access_key(UserName=user)
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "OrgId", "Value": org}]})
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(bucket_policy(bucket, f"arn:aws:iam::123456789012:user/{user}")))
+        policy = bucket_policy(bucket, f"arn:aws:iam::123456789012:user/{user}")
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         database, login = f"POS_{org}", f"POS_{org}_user"
         w.sql.databases.add(database)
         w.sql.logins[login] = database
@@ -108,6 +117,10 @@ class Fleet:
     def calls(self, operation: str) -> int:
         assert self.session is not None
         return self.session.counter.count(*operation.split(":"))
+
+    def calls_total(self) -> int:
+        assert self.session is not None
+        return int(cast("int", self.session.counter.as_dict()["calls"]))
 
 
 @pytest.fixture
@@ -146,8 +159,9 @@ def test_three_installed_clients_pass_with_shared_reads_only(three: Fleet) -> No
         assert three.calls(per_user) == 0, per_user
     assert report.management_api_calls == 3  # one vhosts, users and permissions listing for the broker
     # Read-only: the one operation that is not a read is the wall's journaled exception.
-    writes = [k for k in calls["by_operation"] if not is_read(*k.split(":"))]  # type: ignore[union-attr]
-    assert calls["by_operation"]["dynamodb:Scan"]["calls"] == 1  # type: ignore[index]
+    by_operation = cast("dict[str, dict[str, int]]", calls["by_operation"])
+    writes = [k for k in by_operation if not is_read(*k.split(":"))]
+    assert by_operation["dynamodb:Scan"]["calls"] == 1
     assert writes == ["iam:GenerateCredentialReport"]
     events = [r["event"] for r in three.journal.records]
     assert events[0] == "guard" and "wall.exception" in events and events[-1] == "fleet.result"
@@ -207,7 +221,8 @@ def test_an_unreadable_broker_claimed_and_unreadable_records(three: Fleet) -> No
     assert report.not_checked == {"delta": "install in progress: the org id is reserved by run run-9"}
     found = by_client(report)
     [(step, message)] = found["broken"]
-    assert step == "client-record" and message.startswith("the client record kprov-clients/broken is unreadable: not JSON")
+    assert step == "client-record"
+    assert message.startswith("the client record kprov-clients/broken is unreadable: not JSON")
     for org in ("acme", "beta", "gamma"):
         assert [s for s, _ in found[org]] == ["hub-vhost"]
         assert "cannot read the broker's management API" in found[org][0][1]
@@ -215,13 +230,13 @@ def test_an_unreadable_broker_claimed_and_unreadable_records(three: Fleet) -> No
 
 def test_a_user_missing_from_the_credential_report_is_read_on_its_own(three: Fleet,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = fleet._read_report
+    real = snapshot._read_report
 
     def without_beta(iam: Any) -> Any:  # as if rms_beta was made after the report
         found = real(iam)
         return None if found is None else ({k: v for k, v in found[0].items() if k != "rms_beta"}, found[1])
 
-    monkeypatch.setattr(fleet, "_read_report", without_beta)
+    monkeypatch.setattr(snapshot, "_read_report", without_beta)
     three.world.client("iam").create_login_profile(UserName="rms_beta", Password="Some-Console-Pass-1")
     report = three.check()
     assert [s for s, _ in by_client(report)["beta"]] == ["iam-user"]
@@ -243,8 +258,123 @@ def test_the_fleet_document_validates_against_the_json_schema(three: Fleet) -> N
         assert [d["message"] for d in client["details"]] == client["findings"]
         for detail in client["details"]:
             finding.validate(detail)
-    gamma = next(c for c in document["clients"] if c["org_id"] == "gamma")  # type: ignore[union-attr]
+    gamma = next(c for c in document["clients"] if c["org_id"] == "gamma")
     assert gamma["ok"] is False and {d["step"] for d in gamma["details"]} == {"hub-vhost"}
+
+
+# --- the snapshot's facts are the live facts ----------------------------------------------------------------
+
+
+def _contexts(three: Fleet) -> tuple[StepContext, StepContext, fleet.Snapshot, ThreadPoolExecutor]:
+    """(a context reading the fleet's snapshot, one reading live, the snapshot, its pool)."""
+    request = three.request()
+    pool = ThreadPoolExecutor(max_workers=2)
+    snap, _ = fleet.take_snapshot(request, NullJournal(), pool, [])
+    runtime = fleet.snapshot_runtime(request, snap)
+    return StepContext(runtime, "parity", {}), StepContext(replace(runtime, facts=None), "parity", {}), snap, pool
+
+
+def test_the_snapshot_answers_each_fact_reader_as_the_live_reads_do(three: Fleet) -> None:
+    """Every fact the install's step types read: the same answer from the fleet's snapshot as live, and none
+    of the snapshot's answers costs an AWS call (so the step types' judgement is the only judgement)."""
+    w = three.world
+    w.broker.client().delete_permissions("beta", "rms_beta")
+    w.client("s3").put_bucket_tagging(Bucket="fusion-rms-beta", Tagging={"TagSet": [{"Key": "OrgId", "Value": "x"}]})
+    w.client("s3").delete_bucket_policy(Bucket="fusion-rms-gamma")
+    w.client("iam").create_login_profile(UserName="rms_beta", Password="Some-Console-Pass-1")
+    fleet_ctx, live_ctx, snap, pool = _contexts(three)
+    for future in snap.exposure.values():
+        future.result()  # the per-client reads are made: nothing the snapshot answers is asked from here on
+    pool.shutdown(wait=True)
+    source = facts(fleet_ctx)
+    assert isinstance(source, SnapshotFacts) and facts(live_ctx) is LIVE
+    pairs: list[tuple[object, object]] = []
+    costs = {"snapshot": 0, "live": 0}
+
+    def both(from_snapshot: Callable[[], object], from_live: Callable[[], object]) -> None:
+        answers = []
+        for side, read in (("snapshot", from_snapshot), ("live", from_live)):
+            before = three.calls_total()
+            answers.append(read())
+            costs[side] += three.calls_total() - before
+        pairs.append((answers[0], answers[1]))
+
+    def plain(value: object) -> object:
+        """Sequences as lists; without RDS's LatestRestorableTime, which moto computes at each read."""
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k != "LatestRestorableTime"}
+        return value
+
+    def same(reader: str, *args: Any, **kwargs: Any) -> None:
+        both(lambda: plain(getattr(source, reader)(fleet_ctx, *args, **kwargs)),
+             lambda: plain(getattr(LIVE, reader)(live_ctx, *args, **kwargs)))
+
+    acme = snap.records["acme"]
+    same("caller")
+    for user in ("rms_acme", "rms_beta", "rms_nobody"):
+        same("iam_user", user)
+    for bucket in ("fusion-rms-acme", "fusion-rms-beta", "fusion-rms-gamma", "fusion-rms-nobody"):
+        same("bucket_exists", bucket)
+    for bucket in ("fusion-rms-acme", "fusion-rms-beta", "fusion-rms-gamma"):
+        same("bucket_tags", bucket)
+        same("bucket_public_access", bucket)
+        same("bucket_policy", bucket)
+    for org in ("acme", "beta", "nobody"):
+        same("vhost", {"broker": acme.broker}, org, f"rms_{org}")
+    same("brokers")
+    same("db_instances")
+    same("ec2_instances", states=("running",), tags={"Name": acme.ec2_host})
+    same("ec2_instances", states=("pending", "running"), tags={"PosVersion": acme.pos_version})
+    for org in ("acme", "ACME", "nobody"):
+        same("client_record", org, DEFAULT_TABLE)
+    same("org_id_uses", "Beta", DEFAULT_TABLE)
+    # The generic reads of the install checklist (aws.assert, flow.stop, manual and credential probes).
+    db, host = acme.rds_instance.lower(), acme.ec2_host
+
+    def generic(ctx: StepContext, service: str, operation: str, params: dict[str, Any], query: str) -> object:
+        return search(query, call_read(ctx, service, operation, params))
+
+    reads: list[tuple[str, str, dict[str, Any], str]] = [
+        ("rds", "DescribeDBInstances", {"Filters": [{"Name": "db-instance-id", "Values": [db]}]},
+         "DBInstances[0].{status: DBInstanceStatus, engine: Engine, zone: AvailabilityZone}"),
+        ("rds", "DescribeDBInstances", {"Filters": [{"Name": "db-instance-id", "Values": ["db-nobody"]}]},
+         "DBInstances[0].DBInstanceIdentifier"),
+        ("ec2", "DescribeInstances", {"Filters": [{"Name": "tag:Name", "Values": [host]},
+                                                  {"Name": "instance-state-name", "Values": ["running"]}]},
+         "Reservations[].Instances[].[Placement.AvailabilityZone, Tags[?Key=='PosVersion'].Value[] | [0]]"),
+        ("mq", "ListBrokers", {}, f"BrokerSummaries[?BrokerName=='{acme.broker}'].BrokerId | [0]"),
+        ("iam", "ListUsers", {}, "Users[?UserName=='rms_beta'].UserName | [0]"),
+        ("iam", "ListAccessKeys", {"UserName": "rms_beta"}, "AccessKeyMetadata[?Status=='Active'].Status | [0]"),
+    ]
+    for read in reads:
+        both(partial(generic, fleet_ctx, *read), partial(generic, live_ctx, *read))
+    differing = [(a, b) for a, b in pairs if a != b]
+    assert differing == [], '\n'.join(f'{a!r}\n  live: {b!r}' for a, b in differing)
+    assert any(a in (None, (), [], {}, False) for a, _ in pairs) and any(a for a, _ in pairs)  # not all alike
+    assert costs["snapshot"] == 0 and costs["live"] >= len(pairs), costs
+
+
+def test_a_read_that_is_none_of_the_snapshots_facts_is_asked_of_aws(three: Fleet) -> None:
+    fleet_ctx, live_ctx, snap, pool = _contexts(three)
+    pool.shutdown(wait=True)
+    host = snap.records["acme"].ec2_host
+    reads: list[tuple[str, str, dict[str, Any]]] = [
+        ("ec2", "DescribeInstances", {"Filters": [{"Name": "tag:Name", "Values": [f"{host[:-1]}*"]},
+                                                  {"Name": "instance-state-name", "Values": ["running"]}]}),
+        ("ec2", "DescribeInstances", {"Filters": [{"Name": "tag:Name", "Values": [host]}]}),  # any state
+        ("ec2", "DescribeInstances", {"Filters": [{"Name": "instance-state-name", "Values": ["stopped"]}]}),
+        ("rds", "DescribeDBInstances", {"Filters": [{"Name": "engine", "Values": ["sqlserver-web"]}]}),
+        ("iam", "ListUsers", {"PathPrefix": "/kprov/"}),
+        ("route53", "ListHostedZones", {}),
+    ]
+    for service, operation, params in reads:
+        assert facts(fleet_ctx).read(fleet_ctx, service, operation, params) is None, (service, operation, params)
+        before = three.calls_total()
+        found = call_read(fleet_ctx, service, operation, params)
+        assert three.calls_total() - before == 1  # asked of AWS, as `check client` asks it
+        assert found == call_read(live_ctx, service, operation, params)
 
 
 # --- the read-only wall's single exception ---------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""What a fleet check is asked (`FleetRequest`) and what it answers (`FleetReport`: per client its findings)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kensium_provision.errors import ExitCode
+
+if TYPE_CHECKING:
+    from kensium_provision.guards import Environment
+    from kensium_provision.runtime import Journal, Operator
+
+__all__ = ["WORKERS", "ClientResult", "FleetFinding", "FleetReport", "FleetRequest"]
+
+WORKERS = 8  # concurrent reads; botocore's standard retry mode backs off on throttling within each
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetFinding:
+    """One thing wrong with one client: the install step that owns the fact, and what differs."""
+
+    org_id: str
+    step: str
+    message: str
+    expected: object = None
+    actual: object = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"step": self.step, "message": self.message, "expected": self.expected, "actual": self.actual}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientResult:
+    org_id: str
+    findings: tuple[FleetFinding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetReport:
+    """A fleet check: per client its findings; what was read and what it cost."""
+
+    clients: tuple[ClientResult, ...]
+    not_checked: Mapping[str, str]  # org id -> why (an install still in progress)
+    api_calls: Mapping[str, object]  # CallCounter.as_dict()
+    management_api_calls: int  # RabbitMQ management API requests (not AWS)
+    credential_report: str  # how the IAM credential report was obtained
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.clients)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.FAILED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetRequest:
+    """What a fleet check needs, injected (the CLI builds it from the config; tests from moto)."""
+
+    env: Environment
+    session: Any  # aws.session.AwsSession in check mode: counted and walled
+    settings: Mapping[str, object] = field(default_factory=dict)  # the run settings (rabbitmq, sql, sandbox)
+    vault_backend: str = "secretsmanager"
+    vault_settings: Mapping[str, object] = field(default_factory=dict)
+    environments: Sequence[Environment] = ()  # every configured environment (the purpose guard names others)
+    operator: Operator | None = None  # None: never prompts
+    journal: Journal | None = None  # None: an in-memory journal
+    run_id: str = "fleet"
+    workers: int = WORKERS
+    checklist: Path | None = None  # default: the catalog's client/install
+    sleep: Callable[[float], None] = time.sleep

@@ -1,0 +1,290 @@
+"""The fleet's snapshot: what `kprov check client --all` reads once for every client, batched and concurrent.
+
+`read_snapshot` makes the reads AWS can batch (paginated, on a bounded pool):
+
+- `dynamodb:Scan` the client records (one table, hundreds of records a page); `resourcegroupstaggingapi:
+  GetResources` the buckets' tags; `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
+  `mq:ListBrokers`; `s3:ListBuckets`; `secretsmanager:ListSecrets` (the password manager's entries);
+- `iam:GetAccountAuthorizationDetails` (users with tags, attached and inline policies, groups) and the
+  IAM credential report (console password, active access keys) instead of seven calls per user.
+
+Then `read_broker_listings` reads, per broker endpoint, ONE `vhosts`, `users` and `permissions` listing of
+the RabbitMQ management API, and `prefetch_exposure` starts, per client bucket, the two reads S3 has no
+batch form of (`s3:GetPublicAccessBlock`, `s3:GetBucketPolicy`) on the pool while the clients are checked.
+
+The credential report: one younger than four hours is used; otherwise the check asks IAM to refresh it
+through the read-only wall's single exception (`aws.wall.permit`), journaled. A report IAM refuses leaves
+`report` None (every user then falls back to its own two reads, see `fleet.facts`).
+
+Nothing here judges anything: `fleet.facts.SnapshotFacts` answers the step types' facts from a Snapshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from kensium_provision.aws.call import call, pages
+from kensium_provision.errors import KprovError
+from kensium_provision.records.clients import (
+    CLAIMED,
+    UNREADABLE,
+    ClientRecord,
+    OrgIdUse,
+    parse_item,
+    record_name,
+    scan_items,
+    table_of,
+)
+
+if TYPE_CHECKING:
+    from kensium_provision.fleet.model import FleetRequest
+    from kensium_provision.runtime import Journal, Runtime
+
+__all__ = [
+    "HELD_STATES",
+    "REPORT_BUDGET",
+    "REPORT_MAX_AGE",
+    "BrokerListing",
+    "Exposure",
+    "Snapshot",
+    "prefetch_exposure",
+    "read_broker_listings",
+    "read_snapshot",
+]
+
+REPORT_MAX_AGE = timedelta(hours=4)  # IAM itself regenerates a credential report at most this often
+REPORT_BUDGET = 60.0  # seconds to wait for IAM to finish a credential report
+HELD_STATES = frozenset({"pending", "running"})  # the EC2 instances the snapshot holds; others are asked live
+
+Exposure = tuple[Mapping[str, bool] | None, str | None]  # (Block Public Access, policy text) of one bucket
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerListing:
+    """One management API's vhosts, users and permissions, each read once for every client on it."""
+
+    vhosts: frozenset[str]
+    users: Mapping[str, Mapping[str, object]]
+    permissions: Mapping[str, tuple[Mapping[str, object], ...]]  # by user
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Everything read once for the fleet; read-only once built (the pool's threads share it)."""
+
+    identity: Mapping[str, str]  # as sts:GetCallerIdentity answers (Account, Arn, UserId)
+    table: str  # the client records' DynamoDB table
+    by_key: Mapping[str, ClientRecord]  # its items, parsed, by key (the org id lower-cased)
+    records: Mapping[str, ClientRecord]  # the same by org id
+    db_instances: tuple[Mapping[str, Any], ...]
+    reservations: tuple[Mapping[str, Any], ...]  # holding the instances in HELD_STATES
+    brokers: tuple[Mapping[str, Any], ...]  # mq:ListBrokers summaries
+    users: Mapping[str, Mapping[str, Any]]  # UserDetail by user name
+    user_list: tuple[Mapping[str, Any], ...]  # as ListUsers answers
+    report: Mapping[str, Mapping[str, str]] | None  # credential-report rows by user; None: no report
+    bucket_names: frozenset[str]
+    bucket_tags: Mapping[str, Mapping[str, str]]  # bucket name -> tags (buckets the tagging API listed)
+    secrets: Mapping[str, Mapping[str, Any]] | None  # Secrets Manager entries by name; None: not listed
+    secret_prefix: str
+    uses: Mapping[str, tuple[OrgIdUse, ...]]  # org id ignoring case -> what takes it
+    listings: Mapping[str, BrokerListing | str]  # broker name -> listing, or why it could not be read
+    exposure: Mapping[str, Future[Exposure]]  # bucket -> its two per-bucket reads, running on the pool
+
+    def checked(self) -> list[ClientRecord]:
+        """The records the check runs the install for (not an install in progress, not unreadable)."""
+        return [r for r in self.records.values() if r.status not in (CLAIMED, UNREADABLE)]
+
+    def client_brokers(self) -> list[str]:
+        """The brokers the checked clients' hub vhosts are on."""
+        return sorted({str(r.answers.get("broker") or r.broker or "") for r in self.checked()} - {""})
+
+    def client_buckets(self) -> list[str]:
+        """The checked clients' buckets that exist."""
+        named = {str(r.answers.get("s3_bucket") or r.s3_bucket or "") for r in self.checked()}
+        return sorted(named & self.bucket_names)
+
+
+# --- the batched reads ----------------------------------------------------------------------------------
+
+
+def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor) -> tuple[Snapshot, str]:
+    """The batched reads, concurrently on `pool` (no listings, no exposure yet); how the report was got."""
+    from kensium_provision.steps.rabbitmq_vhost import read_brokers
+    from kensium_provision.vault.backends import secret_name
+
+    session = request.session
+    who = session.identity()  # asked once per run already (the guards)
+    iam, s3 = session.client("iam"), session.client("s3")
+    tagging = session.client("resourcegroupstaggingapi")
+    prefix = secret_name(request.env.name, "x", "x")[: -len("x/x")]  # kprov/<env>/
+    table = table_of(request.settings)
+    batched: dict[str, Future[Any]] = {
+        # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
+        "items": pool.submit(scan_items, session.client("dynamodb"), table),
+        "bucket_tags": pool.submit(_tag_map, tagging, ["s3:bucket"]),
+        "db": pool.submit(_listed, session.client("rds"), "describe_db_instances", "DBInstances"),
+        "ec2": pool.submit(_listed, session.client("ec2"), "describe_instances", "Reservations",
+                           Filters=[{"Name": "instance-state-name", "Values": sorted(HELD_STATES)}]),
+        "brokers": pool.submit(read_brokers, session.client("mq")),
+        "users": pool.submit(_listed, iam, "get_account_authorization_details", "UserDetailList", Filter=["User"]),
+        "report": pool.submit(_credential_report, iam, journal, request.sleep, datetime.now(UTC)),
+        "buckets": pool.submit(lambda: call(s3, "list_buckets").get("Buckets", [])),
+    }
+    if request.vault_backend == "secretsmanager":
+        batched["secrets"] = pool.submit(_listed, session.client("secretsmanager"), "list_secrets", "SecretList",
+                                         Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True)
+    got = {key: future.result() for key, future in batched.items()}
+    by_key = {str((i.get("OrgId") or {}).get("S", "")): parse_item(i) for i in got["items"]}
+    records = {r.org_id: r for r in by_key.values()}
+    users = {str(u["UserName"]): u for u in got["users"]}
+    bucket_names = frozenset(str(b["Name"]) for b in got["buckets"])
+    report, report_note = got["report"]
+    snapshot = Snapshot(
+        identity={"UserId": who.user_id, "Account": who.account, "Arn": who.arn},
+        table=table, by_key=by_key, records=records,
+        db_instances=tuple(got["db"]), reservations=tuple(got["ec2"]), brokers=tuple(got["brokers"]),
+        users=users,
+        user_list=tuple({k: u[k] for k in ("Path", "UserName", "UserId", "Arn", "CreateDate") if k in u}
+                        for u in got["users"]),
+        report=report,
+        bucket_names=bucket_names,
+        bucket_tags={arn.rsplit(":", 1)[-1]: tags for arn, tags in got["bucket_tags"].items()},
+        secrets={str(s["Name"]): s for s in got["secrets"]} if "secrets" in got else None,
+        secret_prefix=prefix,
+        uses=_uses(records.values(), users, bucket_names, table),
+        listings={}, exposure={},
+    )
+    return snapshot, report_note
+
+
+def _listed(client: Any, method: str, key: str, **params: Any) -> list[Any]:
+    return list(pages(client, method, key, **params))
+
+
+def _tags(items: object) -> dict[str, str]:
+    return {str(t["Key"]): str(t["Value"]) for t in items or ()} if isinstance(items, list) else {}
+
+
+def _tag_map(tagging: Any, types: list[str], **params: Any) -> dict[str, dict[str, str]]:
+    found = pages(tagging, "get_resources", "ResourceTagMappingList", ResourceTypeFilters=types,
+                  ResourcesPerPage=100, **params)
+    return {str(r["ResourceARN"]): _tags(r.get("Tags")) for r in found}
+
+
+def _uses(records: Iterable[ClientRecord], users: Iterable[str], buckets: Iterable[str],
+          table: str) -> dict[str, tuple[OrgIdUse, ...]]:
+    """`clients.find_org_id_uses`, from the snapshot, indexed by org id ignoring case."""
+    from kensium_provision.records.clients import BUCKET_PREFIX, IAM_USER_PREFIX
+
+    found = [OrgIdUse(r.org_id, "client record", record_name(r.org_id, table)) for r in records]
+    found += [OrgIdUse(u[len(IAM_USER_PREFIX):], "IAM user", u) for u in users
+              if u.casefold().startswith(IAM_USER_PREFIX)]
+    found += [OrgIdUse(b[len(BUCKET_PREFIX):], "S3 bucket", b) for b in buckets if b.startswith(BUCKET_PREFIX)]
+    index: dict[str, list[OrgIdUse]] = {}
+    for use in found:
+        if use.org_id:
+            index.setdefault(use.org_id.casefold(), []).append(use)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+# --- the credential report --------------------------------------------------------------------------------
+
+
+def _credential_report(iam: Any, journal: Journal, sleep: Callable[[float], None],
+                       now: datetime) -> tuple[dict[str, dict[str, str]] | None, str]:
+    """(rows by user name, or None; how the report was obtained)."""
+    from kensium_provision.aws.wall import permit
+
+    found = _read_report(iam)
+    if found is not None and now - found[1] <= REPORT_MAX_AGE:
+        return found[0], f"used IAM's report of {found[1].isoformat(timespec='seconds')}"
+    operation = "iam:GenerateCredentialReport"
+    try:
+        with permit(operation) as reason:
+            journal.record("wall.exception", operation=operation, reason=reason)
+            deadline, pause = time.monotonic() + REPORT_BUDGET, 0.25
+            while call(iam, "generate_credential_report").get("State") != "COMPLETE":
+                if time.monotonic() > deadline:
+                    return None, f"IAM did not finish a credential report within {REPORT_BUDGET:.0f} s: per-user reads"
+                sleep(pause)
+                pause = min(pause * 2, 4.0)
+    except KprovError as exc:  # AccessDenied, typically: the identity may read but not refresh it
+        return None, f"cannot refresh the credential report ({exc}): per-user reads"
+    found = _read_report(iam)
+    if found is None:
+        return None, "IAM generated no credential report: per-user reads"
+    return found[0], "refreshed the credential report"
+
+
+def _read_report(iam: Any) -> tuple[dict[str, dict[str, str]], datetime] | None:
+    got = call(iam, "get_credential_report", missing=("ReportNotPresent", "ReportExpired", "ReportInProgress"))
+    if not got:
+        return None
+    content = got.get("Content") or b""
+    text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
+    rows = {str(r["user"]): dict(r) for r in csv.DictReader(text.splitlines()) if r.get("user")}
+    generated = got.get("GeneratedTime")
+    if not isinstance(generated, datetime):
+        generated = datetime.fromtimestamp(0, UTC)
+    return rows, generated if generated.tzinfo else generated.replace(tzinfo=UTC)
+
+
+# --- per broker, per bucket ---------------------------------------------------------------------------------
+
+
+def read_broker_listings(runtime: Runtime, brokers: Sequence[str], pool: ThreadPoolExecutor,
+                         management_calls: list[int]) -> dict[str, BrokerListing | str]:
+    """Per broker its management API's listings, read once per endpoint (the sandbox's brokers share one).
+
+    `runtime` is the fleet's (its password manager finds each broker's admin); a broker whose API cannot
+    be reached gets the reason instead, which each of its clients' vhost step reports."""
+    from kensium_provision.steps.base import StepContext
+    from kensium_provision.steps.rabbitmq_vhost import management_client
+
+    ctx = StepContext(runtime, "hub-vhost", {})
+    endpoints: dict[tuple[str, str], Any] = {}
+    of_broker: dict[str, tuple[str, str] | str] = {}
+    for broker in brokers:
+        try:
+            reference = runtime.vault.find(f"{broker}/admin")
+            client = management_client(ctx, {"broker": broker, "admin_secret": reference or ""})
+        except KprovError as exc:
+            of_broker[broker] = f"cannot reach the management API of broker {broker}: {exc}"
+            continue
+        key = (client.base_url, client.username)
+        endpoints.setdefault(key, client)
+        of_broker[broker] = key
+
+    def listing(client: Any) -> BrokerListing | str:
+        try:
+            vhosts = client.list_vhosts()
+            users = client.list_users()
+            permissions = client.list_permissions()
+        except KprovError as exc:
+            return f"cannot read the broker's management API: {exc}"
+        finally:
+            management_calls.append(3)
+        by_user: dict[str, list[Mapping[str, object]]] = {}
+        for p in permissions:
+            by_user.setdefault(str(p.get("user")), []).append(p)
+        return BrokerListing(vhosts=frozenset(str(v.get("name")) for v in vhosts),
+                             users={str(u.get("name")): u for u in users},
+                             permissions={k: tuple(v) for k, v in by_user.items()})
+
+    read = {key: pool.submit(listing, client) for key, client in endpoints.items()}
+    done = {key: future.result() for key, future in read.items()}
+    return {broker: (done[key] if isinstance(key, tuple) else key) for broker, key in of_broker.items()}
+
+
+def prefetch_exposure(s3: Any, buckets: Iterable[str], pool: ThreadPoolExecutor) -> dict[str, Future[Exposure]]:
+    """Start each bucket's Block Public Access and policy reads on the pool (a client's bucket step waits
+    for its own, while the clients are checked in order)."""
+    from kensium_provision.steps.s3 import read_exposure
+
+    return {b: pool.submit(read_exposure, s3, b) for b in buckets}
