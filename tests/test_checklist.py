@@ -46,7 +46,7 @@ def test_five_mistakes_reported_at_once_sorted() -> None:
         "five-mistakes.yaml:25:28: steps[2] (id=tell) › params › instructions: "
         "unknown name 'subnet_id': not an input or a step output",
         "five-mistakes.yaml:26:5: steps[2] (id=tell) › verfy: unknown key 'verfy'; "
-        "allowed: id, outputs, params, risk, title, type, when",
+        "allowed: id, title, type, risk, params, when, outputs",
     ]
 
 

@@ -1,9 +1,10 @@
 """Answers files: the operator for unattended runs (`--answers FILE`, `--non-interactive`).
 
 An answers file is YAML: input ids (and manual-step evidence ids) to values, plus `confirm:` for
-manual steps without evidence. It is validated against the checklist before any AWS call; a missing
-answer is an error naming the input, never a hang and never a silently guessed live default.
-Secrets are never literals in a file: a secret answer is `vault:<reference>`.
+manual steps without evidence. It is validated against the checklist before any AWS call, through the
+schema reader every kprov YAML file goes through (`answers_schema`, made from the checklist); a
+missing answer is an error naming the input, never a hang and never a silently guessed live
+default. Secrets are never literals in a file: a secret answer is `vault:<reference>`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from kensium_provision.errors import AbortedError, ChecklistError, InputError, I
 from kensium_provision.model import Checklist, InputSpec
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import StepType, evidence_of
-from kensium_provision.yamlio import Loc, Node, load_file
+from kensium_provision.yamlio import Loc, load_file
+from kensium_provision.yamlschema import Anything, Bool, Field, Int, Kind, Map, MapOf, Reader, Str
 
-__all__ = ["Answers", "AnswersOperator", "check_answer_names", "load_answers"]
+__all__ = ["Answers", "AnswersOperator", "answers_schema", "check_answer_names", "load_answers"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,49 +42,37 @@ def _known_ids(checklist: Checklist, types: Mapping[str, StepType] | None = None
     return known
 
 
+_VAULT = Str(pattern=r"^vault:\S+$", expect="a vault reference (vault:<reference>), never the secret itself",
+             conceal=True)
+_ANSWER_KINDS: Mapping[str, Kind] = {"string": Str(), "choice": Str(), "bool": Bool(), "int": Int(), "secret": _VAULT}
+
+
+def answers_schema(checklist: Checklist, types: Mapping[str, StepType] | None = None) -> Map:
+    """What an answers file for this checklist may hold: each input and evidence id with its type,
+    `confirm:` (step ids to true or false) and `confirm_target:` (a protected environment's typed
+    confirmation). A secret answer is a vault reference, and no message ever shows what was written."""
+    special = (
+        Field("confirm", MapOf(Bool(), keys=Str(choices=tuple(s.id for s in checklist.steps))),
+              doc="Work done by hand: {step id: true}; --yes never says so."),
+        Field("confirm_target", Str(), doc="The org id or resource name a protected environment has typed."),
+    )
+    fields = tuple(Field(spec.id, _ANSWER_KINDS.get(spec.type, Anything()), doc=spec.prompt)
+                   for spec in _known_ids(checklist, types).values() if spec.id not in ("confirm", "confirm_target"))
+    return Map((*fields, *special), name="answers", noun="input", owner=f" for {checklist.id}")
+
+
 def load_answers(path: Path, checklist: Checklist) -> Answers:
-    """Read an answers file and check its keys and value types against the checklist."""
+    """Read an answers file and check its keys and value types against the checklist (every issue at once)."""
     root = load_file(path)
-    issues: list[Issue] = []
-    if root.kind != "map":
+    reader = Reader()
+    answers = reader.record(root, answers_schema(checklist), "")
+    reader.fail()
+    if answers is None:  # pragma: no cover - a None record always comes with an issue
         raise ChecklistError([root.loc.issue("", "an answers file is a mapping of input ids to answers")])
-    known = _known_ids(checklist)
-    step_ids = {s.id for s in checklist.steps}
-    values: dict[str, object] = {}
-    confirm: dict[str, bool] = {}
-    locs: dict[str, Loc] = {}
-    for key, node in root.items():
-        loc = root.key_locs[key]
-        if key == "confirm":
-            if node.kind != "map":
-                issues.append(node.loc.issue("confirm", "expected a mapping of manual step ids to true"))
-                continue
-            for step_id, flag in node.items():
-                if step_id not in step_ids:
-                    issues.append(node.key_locs[step_id].issue(f"confirm › {step_id}", f"no step {step_id!r} in {checklist.id}"))
-                elif flag.kind != "bool":
-                    issues.append(flag.loc.issue(f"confirm › {step_id}", "expected true or false"))
-                else:
-                    confirm[step_id] = bool(flag.value)
-            continue
-        if key == "confirm_target":  # the typed confirmation of a protected environment
-            if node.kind != "str":
-                issues.append(node.loc.issue(key, "expected the org id or resource name as text"))
-            else:
-                values[key] = node.value
-            continue
-        spec = known.get(key)
-        if spec is None:
-            issues.append(loc.issue(key, f"{checklist.id} has no input {key!r}; its inputs: {', '.join(known)}"))
-            continue
-        problem = _type_problem(spec, node)
-        if problem:
-            issues.append(node.loc.issue(key, problem))
-            continue
-        values[key] = node.value
-        locs[key] = node.loc
-    if issues:
-        raise ChecklistError(issues)
+    written = answers.get("confirm")
+    confirm = {k: v for k, v in written.items() if isinstance(v, bool)} if isinstance(written, dict) else {}
+    values = {k: v for k, v in answers.values.items() if k != "confirm"}
+    locs = {k: answers.loc(k) for k in values if k != "confirm_target"}
     return Answers(values=values, confirm=confirm, locs=locs, path=str(path))
 
 
@@ -109,26 +99,13 @@ def check_answer_names(answers: Answers, checklist: Checklist, names: object,
         raise ChecklistError(issues)
 
 
-def _type_problem(spec: InputSpec, node: Node) -> str | None:
-    if spec.type == "secret":
-        if node.kind != "str" or not str(node.value).startswith("vault:"):
-            return "a secret answer must be a vault reference (vault:<reference>), never the secret itself"
-        return None
-    if spec.type == "bool":
-        return None if node.kind == "bool" else f"expected true or false, got {node.text!r}"
-    if spec.type == "int":
-        return None if node.kind == "int" else f"expected a whole number, got {node.text!r}"
-    if node.kind != "str":
-        return f"expected text, got {node.kind} {node.text!r}; YAML reads it as {node.kind}: quote it: '{node.text}'"
-    return None
-
-
 class AnswersOperator:
     """Answers from a file; never prompts."""
 
     interactive = False
 
-    def __init__(self, answers: Answers, *, assume_yes: bool = False, fetch_secret: Callable[[str], object] | None = None,
+    def __init__(self, answers: Answers, *, assume_yes: bool = False,
+                 fetch_secret: Callable[[str], object] | None = None,
                  notes: Callable[[str, str], None] | None = None) -> None:
         self.answers = answers
         self.assume_yes = assume_yes
