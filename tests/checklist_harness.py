@@ -73,7 +73,7 @@ class FakeClock:
 def names() -> Any:
     """The real naming rules (checklists/naming.yaml), or the test fake while naming.py is missing."""
     try:
-        from kensium_provision.naming.rules import load_rules
+        from kensium_provision.naming.loader import load_rules
     except ImportError:  # pragma: no cover - only while the naming module is being written
         return FakeNames()
     return load_rules()

@@ -25,7 +25,7 @@ from kensium_provision.engine.run import RunReport, resolve_inputs, run
 from kensium_provision.errors import ExitCode, InputError, StepError
 from kensium_provision.guards import Environment
 from kensium_provision.model import Checklist, Mode, Status
-from kensium_provision.naming.rules import load_rules
+from kensium_provision.naming.loader import load_rules
 from kensium_provision.records.clients import (
     CLAIMED,
     DEFAULT_TABLE,

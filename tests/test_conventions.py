@@ -12,7 +12,7 @@ from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
-from kensium_provision.naming import rules as naming
+from kensium_provision.naming import loader as naming
 from kensium_provision.naming.sweep import sweep
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from kensium_provision.errors import AbortedError, InputError
 from kensium_provision.model import Mode
-from kensium_provision.naming import rules as naming
+from kensium_provision.naming import loader as naming
 from kensium_provision.runtime import Runtime
 from kensium_provision.secret import Secret
 from kensium_provision.steps.base import StepContext

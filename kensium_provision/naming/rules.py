@@ -11,7 +11,6 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from kensium_provision.errors import InputError, Issue
 from kensium_provision.yamlio import Loc
@@ -28,7 +27,6 @@ __all__ = [
     "check_org_id_unique",
     "check_safe_text",
     "derive_bounds",
-    "load_rules",
     "parse_template",
     "rule_regex",
     "template_form",
@@ -500,13 +498,6 @@ def _number_problems(rule: NameRule, digits: str, context: Mapping[str, str]) ->
     if wanted is not None and _is_number(str(wanted)) and int(str(wanted)) != number:
         problems.append(f"the number must be {int(str(wanted)):0{width}d}")
     return problems
-
-
-def load_rules(path: Path | None = None) -> RuleSet:
-    """`naming.loader.load_rules`, still named here for callers that import it from the rule engine."""
-    from kensium_provision.naming.loader import load_rules as load  # lazily: the loader imports this module
-
-    return load(path)
 
 
 # --- compiling (used by the loader) ------------------------------------------------------------
