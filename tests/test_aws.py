@@ -313,7 +313,7 @@ def test_what_moto_does_not_implement(aws: None) -> None:
     lambda pw: quote(pw, safe=""),  # ... or URL-encoded (query protocol: the form body)
     lambda pw: quote_plus(pw),
 ])
-def test_an_aws_error_message_echoing_a_secret_is_redacted(echo: Callable[[str], str]) -> None:
+def test_an_aws_error_message_echoing_a_secret_is_redacted(aws: None, echo: Callable[[str], str]) -> None:
     """A validation error that quotes the MasterUserPassword sent: kprov's error never shows it, in any form."""
     from botocore.stub import Stubber
 
@@ -332,8 +332,9 @@ def test_an_aws_error_message_echoing_a_secret_is_redacted(echo: Callable[[str],
     error = caught.value
     text = f"{error} {error.hint} {error.args!r} {vars(error)!r}"
     assert echo(password.reveal()) not in text
-    assert str(error) == (f"rds:CreateDBInstance failed with InvalidParameterValue: db-pos-01: Invalid master "
-                          f"password {MASK}: too short")
+    # The rest of the text is not compared: REDACTOR is process-wide, and other tests register short values.
+    assert str(error).startswith(f"rds:CreateDBInstance failed with InvalidParameterValue: db-pos-01: Invalid master "
+                                 f"password {MASK}")
 
 
 def test_an_unknown_exception_keeps_only_its_type() -> None:

@@ -1,8 +1,9 @@
 """Issue 3 (and issue 7's lock and history items) end to end: the real `kprov` in separate processes.
 
 Part one uses the embedded sandbox, started on demand by the first kprov command and kept by the
-module's tests: an apply in one process is seen by a check in another; the whole shared estate and
-client acme; `runs show` as an operator reads it; a second process on a locked client is refused.
+module's tests (the one that needs an empty account has a sandbox of its own, so any order works): an
+apply in one process is seen by a check in another; the whole shared estate and client acme; `runs
+show` as an operator reads it; a second process on a locked client is refused.
 
 Part two uses a moto server kprov did not start (this process hosts it), reached only through
 AWS_ENDPOINT_URL with environments of moto's account: a dry run leaves the server's state as it was,
@@ -55,6 +56,14 @@ def sandbox_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     world.kprov("sandbox", "stop")  # never leave the server behind
 
 
+@pytest.fixture
+def empty_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A sandbox of the test's own, empty whatever ran before (the module's tests run in any order)."""
+    world = World(tmp_path_factory.mktemp("e2e-empty"))
+    yield world
+    world.kprov("sandbox", "stop")
+
+
 @pytest.fixture(scope="module")
 def estate(sandbox_world: World) -> dict[str, str]:
     """The whole shared estate and client acme, one kprov process each; the run id of every apply."""
@@ -72,18 +81,18 @@ def estate(sandbox_world: World) -> dict[str, str]:
     return runs
 
 
-def test_an_apply_in_one_process_is_seen_by_a_check_in_another(sandbox_world: World) -> None:
+def test_an_apply_in_one_process_is_seen_by_a_check_in_another(empty_sandbox: World) -> None:
     answers = example("shared-vpc.yaml")
-    before = sandbox_world.kprov("--output", "json", "check", "shared", "vpc", "--answers", answers)
+    before = empty_sandbox.kprov("--output", "json", "check", "shared", "vpc", "--answers", answers)
     assert before.returncode == ExitCode.FAILED, before.stderr  # nothing there yet: findings
     assert json.loads(before.stdout)["ok"] is False
 
-    applied = sandbox_world.kprov("provision", "shared", "vpc", "--answers", answers, "--yes")
+    applied = empty_sandbox.kprov("provision", "shared", "vpc", "--answers", answers, "--yes")
     assert applied.returncode == ExitCode.OK, applied.stderr
-    status = json.loads(sandbox_world.kprov("--output", "json", "sandbox", "status").stdout)
+    status = json.loads(empty_sandbox.kprov("--output", "json", "sandbox", "status").stdout)
     assert status["running"] and status["endpoint"].startswith("http://127.0.0.1:")
 
-    checked = sandbox_world.kprov("--output", "json", "check", "shared", "vpc", "--answers", answers)
+    checked = empty_sandbox.kprov("--output", "json", "check", "shared", "vpc", "--answers", answers)
     assert checked.returncode == ExitCode.OK, checked.stderr
     document = json.loads(checked.stdout)
     assert document["kind"] == "check-shared" and document["ok"] is True and len(document["runs"]) == 1
@@ -92,7 +101,7 @@ def test_an_apply_in_one_process_is_seen_by_a_check_in_another(sandbox_world: Wo
     statuses = {s["id"]: s["status"] for s in report["steps"]}
     assert statuses["vpc"] == statuses["security-group"] == statuses["db-subnet-group"] == "done"
     # ... and without the answers file: the apply recorded them where every operator can read them.
-    assert sandbox_world.kprov("check", "shared", "vpc").returncode == ExitCode.OK
+    assert empty_sandbox.kprov("check", "shared", "vpc").returncode == ExitCode.OK
 
 
 def test_the_estate_and_a_client_install_check_clean_and_verify(sandbox_world: World, estate: dict[str, str]) -> None:

@@ -1,0 +1,200 @@
+"""The questionary adapter (ui/console.py) driven in-process through prompt_toolkit's pipe input.
+
+The keys go into a `create_pipe_input()` pipe and the screen comes out of a VT100 output into a
+string, both made the current prompt_toolkit app session, so these are questionary's real prompts
+with the adapter's real arguments (validation, defaults, choices, `unsafe_ask`), no terminal needed.
+The real-terminal tests (tmux) are in test_terminal.py.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output.vt100 import Vt100_Output
+from rich.console import Console
+
+from kensium_provision.model import InputSpec
+from kensium_provision.secret import Secret
+from kensium_provision.ui import render
+from kensium_provision.ui.console import ConsoleOperator
+
+DOWN = "\x1b[B"
+ENTER = "\r"
+BACKSPACE = "\x7f"
+CTRL_C = "\x03"
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Screen:
+    """What the prompts drew, without the escape sequences between the characters."""
+
+    def __init__(self) -> None:
+        self.raw = io.StringIO()
+        self.output = Vt100_Output(self.raw, lambda: Size(rows=24, columns=100), term="xterm", enable_cpr=False)
+
+    @property
+    def text(self) -> str:
+        return _ESCAPES.sub("", self.raw.getvalue())
+
+
+class Typist:
+    """Types into the pipe from a thread: each chunk once the screen shows what it waits for.
+
+    The wait makes the order real (a refusal is drawn before the correction is typed); if the screen
+    never shows it, the typist presses Ctrl-C, so a broken prompt fails the test instead of hanging it.
+    """
+
+    def __init__(self, pipe: PipeInput, screen: Screen, script: Sequence[tuple[str, str]]) -> None:
+        self.pipe, self.screen, self.script = pipe, screen, script
+        self.missed: list[str] = []
+        self.thread = threading.Thread(target=self._type, daemon=True)
+
+    def _type(self) -> None:
+        for wait_for, keys in self.script:
+            deadline = time.monotonic() + 5
+            while wait_for and wait_for not in self.screen.text:
+                if time.monotonic() > deadline:
+                    self.missed.append(wait_for)
+                    self.pipe.send_text(CTRL_C)
+                    return
+                time.sleep(0.01)
+            self.pipe.send_text(keys)
+
+
+@contextmanager
+def typing(*script: tuple[str, str]) -> Iterator[Screen]:
+    """Prompts in the block read `script` (pairs of: text to wait for on the screen, keys to type)."""
+    screen = Screen()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=screen.output):
+        typist = Typist(pipe, screen, script)
+        typist.thread.start()
+        try:
+            yield screen
+        except KeyboardInterrupt:
+            if not typist.missed:
+                raise
+        finally:
+            typist.thread.join(timeout=15)
+    if typist.missed:  # not a KeyboardInterrupt, which would stop the whole test session
+        pytest.fail(f"the screen never showed {typist.missed[0]!r}:\n{screen.text}")
+
+
+def operator(*, assume_yes: bool = False) -> ConsoleOperator:
+    return ConsoleOperator(Console(file=io.StringIO()), assume_yes=assume_yes)
+
+
+def no_problem(value: object) -> str | None:
+    return None
+
+
+def test_a_text_prompt_refuses_a_bad_name_inline_then_takes_a_good_one() -> None:
+    seen: list[object] = []
+
+    def validate(value: object) -> str | None:
+        seen.append(value)
+        return "'BADname' breaks naming rule org-id" if str(value).startswith("BAD") else None
+
+    spec = InputSpec(id="org_id", type="string", prompt="Org id?", help="lower-case letters and digits")
+    with typing(("Org id?", "BADname" + ENTER), ("breaks naming rule org-id", BACKSPACE * 7 + "acme" + ENTER)) \
+            as screen:
+        answer = operator().ask(spec, default=None, choices=(), validate=validate)
+    assert answer == "acme"
+    assert seen == ["BADname", "acme"]  # the refused answer never left the prompt
+    assert "? Org id? (lower-case letters and digits)" in screen.text
+
+
+def test_a_text_prompt_offers_its_default() -> None:
+    spec = InputSpec(id="vpc_name", type="string", prompt="VPC name?")
+    with typing(("VPC name?", ENTER)):
+        assert operator().ask(spec, default="POS-VPC", choices=(), validate=no_problem) == "POS-VPC"
+
+
+def test_a_select_moves_with_the_arrow_keys_from_the_default() -> None:
+    spec = InputSpec(id="rds_instance", type="choice", prompt="Which RDS instance?")
+    choices = ("db-POS-01", "db-POS-02", "db-POS-03")
+    with typing(("db-POS-03", DOWN + ENTER)) as screen:
+        answer = operator().ask(spec, default="db-POS-02", choices=choices, validate=no_problem)
+    assert answer == "db-POS-03"
+    assert "Which RDS instance?" in screen.text
+    with typing(("db-POS-03", DOWN + DOWN + ENTER)):  # no default in the choices: from the first
+        assert operator().ask(spec, default="db-POS-09", choices=choices, validate=no_problem) == "db-POS-03"
+
+
+def test_a_bool_input_is_a_confirm() -> None:
+    spec = InputSpec(id="dns_in_route53", type="bool", prompt="Is the domain in Route 53?")
+    with typing(("Route 53?", "y")):
+        assert operator().ask(spec, default=False, choices=(), validate=no_problem) is True
+    with typing(("Route 53?", ENTER)):  # Enter takes the default
+        assert operator().ask(spec, default=False, choices=(), validate=no_problem) is False
+
+
+def test_confirm_asks_for_work_done_by_hand_even_with_yes() -> None:
+    with typing(("Done?", "n")) as screen:
+        assert operator(assume_yes=True).confirm("Done?", key="install-pos") is False
+    assert "Done?" in screen.text
+    with typing(("Create: the VPC?", "y")):
+        assert operator().confirm("Create: the VPC?", default=False) is True
+
+
+def test_yes_answers_a_routine_confirm_without_a_prompt() -> None:
+    with typing(("", "n" + ENTER)) as screen:  # an "n" waits in the pipe: a prompt would read it
+        assert operator(assume_yes=True).confirm("Create: the VPC?") is True
+    assert screen.text == ""
+
+
+def test_a_password_prompt_gives_a_secret_and_never_shows_the_value() -> None:
+    seen: list[object] = []
+
+    def validate(value: object) -> str | None:
+        seen.append(value)
+        return None
+
+    spec = InputSpec(id="admin_password", type="secret", prompt="Administrator password?")
+    with typing(("Administrator password?", "Sup3r-Secret-Value-1" + ENTER)) as screen:
+        answer = operator().ask(spec, default=None, choices=(), validate=validate)
+    assert isinstance(answer, Secret) and answer.reveal() == "Sup3r-Secret-Value-1"
+    assert seen and all(isinstance(value, Secret) for value in seen)  # validation sees a Secret too
+    assert "Sup3r" not in screen.raw.getvalue() and "*" * 20 in screen.text
+
+
+def test_type_to_confirm_compares_what_was_typed() -> None:
+    with typing(("Type acme to go on:", " acme " + ENTER)):
+        assert operator().type_to_confirm("This environment is protected.", "acme") is True
+    with typing(("Type acme to go on:", "acm" + ENTER)):
+        assert operator().type_to_confirm("This environment is protected.", "acme") is False
+
+
+def test_ctrl_c_in_a_prompt_interrupts_instead_of_answering_none() -> None:
+    spec = InputSpec(id="org_id", type="string", prompt="Org id?")
+    with typing(("Org id?", CTRL_C)), pytest.raises(KeyboardInterrupt):
+        operator().ask(spec, default=None, choices=(), validate=no_problem)
+
+
+def test_a_prompt_pauses_the_live_view_and_brings_it_back() -> None:
+    console = render.make_console(io.StringIO())
+    console._force_terminal = True
+    reporter = render.LiveReporter(console, [("vpc", "Create the VPC")])
+    live_while_asked: list[bool] = []
+
+    def validate(value: object) -> str | None:
+        live_while_asked.append(reporter._live is not None)
+        return None
+
+    try:
+        reporter.step_started("vpc", "Create the VPC")
+        assert reporter._live is not None
+        spec = InputSpec(id="vpc_name", type="string", prompt="VPC name?")
+        with typing(("VPC name?", "POS-VPC" + ENTER)):
+            assert ConsoleOperator(console).ask(spec, default=None, choices=(), validate=validate) == "POS-VPC"
+        assert live_while_asked == [False] and reporter._live is not None  # back after the answer
+    finally:
+        reporter.close()
