@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
-__all__ = ["Fault", "client_error", "error_body", "inject", "lose_response", "no_backoff", "respond"]
+__all__ = ["ROOT_IDENTITY", "Fault", "client_error", "error_body", "inject", "lose_response", "no_backoff", "respond"]
 
 _NOWHERE = "http://kprov-injected-fault.invalid/"  # matches no moto backend, so moto ignores it
 
@@ -143,3 +143,12 @@ def lose_response(client: Any, op: str, *, times: int = 1) -> Fault:
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make botocore's retry backoff zero (throttling waits up to 1 s, 2 s, 4 s...): tests stay fast."""
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda *_: 0)
+
+
+# STS's answer for the account's root user: what the root guard must refuse.
+ROOT_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata><RequestId>root-test</RequestId></ResponseMetadata>
+</GetCallerIdentityResponse>"""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kensium_provision.errors import ExitCode
+from tests.faults import ROOT_IDENTITY
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult, Kprov
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 VPC_ANSWERS = str(EXAMPLES / "shared-vpc.yaml")
-ROOT_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>root-test</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>"""
 MOTO_CALLER = "arn:aws:sts::123456789012:user/moto"
 LOCKS_TABLE = "kprov-locks"
 

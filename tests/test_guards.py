@@ -22,7 +22,7 @@ from kensium_provision.guards import (
     run_guards,
 )
 from kensium_provision.model import Mode
-from tests.faults import respond
+from tests.faults import ROOT_IDENTITY, respond
 
 if TYPE_CHECKING:
     from tests.conftest import Kprov
@@ -33,12 +33,6 @@ PRODUCTION = Environment(name="production", account_id="222222222222", region="u
                          purposes=("production", "staging"), protected=True)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MOTO_QA = replace(QA, profile="")  # moto needs no profile; the fake credentials come from conftest
-ROOT_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>root-test</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>"""
 
 
 @pytest.mark.parametrize(("arn", "user_id", "account", "root"), [
