@@ -16,7 +16,7 @@ from rich.text import Text
 
 from kensium_provision.engine.run import RunReport
 from kensium_provision.model import Mode, Risk, Status, StepResult
-from kensium_provision.secret import Secret
+from kensium_provision.secret import MASK, Secret
 from kensium_provision.ui import render
 
 
@@ -77,7 +77,7 @@ def test_plan_preview_shows_params_masked_folded_and_readable() -> None:
     made = console(100)
     render.print_plan(made, PLAN)
     out = text_of(made)
-    assert "Sup3r-Secret-Value-1" not in out and f"password = {render.MASK}" in out
+    assert "Sup3r-Secret-Value-1" not in out and f"password = {MASK}" in out
     lines = out.splitlines()
     assert max(len(line) for line in lines if "=" in line and line.startswith("        ")) <= 100
     policy = next(line for line in lines if "policy" in line)
@@ -183,7 +183,7 @@ def test_report_json_masks_secrets_even_if_handed_raw() -> None:
     import json
 
     text = json.dumps(render.report_json(report, run_id="r"), ensure_ascii=False, default=str)
-    assert "Raw-Secret-123456" not in text and render.MASK in text
+    assert "Raw-Secret-123456" not in text and MASK in text
 
 
 def test_manual_note_shows_the_first_line_and_who_answered() -> None:

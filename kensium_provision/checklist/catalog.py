@@ -68,11 +68,11 @@ def _file_id(path: Path) -> str:
 def entries() -> tuple[Entry, ...]:
     """Every checklist of the catalog, shared first, each folder sorted by file name."""
     root = checklists_dir()
-    found: list[Entry] = []
-    for scope in ("shared", "client"):
-        for path in sorted((root / scope).glob("*.yaml")):
-            found.append(Entry(id=_file_id(path) or f"{scope}-{path.stem}", ref=f"{scope}/{path.stem}", path=path))
-    return tuple(found)
+    return tuple(
+        Entry(id=_file_id(path) or f"{scope}-{path.stem}", ref=f"{scope}/{path.stem}", path=path)
+        for scope in ("shared", "client")
+        for path in sorted((root / scope).glob("*.yaml"))
+    )
 
 
 def find(name: str) -> Entry:

@@ -24,8 +24,8 @@ class NameFinding:
 
     @property
     def message(self) -> str:
-        return f"{self.kind} {self.name!r} breaks naming rule {self.rule}: {'; '.join(self.problems)} " \
-               f"(for example {self.example})"
+        return (f"{self.kind} {self.name!r} breaks naming rule {self.rule}: {'; '.join(self.problems)} "
+                f"(for example {self.example})")
 
 
 def _pages(client: Any, method: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
