@@ -161,8 +161,10 @@ def moto_runtime(mode: Mode, answers: Mapping[str, object] | None = None, vault:
     clock = clock or FakeClock()
     if operator is None:
         given = dict(answers or {})
-        confirm = given.pop("confirm", {}) or {}
-        operator = AnswersOperator(Answers(values=given, confirm=dict(confirm)),  # type: ignore[arg-type]
+        confirm = given.pop("confirm", None) or {}
+        if not isinstance(confirm, Mapping):
+            raise TypeError("answers['confirm'] must be a mapping of step ids to booleans")
+        operator = AnswersOperator(Answers(values=given, confirm={str(k): bool(v) for k, v in confirm.items()}),
                                    assume_yes=True)
     session = AwsSession(SANDBOX_ENVIRONMENT, mode=mode, session=boto3_session())
     return Runtime(mode=mode, run_id=run_id, aws=session, operator=operator,

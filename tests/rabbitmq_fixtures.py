@@ -6,6 +6,7 @@ Load it as a plugin (`pytest_plugins = ["rabbitmq_fixtures"]`), so its session f
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import pwd
 import secrets
@@ -202,10 +203,8 @@ class RealServer:
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a process group we started and wait until every member is gone (beam outlives the script)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
     deadline = time.monotonic() + 10
     try:
@@ -258,10 +257,10 @@ def _reset(target: Broker) -> None:
     client = target.client()
     for vhost in client.list_vhosts():
         if vhost["name"] != "/":
-            client.delete_vhost(vhost["name"])
+            client.delete_vhost(str(vhost["name"]))
     for user in client.list_users():
         if user["name"] != ADMIN_USER:
-            client.delete_user(user["name"])
+            client.delete_user(str(user["name"]))
 
 
 @pytest.fixture(params=[pytest.param("real", marks=pytest.mark.rabbitmq), "emulator"])

@@ -34,7 +34,8 @@ def _estate() -> None:
     ec2.create_security_group(GroupName="sg_pos_ops", Description="hand-made", VpcId=vpc)
     for name in ("POS01", "pos-server"):
         ec2.run_instances(ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1, TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}, {"Key": "PosVersion", "Value": "3.10.2"}]}])
+            {"ResourceType": "instance",
+             "Tags": [{"Key": "Name", "Value": name}, {"Key": "PosVersion", "Value": "3.10.2"}]}])
     ec2.run_instances(ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1,  # not a POS host: no PosVersion
                       TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "bastion"}]}])
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import pytest
 
+from tests.checklist_harness import raw_client
+
 if TYPE_CHECKING:
     from tests.conftest import Kprov
 
@@ -76,9 +78,7 @@ def test_offline_commands(monkeypatch: pytest.MonkeyPatch, kprov: Kprov,
 
 
 def _raw(service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name="us-east-1")
+    return raw_client(service)
 
 
 def test_plan_apply_check_and_history(aws: None, monkeypatch: pytest.MonkeyPatch,
@@ -99,7 +99,8 @@ def test_plan_apply_check_and_history(aws: None, monkeypatch: pytest.MonkeyPatch
 
     # Drift behind kprov's back: the operator's SQL Server rule disappears.
     ec2 = _raw("ec2")
-    group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["SG-POS-OPS"]}])["SecurityGroups"][0]
+    by_name = [{"Name": "group-name", "Values": ["SG-POS-OPS"]}]
+    group = ec2.describe_security_groups(Filters=by_name)["SecurityGroups"][0]
     ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
     code, shared, _ = kprov_json(kprov, "check", "shared", "vpc", "--answers", VPC_ANSWERS)
     assert (code, shared["kind"], shared["ok"]) == (1, "check-shared", False)
@@ -208,8 +209,8 @@ def test_access_denied_in_a_generic_step_names_the_service(aws: None, monkeypatc
     """A generic aws.assert step is denied: the operator reads ec2:..., not the step type's prefix."""
     assert kprov_json(kprov, "provision", "shared", "vpc", "--answers", VPC_ANSWERS, "--yes")[0] == 0
     _deny(monkeypatch, "ec2.DescribeSecurityGroups", "UnauthorizedOperation")
-    code, plan, err = kprov_json(kprov, "provision", "shared", "rds", "--dry-run", "--answers",
-                                 str(ROOT / "examples" / "shared-rds.yaml"))
+    _, plan, _ = kprov_json(kprov, "provision", "shared", "rds", "--dry-run", "--answers",
+                            str(ROOT / "examples" / "shared-rds.yaml"))
     failed = next(s for s in plan["steps"] if s["id"] == "find-ops-security-group")
     assert failed["status"] == "failed"
     assert "ec2:DescribeSecurityGroups failed with UnauthorizedOperation" in failed["reason"]

@@ -11,7 +11,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from kensium_provision.sandbox.rabbitmq import PASSWORD_ENV, start_emulator
 from kensium_provision.secret import Secret
 
 if TYPE_CHECKING:
-    from rabbitmq_fixtures import Broker
+    from tests.rabbitmq_fixtures import Broker
 
 pytest_plugins = ["rabbitmq_fixtures"]  # tests/ is on sys.path; a plugin, so its session fixtures exist once
 ADMIN_USER = "kprov_admin"  # rabbitmq_fixtures.ADMIN_USER (not imported: the plugin must be imported by pytest)
@@ -199,8 +199,8 @@ def test_wrong_password_is_401_and_never_shown(broker: Broker) -> None:
     for text in (str(error), repr(error), repr(error.args), error.hint, repr(client)):
         assert password not in text
         assert base64.b64encode(f"{ADMIN_USER}:{password}".encode()).decode() not in text
-    status, headers, body = _raw(broker, "GET", "/api/overview",
-                                 auth="Basic " + base64.b64encode(f"{ADMIN_USER}:{password}".encode()).decode())
+    status, _, body = _raw(broker, "GET", "/api/overview",
+                           auth="Basic " + base64.b64encode(f"{ADMIN_USER}:{password}".encode()).decode())
     assert (status, json.loads(body)) == (401, {"error": "not_authorized", "reason": "Login failed"})
     assert broker.client().get_vhost("acme") is None
 
@@ -218,12 +218,14 @@ def test_unsupported_method_is_405(broker: Broker) -> None:
 def test_names_are_rejected_before_any_request_and_nothing_changes(broker: Broker) -> None:
     client = broker.client()
     before = (client.list_vhosts(), client.list_users(), client.list_permissions())
+    calls: tuple[Callable[[str], object], ...] = (
+        client.put_vhost, lambda name: client.put_user(name, "some-password-1"), client.get_user,
+        lambda name: client.put_permissions(name, "acme_hub", ".*", ".*", ".*"),
+        lambda name: client.put_permissions("acme", name, ".*", ".*", ".*"))
     for name in BAD_NAMES:
-        for call in (lambda: client.put_vhost(name), lambda: client.put_user(name, "some-password-1"),
-                     lambda: client.get_user(name), lambda: client.put_permissions(name, "acme_hub", ".*", ".*", ".*"),
-                     lambda: client.put_permissions("acme", name, ".*", ".*", ".*")):
+        for call in calls:
             with pytest.raises(InputError):
-                call()
+                call(name)
     assert (client.list_vhosts(), client.list_users(), client.list_permissions()) == before
 
 
@@ -286,8 +288,10 @@ def test_url_parts_are_quoted_one_by_one(recorder: tuple[str, type[_Recorder]]) 
 
 def test_the_default_vhost_cannot_be_created_or_deleted() -> None:
     client = ManagementClient("http://127.0.0.1:9", "admin", "some-password-1")
-    for call in (lambda: client.put_vhost("/"), lambda: client.delete_vhost("/"),
-                 lambda: client.put_permissions("/", "acme_hub", ".*", ".*", ".*")):
+    calls: tuple[Callable[[], object], ...] = (
+        lambda: client.put_vhost("/"), lambda: client.delete_vhost("/"),
+        lambda: client.put_permissions("/", "acme_hub", ".*", ".*", ".*"))
+    for call in calls:
         with pytest.raises(InputError):
             call()
 
@@ -354,8 +358,10 @@ def test_read_only_refuses_changes_before_sending(recorder: tuple[str, type[_Rec
     url, handler = recorder
     client = ManagementClient(url, "admin", "some-password-1", read_only=True)
     client.get_vhost("acme")
-    for call in (lambda: client.put_vhost("acme"), lambda: client.delete_user("acme_hub"),
-                 lambda: client.put_permissions("acme", "acme_hub", ".*", ".*", ".*")):
+    calls: tuple[Callable[[], object], ...] = (
+        lambda: client.put_vhost("acme"), lambda: client.delete_user("acme_hub"),
+        lambda: client.put_permissions("acme", "acme_hub", ".*", ".*", ".*"))
+    for call in calls:
         with pytest.raises(RabbitMQError, match="only reads"):
             call()
     assert [m for m, _, _ in handler.seen] == ["GET"]
@@ -374,7 +380,7 @@ def unused_port() -> int:
 
 
 def test_emulator_listens_on_loopback_only() -> None:
-    for host in ("0.0.0.0", "192.0.2.1", "::1"):
+    for host in ("0.0.0.0", "192.0.2.1", "::1"):  # noqa: S104 - the test asserts the emulator refuses it
         with pytest.raises(ValueError, match="loopback"):
             start_emulator(host, admin_user="admin", admin_password="some-password-1")
 

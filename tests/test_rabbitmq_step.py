@@ -19,7 +19,7 @@ from kensium_provision.steps.base import Difference, StepContext
 from kensium_provision.steps.rabbitmq_vhost import FULL_ACCESS, RabbitMQVhost, management_url
 
 if TYPE_CHECKING:
-    from rabbitmq_fixtures import Broker
+    from tests.rabbitmq_fixtures import Broker
 
 pytest_plugins = ["rabbitmq_fixtures"]
 
@@ -99,7 +99,7 @@ def _ctx(broker: Broker, *, mode: Mode = Mode.APPLY, vault: FakeVault | None = N
     return StepContext(runtime, "rmq.hub", {})
 
 
-def _params(target: Broker | None = None, **changes: object) -> dict[str, object]:
+def _params(target: Broker | None = None, /, **changes: object) -> dict[str, object]:
     params: dict[str, object] = {"vhost": "acme", "user": "acme_hub", "admin_secret": ADMIN_REF,
                                  "user_secret_name": ENTRY, "description": "Acme hub"}
     if target is not None:
