@@ -50,7 +50,7 @@ def vault() -> MemoryVault:
 
 
 def network() -> dict[str, str]:
-    """What the VPC checklist leaves: a VPC, subnets in two zones, a DB subnet group, SG-POS-OPS."""
+    """What the VPC checklist leaves: a VPC, subnets in two zones, a DB subnet group, SG-POS-OPS, SG-POS-DB."""
     ec2, rds = raw_client("ec2"), raw_client("rds")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")
@@ -58,7 +58,8 @@ def network() -> dict[str, str]:
     rds.create_db_subnet_group(DBSubnetGroupName=SUBNET_GROUP, DBSubnetGroupDescription="POS databases",
                                SubnetIds=subnets)
     group = ec2.create_security_group(GroupName="SG-POS-OPS", Description="Operator access", VpcId=vpc)["GroupId"]
-    return {"vpc": vpc, "subnet_a": subnets[0], "subnet_b": subnets[1], "sg": group}
+    db_group = ec2.create_security_group(GroupName="SG-POS-DB", Description="POS databases", VpcId=vpc)["GroupId"]
+    return {"vpc": vpc, "subnet_a": subnets[0], "subnet_b": subnets[1], "sg": group, "db_sg": db_group}
 
 
 def by_id(report: RunReport) -> dict[str, StepResult]:
@@ -181,7 +182,8 @@ def test_rds_plan_on_an_empty_account_changes_nothing(aws: None, vault: MemoryVa
     report, runtime = run_with("shared/rds", Mode.PLAN, dict(RDS), vault)
     assert statuses(report) == {
         "find-subnet-group": Status.DONE, "subnet-group-covers-zone": Status.DONE,
-        "find-ops-security-group": Status.DONE, "master-password": Status.CHANGE,
+        "find-ops-security-group": Status.DONE, "find-db-security-group": Status.DONE,
+        "master-password": Status.CHANGE,
         "create-instance": Status.DEPENDS, "wait-available": Status.DEPENDS}
     assert report.exit_code is ExitCode.OK
     assert mutating_calls(runtime) == [] and db_instances() == [] and vault.items == {}
@@ -194,14 +196,15 @@ def test_rds_apply_then_plan_and_check_find_everything_done(aws: None, vault: Me
     assert report.exit_code is ExitCode.OK, report.error
     assert statuses(report) == {
         "find-subnet-group": Status.DONE, "subnet-group-covers-zone": Status.DONE,
-        "find-ops-security-group": Status.DONE, "master-password": Status.CHANGED,
+        "find-ops-security-group": Status.DONE, "find-db-security-group": Status.DONE,
+        "master-password": Status.CHANGED,
         "create-instance": Status.CHANGED, "wait-available": Status.DONE}
     assert creates(runtime) == ["rds:CreateDBInstance"]
     [db] = db_instances()
     assert (db["DBInstanceIdentifier"], db["Engine"], db["AvailabilityZone"], db["PubliclyAccessible"]) == (
         "db-pos-01", "sqlserver-web", f"{REGION}a", True)
     assert db["LicenseModel"] == "license-included"
-    assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [net["sg"]]
+    assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [net["sg"], net["db_sg"]]
     tags = {t["Key"]: t["Value"] for t in db["TagList"]}
     assert (tags["kprov:name"], tags["kprov:hosting"]) == ("db-POS-01", "Shared")
     # The generated password went to the vault and to RDS, and nowhere else.

@@ -20,6 +20,7 @@ from kensium_provision.model import Mode, Status
 from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.ec2.instance import Ec2Instance, Ec2KeyPair, Ec2Tags
 from kensium_provision.steps.ec2.network import Ec2Subnet
+from kensium_provision.steps.ec2.reachability import Rule, ingress_rules
 from kensium_provision.steps.ec2.security import Ec2SecurityGroup, operator_cidr
 from kensium_provision.steps.rds_network import RdsDbSubnetGroup
 from tests.checklist_harness import EXAMPLES, estate_counts, moto_runtime, mutating_calls, raw_client, run_checklist
@@ -62,12 +63,16 @@ def vpc_named(name: str) -> list[dict[str, Any]]:
     return found
 
 
-def sg_pos_ops() -> dict[str, Any]:
+def group_named(name: str) -> dict[str, Any]:
     groups = raw_client("ec2").describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": ["SG-POS-OPS"]}])["SecurityGroups"]
+        Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
     assert len(groups) == 1
     group: dict[str, Any] = groups[0]
     return group
+
+
+def sg_pos_ops() -> dict[str, Any]:
+    return group_named("SG-POS-OPS")
 
 
 def host() -> dict[str, Any]:
@@ -103,10 +108,13 @@ def test_vpc_plan_apply_plan_check(aws: None) -> None:
         ("us-east-1a", False), ("us-east-1a", True), ("us-east-1b", False), ("us-east-1b", True)]
     group = raw_client("rds").describe_db_subnet_groups(DBSubnetGroupName="pos-db-subnets")["DBSubnetGroups"][0]
     assert {s["SubnetAvailabilityZone"]["Name"] for s in group["Subnets"]} == {"us-east-1a", "us-east-1b"}
-    assert sg_pos_ops()["IpPermissions"] == [{"IpProtocol": "tcp", "FromPort": 1433, "ToPort": 1433,
-                                              "UserIdGroupPairs": [], "Ipv6Ranges": [], "PrefixListIds": [],
-                                              "IpRanges": [{"CidrIp": "203.0.113.10/32",
-                                                            "Description": "Demo Operator"}]}]
+    operator = [{"CidrIp": "203.0.113.10/32", "Description": "Demo Operator"}]
+    assert sorted(sg_pos_ops()["IpPermissions"], key=lambda p: p["FromPort"]) == [
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [], "Ipv6Ranges": [],
+         "PrefixListIds": [], "IpRanges": operator} for port in (1433, 3389)]
+    host_group, db_group = group_named("SG-POS-HOST"), group_named("SG-POS-DB")
+    assert ingress_rules(host_group) == (Rule("tcp", 443, 443, "0.0.0.0/0", "HTTPS to POS from tenant users"),)
+    assert ingress_rules(db_group) == (Rule("tcp", 1433, 1433, host_group["GroupId"], "SQL Server from the POS hosts"),)
 
     built = estate_counts()
     again = run_checklist("shared/vpc", Mode.PLAN, VPC)
@@ -230,7 +238,8 @@ def test_ec2_plan_apply_plan_check_and_drift(aws: None, vault: MemoryVault) -> N
     assert tags == {"Name": "POS01", "PosVersion": "not-installed", "kprov:hosting": "Shared"}
     assert instance["KeyName"] == "POS01-key" and instance["Placement"]["AvailabilityZone"] == "us-east-1a"
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
-    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [sg_pos_ops()["GroupId"]]
+    assert sorted(g["GroupId"] for g in instance["SecurityGroups"]) == sorted(
+        [sg_pos_ops()["GroupId"], group_named("SG-POS-HOST")["GroupId"]])
 
     again = run_checklist("shared/ec2", Mode.PLAN, answers, vault=vault)
     assert not_done(again) == {}

@@ -25,8 +25,9 @@ from kensium_provision.steps.aws_helpers import (
     with_defaults,
 )
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.ec2.reachability import Rule, ingress_rules
 
-__all__ = ["STEP_TYPES", "Ec2IngressRule", "Ec2OperatorIp", "Ec2SecurityGroup", "operator_cidr"]
+__all__ = ["STEP_TYPES", "Ec2GroupRules", "Ec2IngressRule", "Ec2OperatorIp", "Ec2SecurityGroup", "operator_cidr"]
 
 # EC2 security group names and descriptions (VPC groups): ASCII letters, digits, space and these.
 _SG_TEXT = re.compile(r"^[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+$")
@@ -81,9 +82,10 @@ def _sg_text(ctx: StepContext, value: object, what: str) -> str:
 
 
 class Ec2SecurityGroup:
-    """The operator security group SG-POS-OPS in the VPC (names compared ignoring case, as AWS does).
+    """A POS security group in the VPC: SG-POS-OPS, SG-POS-HOST or SG-POS-DB (names compared ignoring
+    case, as AWS does). Its rules are `ec2.group-rules`' and `ec2.ingress-rule`'s business.
 
-    Params: `name` (rule security-group-ops: SG-POS-OPS), `vpc_id`, `description` (fixed at creation:
+    Params: `name` (rule security-group), `vpc_id`, `description` (fixed at creation:
     AWS cannot change it, so a different one is reported). Outputs: `group_id`, `vpc_id`.
 
     Example: `params: {name: SG-POS-OPS, vpc_id: '{{ vpc_id }}', description: Operator access to SQL
@@ -91,9 +93,9 @@ class Ec2SecurityGroup:
     """
 
     name: ClassVar[str] = "ec2.security-group"
-    summary: ClassVar[str] = "The operator security group (SG-POS-OPS) in a VPC, found by name."
+    summary: ClassVar[str] = "A POS security group (SG-POS-OPS, SG-POS-HOST, SG-POS-DB) in a VPC, found by name."
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="name", rule="security-group-ops", doc="The group name: SG-POS-OPS."),
+        Param(name="name", rule="security-group", doc="The group name: SG-POS-OPS, SG-POS-HOST or SG-POS-DB."),
         Param(name="vpc_id", doc="The VPC."),
         Param(name="description", doc="What the group is for (cannot be changed later)."),
     )
@@ -305,5 +307,125 @@ class Ec2IngressRule:
         return differences or [Difference("rule", None, f"{p['cidr']} on TCP {p['port']} ({p['description']})")]
 
 
-STEP_TYPES = (Ec2SecurityGroup, Ec2OperatorIp, Ec2IngressRule)
+# --- ec2.group-rules -------------------------------------------------------------------------------
+
+
+def _declared(ctx: StepContext, value: object) -> tuple[Rule, ...]:
+    if not isinstance(value, list):
+        raise param_error(ctx, f"rules must be a list of {{port, cidr or source_group, description}}, got {value!r}")
+    rules: list[Rule] = []
+    for item in value:
+        if not isinstance(item, dict) or ("cidr" in item) == ("source_group" in item):
+            raise param_error(ctx, f"rule {item!r}: give a port and exactly one of cidr or source_group, e.g. "
+                                   "{port: 443, cidr: 0.0.0.0/0, description: HTTPS}")
+        port, description = item.get("port"), str(item.get("description") or "")
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise param_error(ctx, f"rule port {port!r} must be a whole number from 1 to 65535")
+        if description:
+            _sg_text(ctx, description, "rule description")
+        if "source_group" in item:
+            source = aws_id(ctx, item["source_group"], "sg", "source_group")
+        else:
+            try:
+                source = str(ipaddress.IPv4Network(str(item["cidr"]), strict=True))
+            except ValueError:
+                raise param_error(ctx, f"rule cidr {item['cidr']!r} is not an IPv4 network (e.g. 0.0.0.0/0)") from None
+        rules.append(Rule("tcp", port, port, source, description))
+    return tuple(sorted(rules))
+
+
+def _key(rule: Rule) -> tuple[str, int, int, str]:
+    return rule.protocol, rule.from_port, rule.to_port, rule.source
+
+
+class Ec2GroupRules:
+    """A security group's inbound rules are exactly what POS needs: the declared ones, and operators' /32s.
+
+    Every rule of `rules` must be there (a port from a CIDR, or from another group by reference: a
+    host reaches its database because the database's group admits the host's group); besides them only
+    one-address (/32) rules on `operator_ports` may exist (the operators' own, kept by
+    ec2.ingress-rule). Anything else (a wider CIDR, another port, all traffic) is a finding, and apply
+    revokes it after adding what is missing. Params: `group_id`, `rules` (list of {port, cidr |
+    source_group, description}), `operator_ports` (list of ports). Outputs: `group_id`.
+
+    Example: `params: {group_id: '{{ db_group_id }}', rules: [{port: 1433, source_group: '{{ host_group_id }}',
+    description: POS hosts}], operator_ports: [1433]}`.
+    """
+
+    name: ClassVar[str] = "ec2.group-rules"
+    summary: ClassVar[str] = "A security group's inbound rules: the declared ones, operators' /32s, nothing wider."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="group_id", doc="The security group."),
+        Param(name="rules", kind="list", required=False, default=None,
+              doc="The rules it must have: {port, cidr or source_group, description}."),
+        Param(name="operator_ports", kind="list", required=False, default=None,
+              doc="Ports on which operators' one-address (/32) rules may exist besides."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = ("group_id",)
+
+    def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, tuple[Rule, ...], frozenset[int]]:
+        p = with_defaults(self.params, params)
+        group_id = aws_id(ctx, p["group_id"], "sg", "group_id")
+        ports = p["operator_ports"] or []
+        if not isinstance(ports, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in ports):
+            raise param_error(ctx, f"operator_ports must be a list of ports, got {ports!r}")
+        return group_id, _declared(ctx, p["rules"] or []), frozenset(ports)
+
+    def _state(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, list[Rule], list[Rule]]:
+        """(group id, declared rules missing, rules present that are wider than allowed)."""
+        group_id, declared, ports = self._args(ctx, params)
+        groups = step_call(ctx, "ec2", "DescribeSecurityGroups", resource=group_id,
+                           GroupIds=[group_id])["SecurityGroups"]
+        present = ingress_rules(groups[0]) if groups else ()
+        wanted = {_key(r) for r in declared}
+        have = {_key(r) for r in present}
+        missing = [r for r in declared if _key(r) not in have]
+        wider = [r for r in present if _key(r) not in wanted and not (
+            r.protocol == "tcp" and r.from_port == r.to_port and r.from_port in ports
+            and not r.from_group and r.source.endswith("/32"))]
+        return group_id, missing, wider
+
+    @staticmethod
+    def _differences(missing: Sequence[Rule], wider: Sequence[Rule]) -> list[Difference]:
+        return [Difference("missing rule", None, r.shown()) for r in missing] + [
+            Difference("rule wider than allowed", r.shown(), None) for r in wider]
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        group_id, missing, wider = self._state(ctx, params)
+        differences = self._differences(missing, wider)
+        note = "; ".join(map(str, differences)) if differences else f"{group_id}: inbound rules as POS needs"
+        return Probe(done=not differences, note=note, differences=tuple(differences),
+                     desired={"rules": [r.shown() for r in self._args(ctx, params)[1]]},
+                     outputs={"group_id": group_id})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        group_id, missing, wider = self._state(ctx, params)
+        if missing:  # first allow what is needed, then take away what is too wide: nothing lapses
+            step_call(ctx, "ec2", "AuthorizeSecurityGroupIngress", resource=group_id, GroupId=group_id,
+                      IpPermissions=[_permission(r) for r in missing])
+        if wider:
+            step_call(ctx, "ec2", "RevokeSecurityGroupIngress", resource=group_id, GroupId=group_id,
+                      IpPermissions=[_permission(r) for r in wider])
+        return {"group_id": group_id}
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        _, missing, wider = self._state(ctx, params)
+        return self._differences(missing, wider)
+
+
+def _permission(rule: Rule) -> dict[str, Any]:
+    kind, key = (("UserIdGroupPairs", "GroupId") if rule.from_group else ("PrefixListIds", "PrefixListId")
+                 if rule.source.startswith("pl-") else ("Ipv6Ranges", "CidrIpv6") if ":" in rule.source
+                 else ("IpRanges", "CidrIp"))
+    source: dict[str, Any] = {key: rule.source}
+    if rule.description:
+        source["Description"] = rule.description
+    permission: dict[str, Any] = {"IpProtocol": rule.protocol}
+    if rule.protocol != "-1":
+        permission.update(FromPort=rule.from_port, ToPort=rule.to_port)
+    permission[kind] = [source]
+    return permission
+
+
+STEP_TYPES = (Ec2SecurityGroup, Ec2OperatorIp, Ec2IngressRule, Ec2GroupRules)
 """Every step type of this module, for the registry."""
