@@ -14,7 +14,7 @@ from kensium_provision.model import Mode, Status
 from tests.checklist_harness import EXAMPLES, raw_client, run_checklist
 from tests.fakes import MemoryVault
 from tests.test_client_install import World, answers
-from tests.test_client_install import world as world  # noqa: PLC0414 - the fixture, used by name
+from tests.test_client_install import world as world  # the fixture, used by name
 
 pytest_plugins = ["rabbitmq_fixtures"]
 
