@@ -466,14 +466,16 @@ def test_shipping_journal_sends_every_record_to_cloudwatch_logs(state: Path) -> 
 
 
 def test_shipping_failures_do_not_stop_the_run(state: Path) -> None:
-    class Broken:
-        def create_log_group(self, **kwargs: object) -> None:
-            raise OSError("no network")
+    """A real CloudWatch Logs client whose endpoint does not answer (nothing listens on port 9)."""
+    import boto3
+    from botocore.config import Config
 
-        create_log_stream = put_log_events = create_log_group
-
-    journal = ShippingJournal(JournalWriter(state, "ship", header=HEADER), Broken(), group="g", stream="s")
+    logs = boto3.client("logs", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
+    journal = ShippingJournal(JournalWriter(state, "ship", header=HEADER), logs, group="g", stream="s")
     journal.record("finding", step="vpc", message="x")
-    assert journal.errors == ["create_log_group: no network", "create_log_stream: no network",
-                              "record 1: no network", "record 2: no network"]
+    assert [e.split(" failed with ")[0] for e in journal.errors] == [
+        "logs:CreateLogGroup", "logs:CreateLogStream", "record 1: logs:PutLogEvents", "record 2: logs:PutLogEvents"]
+    assert all("127.0.0.1:9" in e or "connect" in e.lower() for e in journal.errors), journal.errors
     assert verify_run(state, "ship") == []

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from kensium_provision.aws.call import call
+from kensium_provision.errors import AwsError
 from kensium_provision.journal.writer import JournalWriter
 
 __all__ = ["ShippingJournal"]
@@ -23,13 +25,15 @@ class ShippingJournal:
         self.inner, self._client, self.group, self.stream = inner, client, group, stream
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        for call, kwargs in (("create_log_group", {"logGroupName": group}),
-                             ("create_log_stream", {"logGroupName": group, "logStreamName": stream})):
+        # Each is tried: a role may hold logs:CreateLogStream on a group made by someone else.
+        creates: tuple[tuple[str, dict[str, Any]], ...] = (
+            ("create_log_group", {"logGroupName": group}),
+            ("create_log_stream", {"logGroupName": group, "logStreamName": stream}))
+        for operation, params in creates:
             try:
-                getattr(client, call)(**kwargs)
-            except Exception as exc:  # noqa: BLE001 - boto3 is not imported here: the error code tells
-                if _error_code(exc) != "ResourceAlreadyExistsException":
-                    self.errors.append(f"{call}: {exc}")
+                call(client, operation, missing=("ResourceAlreadyExistsException",), **params)
+            except AwsError as exc:  # reported; the run goes on (the local journal is the record)
+                self.errors.append(str(exc))
         if inner.last:
             self._ship(inner.last)  # the header, written when the writer was made
 
@@ -50,11 +54,7 @@ class ShippingJournal:
         event = {"timestamp": int(moment.timestamp() * 1000),
                  "message": json.dumps(rec, separators=(",", ":"), ensure_ascii=False)}
         try:
-            self._client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=[event])
-        except Exception as exc:  # noqa: BLE001 - any failure is reported; the run goes on
+            call(self._client, "put_log_events", logGroupName=self.group, logStreamName=self.stream,
+                 logEvents=[event])
+        except AwsError as exc:  # reported; the run goes on
             self.errors.append(f"record {rec['seq']}: {exc}")
-
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
