@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from kensium_provision import __version__
 from kensium_provision.aws.cache import ReadCache
 from kensium_provision.aws.calls import CallCounter
+from kensium_provision.aws.settle import Settling
 from kensium_provision.aws.wall import install_wall
 from kensium_provision.errors import KprovError
 from kensium_provision.guards import Environment, Identity
@@ -56,6 +57,7 @@ class AwsSession:
         self._clients: dict[tuple[str, int], Any] = {}
         self._identity: Identity | None = None
         self.cache = ReadCache() if read_cache else None
+        self.settling = Settling()  # the ids this run created, retried while EC2 settles (aws.settle)
 
     def _boto3_session(self) -> Any:
         if self._session is None:
@@ -112,6 +114,7 @@ class AwsSession:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._boto3_session().client(service, **kwargs)
                 self.counter.register(client)
+                self.settling.register(client)
                 install_wall(client, self.mode)
                 if self.cache is not None:
                     self.cache.register(client)
