@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from kensium_provision.aws.errors import sdk_errors, translate
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
 from kensium_provision.runtime import Runtime
@@ -367,7 +368,7 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         try:
             try:
                 result = state.step(step)
-            except Exception as exc:  # noqa: BLE001 - only the AWS SDK's own errors are translated here
+            except sdk_errors() as exc:  # botocore's own errors escaping a step; anything else is a bug
                 raise _as_aws_error(exc, step) from None
         except (AbortedError, InputError, KeyboardInterrupt):
             raise
@@ -395,10 +396,6 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
 
 def _as_aws_error(exc: Exception, step: Step) -> Exception:
     """A botocore error escaping a step becomes an AwsError (operation, code, hint), not a crash."""
-    if not type(exc).__module__.startswith(("botocore", "boto3")):
-        return exc
-    from kensium_provision.aws.errors import translate
-
     operation = str(getattr(exc, "operation_name", "") or "call")
     service = str(getattr(exc, "response", {}).get("Error", {}).get("Service", "") or step.type.split(".", 1)[0])
     return translate(exc, service=service, operation=operation, resource=f"step {step.id}")
