@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kprov-installed
 DEMO_STATE := $(CURDIR)/.kprov-demo
 KPROV := KPROV_STATE_DIR=$(DEMO_STATE) $(BIN)/kprov
 
-.PHONY: demo test test-random test-fast bench clean
+.PHONY: demo test test-random test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ test-random: $(STAMP)
 # The inner loop: no end-to-end, terminal or real-broker tests, on two workers (pytest-xdist). CI runs all.
 test-fast: $(STAMP)
 	@$(call run-pytest,-m "not slow and not terminal and not rabbitmq" -n 2,)
+
+# The gates CI runs before the tests (.ci/run): ruff's curated rules, mypy --strict over the package and
+# the tests, and the import-linter layer contracts (all configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/startup
