@@ -328,11 +328,11 @@ def test_rds_wait_gives_up_at_its_budget_and_stops_on_a_failure_state(aws: None,
     clock = FakeClock()
     report, _ = run_with("shared/rds", Mode.APPLY, dict(RDS), vault, clock=clock)
     assert report.exit_code is ExitCode.FAILED
-    assert "gave up after 3600 s: DBInstances[0].DBInstanceStatus is still 'creating'" in report.error
+    assert "db-pos-01 is creating: still so after 3600 s" in report.error
     assert sum(clock.slept) == 3600
     db.status = "incompatible-parameters"
     report, _ = run_with("shared/rds", Mode.APPLY, dict(RDS), vault)
-    assert "'incompatible-parameters', a failure state" in report.error
+    assert "db-pos-01 is incompatible-parameters: a state it does not leave by itself" in report.error
 
 
 # --- shared rabbitmq ----------------------------------------------------------------------------------

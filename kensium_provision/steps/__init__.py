@@ -52,7 +52,7 @@ def registry() -> Mapping[str, StepType]:
         flow.FlowStop(), flow.FlowRequire(), flow.FlowSelect(),
         credential.CredentialPassword(),
         *(step_type() for step_type in ec2.STEP_TYPES),  # network, security, instance
-        rds_network.RdsDbSubnetGroup(), rds.RdsDbInstance(),
+        rds_network.RdsDbSubnetGroup(), rds.RdsDbInstance(), rds.RdsInstanceReady(),
         mq.MqBroker(), rabbitmq.RabbitMQVhost(),
         sql.SqlDatabase(), sql.SqlLogin(),
         iam.IamClientUser(), iam.IamSandboxClientUser(),

@@ -20,17 +20,36 @@ from kensium_provision.model import Mode
 from kensium_provision.steps.aws_helpers import in_sandbox, step_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
-__all__ = ["EDITIONS", "FAILED_STATES", "RdsDbInstance"]
+__all__ = ["EDITIONS", "FAILED_STATES", "SETTLING_STATES", "USABLE_STATES", "RdsDbInstance", "RdsInstanceReady",
+           "usable"]
 
 EDITIONS: Mapping[str, str] = {"express": "sqlserver-ex", "web": "sqlserver-web"}
 _EDITION_OF = {engine: edition.capitalize() for edition, engine in EDITIONS.items()}
-# States from which an instance never becomes available without someone acting (RDS User Guide,
-# "Viewing Amazon RDS DB instance status").
+# DB instance states, from the RDS User Guide's table "Viewing Amazon RDS DB instance status":
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html#Overview.DBInstance.Status
+# Usable: the instance serves connections ("backing-up" every night, "storage-optimization" is "fully
+# operational", modifying and maintenance while AWS works on it): a client install may go on.
+USABLE_STATES = frozenset({
+    "available", "backing-up", "configuring-enhanced-monitoring", "configuring-iam-database-auth",
+    "configuring-log-exports", "maintenance", "modifying", "resetting-master-credentials", "storage-optimization",
+})
+# On the way to usable by themselves: worth waiting for.
+SETTLING_STATES = frozenset({
+    "creating", "rebooting", "starting", "upgrading", "renaming", "moving-to-vpc", "converting-to-vpc",
+})
+# Never usable again without someone acting (or going away).
 FAILED_STATES = frozenset({
     "failed", "incompatible-credentials", "incompatible-network", "incompatible-option-group",
     "incompatible-parameters", "incompatible-restore", "inaccessible-encryption-credentials",
-    "restore-error", "storage-full",
+    "restore-error", "storage-full", "insufficient-capacity", "deleting", "stopped", "stopping",
 })
+
+
+def usable(status: object) -> bool:
+    """Whether an RDS DB instance in `status` serves connections (the one test of it in kprov)."""
+    return status in USABLE_STATES
+
+
 _STORAGE_GB = (20, 16384)  # SQL Server Express/Web on gp2/gp3 (moto accepts anything)
 _VERSION = re.compile(r"^\d{2}\.\d{2}(?:\.\d+){1,2}(?:\.v\d+)?$")  # 15.00.4415.2.v1
 _CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
@@ -193,8 +212,9 @@ class RdsDbInstance:
     send it) 8-128 printable characters without / @ " or space: both are checked before any call.
 
     An existing instance that differs (another edition, zone, class, public access or major
-    version) is a finding; kprov never changes it in place. The create is followed by an aws.wait
-    step until the status is `available`; `check` requires it.
+    version) is a finding; kprov never changes it in place. The create is followed by an
+    rds.instance-ready step that waits until the instance is usable; `check` requires it usable
+    (`available`, or `backing-up`, `modifying`... : `USABLE_STATES`).
 
     Outputs: identifier (as AWS returns it), name, zone, engine, engine_version, status, arn, and
     endpoint and port once AWS has assigned them.
@@ -280,7 +300,99 @@ class RdsDbInstance:
         diffs = list(_differences(spec, found))
         status = found.get("DBInstanceStatus")
         # Right after a create, AWS says `creating` for many minutes (the next step waits);
-        # `check` wants it available, and a failed state is wrong in either mode.
-        if status in FAILED_STATES or (ctx.runtime.mode is Mode.CHECK and status != "available"):
-            diffs.append(Difference("status", status, "available"))
+        # `check` wants it usable, and a failed state is wrong in either mode.
+        if status in FAILED_STATES or (ctx.runtime.mode is Mode.CHECK and not usable(status)):
+            diffs.append(Difference("status", status, "usable (available, backing-up, modifying...)"))
         return tuple(diffs)
+
+
+class RdsInstanceReady:
+    """An RDS instance is usable (its status one that serves connections) and runs the expected engine.
+
+    Usable is `USABLE_STATES` (the RDS User Guide's status table): `available`, and the states a
+    working instance passes through (the nightly `backing-up`, `modifying`, `maintenance`,
+    `storage-optimization`...), so a client install is never refused during a backup. A status on its
+    way there (`creating`, `rebooting`, `starting`...) is waited for within `budget` seconds in apply
+    (0: never wait); a failed or stopped one is a failure. Read through the run's facts (the fleet
+    check answers it from its snapshot). Params: `identifier`, `engine` (optional), `budget`,
+    `interval`. Outputs: identifier, status, engine, engine_version, zone, endpoint, port,
+    master_user, vpc_id.
+
+    Example: `params: {identifier: '{{ rds_instance }}', engine: sqlserver-web}`, `outputs: {db_zone: zone}`.
+    """
+
+    name: ClassVar[str] = "rds.instance-ready"
+    summary: ClassVar[str] = "An RDS instance is usable (available, backing-up, modifying...) with the expected engine."
+    params: ClassVar[tuple[Param, ...]] = (
+        Param(name="identifier", doc="The instance (any case: RDS keeps it lower-case)."),
+        Param(name="engine", required=False, default="", doc="The engine it must run, e.g. sqlserver-web."),
+        Param(name="budget", kind="int", required=False, default=0, doc="Seconds to wait for a starting instance."),
+        Param(name="interval", kind="int", required=False, default=30, doc="Seconds between polls."),
+    )
+    outputs: ClassVar[tuple[str, ...]] = (
+        "identifier", "status", "engine", "engine_version", "zone", "endpoint", "port", "master_user", "vpc_id")
+
+    def _read(self, ctx: StepContext, identifier: str) -> dict[str, Any] | None:
+        from kensium_provision.steps.generic import call_read
+
+        response = call_read(ctx, "rds", "DescribeDBInstances",
+                             {"Filters": [{"Name": "db-instance-id", "Values": [identifier.lower()]}]})
+        found = response.get("DBInstances") or []
+        return dict(found[0]) if found else None
+
+    @staticmethod
+    def _outputs(found: Mapping[str, Any]) -> dict[str, object]:
+        endpoint = found.get("Endpoint") or {}
+        outputs = {"identifier": found.get("DBInstanceIdentifier"), "status": found.get("DBInstanceStatus"),
+                   "engine": found.get("Engine"), "engine_version": found.get("EngineVersion"),
+                   "zone": found.get("AvailabilityZone"), "endpoint": endpoint.get("Address"),
+                   "port": endpoint.get("Port"), "master_user": found.get("MasterUsername"),
+                   "vpc_id": (found.get("DBSubnetGroup") or {}).get("VpcId")}
+        return {k: v for k, v in outputs.items() if v is not None}
+
+    def _judge(self, params: Mapping[str, Any], found: Mapping[str, Any] | None) -> list[Difference]:
+        identifier, engine = str(params["identifier"]), str(params.get("engine") or "")
+        if found is None:
+            return [Difference("instance", None, identifier)]
+        problems = []
+        if engine and found.get("Engine") != engine:
+            problems.append(Difference("engine", found.get("Engine"), engine))
+        if not usable(found.get("DBInstanceStatus")):
+            problems.append(Difference("status", found.get("DBInstanceStatus"), "usable (available, backing-up...)"))
+        return problems
+
+    def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
+        found = self._read(ctx, str(params["identifier"]))
+        problems = self._judge(params, found)
+        status = (found or {}).get("DBInstanceStatus")
+        note = f"{params['identifier']} is {status} (usable)" if not problems else "; ".join(map(str, problems))
+        if status in SETTLING_STATES and not [d for d in problems if d.field != "status"]:
+            note = f"{params['identifier']} is {status}: will wait until it is usable"
+        return Probe(done=not problems, note=note, current={"status": status}, differences=tuple(problems),
+                     outputs=self._outputs(found) if found else {})
+
+    def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
+        identifier = str(params["identifier"])
+        found = self._read(ctx, identifier)
+        wrong = [d for d in self._judge(params, found) if d.field != "status"]
+        if found is None or wrong:
+            raise StepError(f"{identifier}: " + "; ".join(map(str, wrong or self._judge(params, found))),
+                            hint="answer another instance, or create it first: kprov provision shared rds")
+        runtime = ctx.runtime
+        start, budget = runtime.monotonic(), float(params.get("budget") or 0)
+        while not usable(status := found.get("DBInstanceStatus")):
+            left = budget - (runtime.monotonic() - start)
+            if status not in SETTLING_STATES or left <= 0:
+                why = "a state it does not leave by itself" if status not in SETTLING_STATES else \
+                    f"still so after {budget:.0f} s"
+                raise StepError(f"{identifier} is {status}: {why}",
+                                hint="see the instance's events in the RDS console; run the same command again "
+                                     "once it is usable")
+            ctx.progress(f"waiting for {identifier}: {status}, {left:.0f} s left")
+            runtime.sleep(min(float(params.get("interval") or 30), left))
+            ctx.forget_reads()
+            found = self._read(ctx, identifier) or found
+        return self._outputs(found)
+
+    def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
+        return self._judge(params, self._read(ctx, str(params["identifier"])))
