@@ -139,16 +139,18 @@ def check_purpose(env: Environment, purpose: str, *, others: Sequence[Environmen
     )
 
 
-def needs_typed_confirmation(env: Environment) -> bool:
-    """A protected environment has the operator type the target's name before the first change."""
-    return env.protected
+def needs_typed_confirmation(env: Environment, *, destroys: bool = False) -> bool:
+    """The operator types the target's name before the first change in a protected environment, and in
+    every environment before a run that destroys (a `destroy` step: `--yes` never stands in for it)."""
+    return env.protected or destroys
 
 
-def confirmation_banner(identity: Identity | Mapping[str, object], env: Environment) -> tuple[str, ...]:
-    """The lines shown before a protected environment's typed confirmation."""
+def confirmation_banner(identity: Identity | Mapping[str, object], env: Environment, *,
+                        destroys: bool = False) -> tuple[str, ...]:
+    """The lines shown before the typed confirmation (a protected environment, or a run that destroys)."""
     who = _identity(identity)
     return (
-        f"PROTECTED ENVIRONMENT: {env.name}",
+        f"PROTECTED ENVIRONMENT: {env.name}" if env.protected else f"THIS RUN DESTROYS RESOURCES in {env.name}",
         f"identity: {who.display_name} ({who.arn})",
         f"account:  {who.account}",
         f"region:   {env.region}",

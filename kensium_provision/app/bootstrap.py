@@ -293,16 +293,19 @@ class _Hooks:
 
     def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
         from kensium_provision.guards import confirmation_banner, needs_typed_confirmation
+        from kensium_provision.model import Risk
 
-        if not needs_typed_confirmation(self.env):
+        destroys = any(step.risk is Risk.DESTROY for step in checklist.steps)
+        if not needs_typed_confirmation(self.env, destroys=destroys):
             return
         from rich.text import Text
 
-        for line in confirmation_banner(self.identity, self.env):
+        for line in confirmation_banner(self.identity, self.env, destroys=destroys):
             self.console.print(Text(line, style="bold red"), soft_wrap=True)
         expected = str(values.get("org_id") or self.target(checklist, values).rsplit(":", 1)[-1])
         ok = self.operator.type_to_confirm(
-            f"{self.env.name} is a protected environment (account {self.env.account_id}).", expected)
+            f"{self.env.name} is a protected environment (account {self.env.account_id})." if self.env.protected
+            else f"This run destroys {self.target(checklist, values)} in {self.env.name}.", expected)
         self.journal.record("guard", guard="typed-confirmation", outcome="ok" if ok else "refused")
         if not ok:
             raise AbortedError(f"the typed confirmation did not match {expected!r}; nothing was changed")

@@ -150,7 +150,7 @@ class AnswersOperator:
     def type_to_confirm(self, message: str, expected: str) -> bool:
         typed = self.answers.values.get("confirm_target")
         if typed is None:
-            raise AbortedError(f"{message}: this environment is protected; a run needs the operator to type "
+            raise AbortedError(f"{message} A typed confirmation is needed: the operator types "
                                f"{expected!r} (add `confirm_target: {expected}` to the answers file for an "
                                "unattended run)")
         return typed == expected
