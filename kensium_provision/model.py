@@ -73,10 +73,13 @@ class InputSpec:
     """A typed input of a checklist, answered by the operator or an answers file."""
 
     id: str
-    type: str  # string, choice, bool, int, secret
+    type: str  # string, choice, bool, int, secret, or a text kind: date, email, timezone, ipv4, cidr, version
     prompt: str
     help: str = ""
     rule: str = ""  # a naming rule the value must meet
+    minimum: int | None = None  # bounds of an int (inclusive)
+    maximum: int | None = None
+    differs_from: str = ""  # an earlier input this answer must not equal (a secondary zone and the primary)
     default: object = None  # a template string, or a literal bool/int
     choices: tuple[str, ...] = ()
     choices_from: Lookup | None = None

@@ -343,7 +343,7 @@ class _PurposeFirst:
 
 def execute(request: RunRequest, context: Context, console: Console) -> RunOutcome:
     """Load, guard, run and journal one checklist run."""
-    from kensium_provision.checklist.answers import check_answer_names, load_answers
+    from kensium_provision.checklist.answers import check_given, load_answers
     from kensium_provision.checklist.schema import load_checklist
     from kensium_provision.engine import run as engine
     from kensium_provision.naming.loader import load_rules
@@ -352,8 +352,7 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     names = load_rules()
     checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
-    if answers is not None:  # names and choices checked before any AWS call
-        check_answer_names(answers, checklist, names, request.preset)
+    check_given(checklist, names, answers, request.preset)  # every answer and argument, before any AWS call
 
     connection = connect(context, config, env, request.mode)
     session, identity = connection.session, connection.identity

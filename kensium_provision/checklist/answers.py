@@ -10,7 +10,7 @@ default. Secrets are never literals in a file: a secret answer is `vault:<refere
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kensium_provision.errors import AbortedError, ChecklistError, InputError, Issue
@@ -20,7 +20,7 @@ from kensium_provision.steps.base import StepType, evidence_of
 from kensium_provision.yamlio import Loc, load_file
 from kensium_provision.yamlschema import Anything, Bool, Field, Int, Kind, Map, MapOf, Reader, Str
 
-__all__ = ["Answers", "AnswersOperator", "answers_schema", "check_answer_names", "load_answers"]
+__all__ = ["Answers", "AnswersOperator", "answers_schema", "check_given", "load_answers"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,25 +76,48 @@ def load_answers(path: Path, checklist: Checklist) -> Answers:
     return Answers(values=values, confirm=confirm, locs=locs, path=str(path))
 
 
-def check_answer_names(answers: Answers, checklist: Checklist, names: object,
-                       preset: Mapping[str, object] | None = None) -> None:
-    """Every answered name against its naming rule, and every answer against fixed choices, before
-    any AWS call; all problems at once, each at its line in the answers file."""
-    known = _known_ids(checklist)
-    context = {k: v for k, v in {**answers.values, **(preset or {})}.items() if isinstance(v, str)}
+def _problems(spec: InputSpec, value: object, checklist: Checklist, types: Mapping[str, StepType], names: object,
+              context: Mapping[str, object]) -> list[str]:
+    """An answer's problems: its type and rules (choices known offline only), then the checks of every step
+    that uses it (`checklist.checks`)."""
+    from kensium_provision.checklist.checks import input_problems
+    from kensium_provision.steps.kinds import coerce_answer
+
+    if spec.type == "secret":
+        return []  # a vault reference; the value is checked where it is fetched
+    if spec.type == "choice" and not spec.choices:
+        spec = replace(spec, type="string")  # live choices: asked of AWS at run time
+    value, problem = coerce_answer(spec, value, names=names, context=context)
+    if problem:
+        return [f"{_shown(value)} {problem}"]
+    if spec.evidence and spec.id not in {s.id for s in checklist.inputs}:
+        return []  # a manual step's evidence: its step has run by the time it is given
+    return [str(p) for p in input_problems(checklist, types, names, spec, value, context)]
+
+
+def _shown(value: object) -> str:
+    return f"\"{value}\"" if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_given(checklist: Checklist, names: object, answers: Answers | None = None,
+                preset: Mapping[str, object] | None = None, types: Mapping[str, StepType] | None = None) -> None:
+    """Every answer of an answers file and every argument (`install-client ORG`) against its type, its rules
+    and the checks of the steps that use it, before any AWS call: all problems at once, an answer at its
+    line in the file (ChecklistError), an argument by its name (InputError); exit 3 either way."""
+    types = registry() if types is None else types
+    known = _known_ids(checklist, types)
+    preset = dict(preset or {})
+    given = {**(answers.values if answers is not None else {}), **preset}
+    context = {k: v for k, v in given.items() if k in known}
+    wrong = [f"{key}: {p}" for key, value in preset.items() if key in known
+             for p in _problems(known[key], value, checklist, types, names, context)]
+    if wrong:
+        raise InputError("; ".join(wrong), hint="nothing was attempted; correct the argument and run again")
     issues: list[Issue] = []
-    for key, value in answers.values.items():
-        spec = known.get(key)
-        loc = answers.locs.get(key)
-        if spec is None or loc is None or not isinstance(value, str):
-            continue
-        if spec.choices and spec.type == "choice" and value not in spec.choices:
-            issues.append(loc.issue(key, f"{value!r} is not one of: {', '.join(spec.choices)}"))
-        elif spec.rule:
-            problems = names.check(spec.rule, value, context)  # type: ignore[attr-defined]
-            if problems:
-                example = names.example(spec.rule, context)  # type: ignore[attr-defined]
-                issues.append(loc.issue(key, "; ".join(problems) + f" (for example {example})"))
+    for key, value in (answers.values if answers is not None else {}).items():
+        spec, loc = known.get(key), answers.locs.get(key) if answers is not None else None
+        if spec is not None and loc is not None and key not in preset:
+            issues += [loc.issue(key, p) for p in _problems(spec, value, checklist, types, names, context)]
     if issues:
         raise ChecklistError(issues)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from kensium_provision.errors import ChecklistError, InputError
 from kensium_provision.model import Checklist, Condition, InputSpec, Lookup, Risk, Step
 from kensium_provision.steps.base import Param, StepType, evidence_of
+from kensium_provision.steps.kinds import TEXT_KINDS
 from kensium_provision.template import TemplateError, placeholders
 from kensium_provision.yamlio import Loc, Node, load, load_bytes, read_file
 from kensium_provision.yamlschema import (
@@ -45,7 +46,7 @@ __all__ = ["CHECKLIST", "SCHEMA_VERSION", "json_schema", "load_checklist", "load
 SCHEMA_VERSION = 1
 KEBAB = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 SNAKE = r"^[a-z][a-z0-9_]*$"
-INPUT_TYPES = ("string", "choice", "bool", "int", "secret")
+INPUT_TYPES = ("string", "choice", "bool", "int", "secret", *TEXT_KINDS)
 
 LOOKUP = Map((
     Field("lookup", Str(), doc="A named lookup implemented in kprov (availability-zones, next-free-name, ...)."),
@@ -70,6 +71,9 @@ INPUT = Map((
     Field("prompt", Str(), required=True, doc="The question shown to the operator."),
     Field("help", Str(), doc="Extra guidance shown with the prompt."),
     Field("rule", Str(), doc="A naming rule (checklists/naming.yaml) the answer must meet."),
+    Field("minimum", Int(), doc="The smallest number an int input takes."),
+    Field("maximum", Int(), doc="The largest number an int input takes."),
+    Field("differs_from", Str(pattern=SNAKE), doc="An earlier input this answer must not equal."),
     Field("default", Deferred(Anything()), doc="A default: a template, a number or a bool (of the input's type)."),
     Field("choices", Seq(Str())),
     Field("choices_from", LOOKUP, doc="A live read-only lookup giving the choices."),
@@ -97,13 +101,14 @@ CHECKLIST = Map((
     Field("inputs", Seq(INPUT)),
     Field("steps", Seq(STEP, nonempty="a checklist needs at least one step"), required=True),
 ), name="checklist")
-_DEFAULT_KINDS: Mapping[str, Kind] = {"string": Str(), "choice": Str(), "int": Int(), "bool": Bool()}
+_DEFAULT_KINDS: Mapping[str, Kind] = {"string": Str(), "choice": Str(), "int": Int(), "bool": Bool(),
+                                      **{k: Str() for k in TEXT_KINDS}}
 
 
 def _param_kind(param: Param) -> Kind:
     """A parameter's kind; every kind but `any` may also be a bare `{{ placeholder }}` filled in at run time."""
     kinds: Mapping[str, Kind] = {"str": Str(choices=param.choices), "int": Int(), "bool": Bool(),
-                                 "list": Seq(Anything()), "map": MapOf(Anything())}
+                                 "list": Seq(Anything()), "map": MapOf(Anything()), **{k: Str() for k in TEXT_KINDS}}
     kind = kinds.get(param.kind)
     return Templated(kind) if kind is not None else Anything()
 
@@ -240,6 +245,8 @@ def _read_input(reader: Reader, spec: Record, lookup_names: Sequence[str]) -> tu
         when = _read_condition(reader, condition)
         if when is not None and when.loc is not None:
             uses.append(_Use(when.name, when.loc, spec.at("when"), -1))
+    if spec.text("differs_from"):  # an earlier input, checked like a placeholder of one
+        uses.append(_Use(spec.text("differs_from"), spec.loc("differs_from"), spec.at("differs_from"), -1))
     kind = spec.text("type")
     default: object = None
     default_node = spec.child("default")
@@ -252,13 +259,22 @@ def _read_input(reader: Reader, spec: Record, lookup_names: Sequence[str]) -> tu
         reader.add(spec.node.loc, spec.crumb, "a choice input needs `choices` or `choices_from`")
     if kind == "secret" and default_node is not None:
         reader.add(spec.node.loc, spec.crumb, "a secret input cannot have a default")
+    bounds = [k for k in ("minimum", "maximum") if k in spec]
+    if bounds and kind != "int":
+        reader.add(spec.loc(bounds[0]), spec.at(bounds[0]), f"{bounds[0]} is for int inputs only")
     if any(k not in spec.values for k in ("id", "type", "prompt")):
         return None, uses
     found = InputSpec(
         id=spec.text("id"), type=kind, prompt=spec.text("prompt"), help=spec.text("help"), rule=spec.text("rule"),
+        minimum=_int_or_none(spec.get("minimum")), maximum=_int_or_none(spec.get("maximum")),
+        differs_from=spec.text("differs_from"),
         default=default, choices=spec.texts("choices"), choices_from=lookups.get("choices_from"),
         default_from=lookups.get("default_from"), when=when, evidence=spec.flag("evidence"), loc=spec.node.loc)
     return found, uses
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _positions(record: Record, key: str) -> list[tuple[int, Record]]:

@@ -11,19 +11,20 @@ confirmation `--yes` never gives, no probe) it learns from the step type's optio
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from kensium_provision.aws.errors import sdk_errors, translate
+from kensium_provision.checklist.checks import input_problems, preflight
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
 from kensium_provision.runtime import Runtime
 from kensium_provision.secret import masked
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import (
+    CheckContext,
     Difference,
     Probe,
     StepContext,
@@ -31,10 +32,12 @@ from kensium_provision.steps.base import (
     confirmed_by_hand,
     evidence_of,
     has_probe,
+    param_problems,
 )
+from kensium_provision.steps.kinds import coerce_answer
 from kensium_provision.template import TemplateError, placeholders, render, render_value
 
-__all__ = ["RunReport", "coerce_input", "resolve_inputs", "run", "shown_value"]
+__all__ = ["RunReport", "answer_problem", "coerce_input", "refuse_invalid", "resolve_inputs", "run", "shown_value"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,49 +72,21 @@ def _shown_map(values: Mapping[str, object]) -> dict[str, object]:
     return {k: shown_value(v) for k, v in values.items()}
 
 
-def _unsafe_text(value: str) -> str | None:
-    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf")]
-    if bad:
-        return f"contains a control or format character (U+{ord(bad[0]):04X})"
-    return None
-
-
 def coerce_input(spec: InputSpec, raw: object, choices: Sequence[str], runtime: Runtime,
                  context: Mapping[str, object]) -> tuple[object, str | None]:
-    """Turn an answer into the input's type and validate it; returns (value, problem)."""
-    if spec.type == "secret":
-        return raw, None if hasattr(raw, "reveal") else "must come from a password prompt or a vault reference"
-    if spec.type == "bool":
-        if isinstance(raw, bool):
-            return raw, None
-        text = str(raw).strip().lower()
-        if text in ("yes", "y", "true"):
-            return True, None
-        if text in ("no", "n", "false"):
-            return False, None
-        return raw, "answer yes or no"
-    if spec.type == "int":
-        if isinstance(raw, bool):
-            return raw, "must be a whole number"
-        try:
-            return int(str(raw).strip()), None
-        except ValueError:
-            return raw, "must be a whole number"
-    if not isinstance(raw, str):
-        return raw, f"must be text (got {type(raw).__name__}; quote it in YAML)"
-    problem = _unsafe_text(raw)
+    """Turn an answer into the input's type and validate it; returns (value, problem) (`steps.kinds`)."""
+    return coerce_answer(spec, raw, choices=choices, names=runtime.names, context=context)
+
+
+def answer_problem(checklist: Checklist, types: Mapping[str, StepType], spec: InputSpec, raw: object,
+                   choices: Sequence[str], runtime: Runtime, context: Mapping[str, object]) -> str | None:
+    """What is wrong with an answer: its own type and rules, then the checks of every step that uses it
+    (`checklist.checks`), so the prompt refuses what a step would refuse later."""
+    value, problem = coerce_input(spec, raw, choices, runtime, context)
     if problem:
-        return raw, problem
-    if spec.type == "choice" and raw not in choices:
-        return raw, f"must be one of: {', '.join(choices)}"
-    if not raw.strip() and not spec.rule:
-        return raw, "must not be empty"
-    if spec.rule:
-        text_context = {k: v for k, v in context.items() if isinstance(v, str)}
-        problems = runtime.names.check(spec.rule, raw, text_context)
-        if problems:
-            return raw, "; ".join(problems) + f" (for example {runtime.names.example(spec.rule, text_context)})"
-    return raw, None
+        return problem
+    found = input_problems(checklist, types, runtime.names, spec, value, context)
+    return "; ".join(str(p) for p in found) or None
 
 
 def _lookup(runtime: Runtime, spec_lookup: Any, values: Mapping[str, object]) -> Any:
@@ -138,8 +113,11 @@ def _filled(text: str, values: Mapping[str, object]) -> str:
 
 
 def resolve_inputs(checklist: Checklist, runtime: Runtime,
-                   preset: Mapping[str, object] | None = None) -> dict[str, object]:
-    """Ask (or read) every input whose `when` holds, in order, validating each answer."""
+                   preset: Mapping[str, object] | None = None, *,
+                   types: Mapping[str, StepType] | None = None) -> dict[str, object]:
+    """Ask (or read) every input whose `when` holds, in order, validating each answer with its own rules
+    and the parameter checks of every step that uses it."""
+    types = types if types is not None else registry()
     values: dict[str, object] = {}
     preset = preset or {}
     for spec in checklist.inputs:
@@ -162,13 +140,14 @@ def resolve_inputs(checklist: Checklist, runtime: Runtime,
             default = spec.default
 
         def validate(raw: object, spec: InputSpec = spec, choices: tuple[str, ...] = choices) -> str | None:
-            return coerce_input(spec, raw, choices, runtime, values)[1]
+            return answer_problem(checklist, types, spec, raw, choices, runtime, values)
 
         if spec.id in preset:
             raw = preset[spec.id]
         else:
             raw = runtime.operator.ask(spec, default=default, choices=choices, validate=validate)
-        value, problem = coerce_input(spec, raw, choices, runtime, values)
+        value, _ = coerce_input(spec, raw, choices, runtime, values)
+        problem = validate(raw)
         if problem:
             shown = repr(shown_value(raw))
             raise InputError(f"{spec.id}: {problem}" if problem.startswith(shown) else f"{spec.id}: {shown} {problem}")
@@ -265,7 +244,7 @@ class _Run:
         if not isinstance(rendered, dict):  # render_value keeps the shape it is given
             raise TypeError(f"step {step.id}: params rendered to {type(rendered).__name__}")
         params: dict[str, Any] = rendered
-        self.require_names(step_type, params)
+        self.require_params(step, step_type, params)
         ctx = StepContext(rt, step.id, MappingProxyType(self.values))
         probe = step_type.probe(ctx, params)
         diff = tuple((d.field, shown_value(d.actual), shown_value(d.expected)) for d in probe.differences)
@@ -280,12 +259,13 @@ class _Run:
             return self.check_step(step, step_type, ctx, params, probe, common)
         return self.apply_step(step, step_type, ctx, params, probe, common)
 
-    def require_names(self, step_type: StepType, params: Mapping[str, object]) -> None:
+    def require_params(self, step: Step, step_type: StepType, params: Mapping[str, object]) -> None:
+        """The step's parameter checks with every value known, at its own turn (before its probe and act)."""
         context = {k: v for k, v in self.values.items() if isinstance(v, str)}
-        for p in step_type.params:
-            value = params.get(p.name)
-            if p.rule and isinstance(value, str):
-                self.runtime.names.require(p.rule, value, context)
+        problems = param_problems(step_type, params, CheckContext(self.runtime.names, context))
+        if problems:
+            raise InputError(f"step {step.id}: " + "; ".join(problems),
+                             hint="correct the answer (or the checklist) and run again")
 
     def findings(self, step: Step, differences: Sequence[Difference]) -> tuple[Finding, ...]:
         return tuple(Finding(step_id=step.id, message=f"{self.title(step)}: {d}", expected=shown_value(d.expected),
@@ -357,7 +337,9 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
     invalidate = getattr(runtime.aws, "invalidate", None)
     if invalidate is not None:  # a run starts from what is there now, not from an earlier run's reads
         invalidate()
-    state = _Run(checklist, runtime, dict(values), types if types is not None else registry(), recorded or {})
+    types = types if types is not None else registry()
+    refuse_invalid(checklist, runtime, values, types)
+    state = _Run(checklist, runtime, dict(values), types, recorded or {})
     results: list[StepResult] = []
     error = ""
     pending = list(checklist.steps)
@@ -370,9 +352,13 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
                 result = state.step(step)
             except sdk_errors() as exc:  # botocore's own errors escaping a step; anything else is a bug
                 raise _as_aws_error(exc, step) from None
-        except (AbortedError, InputError, KeyboardInterrupt):
+        except (AbortedError, KeyboardInterrupt):
             raise
         except KprovError as exc:
+            # Exit 3 says nothing changed: an input refused once a step has changed something is this step's
+            # failure (exit 1, and a run to resume), never an "invalid input" that hides the changes made.
+            if isinstance(exc, InputError) and not _changed(results):
+                raise
             state.unknown.update(state.produced(step))
             message = str(exc) + (f" (hint: {exc.hint})" if exc.hint else "")
             title = state.title(step)
@@ -392,6 +378,23 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
             break
     return RunReport(checklist_id=checklist.id, mode=runtime.mode, results=tuple(results),
                      values={k: shown_value(v) for k, v in state.values.items()}, error=error)
+
+
+def _changed(results: Sequence[StepResult]) -> bool:
+    return any(r.status is Status.CHANGED and r.risk is not Risk.READ for r in results)
+
+
+def refuse_invalid(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
+                   types: Mapping[str, StepType]) -> None:
+    """Every step's parameter checks on the answers, before the first step (so before any change): one
+    InputError (exit 3, nothing changed) listing every problem. What needs an earlier step's outputs is
+    checked at that step's turn."""
+    problems = preflight(checklist, types, runtime.names, values)
+    if problems:
+        runtime.journal.record("refused", problems=[str(p) for p in problems])
+        raise InputError("the answers break the rules of these steps, so nothing was changed:\n  "
+                         + "\n  ".join(str(p) for p in problems),
+                         hint="correct the answers (an answers file: the values named) and run again")
 
 
 def _as_aws_error(exc: Exception, step: Step) -> Exception:

@@ -19,6 +19,8 @@ names a language):
 - `MayLackProbe`: with some params it cannot tell by itself whether it is done; check mode skips
   it as not checkable, and a resumed run keeps its journaled outputs.
 - `GivesInstructions`: the instructions a person follows, printed in a runsheet.
+- `ChecksParams`: rules between parameters (a zone other than another) or that need more than one
+  value; the engine runs them with the `Param` checks before the first change (`param_problems`).
 
 Ask through `evidence_of`, `confirmed_by_hand`, `has_probe` and `instructions_of`, which give
 the plain step's answer when a step type lacks the capability.
@@ -26,7 +28,7 @@ the plain step's answer when a step type lacks the capability.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from kensium_provision.runtime import Runtime
 
 __all__ = [
+    "CheckContext",
+    "ChecksParams",
     "CollectsEvidence",
     "ConfirmedByHand",
     "Difference",
@@ -48,6 +52,7 @@ __all__ = [
     "evidence_of",
     "has_probe",
     "instructions_of",
+    "param_problems",
 ]
 
 
@@ -55,8 +60,11 @@ __all__ = [
 class Param:
     """A parameter a step type accepts in a checklist (`params:`).
 
-    `kind` is str, int, bool, list or map; `rule` names a naming rule the rendered value must meet;
-    `choices` restricts a str. The loader and the JSON Schema are both generated from these.
+    `kind` is str, int, bool, list, map, any, or a text kind of `steps.kinds.TEXT_KINDS` (date, email,
+    timezone, ipv4, cidr, version); `rule` names a naming rule the rendered value must meet; `choices`
+    restricts a str; `minimum`/`maximum` bound an int; `check` returns the problem of a rendered value
+    (None when it is right), saying the rule and giving an example. The loader and the JSON Schema are
+    generated from these, and the engine runs every check before the first change (`param_problems`).
     """
 
     name: str
@@ -66,6 +74,9 @@ class Param:
     rule: str = ""
     choices: tuple[str, ...] = ()
     default: object = None
+    minimum: int | None = None
+    maximum: int | None = None
+    check: Callable[[object], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +205,75 @@ class GivesInstructions(Protocol):
     def instructions(self, params: Mapping[str, Any]) -> str:
         """The instructions as written in the checklist (placeholders left in)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What parameter checks may use: the naming rules, the text values known so far (a rule's context),
+    and the parameters not known yet (they need an earlier step's outputs; absent from the params)."""
+
+    names: Any  # naming.RuleSet
+    values: Mapping[str, str] = field(default_factory=dict)
+    pending: frozenset[str] = frozenset()
+
+    def known(self, params: Mapping[str, Any], *names: str) -> bool:
+        """True when every named parameter is there and known (given, not waiting for an output)."""
+        return all(n in params and n not in self.pending for n in names)
+
+
+@runtime_checkable
+class ChecksParams(Protocol):
+    """A step type with rules a single `Param` cannot say (between parameters, or a parameter-given rule).
+
+    The engine calls it before the first change with the parameters known then, and again at the step's
+    own turn with all of them: check only what `ctx.known(...)` says is there.
+    """
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]: ...
+
+
+def _param_problem(param: Param, value: object, ctx: CheckContext) -> str | None:
+    from kensium_provision.steps.kinds import Bounds, check_text
+
+    if hasattr(value, "reveal"):  # a secret is checked where it is made, never shown in a message
+        return None
+    if param.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        return Bounds(param.minimum, param.maximum).problem(value)
+    if isinstance(value, str):
+        problem = check_text(param.kind, value)
+        if problem is None and param.choices and value not in param.choices:
+            problem = f"must be one of: {', '.join(param.choices)}"
+        if problem is None and param.rule:
+            problems = ctx.names.check(param.rule, value, dict(ctx.values))
+            if problems:
+                problem = "; ".join(problems) + f" (for example {ctx.names.example(param.rule, dict(ctx.values))})"
+        if problem is not None:
+            return problem
+    return param.check(value) if param.check is not None else None
+
+
+def param_problems(step_type: object, params: Mapping[str, Any], ctx: CheckContext,
+                   *, only: Collection[str] | None = None) -> list[str]:
+    """Every problem of a step's rendered parameters: each `Param`'s kind, choices, bounds, naming rule and
+    `check` (of the parameters in `only`, when given), then the step type's own `check_params`.
+    Parameters in `ctx.pending` are not known yet and are skipped."""
+    problems: list[str] = []
+    for param in getattr(step_type, "params", ()):
+        if param.name in params and param.name not in ctx.pending and (only is None or param.name in only):
+            value = params[param.name]
+            problem = None if value is None and not param.required else _param_problem(param, value, ctx)
+            if problem:
+                problems.append(f"{param.name} {_quoted(value)} {problem}")
+    checks = getattr(step_type, "check_params", None)
+    if callable(checks):
+        problems += [str(p) for p in checks(params, ctx)]
+    return problems
+
+
+def _quoted(value: object) -> str:
+    return f"\"{value}\"" if isinstance(value, str) else str(value)
 
 
 # The capabilities are looked up as attributes (not with isinstance), so a wrapper that forwards

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision.errors import AwsError, InputError, StepError
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 from kensium_provision.steps.generic import COMPARISONS, READ_OPERATION, compare, search
 
 __all__ = ["FlowRequire", "FlowSelect", "FlowStop", "PreconditionStop"]
@@ -137,6 +137,13 @@ class FlowRequire:
             "equals": lambda: value == expected, "not_equals": lambda: value != expected,
             "in": lambda: value in expected, "not_in": lambda: value not in expected}
         return checks[op]()
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> list[str]:
+        """The rule itself, once the value and its comparison are known: refused before the first change."""
+        ops = [k for k in _RULES if k in params or k in ctx.pending]
+        if not ctx.known(params, "value", "message", *ops) or len(ops) != 1 or self._holds(params):
+            return []
+        return [f"{params['message']} (got {params['value']})"]
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         if not self._holds(params):

@@ -16,10 +16,12 @@ from kensium_provision.errors import AbortedError, InputError
 from kensium_provision.model import InputSpec
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.generic import AwsAssert
+from kensium_provision.steps.kinds import TEXT_KINDS, coerce_answer
 
 __all__ = ["Manual", "evidence_specs"]
 
 EVIDENCE_KEYS = {"id", "prompt", "type", "rule", "choices", "help"}
+EVIDENCE_TYPES = ("string", "choice", "bool", "int", *TEXT_KINDS)
 
 
 def evidence_specs(params: Mapping[str, Any]) -> list[InputSpec]:
@@ -33,6 +35,9 @@ def evidence_specs(params: Mapping[str, Any]) -> list[InputSpec]:
             raise InputError(f"evidence items need id and prompt, and only {', '.join(sorted(EVIDENCE_KEYS))}")
         if not isinstance(item.get("choices") or (), (list, tuple)):
             raise InputError(f"evidence {item['id']}: choices is a list")
+        if str(item.get("type", "string")) not in EVIDENCE_TYPES:
+            raise InputError(f"evidence {item['id']}: type {item.get('type')} is not one of: "
+                             f"{', '.join(EVIDENCE_TYPES)}")
         specs.append(InputSpec(id=item["id"], type=str(item.get("type", "string")), prompt=str(item.get("prompt", "")),
                                help=str(item.get("help", "")), rule=str(item.get("rule", "")),
                                choices=tuple(item.get("choices") or ()), evidence=True))
@@ -98,11 +103,8 @@ class Manual:
 
 
 def _validator(ctx: StepContext, spec: InputSpec) -> Any:
+    """Evidence is checked as any answer is (`steps.kinds.coerce_answer`): its type, choices and rule."""
     def validate(value: object) -> str | None:
-        if spec.rule and isinstance(value, str):
-            problems = ctx.runtime.names.check(spec.rule, value, {k: v for k, v in ctx.values.items()
-                                                                   if isinstance(v, str)})
-            return "; ".join(problems) or None
-        return None
+        return coerce_answer(spec, value, names=ctx.runtime.names, context=ctx.values)[1]
 
     return validate
