@@ -19,6 +19,7 @@ __all__ = [
     "Environment",
     "Identity",
     "check_account",
+    "check_not_federated",
     "check_not_root",
     "check_purpose",
     "confirmation_banner",
@@ -33,6 +34,9 @@ SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account
 
 # arn:<partition>:iam::<12 digits>:root, for aws, aws-cn, aws-us-gov and any future partition.
 _ROOT_ARN = re.compile(r"^arn:[a-z][a-z0-9-]*:iam::\d{12}:root$")
+# GetFederationToken's users: arn:<partition>:sts::<account>:federated-user/<name>
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns).
+_FEDERATED_ARN = re.compile(r"^arn:[a-z][a-z0-9-]*:sts::\d{12}:federated-user/")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +51,7 @@ class Environment:
     purposes: tuple[str, ...] = ()
     protected: bool = False
     endpoint_url: str = ""  # sandbox or a local endpoint; empty = AWS (or AWS_ENDPOINT_URL)
+    allow_federated_users: bool = False  # see check_not_federated
 
     def describe(self) -> str:
         kind = "the sandbox" if self.sandbox else f"AWS account {self.account_id}"
@@ -70,6 +75,10 @@ class Identity:
     def is_root(self) -> bool:
         # The root user's UserId is the account id itself; checking both catches odd partitions.
         return bool(_ROOT_ARN.match(self.arn)) or (bool(self.account) and self.user_id == self.account)
+
+    @property
+    def is_federated_user(self) -> bool:
+        return bool(_FEDERATED_ARN.match(self.arn))
 
     @property
     def display_name(self) -> str:
@@ -99,6 +108,25 @@ def check_not_root(identity: Identity | Mapping[str, object], env: Environment |
         f"Refusing to run as the root user of AWS account {who.account} ({who.arn}){where}: "
         "kprov never provisions with root credentials.",
         hint=f"Sign in with your own IAM identity (for example `{login}`) and run kprov again.",
+    )
+
+
+def check_not_federated(identity: Identity | Mapping[str, object], env: Environment) -> None:
+    """Refuse GetFederationToken credentials unless the environment allows them.
+
+    The root guard cannot see through them: root may call GetFederationToken, and GetCallerIdentity then
+    names only the federated user, never who minted it
+    (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetFederationToken.html). So a federated
+    user may be root in disguise; an environment that uses them says so (`allow_federated_users: true`).
+    """
+    who = _identity(identity)
+    if not who.is_federated_user or env.allow_federated_users:
+        return
+    raise GuardError(
+        f"Refusing to run as federated user {who.display_name} ({who.arn}) for {env.describe()}: "
+        "GetCallerIdentity cannot tell whether root credentials minted it, and kprov never runs as root.",
+        hint="Sign in with your own IAM identity or an IAM Identity Center role; if your team uses "
+             f"GetFederationToken on purpose, set `allow_federated_users: true` on environment {env.name!r}.",
     )
 
 
@@ -162,6 +190,7 @@ def run_guards(identity: Identity | Mapping[str, object], env: Environment, *, p
     """Every guard in order (root, account, purpose when one is declared); returns the identity."""
     who = _identity(identity)
     check_not_root(who, env)
+    check_not_federated(who, env)
     check_account(who, env)
     if purpose:
         check_purpose(env, purpose, others=others)

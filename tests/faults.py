@@ -15,7 +15,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
-__all__ = ["ROOT_IDENTITY", "Fault", "client_error", "error_body", "inject", "lose_response", "no_backoff", "respond"]
+__all__ = ["FEDERATED_IDENTITY", "ROOT_IDENTITY", "Fault", "client_error", "error_body", "inject", "lose_response",
+           "no_backoff", "respond"]
 
 _NOWHERE = "http://kprov-injected-fault.invalid/"  # matches no moto backend, so moto ignores it
 
@@ -149,6 +150,13 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 ROOT_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <GetCallerIdentityResult>
     <Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata><RequestId>root-test</RequestId></ResponseMetadata>
+</GetCallerIdentityResponse>"""
+# GetFederationToken's user: root may have minted it, and GetCallerIdentity cannot tell.
+FEDERATED_IDENTITY = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>arn:aws:sts::123456789012:federated-user/bob</Arn><UserId>123456789012:bob</UserId><Account>123456789012</Account>
   </GetCallerIdentityResult>
   <ResponseMetadata><RequestId>root-test</RequestId></ResponseMetadata>
 </GetCallerIdentityResponse>"""

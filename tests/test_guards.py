@@ -22,7 +22,7 @@ from kensium_provision.guards import (
     run_guards,
 )
 from kensium_provision.model import Mode
-from tests.faults import ROOT_IDENTITY, respond
+from tests.faults import FEDERATED_IDENTITY, ROOT_IDENTITY, respond
 
 if TYPE_CHECKING:
     from tests.conftest import Kprov
@@ -157,29 +157,59 @@ def test_a_missing_profile_is_a_clear_error() -> None:
 # --- what production runs: the bootstrap's guards are these functions -----------------------------------------
 
 
-def test_the_bootstrap_refuses_root_before_any_other_call(aws: None) -> None:
-    """`app.bootstrap.connect` (every AWS command opens its environment there) runs `run_guards`."""
+def _connect_as(identity_xml: str, env: Environment, made: list[AwsSession]) -> None:
+    """`app.bootstrap.connect` with STS answering `identity_xml`; `made` gets the sessions it made."""
     from kensium_provision.app.bootstrap import connect
     from kensium_provision.app.config import Config
     from kensium_provision.app.context import Context, in_process_sandbox
 
-    config = Config(path="", environments=(MOTO_QA,), default_environment="qa")
-    made: list[AwsSession] = []
+    config = Config(path="", environments=(env,), default_environment=env.name)
     real = AwsSession.client
 
     def client(self: AwsSession, service: str, **kwargs: object) -> object:
         found = real(self, service, **kwargs)  # type: ignore[arg-type]
         if self not in made:
             made.append(self)
-            respond(found, "sts.GetCallerIdentity", ROOT_IDENTITY)
+            respond(found, "sts.GetCallerIdentity", identity_xml)
         return found
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(AwsSession, "client", client)
-        with pytest.raises(GuardError, match="root user of AWS account 123456789012"):
-            connect(Context(sandbox=in_process_sandbox), config, MOTO_QA, Mode.CHECK)
+        connect(Context(sandbox=in_process_sandbox), config, env, Mode.CHECK)
+
+
+def test_the_bootstrap_refuses_root_before_any_other_call(aws: None) -> None:
+    """`app.bootstrap.connect` (every AWS command opens its environment there) runs `run_guards`."""
+    made: list[AwsSession] = []
+    with pytest.raises(GuardError, match="root user of AWS account 123456789012"):
+        _connect_as(ROOT_IDENTITY, MOTO_QA, made)
     [session] = made
     assert session.counter.as_dict()["calls"] == 1  # only the identity was asked
+
+
+def test_a_federated_user_is_refused_unless_the_environment_allows_it(aws: None) -> None:
+    """Root can mint GetFederationToken credentials, and GetCallerIdentity cannot tell (issue 14.17)."""
+    made: list[AwsSession] = []
+    with pytest.raises(GuardError, match=r"federated user bob .* cannot tell whether root") as caught:
+        _connect_as(FEDERATED_IDENTITY, MOTO_QA, made)
+    assert "allow_federated_users: true" in caught.value.hint
+    [session] = made
+    assert session.counter.as_dict()["calls"] == 1  # refused before any other request
+    _connect_as(FEDERATED_IDENTITY, replace(MOTO_QA, allow_federated_users=True), made)  # allowed: no error
+
+
+def test_allow_federated_users_is_read_from_the_config(tmp_path: Path) -> None:
+    from kensium_provision.app.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text('environments:\n  qa: {account_id: "123456789012", region: us-east-1, purposes: [qa],\n'
+                    '       allow_federated_users: true}\n')
+    def qa() -> Environment:
+        return next(env for env in load_config(path).environments if env.name == "qa")
+
+    assert qa().allow_federated_users
+    path.write_text('environments:\n  qa: {account_id: "123456789012", region: us-east-1, purposes: [qa]}\n')
+    assert not qa().allow_federated_users
 
 
 def test_a_protected_apply_shows_the_confirmation_banner(aws: None, kprov: Kprov, tmp_path: Path) -> None:

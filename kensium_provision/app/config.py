@@ -225,6 +225,8 @@ ENVIRONMENT = Map((
           doc="What the account may host; production and staging never together with qa, development or demo."),
     Field("protected", Bool(), doc="A banner, and the operator types the target before the first change."),
     Field("endpoint_url", _URL, doc="A local endpoint instead of AWS."),
+    Field("allow_federated_users", Bool(), doc="Accept sts GetFederationToken credentials (federated-user ARNs), "
+                                              "which cannot tell whether root minted them; default no."),
 ), name="environment")
 VAULT = Map((
     Field("backend", Str(choices=("secretsmanager", "command", "manual")), doc="Where generated credentials go."),
@@ -358,7 +360,8 @@ def _read_environment(reader: Reader, name: str, env: Record) -> Environment | N
     return Environment(name=name, account_id=env.text("account_id") or (SANDBOX_ACCOUNT_ID if sandbox else ""),
                        region=env.text("region") or (DEFAULT_REGION if sandbox else ""), sandbox=sandbox,
                        profile=env.text("profile"), purposes=tuple(dict.fromkeys(purposes)) or PURPOSES,
-                       protected=env.flag("protected"), endpoint_url=env.text("endpoint_url"))
+                       protected=env.flag("protected"), endpoint_url=env.text("endpoint_url"),
+                       allow_federated_users=env.flag("allow_federated_users"))
 
 
 def _vault(reader: Reader, vault: Record | None) -> VaultSettings:

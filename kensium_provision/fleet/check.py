@@ -191,7 +191,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     """Check every recorded client read-only; the report's `exit_code` is 1 if any client has findings."""
     from kensium_provision.checklist.catalog import install_checklist
     from kensium_provision.checklist.schema import load_checklist
-    from kensium_provision.guards import check_account, check_not_root
+    from kensium_provision.guards import run_guards
     from kensium_provision.naming.loader import load_rules
     from kensium_provision.runtime import NullJournal
     from kensium_provision.steps import registry
@@ -202,9 +202,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
         # The snapshot is the fleet's read cache: a run-wide one would only deep-copy every answer.
         session.cache = None
     journal = request.journal if request.journal is not None else NullJournal()
-    who = session.identity()
-    check_not_root(who, request.env)
-    check_account(who, request.env)
+    who = run_guards(session.identity(), request.env)  # the same guards as every command (guards.run_guards)
     journal.record("guard", guard="identity", outcome="ok", caller=who.arn, account=who.account)
     checklist = load_checklist(request.checklist or install_checklist(),
                                rule_ids=load_rules().ids)
