@@ -129,6 +129,23 @@ def test_a_select_moves_with_the_arrow_keys_from_the_default() -> None:
         assert operator().ask(spec, default="db-POS-09", choices=choices, validate=no_problem) == "db-POS-03"
 
 
+def test_prompts_show_hostile_names_and_choices_inert_and_answer_the_real_value() -> None:
+    # questionary draws its own screen, outside kprov's console: a live lookup's choice (an RDS instance
+    # named by whoever made it) and a lock's target reach it; the screen must show them escaped.
+    hostile = "db-\x1b]0;pwned\x07\u202eevil"
+    spec = InputSpec(id="rds_instance", type="choice", prompt="Which RDS instance \x1b[2J?")
+    with typing(("evil", DOWN + ENTER)) as screen:
+        answer = operator().ask(spec, default=None, choices=("db-POS-01", hostile), validate=no_problem)
+    assert answer == hostile  # the value itself, for the engine's own checks
+    raw = screen.raw.getvalue()
+    assert "\x07" not in raw and "\u202e" not in raw and "]0;pwned" not in raw.replace("\\u001b]0;pwned", "")
+    assert "db-\\u001b]0;pwned\\u0007\\u202eevil" in screen.text
+    assert "Which RDS instance \\u001b[2J?" in screen.text
+    with typing(("to go on:", "client:acme" + ENTER)) as screen:
+        assert operator().type_to_confirm(f"Held by {hostile}.", "client:acme") is True
+    assert "\u202e" not in screen.raw.getvalue() and "Held by db-\\u001b]0;pwned" in screen.text
+
+
 def test_a_bool_input_is_a_confirm() -> None:
     spec = InputSpec(id="dns_in_route53", type="bool", prompt="Is the domain in Route 53?")
     with typing(("Route 53?", "y")):

@@ -4,6 +4,10 @@ Prompts validate inline with the same function the engine uses, and use `unsafe_
 raises KeyboardInterrupt (plain `ask()` would turn it into None, which reads like "no"). Every
 prompt runs inside `render.paused(console)`: the live checklist view steps aside while questionary
 owns the screen, and comes back when the answer is in.
+
+questionary writes to the terminal itself, not through kprov's console: every text it shows (a question,
+a choice from a live lookup, a lock's target) passes `ui.boundary.safe` first; a choice's value stays
+what it was, so the answer is the real one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from rich.panel import Panel
 from rich.text import Text
 
 from kensium_provision.model import InputSpec
-from kensium_provision.ui.render import paused, safe
+from kensium_provision.ui.boundary import safe
+from kensium_provision.ui.render import paused
 
 __all__ = ["ConsoleOperator"]
 
@@ -40,7 +45,7 @@ class ConsoleOperator:
             problem = validate(raw)
             return True if problem is None else problem
 
-        message = spec.prompt + (f" ({spec.help})" if spec.help else "")
+        message = safe(spec.prompt + (f" ({spec.help})" if spec.help else ""))
         with paused(self.console):
             if spec.type == "secret":
                 from kensium_provision.secret import Secret
@@ -50,8 +55,9 @@ class ConsoleOperator:
             if spec.type == "bool":
                 return bool(questionary.confirm(message, default=bool(default)).unsafe_ask())
             if choices:
+                options = [questionary.Choice(safe(c, one_line=True), value=c) for c in choices]
                 start = str(default) if default is not None and str(default) in choices else None
-                return questionary.select(message, choices=list(choices), default=start).unsafe_ask()
+                return questionary.select(message, choices=options, default=start).unsafe_ask()
             shown_default = "" if default is None else str(default)
             return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
 
@@ -61,13 +67,13 @@ class ConsoleOperator:
         import questionary
 
         with paused(self.console):
-            return bool(questionary.confirm(message, default=default).unsafe_ask())
+            return bool(questionary.confirm(safe(message), default=default).unsafe_ask())
 
     def type_to_confirm(self, message: str, expected: str) -> bool:
         import questionary
 
         with paused(self.console):
-            typed = questionary.text(f"{message} Type {expected} to go on:").unsafe_ask()
+            typed = questionary.text(safe(f"{message} Type {expected} to go on:")).unsafe_ask()
         return str(typed).strip() == expected
 
     def instruct(self, title: str, text: str) -> None:

@@ -8,7 +8,8 @@ That is not enough on its own: botocore logs a response body before kprov has se
 registered, the secret in it (the SecretAccessKey of CreateAccessKey, the SecretString of
 GetSecretValue), and a request body shows a registered multi-line secret (a PEM private key) in an
 escaping no registered form matches. So the handler also masks the value of every field whose
-name says it holds a credential, in the JSON, XML, form and Python-repr texts botocore logs.
+name says it holds a credential, in the JSON, XML, form and Python-repr texts botocore logs. Every line
+leaves through the output boundary (ui/boundary.py): AWS's bodies may hold escape codes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import sys
 
 from kensium_provision.secret import MASK, RedactingFilter, is_secret_key
+from kensium_provision.ui.boundary import neutral
 
 __all__ = ["SecretFieldFilter", "enable_debug", "mask_secret_fields"]
 
@@ -61,10 +63,17 @@ class SecretFieldFilter(logging.Filter):
         return True
 
 
+class _TerminalFormatter(logging.Formatter):
+    """A log line as the output boundary lets it out: a response body's escape codes shown, not run."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return neutral(super().format(record))
+
+
 def enable_debug() -> logging.Handler:
     """Send debug logs of kprov and the AWS SDK to stderr through a redacting handler."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(_TerminalFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter())
     handler.addFilter(SecretFieldFilter())
     for name in _LOGGERS:

@@ -62,28 +62,31 @@ class FleetView(Protocol):
 
 
 def print_fleet(console: Console, report: FleetView, *, verbose: bool = False) -> None:
-    """A table: one row per finding (a client without findings gets one `ok` row), then the totals."""
+    """A table: one row per finding (a client without findings gets one `ok` row), then the totals.
+
+    Org ids, steps and messages come from the client records and AWS: each one through `shown`.
+    """
     from rich.table import Table
     from rich.text import Text
 
-    from kensium_provision.ui.render import safe
+    from kensium_provision.ui.boundary import shown
 
     table = Table("client", "step", "finding", title="Fleet check", title_justify="left")
     for client in report.clients:
         if client.ok:
-            table.add_row(Text(f"✓ {client.org_id}", "green"), "", Text("ok", "green"))
+            table.add_row(shown(f"✓ {client.org_id}", "green", one_line=True), "", Text("ok", "green"))
         for index, f in enumerate(client.findings):
-            table.add_row(Text(f"✗ {client.org_id}" if index == 0 else "", "red"), Text(f.step),
-                          Text(safe(f.message)))
+            table.add_row(shown(f"✗ {client.org_id}", "red", one_line=True) if index == 0 else "",
+                          shown(f.step, one_line=True), shown(f.message))
     for org_id, reason in sorted(report.not_checked.items()):
-        table.add_row(Text(f"- {org_id}", "dim"), "", Text(safe(reason), "dim"))
+        table.add_row(shown(f"- {org_id}", "dim", one_line=True), "", shown(reason, "dim"))
     console.print(table)
     bad = sum(not c.ok for c in report.clients)
     calls = int(report.api_calls.get("calls", 0))  # type: ignore[call-overload]
     console.print(Text(f"{len(report.clients)} client(s), {bad} with findings · {calls} AWS API calls, "
                        f"{report.management_api_calls} RabbitMQ API calls · {report.seconds:.1f} s · "
-                       f"credential report: {report.credential_report}",
-                       "bold green" if report.ok else "bold red"), soft_wrap=True)
+                       f"credential report: ", "bold green" if report.ok else "bold red")
+                  + shown(report.credential_report), soft_wrap=True)
     if verbose:
         print_api_calls(console, report.api_calls)
 
@@ -96,6 +99,6 @@ def print_api_calls(console: Console, calls: Mapping[str, object]) -> None:
     by_operation = calls.get("by_operation") or {}
     table = Table("service:operation", "calls", title="AWS API calls", title_justify="left")
     for key, count in sorted(by_operation.items()):  # type: ignore[attr-defined]
-        table.add_row(Text(key), str(count["calls"]))
+        table.add_row(Text(key), Text(str(count["calls"])))
     table.add_row(Text("total", style="bold"), str(calls.get("calls", "")))
     console.print(table)

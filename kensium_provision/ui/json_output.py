@@ -10,7 +10,6 @@ Plain data in, plain data out: nothing here reads AWS, the journal or the termin
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -45,9 +44,12 @@ Document = dict[str, Any]
 
 
 def emit(document: Mapping[str, object], stream: IO[str] | None = None) -> None:
-    """Write one document (stdout unless told otherwise): indented, UTF-8 as is, anything else as text."""
+    """Write one document (stdout unless told otherwise): indented, UTF-8 as is but for what could act on a
+    terminal (ui.boundary.json_text), anything that is not JSON as text."""
+    from kensium_provision.ui.boundary import json_text
+
     out = stream if stream is not None else sys.stdout
-    out.write(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
+    out.write(json_text(document) + "\n")
 
 
 def _document(kind: str, **fields: object) -> Document:
@@ -61,8 +63,11 @@ def error(exc: BaseException, code: int) -> Document:
                      hint=getattr(exc, "hint", "") or None, issues=[str(i) for i in issues])
 
 
-def check_shared(*, ok: bool, runs: Sequence[Mapping[str, object]], conventions: Sequence[str]) -> Document:
-    return _document("check-shared", ok=ok, runs=list(runs), conventions=list(conventions))
+def check_shared(*, ok: bool, runs: Sequence[Mapping[str, object]], conventions: Sequence[str],
+                 unchecked: Sequence[Mapping[str, str]] = ()) -> Document:
+    """`check shared`; `unchecked`: the records that could not be checked (`resource`, `record`, `problem`)."""
+    return _document("check-shared", ok=ok, runs=list(runs), conventions=list(conventions),
+                     unchecked=list(unchecked))
 
 
 def fleet(report: FleetView, *, run_id: str, environment: str, account: str, region: str,

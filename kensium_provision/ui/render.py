@@ -1,8 +1,8 @@
 """What the operator sees: plans, live step states, findings, banners and errors (rich only here).
 
 Data never goes into markup strings: names come from YAML and AWS, so they are always wrapped in
-`Text` (research/reliability-notes.md section 5: markup injection and escape sequences), and `safe`
-shows control and format characters as escapes instead of letting the terminal run them.
+`Text` through `safe` (ui/boundary.py, the one output boundary: control, format and bidi characters
+shown as escapes, never run by the terminal), and the console itself neutralises whatever it writes.
 
 Two reporters show a run as it goes: `LiveReporter` on a colour terminal (finished steps scroll as
 permanent lines; a transient region at the bottom shows the running step with a spinner, its elapsed
@@ -33,6 +33,7 @@ from rich.text import Text
 from kensium_provision.errors import Issue
 from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
 from kensium_provision.secret import MASK, masked
+from kensium_provision.ui.boundary import BoundaryConsole, safe
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
@@ -67,29 +68,10 @@ _LEFT = re.compile(r"(\d+) s left")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
-def safe(value: object) -> str:
-    """Text for the terminal: control and format characters shown as escapes, never executed."""
-    text = str(value)
-    return "".join(c if c.isprintable() or c == "\n" else f"\\u{ord(c):04x}" for c in text)
-
-
-class _KprovConsole(Console):
-    """A console that keeps plain lines unwrapped but lays out panels, tables and Markdown.
-
-    Soft wrap keeps an error or an issue (`path:line:col: ...`) on one line, so it can be copied and
-    grepped; for a panel or a Markdown runsheet soft wrap would crop every long line instead.
-    """
-
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        if kwargs.get("soft_wrap") is None and any(not isinstance(o, (str, Text)) for o in objects):
-            kwargs["soft_wrap"] = False
-        super().print(*objects, **kwargs)
-
-
 def make_console(stream: IO[str] | None = None) -> Console:
-    """Human output goes to stderr; stdout is kept for `--output json`."""
+    """Human output goes to stderr; stdout is kept for `--output json`. Through the output boundary."""
     no_color = bool(os.environ.get("NO_COLOR"))
-    return _KprovConsole(file=stream or sys.stderr, no_color=no_color, highlight=False, soft_wrap=True)
+    return BoundaryConsole(file=stream or sys.stderr, no_color=no_color, soft_wrap=True)
 
 
 def print_issues(console: Console, issues: Iterable[Issue]) -> None:
