@@ -36,15 +36,15 @@ def main() -> int:
         if args.fail:
             if args.echo:
                 sys.stderr.buffer.write(b"cannot store: " + value)
-            return args.fail
+            return int(args.fail)
         entry.parent.mkdir(exist_ok=True)
         entry.write_bytes(value)
         if args.print_id:
-            print(f"id-{len(list(entry.parent.iterdir()))}")
+            sys.stdout.write(f"id-{len(list(entry.parent.iterdir()))}\n")
         return 0
     if args.fail or not entry.exists():
-        print(f"no entry {args.name}", file=sys.stderr)
-        return args.fail or 1
+        sys.stderr.write(f"no entry {args.name}\n")
+        return int(args.fail or 1)
     sys.stdout.buffer.write(entry.read_bytes())
     return 0
 

@@ -175,10 +175,10 @@ def test_secretsmanager_bad_references_and_aws_errors(sm: Any) -> None:
         with pytest.raises(InputError) as err:
             backend.fetch(pasted.reveal())
         assert pasted.reveal() not in str(err.value) and MASK in str(err.value)
-    with pytest.raises(AwsError) as err:
+    with pytest.raises(AwsError) as aws_err:
         vault.fetch("arn:aws:secretsmanager:us-east-1:123456789012:secret:kprov/sandbox/acme/none-AbCdEf")
-    assert err.value.code == "ResourceNotFoundException" and err.value.operation == "get_secret_value"
-    assert err.value.__suppress_context__
+    assert aws_err.value.code == "ResourceNotFoundException" and aws_err.value.operation == "GetSecretValue"
+    assert aws_err.value.__suppress_context__
     with pytest.raises(InputError):
         vault.store("acme/../x", Secret("whatever-123"), description="", tags={})
     with pytest.raises(InputError):
@@ -253,10 +253,10 @@ def test_command_vault_is_idempotent_and_never_overwrites(pm: Path, secret: Secr
     assert [c["action"] for c in calls(pm)].count("store") == 1
 
 
-def test_command_vault_uses_the_id_the_command_prints(pm: Path, secret: Secret) -> None:
+def test_command_vault_reference_is_the_name_whatever_the_command_prints(pm: Path, secret: Secret) -> None:
     vault = CommandVault(pm_argv(pm, "store", "--print-id"), pm_argv(pm, "fetch"))
     ref = vault.store("acme/sql-login", secret, description="", tags={})
-    assert ref == "command:acme/sql-login#id-1"
+    assert ref == "command:acme/sql-login" == vault.find("acme/sql-login")  # issue 14.11: tests/test_vault_reference
     assert vault.fetch(ref) == secret
     without_fetch = CommandVault(pm_argv(pm, "store"))
     assert without_fetch.store("acme/other", secret, description="", tags={}) == "command:acme/other"
@@ -278,7 +278,7 @@ def test_command_vault_failure_names_command_and_code_not_the_secret(
 
 
 def test_command_vault_timeout_missing_command_and_missing_fetch(pm: Path, secret: Secret) -> None:
-    with pytest.raises(StepError, match="did not finish in 0.3 s"):
+    with pytest.raises(StepError, match=r"did not finish in 0\.3 s"):
         CommandVault(pm_argv(pm, "store", "--sleep", "5"), timeout=0.3).store("acme/x", secret, description="", tags={})
     with pytest.raises(InputError, match="not found"):
         CommandVault(["/nonexistent/kprov-pm", "{name}"]).store("acme/x", secret, description="", tags={})
@@ -393,20 +393,26 @@ class Clients:
 
 def test_make_vault_builds_each_backend(pm: Path) -> None:
     clients, operator = Clients(), ScriptedOperator()
-    common = {"client_factory": clients, "operator": operator, "env_name": "qa"}
-    made = make_vault("secretsmanager", settings={"backend": "secretsmanager"}, **common)
-    assert isinstance(made, SecretsManagerVault) and made.env_name == "qa" and clients.asked == ["secretsmanager"]
-    assert isinstance(make_vault("manual", settings={}, **common), ManualVault)
-    command = make_vault("command", settings={"command": pm_argv(pm, "store"), "fetch_command": pm_argv(pm, "fetch"),
-                                              "timeout": 5}, **common)
+
+    def made(kind: str, settings: dict[str, object]) -> object:
+        return make_vault(kind, settings=settings, client_factory=clients, operator=operator, env_name="qa")
+
+    sm = made("secretsmanager", {"backend": "secretsmanager"})
+    assert isinstance(sm, SecretsManagerVault) and sm.env_name == "qa" and clients.asked == ["secretsmanager"]
+    assert isinstance(made("manual", {}), ManualVault)
+    command = made("command", {"command": pm_argv(pm, "store"), "fetch_command": pm_argv(pm, "fetch"), "timeout": 5})
     assert isinstance(command, CommandVault)
     assert command.argv == tuple(pm_argv(pm, "store")) and command.timeout == 5.0
 
 
 @pytest.mark.parametrize(("kind", "settings", "match"), [
-    ("keepass", {}, "unknown vault backend"),
+    ("onepassword", {}, "unknown vault backend"),
     ("manual", {"backend": "command"}, "settings say 'command'"),
-    ("secretsmanager", {"timeout": 5}, "only to the command backend"),
+    ("secretsmanager", {"timeout": 5}, "only to the command or keepassxc or pass backend, not secretsmanager"),
+    ("pass", {"database": "x.kdbx"}, "only to the keepassxc backend, not pass"),
+    ("keepassxc", {}, "needs `database`"),
+    ("keepassxc", {"database": "x.kdbx", "password": False}, "needs key_file"),
+    ("keepassxc", {"database": "x.kdbx", "password": "secret"}, "vault password must be true"),
     ("manual", {"comand": ["x"]}, "unknown vault setting"),
     ("manual", {"command": ["x", "{name}"]}, "only to the command backend"),
     ("command", {}, "needs `command`"),
@@ -420,6 +426,7 @@ def test_make_vault_refuses_bad_settings(kind: str, settings: dict[str, object],
 
 
 def test_vault_module_does_not_import_boto3() -> None:
-    code = "import sys, kensium_provision.vault.backends; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    code = ("import sys, kensium_provision.vault.backends; "
+            "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

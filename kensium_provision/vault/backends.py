@@ -1,75 +1,55 @@
-"""Password-manager backends (`runtime.Vault`): AWS Secrets Manager, a password-manager command, or manual.
+"""Password-manager backends (`runtime.Vault`): AWS Secrets Manager, a password-manager command, KeePassXC,
+`pass`, or manual.
 
-None of them ever overwrites a stored credential: storing the same value again is a no-op that returns the
-reference, storing a different value under a stored name is an error (the step must reuse or rotate it).
+Every backend has one canonical reference per entry: the reference `store` returns is the one `find`
+returns for that entry later, so what a client record or the journal holds equals what the next run
+finds (a `command` store that prints an id does not change it). `canonical(reference)` maps any form a
+backend accepts (those of earlier kprov versions too) to the canonical one: compare references through
+it, never as raw text.
+
+`store` never overwrites a stored credential: storing the same value again is a no-op that returns the
+reference, storing a different value under a stored name is an error. `update` is the one deliberate
+replacement (rotation): it replaces the value of an existing entry and returns its reference.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from kensium_provision.aws.call import call
 from kensium_provision.errors import AbortedError, AwsError, InputError, StepError
 from kensium_provision.model import InputSpec
 from kensium_provision.runtime import ClientFactory, Operator, Vault
-from kensium_provision.secret import MASK, REDACTOR, Secret
+from kensium_provision.secret import REDACTOR, Secret
+from kensium_provision.vault.common import (
+    Program,
+    check_part,
+    entry_name,
+    never_overwrite,
+    refuse_embedded,
+    secret_name,
+)
+from kensium_provision.vault.keepassxc import KeePassXCVault
+from kensium_provision.vault.passstore import PassVault
 
 __all__ = [
     "BACKENDS",
     "CommandVault",
+    "KeePassXCVault",
     "ManualVault",
+    "PassVault",
     "SecretsManagerVault",
     "entry_name",
     "make_vault",
     "secret_name",
 ]
 
-BACKENDS = ("secretsmanager", "command", "manual")
-# Starts with a letter or digit: a part like `-rf` would read as an option to a password-manager CLI.
-_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_COMMAND_ID = re.compile(r"[A-Za-z0-9._:/@+=-]{1,256}")  # what a password manager may print as an entry id
+BACKENDS = ("secretsmanager", "command", "keepassxc", "pass", "manual")
+_COMMAND_ID = re.compile(r"[A-Za-z0-9._:/@+=-]{1,256}")  # an entry id in a reference of kprov before 14.11
 _MANAGED_TAG = "kprov:managed"
-
-
-def _check_part(kind: str, part: object) -> str:
-    if not isinstance(part, str) or not _PART.fullmatch(part) or ".." in part:
-        raise InputError(
-            f"invalid {kind} {part!r} for the password manager: 1-128 of A-Z a-z 0-9 . _ -, starting with a letter "
-            "or digit, no '..'"
-        )
-    return part
-
-
-def entry_name(name: str) -> tuple[str, str]:
-    """A vault entry name `<owner>/<credential>` (`acme/sql-login`, `mq-POS-01/admin`), split and allow-listed."""
-    owner, sep, credential = name.partition("/") if isinstance(name, str) else ("", "", "")
-    if not sep:
-        raise InputError(f"invalid password-manager entry {name!r}: write <owner>/<credential>, e.g. acme/sql-login")
-    return _check_part("owner", owner), _check_part("credential name", credential)
-
-
-def secret_name(env: str, owner: str, name: str) -> str:
-    """The Secrets Manager name `kprov/<env>/<owner>/<name>`; every part allow-listed."""
-    parts = _check_part("environment", env), _check_part("owner", owner), _check_part("credential name", name)
-    return "kprov/" + "/".join(parts)
-
-
-def _refuse_embedded(secret: Secret, **texts: str) -> None:
-    """Descriptions and tags are readable by anyone who can list secrets: the value must not be in them."""
-    value = secret.reveal()
-    for field, text in texts.items():
-        if value and value in text:
-            raise InputError(f"the {field} of a credential must not contain the credential itself")
-
-
-def _never_overwrite(where: str) -> StepError:
-    return StepError(
-        f"{where} already holds a different credential; kprov never overwrites a stored credential",
-        hint="reuse the stored one (the step finds it), or rotate it on purpose and delete the old entry first",
-    )
 
 
 # --- AWS Secrets Manager ----------------------------------------------------------------------------------
@@ -83,31 +63,19 @@ class SecretsManagerVault:
 
     def __init__(self, client: Any, env_name: str) -> None:
         self._client = client
-        self.env_name = _check_part("environment", env_name)
+        self.env_name = check_part("environment", env_name)
 
     def _name(self, name: str) -> str:
         return secret_name(self.env_name, *entry_name(name))
 
-    def _call(self, operation: str, **params: object) -> dict[str, Any]:
-        try:
-            return getattr(self._client, operation)(**params)
-        except Exception as exc:
-            error = getattr(exc, "response", None)
-            if not isinstance(error, dict):  # not a ClientError: a parameter or transport failure
-                message = REDACTOR.redact(str(exc))
-                raise AwsError(service="secretsmanager", operation=operation, code=type(exc).__name__,
-                               message=message) from None  # `from None`: the original text may hold the value
-            details = error.get("Error", {})
-            raise AwsError(service="secretsmanager", operation=operation, code=str(details.get("Code", "?")),
-                           message=REDACTOR.redact(str(details.get("Message", "")))) from None
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        # aws.call: SDK failures become AwsError with AWS's text redacted, raised `from None` (the
+        # original exception may quote the SecretString)
+        response: dict[str, Any] = call(self._client, operation, **params)
+        return response
 
     def _describe(self, full_name: str) -> dict[str, Any] | None:
-        try:
-            return self._call("describe_secret", SecretId=full_name)
-        except AwsError as exc:
-            if exc.code == "ResourceNotFoundException":
-                return None
-            raise
+        return call(self._client, "describe_secret", missing=("ResourceNotFoundException",), SecretId=full_name)
 
     @staticmethod
     def _reference(described: Mapping[str, Any]) -> str:
@@ -126,7 +94,7 @@ class SecretsManagerVault:
 
     def store(self, name: str, secret: Secret, *, description: str, tags: Mapping[str, str]) -> str:
         full_name = self._name(name)
-        _refuse_embedded(secret, description=description, tags=" ".join(f"{k}={v}" for k, v in tags.items()))
+        refuse_embedded(secret, description=description, tags=" ".join(f"{k}={v}" for k, v in tags.items()))
         wanted = {_MANAGED_TAG: "true", "kprov:env": self.env_name, **tags}
         described = self._describe(full_name)
         if described is None:
@@ -143,11 +111,30 @@ class SecretsManagerVault:
                     raise
         reference = self._reference(described)
         if self.fetch(reference) != secret:
-            raise _never_overwrite(f"Secrets Manager secret {full_name}")
+            raise never_overwrite(f"Secrets Manager secret {full_name}")
         have = {t["Key"]: t["Value"] for t in described.get("Tags") or ()}
         missing = [{"Key": k, "Value": v} for k, v in wanted.items() if have.get(k) != v]
         if missing:  # adds or corrects kprov's tags; never removes anyone else's
             self._call("tag_resource", SecretId=described["ARN"], Tags=missing)
+        return reference
+
+    def update(self, name: str, secret: Secret) -> str:
+        """Rotation: the new value becomes AWSCURRENT; the old one stays readable as AWSPREVIOUS.
+
+        See https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
+        (botocore fills ClientRequestToken and resends it on retries: a retried put makes one version).
+        """
+        full_name = self._name(name)
+        described = self._describe(full_name)
+        if described is None:
+            raise StepError(f"Secrets Manager has no secret {full_name} to update", hint="store it first")
+        reference = self._reference(described)
+        if self.fetch(reference) == secret:
+            return reference  # already the new value: a resumed rotation changes nothing
+        put = self._call("put_secret_value", SecretId=described["ARN"], SecretString=secret.reveal())
+        return f"{described['ARN']}#{put['VersionId']}"
+
+    def canonical(self, reference: str) -> str:
         return reference
 
     def fetch(self, reference: str) -> Secret:
@@ -163,12 +150,6 @@ class SecretsManagerVault:
 
 
 # --- a password-manager command ---------------------------------------------------------------------------
-
-
-def _credential_variable(name: str, value: str) -> bool:
-    upper = name.upper()
-    aws_credential = upper.startswith("AWS_") and any(w in upper for w in ("KEY", "SECRET", "TOKEN", "CREDENTIAL"))
-    return aws_credential or REDACTOR.leaks(value)
 
 
 def _argv(template: Sequence[str], **values: str) -> list[str]:
@@ -193,55 +174,49 @@ def _check_argv(kind: str, argv: object) -> tuple[str, ...]:
 class CommandVault:
     """Runs a password-manager CLI: the secret goes to its stdin, followed by a newline; never to argv or env.
 
-    `argv` and `fetch_argv` are templates where `{name}` is the entry name (`acme/sql-login`, allow-listed)
-    and, in `fetch_argv`, `{id}` is the id the store command printed (else the name). The child's
-    environment lacks AWS credential variables and any variable holding a registered secret; its output is
-    captured, never shown. `fetch_argv` prints the secret on stdout (one trailing newline is dropped).
+    `argv`, `fetch_argv` and `update_argv` are templates where `{name}` is the entry name (`acme/sql-login`,
+    allow-listed). The reference is `command:<name>` whatever the store command prints: `find` can only
+    know the name, and the reference a record holds must be the one `find` gives back. (`{id}` in
+    `fetch_argv` is the id in a `command:<name>#<id>` reference of an earlier kprov, else the name.) The
+    child's environment lacks AWS credential variables and any variable holding a registered secret; its
+    output is captured, never shown. `fetch_argv` prints the secret on stdout (one trailing newline is
+    dropped); `update_argv` replaces an entry's value with the one on its stdin (rotation).
 
     With `fetch_argv`, store is idempotent (an entry it can read back with the same value is kept, one with a
     different value is an error) and verified (read back after writing). A fetch that exits non-zero counts
     as "no such entry". Without it, the password manager itself must refuse or handle duplicates.
     """
 
-    def __init__(self, argv: Sequence[str], fetch_argv: Sequence[str] | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(self, argv: Sequence[str], fetch_argv: Sequence[str] | None = None, *, timeout: float = 60.0,
+                 update_argv: Sequence[str] | None = None) -> None:
         self.argv = _check_argv("command", argv)
         self.fetch_argv = None if fetch_argv is None else _check_argv("fetch_command", fetch_argv)
+        self.update_argv = None if update_argv is None else _check_argv("update_command", update_argv)
         self.timeout = timeout
 
-    def _run(self, argv: list[str], stdin: str) -> subprocess.CompletedProcess[bytes]:
-        env = {k: v for k, v in os.environ.items() if not _credential_variable(k, v)}
-        try:
-            return subprocess.run(argv, input=stdin.encode(), capture_output=True, env=env, timeout=self.timeout,
-                                  check=False, close_fds=True)
-        except FileNotFoundError:
-            raise InputError(f"password manager command {argv[0]!r} not found") from None
-        except OSError as exc:
-            raise InputError(f"password manager command {argv[0]!r} cannot be run: {exc.strerror}") from None
-        except subprocess.TimeoutExpired:
-            raise StepError(f"password manager command {argv[0]!r} did not finish in {self.timeout:g} s") from None
-
-    def _failed(self, argv: list[str], done: subprocess.CompletedProcess[bytes], secret: Secret | None) -> StepError:
-        said = done.stderr.decode(errors="replace").strip()
-        if secret is not None and secret.reveal():
-            said = said.replace(secret.reveal(), MASK)  # a tool that echoes its input
-        said = REDACTOR.redact(said)[-500:]  # cut after redacting: a cut could leave half a secret unmatched
-        return StepError(f"password manager command {argv[0]!r} failed with exit code {done.returncode}"
-                         + (f": {said}" if said else ""))
+    def _program(self, argv: Sequence[str]) -> Program:
+        return Program(name=f"password manager command {argv[0]!r}", timeout=self.timeout)
 
     def _read(self, name: str, entry_id: str, *, missing_ok: bool) -> Secret | None:
         if self.fetch_argv is None:
             raise InputError("the password manager has no fetch_command configured: kprov cannot read credentials")
         argv = _argv(self.fetch_argv, name=name, id=entry_id)
-        done = self._run(argv, "")
-        if done.returncode != 0:
+        program = self._program(argv)
+        done = program.run(argv)
+        if done.code != 0:
             if missing_ok:
                 return None
-            raise self._failed(argv, done, None)
-        try:
-            text = done.stdout.decode()
-        except UnicodeDecodeError:
-            raise StepError(f"password manager command {argv[0]!r} printed something that is not UTF-8") from None
-        return Secret(text.removesuffix("\n").removesuffix("\r"))
+            raise program.failed(done)
+        return Secret(program.text(done))
+
+    def _write(self, template: Sequence[str], name: str, secret: Secret) -> None:
+        argv = _argv(template, name=name)
+        program = self._program(argv)
+        done = program.run(argv, secret.reveal() + "\n")
+        if done.code != 0:
+            raise program.failed(done, secret)
+        if self.fetch_argv is not None and self._read(name, name, missing_ok=False) != secret:
+            raise StepError(f"password manager entry {name} does not read back as the value just stored")
 
     def find(self, name: str) -> str | None:
         name = "/".join(entry_name(name))
@@ -255,29 +230,48 @@ class CommandVault:
             existing = self._read(name, name, missing_ok=True)
             if existing is not None:
                 if existing != secret:
-                    raise _never_overwrite(f"password manager entry {name}")
+                    raise never_overwrite(f"password manager entry {name}")
                 return f"command:{name}"
-        argv = _argv(self.argv, name=name)
-        done = self._run(argv, secret.reveal() + "\n")
-        if done.returncode != 0:
-            raise self._failed(argv, done, secret)
-        first = (done.stdout.decode(errors="replace").splitlines() or [""])[0].strip()
-        entry_id = first if _COMMAND_ID.fullmatch(first) and not REDACTOR.leaks(first) else ""
-        reference = f"command:{name}#{entry_id}" if entry_id else f"command:{name}"
-        if self.fetch_argv is not None and self.fetch(reference) != secret:
-            raise StepError(f"password manager entry {name} does not read back as the value just stored")
-        return reference
+        self._write(self.argv, name, secret)
+        return f"command:{name}"
 
-    def fetch(self, reference: str) -> Secret:
+    def update(self, name: str, secret: Secret) -> str:
+        name = "/".join(entry_name(name))
+        if self.update_argv is None:
+            raise InputError("the password manager has no update_command configured: kprov cannot rotate credentials")
+        if self.fetch_argv is not None and self._read(name, name, missing_ok=True) == secret:
+            return f"command:{name}"  # already the new value: a resumed rotation changes nothing
+        self._write(self.update_argv, name, secret)
+        return f"command:{name}"
+
+    def _parse(self, reference: str) -> tuple[str, str]:
         if not reference.startswith("command:"):
             raise InputError(f"not a password-manager command reference: {REDACTOR.redact(reference)!r}")
         name, _, entry_id = reference.removeprefix("command:").partition("#")
         name = "/".join(entry_name(name))
         if entry_id and not _COMMAND_ID.fullmatch(entry_id):
             raise InputError(f"invalid entry id in reference {REDACTOR.redact(reference)!r}")
+        return name, entry_id
+
+    def canonical(self, reference: str) -> str:
+        return f"command:{self._parse(reference)[0]}"
+
+    def fetch(self, reference: str) -> Secret:
+        name, entry_id = self._parse(reference)
         found = self._read(name, entry_id or name, missing_ok=False)
-        assert found is not None
+        if found is None:  # pragma: no cover - missing_ok=False raises instead
+            raise StepError(f"password manager entry {name} cannot be read")
         return found
+
+
+def _nonempty(problem: str) -> Callable[[object], str | None]:
+    """A prompt's check that a password (a Secret or text) was given."""
+
+    def validate(value: object) -> str | None:
+        text = value.reveal() if isinstance(value, Secret) else value
+        return None if isinstance(text, str) and text else problem
+
+    return validate
 
 
 # --- manual: the operator copies it ------------------------------------------------------------------------
@@ -313,6 +307,20 @@ class ManualVault:
             raise AbortedError(f"{name} was not stored in the password manager; it is not shown again")
         return f"manual:{name}"
 
+    def update(self, name: str, secret: Secret) -> str:
+        name = "/".join(entry_name(name))
+        self._require_terminal(f"replace {name}")
+        self.operator.show_secret_once(f"{name}: the new value (replace the old one)", secret)
+        if not self.operator.confirm("Replaced in the Kensium Password Manager?", default=False,
+                                     key=f"vault:update:{name}"):
+            raise AbortedError(f"{name} was not replaced in the password manager; it is not shown again")
+        return f"manual:{name}"
+
+    def canonical(self, reference: str) -> str:
+        if not reference.startswith("manual:"):
+            raise InputError(f"not a manual password-manager reference: {REDACTOR.redact(reference)!r}")
+        return "manual:" + "/".join(entry_name(reference.removeprefix("manual:")))
+
     def fetch(self, reference: str) -> Secret:
         if not reference.startswith("manual:"):
             raise InputError(f"not a manual password-manager reference: {REDACTOR.redact(reference)!r}")
@@ -321,11 +329,8 @@ class ManualVault:
         prompt = f"Password of {name} (from the Kensium Password Manager)"
         spec = InputSpec(id=f"vault:{name}", type="secret", prompt=prompt)
 
-        def validate(value: object) -> str | None:
-            text = value.reveal() if isinstance(value, Secret) else value
-            return None if isinstance(text, str) and text else "paste the password stored for this entry"
-
-        answer = self.operator.ask(spec, default=None, choices=(), validate=validate)
+        answer = self.operator.ask(spec, default=None, choices=(),
+                                   validate=_nonempty("paste the password stored for this entry"))
         if isinstance(answer, Secret):
             return answer
         if isinstance(answer, str) and answer:
@@ -335,32 +340,89 @@ class ManualVault:
 
 # --- the factory the CLI calls ----------------------------------------------------------------------------
 
+# Each backend's settings besides `backend` (the config's `vault:` section).
+SETTINGS: Mapping[str, tuple[str, ...]] = {
+    "secretsmanager": (),
+    "manual": (),
+    "command": ("command", "fetch_command", "update_command", "timeout"),
+    "keepassxc": ("database", "key_file", "password", "timeout"),
+    "pass": ("store", "timeout"),
+}
+
+
+def _timeout(settings: Mapping[str, object]) -> float:
+    timeout = settings.get("timeout", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise InputError("vault timeout must be a positive number of seconds")
+    return float(timeout)
+
+
+def _path(settings: Mapping[str, object], key: str) -> Path | None:
+    value = settings.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InputError(f"vault {key} must be a file or directory path")
+    return Path(value).expanduser()
+
+
+def _asked_once(operator: Operator, database: Path) -> Callable[[], Secret]:
+    """The KeePassXC database password, asked at a hidden prompt the first time it is needed, then kept."""
+    kept: list[Secret] = []
+
+    def password() -> Secret:
+        if kept:
+            return kept[0]
+        if not operator.interactive:
+            raise InputError(f"the KeePassXC database {database} is unlocked with a password typed at a terminal",
+                             hint="run interactively, or unlock it with a key file alone (key_file, password: false)")
+        spec = InputSpec(id="vault:keepassxc", type="secret", prompt=f"Password of the KeePassXC database {database}")
+        answer = operator.ask(spec, default=None, choices=(), validate=_nonempty("type the database password"))
+        kept.append(answer if isinstance(answer, Secret) else Secret(str(answer)))
+        return kept[0]
+
+    return password
+
 
 def make_vault(kind: str, *, settings: Mapping[str, object], client_factory: ClientFactory, operator: Operator,
                env_name: str) -> Vault:
-    """The backend of the config's `vault:` section (`backend`, `command`, `fetch_command`, `timeout`).
+    """The backend of the config's `vault:` section (`backend` and that backend's `SETTINGS`).
 
     `client_factory` is the run's `ClientFactory` (its secretsmanager client is made here, boto3 imported by it).
     """
-    unknown = sorted(set(settings) - {"backend", "command", "fetch_command", "timeout"})
+    known = {key for keys in SETTINGS.values() for key in keys}
+    unknown = sorted(set(settings) - known - {"backend"})
     if unknown:
         raise InputError(f"unknown vault setting(s): {', '.join(unknown)}")
     if kind not in BACKENDS:
         raise InputError(f"unknown vault backend {kind!r}: use one of {', '.join(BACKENDS)}")
     if settings.get("backend", kind) != kind:
         raise InputError(f"vault backend {kind!r} was asked for, but the settings say {settings['backend']!r}")
-    command_only = sorted({"command", "fetch_command", "timeout"} & set(settings))
-    if kind != "command" and command_only:
-        raise InputError(f"{', '.join(command_only)} apply only to the command backend, not {kind}")
+    foreign = sorted(set(settings) - set(SETTINGS[kind]) - {"backend"})
+    if foreign:
+        owners = sorted(b for b, keys in SETTINGS.items() if set(foreign) & set(keys))
+        raise InputError(f"{', '.join(foreign)} apply only to the {' or '.join(owners)} backend, not {kind}")
     if kind == "secretsmanager":
         return SecretsManagerVault(client_factory.client("secretsmanager"), env_name)
     if kind == "manual":
         return ManualVault(operator)
+    if kind == "keepassxc":
+        database = _path(settings, "database")
+        if database is None:
+            raise InputError("the keepassxc vault backend needs `database`: the .kdbx file")
+        with_password = settings.get("password", True)
+        if not isinstance(with_password, bool):
+            raise InputError("vault password must be true (asked at a hidden prompt) or false (key file only)")
+        key_file = _path(settings, "key_file")
+        if not with_password and key_file is None:
+            raise InputError("password: false needs key_file: the database must be unlocked by something")
+        return KeePassXCVault(database, password=_asked_once(operator, database) if with_password else None,
+                              key_file=key_file, timeout=_timeout(settings))
+    if kind == "pass":
+        return PassVault(_path(settings, "store"), timeout=_timeout(settings))
     if "command" not in settings:
         raise InputError("the command vault backend needs `command`: the argv that stores an entry read on stdin")
-    timeout = settings.get("timeout", 60)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise InputError("vault timeout must be a positive number of seconds")
-    fetch = settings.get("fetch_command")
+    fetch, update = settings.get("fetch_command"), settings.get("update_command")
     return CommandVault(_check_argv("command", settings["command"]),
-                        None if fetch is None else _check_argv("fetch_command", fetch), timeout=float(timeout))
+                        None if fetch is None else _check_argv("fetch_command", fetch), timeout=_timeout(settings),
+                        update_argv=None if update is None else _check_argv("update_command", update))
