@@ -1,0 +1,217 @@
+"""What every step type, lookup and part of kprov calls in AWS: the data `kprov iam policy` and the preflight read.
+
+Keyed by step type name (a test fails when a registered step type has no entry), each phase lists the
+API operations it may call, as `<boto3 service>:<Operation>` (the IAM action comes from
+`permissions.actions`), and two kinds of reference:
+
+- `vault:<method>`: the password manager's `find`, `store` or `fetch` (Secrets Manager calls only when
+  the config's vault is `secretsmanager`: see `VAULT`);
+- `params:` / `params:<name>`: the read call a checklist writes in the step's params (aws.assert's
+  `service` and `operation`, or the same under `probe:` or `owner:`), so it is known per checklist.
+
+`resources` narrows an IAM action (a glob: `dynamodb:*`) to ARN templates, where AWS allows it
+(checked against AWS's IAM data in the tests); everything else is `*`. `untested` names each operation
+a sandbox run does not reach, and why: the recorded-calls test accepts no other declared-but-unused one.
+Templates: ${Partition} ${Region} ${Account} ${Environment} ${ClientsTable} ${LocksTable} ${LogGroup}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from kensium_provision.model import Mode
+
+__all__ = ["COMPONENTS", "LOOKUPS", "PHASES", "STEPS", "VAULT", "Component", "Uses"]
+
+# The phases of a step type each mode runs (the engine's contract: plan probes, check verifies too).
+PHASES: Mapping[Mode, tuple[str, ...]] = MappingProxyType({
+    Mode.PLAN: ("probe",),
+    Mode.CHECK: ("probe", "verify"),
+    Mode.APPLY: ("probe", "act", "verify"),
+})
+
+CLIENTS_TABLE = "arn:${Partition}:dynamodb:${Region}:${Account}:table/${ClientsTable}"
+SECRETS = "arn:${Partition}:secretsmanager:${Region}:${Account}:secret:kprov/${Environment}/*"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Uses:
+    """A step type's calls per phase (see the module doc for the entries)."""
+
+    probe: tuple[str, ...] = ()
+    act: tuple[str, ...] = ()
+    verify: tuple[str, ...] = ()
+    undo: tuple[str, ...] = ()
+    resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    untested: Mapping[str, str] = field(default_factory=dict)
+
+    def phase(self, name: str) -> tuple[str, ...]:
+        found: tuple[str, ...] = getattr(self, name)
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Component:
+    """A part of kprov itself that calls AWS in some modes (records, locks, journal, preflight, fleet)."""
+
+    summary: str
+    modes: tuple[Mode, ...]
+    operations: tuple[str, ...]
+    resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    untested: Mapping[str, str] = field(default_factory=dict)
+
+
+_DESCRIBE_USER = ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListAttachedUserPolicies",
+                  "iam:ListGroupsForUser", "iam:ListUserPolicies", "iam:ListUserTags")
+_DESCRIBE_BUCKET = ("s3:HeadBucket", "s3:GetBucketPolicy", "s3:GetBucketTagging", "s3:GetPublicAccessBlock")
+_ASSERT = Uses(probe=("params:",), verify=("params:",))
+
+STEPS: Mapping[str, Uses] = MappingProxyType({
+    "aws.assert": _ASSERT,
+    "aws.wait": _ASSERT,
+    "client.evidence": Uses(probe=("dynamodb:GetItem",), verify=("dynamodb:GetItem",),
+                            resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "client.org-id": Uses(
+        probe=("dynamodb:GetItem", "dynamodb:Scan", "iam:ListUsers", "s3:ListBuckets"),
+        act=("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:PutItem"),
+        verify=("dynamodb:GetItem", "dynamodb:Scan", "iam:ListUsers", "s3:ListBuckets"),
+        resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "client.record": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
+                          verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "credential.password": Uses(probe=("vault:find", "params:owner"), act=("vault:store",), verify=("vault:find",)),
+    "ec2.elastic-ip": Uses(probe=("ec2:DescribeAddresses",),
+                           act=("ec2:DescribeAddresses", "ec2:AllocateAddress", "ec2:AssociateAddress"),
+                           verify=("ec2:DescribeAddresses",)),
+    "ec2.group-rules": Uses(
+        probe=("ec2:DescribeSecurityGroups",),
+        act=("ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
+        verify=("ec2:DescribeSecurityGroups",),
+        untested={"ec2:RevokeSecurityGroupIngress": "only when a rule was widened by hand (drift)"}),
+    "ec2.ingress-rule": Uses(probe=("ec2:DescribeSecurityGroups",),
+                             act=("ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress"),
+                             verify=("ec2:DescribeSecurityGroups",)),
+    "ec2.instance": Uses(probe=("ec2:DescribeInstances",), act=("ec2:DescribeSubnets", "ec2:RunInstances"),
+                         verify=("ec2:DescribeInstances",)),
+    "ec2.internet-gateway": Uses(
+        probe=("ec2:DescribeInternetGateways",),
+        act=("ec2:DescribeInternetGateways", "ec2:CreateInternetGateway", "ec2:AttachInternetGateway"),
+        verify=("ec2:DescribeInternetGateways",)),
+    "ec2.key-pair": Uses(probe=("ec2:DescribeKeyPairs", "vault:find"),
+                         act=("ec2:DescribeKeyPairs", "ec2:ImportKeyPair", "vault:store"),
+                         verify=("ec2:DescribeKeyPairs", "vault:find")),
+    "ec2.launch-check": Uses(probe=("ec2:DescribeImages", "ec2:DescribeInstanceTypeOfferings"),
+                             verify=("ec2:DescribeImages", "ec2:DescribeInstanceTypeOfferings")),
+    "ec2.operator-ip": Uses(),  # asks the operator's public address of a web service, not AWS
+    "ec2.route-table": Uses(
+        probe=("ec2:DescribeRouteTables",),
+        act=("ec2:DescribeRouteTables", "ec2:CreateRouteTable", "ec2:CreateRoute", "ec2:AssociateRouteTable"),
+        verify=("ec2:DescribeRouteTables",)),
+    "ec2.security-group": Uses(probe=("ec2:DescribeSecurityGroups",), act=("ec2:CreateSecurityGroup",),
+                               verify=("ec2:DescribeSecurityGroups",)),
+    "ec2.subnet": Uses(probe=("ec2:DescribeSubnets",), act=("ec2:CreateSubnet", "ec2:ModifySubnetAttribute"),
+                       verify=("ec2:DescribeSubnets",)),
+    "ec2.tags": Uses(probe=("ec2:DescribeInstances", "ec2:DescribeTags"),
+                     act=("ec2:DescribeInstances", "ec2:DescribeTags", "ec2:CreateTags"),
+                     verify=("ec2:DescribeInstances", "ec2:DescribeTags")),
+    "ec2.vpc": Uses(probe=("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"),
+                    act=("ec2:DescribeVpcs", "ec2:CreateVpc", "ec2:ModifyVpcAttribute"),
+                    verify=("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute")),
+    "ec2.windows-password": Uses(probe=("vault:find",), act=("ec2:GetPasswordData", "vault:store"),
+                                 verify=("vault:find",),
+                                 untested={"ec2:GetPasswordData": "no packaged checklist uses the step yet"}),
+    "flow.require": Uses(),
+    "flow.select": Uses(),
+    "flow.stop": Uses(),
+    "iam.client-user": Uses(probe=_DESCRIBE_USER, verify=_DESCRIBE_USER),  # checks a user made by hand
+    "iam.sandbox-client-user": Uses(probe=(*_DESCRIBE_USER, "vault:find"),
+                                    act=("iam:GetUser", "iam:CreateUser", "iam:CreateAccessKey", "vault:store"),
+                                    verify=_DESCRIBE_USER),
+    "manual": Uses(probe=("params:probe",), verify=("params:probe",)),
+    "mq.broker": Uses(probe=("mq:ListBrokers", "mq:DescribeBroker"),
+                      act=("mq:ListBrokers", "mq:DescribeBroker", "mq:CreateBroker", "vault:fetch"),
+                      verify=("mq:ListBrokers", "mq:DescribeBroker")),
+    "rabbitmq.vhost": Uses(probe=("vault:find", "vault:fetch"), act=("vault:find", "vault:fetch", "vault:store"),
+                           verify=("vault:find", "vault:fetch"), undo=("vault:fetch",)),
+    "rds.db-instance": Uses(probe=("rds:DescribeDBInstances",),
+                           act=("rds:DescribeDBInstances", "rds:CreateDBInstance", "vault:fetch"),
+                           verify=("rds:DescribeDBInstances",)),
+    "rds.db-subnet-group": Uses(probe=("ec2:DescribeSubnets", "rds:DescribeDBSubnetGroups"),
+                               act=("ec2:DescribeSubnets", "rds:CreateDBSubnetGroup"),
+                               verify=("rds:DescribeDBSubnetGroups",)),
+    "rds.instance-ready": Uses(probe=("rds:DescribeDBInstances",), verify=("rds:DescribeDBInstances",)),
+    "s3.client-bucket": Uses(probe=(*_DESCRIBE_BUCKET, "sts:GetCallerIdentity"),
+                             verify=(*_DESCRIBE_BUCKET, "sts:GetCallerIdentity")),  # checks a bucket made by hand
+    "s3.sandbox-client-bucket": Uses(
+        probe=_DESCRIBE_BUCKET,
+        act=("sts:GetCallerIdentity", "s3:HeadBucket", "s3:CreateBucket", "s3:DeletePublicAccessBlock",
+             "s3:PutBucketPolicy", "s3:PutBucketTagging", "s3:PutObject"),
+        verify=_DESCRIBE_BUCKET),
+    "sql.database": Uses(),  # SQL Server over TDS with the master login, or by hand: no AWS call
+    "sql.login": Uses(),
+})
+
+# Named lookups (`choices_from: {lookup: ...}`); a generic lookup's call is read from the checklist.
+LOOKUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "region": (),
+    "availability-zones": ("ec2:DescribeAvailabilityZones",),
+    "next-free-name": ("ec2:DescribeInstances", "mq:ListBrokers", "rds:DescribeDBInstances"),
+    "rds-instances": ("rds:DescribeDBInstances",),
+    "ec2-hosts": ("ec2:DescribeInstances",),
+    "brokers": ("mq:ListBrokers",),
+    "vpcs": ("ec2:DescribeVpcs",),
+    "subnets": ("ec2:DescribeSubnets",),
+})
+
+# The password manager's methods, when the config's vault is Secrets Manager (vault.backends).
+VAULT: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "find": ("secretsmanager:DescribeSecret",),
+    "store": ("secretsmanager:DescribeSecret", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+              "secretsmanager:TagResource"),
+    "fetch": ("secretsmanager:GetSecretValue",),
+})
+VAULT_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType({"secretsmanager:*": (SECRETS,)})
+VAULT_UNTESTED: Mapping[str, str] = MappingProxyType({
+    "secretsmanager:PutSecretValue": "only when an entry of that name exists with another value (a re-store)",
+    "secretsmanager:TagResource": "only when an existing entry lacks kprov's tags",
+})
+
+COMPONENTS: Mapping[str, Component] = MappingProxyType({
+    "identity": Component(summary="who the caller is (no permission needed)", modes=tuple(Mode),
+                          operations=("sts:GetCallerIdentity",)),
+    "preflight": Component(
+        summary="the permission preflight: may the caller do all of this run?", modes=(Mode.PLAN, Mode.APPLY),
+        operations=("iam:SimulatePrincipalPolicy", "iam:GetRole"),
+        resources={"iam:SimulatePrincipalPolicy": ("arn:${Partition}:iam::${Account}:user/*",
+                                                   "arn:${Partition}:iam::${Account}:role/*"),
+                   "iam:GetRole": ("arn:${Partition}:iam::${Account}:role/*",)},
+        untested={"iam:GetRole": "only when the caller's role has a path (an SSO role)"}),
+    "shared-records": Component(
+        summary="the answers of shared resources, in SSM under /kprov/shared", modes=(Mode.CHECK, Mode.APPLY),
+        operations=("ssm:GetParametersByPath", "ssm:PutParameter"),
+        resources={"ssm:*": ("arn:${Partition}:ssm:${Region}:${Account}:parameter/kprov/shared",
+                             "arn:${Partition}:ssm:${Region}:${Account}:parameter/kprov/shared/*")}),
+    "client-records": Component(
+        summary="the client records (DynamoDB), read by `check client`", modes=(Mode.CHECK,),
+        operations=("dynamodb:GetItem", "dynamodb:Scan"), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "locks": Component(
+        summary="the locks between operators (DynamoDB, locks: backend: dynamodb)", modes=(Mode.APPLY,),
+        operations=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+        resources={"dynamodb:*": ("arn:${Partition}:dynamodb:${Region}:${Account}:table/${LocksTable}",)},
+        untested={"dynamodb:GetItem": "only when another run holds the lock",
+                  "dynamodb:UpdateItem": "the heartbeat, every 300 s: a sandbox run is shorter"}),
+    "journal": Component(
+        summary="the journal's copy in CloudWatch Logs (journal: cloudwatch_log_group)", modes=(Mode.APPLY,),
+        operations=("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
+        resources={"logs:CreateLogGroup": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}",),
+                   "logs:*": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}:log-stream:*",)}),
+    "fleet": Component(
+        summary="`check client --all`: the whole fleet read in batches", modes=(Mode.CHECK,),
+        operations=("dynamodb:Scan", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+                    "iam:GetAccountAuthorizationDetails", "iam:GetCredentialReport", "iam:GenerateCredentialReport",
+                    "mq:ListBrokers", "rds:DescribeDBInstances", "resourcegroupstaggingapi:GetResources",
+                    "s3:ListBuckets", "s3:GetBucketPolicy", "s3:GetPublicAccessBlock", "secretsmanager:ListSecrets",
+                    "secretsmanager:GetSecretValue"),
+        resources={"dynamodb:*": (CLIENTS_TABLE,), "secretsmanager:GetSecretValue": (SECRETS,)}),
+})
