@@ -48,6 +48,7 @@ COMMANDS: Mapping[str, CommandInfo] = {
     "sandbox reset": CommandInfo("sandbox", "sandbox_reset"),
     "lock list": CommandInfo("locks", "lock_list"),
     "lock break": CommandInfo("locks", "lock_break"),
+    "iam policy": CommandInfo("iam", "iam_policy"),
 }
 
 
