@@ -41,8 +41,9 @@ audit_app = typer.Typer(help="Journal integrity and history.", no_args_is_help=T
 names_app = typer.Typer(help="Kensium naming conventions.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The embedded sandbox AWS (moto on 127.0.0.1).", no_args_is_help=True)
 lock_app = typer.Typer(help="Locks between operators.", no_args_is_help=True)
+iam_app = typer.Typer(help="The AWS permissions kprov needs.", no_args_is_help=True)
 for sub, name in ((provision_app, "provision"), (check_app, "check"), (runs_app, "runs"), (audit_app, "audit"),
-                  (names_app, "names"), (sandbox_app, "sandbox"), (lock_app, "lock")):
+                  (names_app, "names"), (sandbox_app, "sandbox"), (lock_app, "lock"), (iam_app, "iam")):
     app.add_typer(sub, name=name)
 
 
@@ -275,6 +276,17 @@ def lock_break(ctx: typer.Context,
                lock_id: Annotated[str, typer.Argument(help="The lock id from `kprov lock list`.")]) -> int:
     """Break another operator's lock (guards first; typed confirmation; journaled)."""
     return _run(ctx, "lock break", lock_id=lock_id)
+
+
+@iam_app.command("policy")
+def iam_policy(
+    ctx: typer.Context,
+    checklists: Annotated[list[str] | None, typer.Argument(help="Checklist ids or files (default: all).",
+                                                           autocompletion=_completion("checklist"))] = None,
+    mode: Annotated[str, typer.Option("--mode", help="plan, check or apply.")] = "apply",
+) -> int:
+    """Print the least-privilege IAM policy (JSON for iam:CreatePolicy) of checklists in a mode."""
+    return _run(ctx, "iam policy", checklists=checklists, mode=mode)
 
 
 # --- the entry point --------------------------------------------------------------------------------
