@@ -10,8 +10,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from kensium_provision.app.context import Context, UsageError
-from kensium_provision.errors import ExitCode
+from kensium_provision.errors import ChecklistError, ExitCode, InputError
 from kensium_provision.model import Mode
 
 __all__ = ["check_all", "check_client", "check_shared"]
@@ -19,16 +21,18 @@ __all__ = ["check_all", "check_client", "check_shared"]
 
 def check_shared(context: Context, *, resources: list[str] | None, answers: Path | None) -> int:
     """Without --answers every instance kprov made is checked, from the records it keeps in the account;
-    checking all of them also sweeps the account for shared resources whose names break a convention."""
-    from rich.text import Text
+    checking all of them also sweeps the account for shared resources whose names break a convention.
 
+    A record that cannot be checked (a value its checklist refuses, control characters in a name) is a
+    finding of its own, and the other records are still checked (issue 14 item 10). The last line totals it.
+    """
     from kensium_provision.app.bootstrap import connect, list_shared, open_config
     from kensium_provision.app.commands.provision import SHARED_RESOURCES, run_checklist, shared_checklist
     from kensium_provision.checklist.catalog import find
     from kensium_provision.ui import json_output
-    from kensium_provision.ui.render import safe
+    from kensium_provision.ui.boundary import shown
 
-    chosen = resources or list(SHARED_RESOURCES)
+    chosen = list(dict.fromkeys(resources or SHARED_RESOURCES))  # `check shared rds rds` checks rds once
     if len(chosen) > 1 and answers is not None:
         raise UsageError("--answers goes with one resource", param_hint="--answers")
     console = context.console()
@@ -38,37 +42,68 @@ def check_shared(context: Context, *, resources: list[str] | None, answers: Path
         session = connect(context, config, env, Mode.CHECK).session
     codes: list[int] = []
     runs: list[dict[str, Any]] = []
+    unchecked: list[dict[str, str]] = []
     for resource in chosen:
         path = shared_checklist(resource)
-        presets: list[dict[str, object]] = [{}]
+        presets: list[tuple[str, dict[str, object]]] = [("", {})]
         if session is not None:
-            records = list_shared(session, find(f"shared/{resource}").id)
+            checklist_id = find(f"shared/{resource}").id
+            records = list_shared(session, checklist_id)
             if records:
-                presets = [dict(r.answers) for r in records]
+                presets = [(f"{checklist_id}/{r.name}", dict(r.answers)) for r in records]
             elif context.non_interactive:
                 console.print(Text(f"- {resource}: nothing recorded in this account (provision it with kprov, "
                                    "or pass --answers)", style="dim"), soft_wrap=True)
                 continue
-        for preset in presets:
-            code, document = run_checklist(context, path, Mode.CHECK, answers=answers, yes=False, preset=preset,
-                                           command=f"check shared {resource}", console=console)
+        for record, preset in presets:
+            try:
+                code, document = run_checklist(context, path, Mode.CHECK, answers=answers, yes=False,
+                                               preset=preset, command=f"check shared {resource}", console=console)
+            except (ChecklistError, InputError) as exc:
+                if not record:  # --answers: the operator's own file, refused as any run refuses it
+                    raise
+                problem = "; ".join([str(exc), *map(str, getattr(exc, "issues", ()))])
+                console.print(Text(" ✗ ", style="red") + shown(f"the shared record {record} cannot be checked: "
+                                                               f"{problem}", "red"), soft_wrap=True)
+                unchecked.append({"resource": resource, "record": record, "problem": problem})
+                codes.append(int(ExitCode.FAILED))
+                continue
             codes.append(code)
             runs.append(document)
     conventions: list[str] = []
-    if not resources and session is not None:
+    swept = not resources and session is not None
+    if swept:
         from kensium_provision.naming.loader import load_rules
         from kensium_provision.naming.sweep import sweep
 
         conventions = [f.message for f in sweep(session, load_rules())]
         for message in conventions:
-            console.print(Text(f" ✗ conventions: {safe(message)}", style="red"), soft_wrap=True)
-        console.print(Text(f"Naming conventions: {len(conventions)} finding(s) in the account.",
-                           style="bold red" if conventions else "bold green"))
+            console.print(Text(" ✗ conventions: ", style="red") + shown(message, "red"), soft_wrap=True)
         codes.append(int(ExitCode.FAILED) if conventions else 0)
     code = max(codes) if codes else 0
+    console.print(Text(_shared_total(chosen, runs, unchecked, conventions if swept else None),
+                       style="bold red" if code else "bold green"), soft_wrap=True)
     if context.json:
-        json_output.emit(json_output.check_shared(ok=code == 0, runs=runs, conventions=conventions))
+        json_output.emit(json_output.check_shared(ok=code == 0, runs=runs, conventions=conventions,
+                                                  unchecked=unchecked))
     return code
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def _shared_total(resources: list[str], runs: list[dict[str, Any]], unchecked: list[dict[str, str]],
+                  conventions: list[str] | None) -> str:
+    """`Check shared: 6 resources, 4 instances checked, 3 findings (1 record could not be checked), ...`."""
+    findings = sum(len(step.get("findings") or ()) for run in runs for step in run.get("steps", ()))
+    total = _count(findings + len(unchecked), "finding")
+    if unchecked:
+        total += f" ({_count(len(unchecked), 'record')} could not be checked)"
+    parts = [_count(len(resources), "resource"), f"{_count(len(runs), 'instance')} checked", total]
+    if conventions is not None:
+        parts.append(_count(len(conventions), "naming convention finding"))
+    return "Check shared: " + ", ".join(parts) + "."
 
 
 def check_client(context: Context, *, org_id: str | None, all_clients: bool, answers: Path | None) -> int:
@@ -91,8 +126,6 @@ def check_client(context: Context, *, org_id: str | None, all_clients: bool, ans
 
 def check_all(context: Context) -> int:
     """`check client --all`: the fleet check (`fleet.check`), opened, journaled and shown like any check."""
-    from rich.text import Text
-
     from kensium_provision.app.bootstrap import connect, new_run_id, open_config, open_journal, run_settings
     from kensium_provision.checklist.catalog import install_checklist
     from kensium_provision.fleet.check import FleetRequest, check_fleet

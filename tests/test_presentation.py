@@ -1,0 +1,59 @@
+"""What the operator reads (issue 15's presentation items, issue 14 item 10): check shared that reports and
+goes on, its total line, human wording, tables that fit the terminal and degrade in pipes, copyable SQL.
+
+Commands run in this process against moto (the `aws` fixture); records are put behind kprov's back the
+way another operator, an older kprov or an attacker would leave them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kensium_provision.errors import ExitCode
+from tests.conftest import Kprov
+
+ROOT = Path(__file__).resolve().parent.parent
+VPC_ANSWERS = str(ROOT / "examples" / "shared-vpc.yaml")
+
+
+def provisioned_vpc(kprov: Kprov) -> tuple[object, dict[str, object]]:
+    """The sandbox's VPC, made by kprov; the SSM client and the shared record the apply kept."""
+    import boto3
+
+    done = kprov("--non-interactive", "provision", "shared", "vpc", "--answers", VPC_ANSWERS, "--yes")
+    assert done.code == ExitCode.OK, done.err
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    [parameter] = ssm.get_parameters_by_path(Path="/kprov/shared/shared-vpc")["Parameters"]
+    return ssm, {"path": parameter["Name"], **json.loads(parameter["Value"])}
+
+
+def test_a_bad_shared_record_is_a_finding_and_the_others_are_still_checked(
+        aws: None, kprov: Kprov, capfd: pytest.CaptureFixture[str]) -> None:
+    ssm, record = provisioned_vpc(kprov)
+    # Sorted first, before the good record: before the fix the check stopped on it (exit 3, nothing else checked).
+    bad = {**record, "name": "A\x1b[2J", "answers": {**record["answers"], "vpc_name": "A\x1b[2J\x07"}}  # type: ignore[dict-item]
+    ssm.put_parameter(Name="/kprov/shared/shared-vpc/A-bad", Value=json.dumps(bad), Type="String")  # type: ignore[attr-defined]
+
+    done = kprov("--non-interactive", "--output", "json", "check", "shared", "vpc")
+    assert done.code == ExitCode.FAILED, done.err
+    document = done.json()
+    [checked] = document["runs"]  # the good record, checked after the bad one
+    assert checked["ok"] and checked["kind"] == "check"
+    [unchecked] = document["unchecked"]
+    assert unchecked["resource"] == "vpc" and unchecked["record"] == "shared-vpc/A\x1b[2J"
+    assert "control or format character" in unchecked["problem"]
+    assert "the shared record shared-vpc/A\\u001b[2J cannot be checked" in done.err
+    assert done.err.rstrip().endswith(
+        "Check shared: 1 resource, 1 instance checked, 1 finding (1 record could not be checked).")
+
+
+def test_check_shared_names_each_resource_once_and_ends_with_a_total(
+        aws: None, kprov: Kprov, capfd: pytest.CaptureFixture[str]) -> None:
+    provisioned_vpc(kprov)
+    done = kprov("--non-interactive", "--output", "json", "check", "shared", "vpc", "vpc")
+    assert done.code == ExitCode.OK, done.err
+    assert len(done.json()["runs"]) == 1  # `vpc vpc` checks the VPC once
+    assert done.err.rstrip().splitlines()[-1] == "Check shared: 1 resource, 1 instance checked, 0 findings."
