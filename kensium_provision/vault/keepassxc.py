@@ -71,7 +71,7 @@ class KeePassXCVault:
         hint = ""
         if "Invalid credentials" in said:
             hint = "the database is locked to kprov: the password or key file is wrong"
-        elif "Failed to read database file" in said or "Failed to open database file" in said:
+        elif "Error while reading the database" in said or "Failed to open database file" in said:
             hint = f"{self.database} is not a KeePassXC database kprov can read"
         return self._program.failed(Done(done.code, b"", said), *secrets, doing=doing, hint=hint)
 
