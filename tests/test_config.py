@@ -192,7 +192,7 @@ def test_vault_and_lock_options_that_do_not_apply_are_errors(tmp_path: Path) -> 
     assert issues_of(path) == [
         f"{path}:1:35: vault › command: command is used only with backend: command",
         f"{path}:1:50: vault › timeout: expected a whole number from 1 to 3600, got a whole number (0)",
-        f"{path}:1:50: vault › timeout: timeout is used only with backend: command",
+        f"{path}:1:50: vault › timeout: timeout is used only with backend: command or keepassxc or pass",
         f"{path}:2:16: locks › table: 't1' is not a DynamoDB table name",
         f"{path}:2:16: locks › table: table is used only with backend: dynamodb",
     ]

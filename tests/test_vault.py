@@ -430,3 +430,46 @@ def test_vault_module_does_not_import_boto3() -> None:
             "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- the config's vault: section for each backend -------------------------------------------------------------
+
+
+def _config_issues(path: Path) -> list[str]:
+    from kensium_provision.app.config import load_config
+    from kensium_provision.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.exit_code == ExitCode.INVALID
+    return str(caught.value).splitlines()
+
+
+def test_config_reads_the_keepassxc_and_pass_backends_into_make_vault(tmp_path: Path) -> None:
+    from kensium_provision.app.config import load_config
+    from kensium_provision.vault.backends import KeePassXCVault, PassVault
+
+    path = tmp_path / "config.yaml"
+    path.write_text("vault: {backend: keepassxc, database: /srv/team.kdbx, key_file: /srv/team.keyx, password: false,"
+                    " timeout: 9}\n")
+    settings = load_config(path).vault.settings()
+    assert settings == {"backend": "keepassxc", "database": "/srv/team.kdbx", "key_file": "/srv/team.keyx",
+                        "password": False, "timeout": 9}
+    made = make_vault("keepassxc", settings=settings, client_factory=Clients(), operator=ScriptedOperator(),
+                      env_name="qa")
+    assert isinstance(made, KeePassXCVault) and str(made.database) == "/srv/team.kdbx"
+    path.write_text("vault: {backend: pass, store: /srv/password-store}\n")
+    settings = load_config(path).vault.settings()
+    assert settings == {"backend": "pass", "store": "/srv/password-store", "timeout": 60}
+    made = make_vault("pass", settings=settings, client_factory=Clients(), operator=ScriptedOperator(), env_name="qa")
+    assert isinstance(made, PassVault) and str(made.directory) == "/srv/password-store"
+
+
+def test_config_refuses_vault_keys_of_another_backend_with_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("vault: {backend: keepassxc, password: false, store: /x}\n")
+    assert _config_issues(path) == [  # sorted by place, as every config problem is reported
+        f"{path}:1:8: vault: backend: keepassxc needs database: the .kdbx file",
+        f"{path}:1:39: vault › password: password: false needs key_file: the database must be unlocked by something",
+        f"{path}:1:53: vault › store: store is used only with backend: pass",
+    ]

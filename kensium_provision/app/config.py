@@ -55,18 +55,29 @@ SANDBOX_ENVIRONMENT = Environment(name=SANDBOX, account_id=SANDBOX_ACCOUNT_ID, r
 class VaultSettings:
     """Where generated credentials go (design.md section 6)."""
 
-    backend: str = "secretsmanager"  # secretsmanager | command | manual
+    backend: str = "secretsmanager"  # secretsmanager | command | keepassxc | pass | manual
     command: tuple[str, ...] = ()  # argv of a password-manager CLI; the secret goes on its stdin
     fetch_command: tuple[str, ...] = ()  # argv printing a stored secret on stdout
-    timeout: int = 60  # seconds a password-manager command may take
+    update_command: tuple[str, ...] = ()  # argv replacing a stored secret with the one on stdin (rotation)
+    timeout: int = 60  # seconds a password-manager program may take
+    database: str = ""  # keepassxc: the .kdbx file
+    key_file: str = ""  # keepassxc: its key file, if it has one
+    password: bool = True  # keepassxc: unlocked with a password too (asked at a hidden prompt)
+    store: str = ""  # pass: the store directory ("": PASSWORD_STORE_DIR, else ~/.password-store)
 
     def settings(self) -> dict[str, object]:
-        """What `vault.make_vault` takes: the command keys only for the command backend."""
+        """What `vault.make_vault` takes: each backend's own keys only."""
+        if self.backend == "keepassxc":
+            return {"backend": self.backend, "database": self.database, "password": self.password,
+                    "timeout": self.timeout, **({"key_file": self.key_file} if self.key_file else {})}
+        if self.backend == "pass":
+            return {"backend": self.backend, "timeout": self.timeout, **({"store": self.store} if self.store else {})}
         if self.backend != "command":
             return {"backend": self.backend}
         found: dict[str, object] = {"backend": self.backend, "command": list(self.command), "timeout": self.timeout}
-        if self.fetch_command:
-            found["fetch_command"] = list(self.fetch_command)
+        for key in ("fetch_command", "update_command"):
+            if getattr(self, key):
+                found[key] = list(getattr(self, key))
         return found
 
 
@@ -229,11 +240,20 @@ ENVIRONMENT = Map((
                                               "which cannot tell whether root minted them; default no."),
 ), name="environment")
 VAULT = Map((
-    Field("backend", Str(choices=("secretsmanager", "command", "manual")), doc="Where generated credentials go."),
+    Field("backend", Str(choices=("secretsmanager", "command", "keepassxc", "pass", "manual")),
+          doc="Where generated credentials go."),
     Field("command", Seq(Str()), doc="backend: command: argv of a password-manager CLI; {name} is the entry; "
                                      "the secret goes on its stdin."),
     Field("fetch_command", Seq(Str()), doc="backend: command: argv printing a stored secret on stdout."),
-    Field("timeout", Int(1, 3600), doc="backend: command: seconds a command may take."),
+    Field("update_command", Seq(Str()), doc="backend: command: argv replacing a stored secret with the one on its "
+                                            "stdin (rotation)."),
+    Field("timeout", Int(1, 3600), doc="backend: command, keepassxc or pass: seconds a program may take."),
+    Field("database", Str(), doc="backend: keepassxc: the .kdbx database file."),
+    Field("key_file", Str(), doc="backend: keepassxc: the database's key file, if it has one."),
+    Field("password", Bool(), doc="backend: keepassxc: false when the key file alone unlocks the database "
+                                  "(unattended runs); else the password is asked at a hidden prompt."),
+    Field("store", Str(), doc="backend: pass: the password store (default PASSWORD_STORE_DIR, else "
+                              "~/.password-store)."),
 ), name="vault")
 LOCKS = Map((
     Field("backend", Str(choices=("local", "dynamodb"))),
@@ -364,16 +384,32 @@ def _read_environment(reader: Reader, name: str, env: Record) -> Environment | N
                        allow_federated_users=env.flag("allow_federated_users"))
 
 
+_VAULT_KEYS = {"command": ("command", "fetch_command", "update_command", "timeout"),
+               "keepassxc": ("database", "key_file", "password", "timeout"), "pass": ("store", "timeout")}
+
+
 def _vault(reader: Reader, vault: Record | None) -> VaultSettings:
     if vault is None:
         return VaultSettings()
     backend = vault.text("backend") or "secretsmanager"
-    for key in ("command", "fetch_command", "timeout"):
-        if key in vault and backend != "command":
-            reader.add(vault.loc(key), vault.at(key), f"{key} is used only with backend: command")
+    for key in ("command", "fetch_command", "update_command", "timeout", "database", "key_file", "password", "store"):
+        if key in vault and key not in _VAULT_KEYS.get(backend, ()):
+            owners = " or ".join(b for b, keys in _VAULT_KEYS.items() if key in keys)
+            reader.add(vault.loc(key), vault.at(key), f"{key} is used only with backend: {owners}")
+    timeout = vault.number("timeout") or 60
+    if backend == "keepassxc":
+        if "database" not in vault:
+            reader.add(vault.node.loc, vault.crumb, "backend: keepassxc needs database: the .kdbx file")
+        if "password" in vault and not vault.flag("password") and "key_file" not in vault:
+            reader.add(vault.loc("password"), vault.at("password"), "password: false needs key_file: the database "
+                                                                    "must be unlocked by something")
+        return VaultSettings(backend=backend, database=vault.text("database"), key_file=vault.text("key_file"),
+                             password=vault.flag("password") if "password" in vault else True, timeout=timeout)
+    if backend == "pass":
+        return VaultSettings(backend=backend, store=vault.text("store"), timeout=timeout)
     if backend != "command":
         return VaultSettings(backend=backend)
-    for key in ("command", "fetch_command"):
+    for key in ("command", "fetch_command", "update_command"):
         argv = vault.texts(key)
         if key in vault and key in vault.values and not any("{name}" in part for part in argv):
             reader.add(vault.loc(key), vault.at(key), "put {name} where the password manager keeps the entry, e.g. "
@@ -382,7 +418,7 @@ def _vault(reader: Reader, vault: Record | None) -> VaultSettings:
         reader.add(vault.node.loc, vault.crumb,
                    "backend: command needs command: [program, args...] (the secret goes on stdin)")
     return VaultSettings(backend=backend, command=vault.texts("command"), fetch_command=vault.texts("fetch_command"),
-                         timeout=vault.number("timeout") or 60)
+                         update_command=vault.texts("update_command"), timeout=timeout)
 
 
 def _locks(reader: Reader, locks: Record | None) -> LockSettings:
