@@ -69,13 +69,18 @@ class BoundaryConsole(Console):
     """kprov's console: no markup, no emoji codes, no hyperlinks, and neutral text in every segment written.
 
     Plain lines stay unwrapped (soft wrap) so an error or an issue (`path:line:col: ...`) can be copied
-    and grepped whole; panels, tables and Markdown are laid out (soft wrap would crop their lines).
+    and grepped whole; panels, tables and Markdown are laid out (soft wrap would crop their lines), and
+    off a terminal tables and panels are plain lines (ui/tables.py).
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{**kwargs, "markup": False, "emoji": False, "highlight": False})
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        from kensium_provision.ui.tables import for_terminal, plain
+
+        # Tables wrap on a terminal and are plain columns anywhere else (ui/tables.py).
+        objects = tuple(for_terminal(o) if self.is_terminal else _lines(plain(o)) for o in objects)
         if kwargs.get("soft_wrap") is None and any(not isinstance(o, (str, Text)) for o in objects):
             kwargs["soft_wrap"] = False
         kwargs["markup"] = kwargs["emoji"] = kwargs["highlight"] = False  # a caller cannot turn them back on
@@ -85,6 +90,10 @@ class BoundaryConsole(Console):
         # Every write of the console (print, log, out, a Live refresh) ends here: the last point where
         # text and rich's own control codes (cursor moves, `Segment.control`) are still apart.
         return super()._render_buffer(_neutral_segments(buffer))
+
+
+def _lines(shaped: Any) -> Any:
+    return Text("\n").join(shaped) if isinstance(shaped, list) else shaped
 
 
 def _neutral_segments(buffer: Iterable[Segment]) -> Iterable[Segment]:
