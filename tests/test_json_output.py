@@ -97,7 +97,7 @@ def test_plan_apply_check_and_history(aws: None, monkeypatch: pytest.MonkeyPatch
     vpc_step = next(s for s in apply["steps"] if s["id"] == "vpc")
     assert vpc_step["outputs"]["vpc_id"].startswith("vpc-")
 
-    # Drift behind kprov's back: the operator's SQL Server rule disappears.
+    # Drift behind kprov's back: the operator's SQL Server and RDP rules disappear.
     ec2 = _raw("ec2")
     by_name = [{"Name": "group-name", "Values": ["SG-POS-OPS"]}]
     group = ec2.describe_security_groups(Filters=by_name)["SecurityGroups"][0]
@@ -107,7 +107,7 @@ def test_plan_apply_check_and_history(aws: None, monkeypatch: pytest.MonkeyPatch
     [check] = shared["runs"]
     assert (check["kind"], check["ok"]) == ("check", False)
     findings = [f for s in check["steps"] for f in s["findings"]]
-    assert findings and all(f["step"] == "operator-ip-rule" for f in findings)
+    assert findings and {f["step"] for f in findings} == {"operator-ip-rule", "operator-rdp-rule"}
 
     code, runs, _ = kprov_json(kprov, "runs", "list")
     assert [r["mode"] for r in runs["runs"]][:3] == ["check", "apply", "plan"]
@@ -126,8 +126,11 @@ def test_secret_parameters_are_masked_in_a_plan(aws: None, monkeypatch: pytest.M
                                                 kprov: Kprov, tmp_path: Path) -> None:
     from kensium_provision.secret import REDACTOR
 
+    # The broker's VPC first: a single-instance broker goes in its subnet.
+    assert kprov_json(kprov, "provision", "shared", "vpc", "--answers", VPC_ANSWERS, "--yes")[0] == 0
     answers = tmp_path / "rabbitmq.yaml"
-    answers.write_text("name: mq-POS-01\nengine_version: '3.13'\nhost_instance_type: mq.t3.micro\n")
+    answers.write_text("name: mq-POS-01\nengine_version: '3.13'\nhost_instance_type: mq.t3.micro\n"
+                       "zone: us-east-1a\n")
     code, plan, _ = kprov_json(kprov, "provision", "shared", "rabbitmq", "--dry-run", "--answers",
                                str(answers))
     assert code == 0
@@ -219,8 +222,11 @@ def test_access_denied_in_a_generic_step_names_the_service(aws: None, monkeypatc
 
 def test_runs_show_of_a_run_that_used_secrets_manager(aws: None, monkeypatch: pytest.MonkeyPatch,
                                                       kprov: Kprov, tmp_path: Path) -> None:
+    # The broker's VPC first: a single-instance broker goes in its subnet.
+    assert kprov_json(kprov, "provision", "shared", "vpc", "--answers", VPC_ANSWERS, "--yes")[0] == 0
     answers = tmp_path / "rabbitmq.yaml"
-    answers.write_text("name: mq-POS-01\nengine_version: '3.13'\nhost_instance_type: mq.t3.micro\n")
+    answers.write_text("name: mq-POS-01\nengine_version: '3.13'\nhost_instance_type: mq.t3.micro\n"
+                       "zone: us-east-1a\n")
     code, apply, _ = kprov_json(kprov, "provision", "shared", "rabbitmq", "--answers", str(answers),
                                 "--yes")
     assert code == 0 and any(k.startswith("secretsmanager:") for k in apply["api_calls"]["by_operation"])

@@ -337,17 +337,28 @@ def test_rds_wait_gives_up_at_its_budget_and_stops_on_a_failure_state(aws: None,
 
 # --- shared rabbitmq ----------------------------------------------------------------------------------
 
-MQ = {"name": "mq-POS-01", "engine_version": "3.13", "host_instance_type": "mq.t3.micro"}
+MQ = {"name": "mq-POS-01", "engine_version": "3.13", "host_instance_type": "mq.t3.micro", "zone": f"{REGION}a"}
 
 
-def test_rabbitmq_plan_on_an_empty_account_changes_nothing(aws: None, vault: MemoryVault) -> None:
+@pytest.fixture
+def pos_vpc(aws: None) -> dict[str, str]:
+    """The VPC checklist's POS-VPC with its public subnet POS-public-us-east-1a, where the broker goes."""
+    ec2 = raw_client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "POS-VPC"}]}])["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/20", AvailabilityZone=f"{REGION}a", TagSpecifications=[
+        {"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": f"POS-public-{REGION}a"}]}])["Subnet"]["SubnetId"]
+    return {"vpc": vpc, "subnet": subnet}
+
+
+def test_rabbitmq_plan_on_an_empty_account_changes_nothing(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
     report, runtime = run_with("shared/rabbitmq", Mode.PLAN, dict(MQ), vault)
-    assert statuses(report) == {"admin-password": Status.CHANGE, "create-broker": Status.DEPENDS,
-                                "wait-running": Status.DEPENDS}
+    assert statuses(report) == {"find-vpc": Status.DONE, "find-subnet": Status.DONE, "admin-password": Status.CHANGE,
+                                "create-broker": Status.DEPENDS, "wait-running": Status.DEPENDS}
     assert mutating_calls(runtime) == [] and brokers() == [] and vault.items == {}
 
 
-def test_rabbitmq_apply_then_plan_and_check_find_everything_done(aws: None, vault: MemoryVault) -> None:
+def test_rabbitmq_apply_then_plan_and_check_find_everything_done(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
     checklist = load("shared/rabbitmq")
     runtime = moto_runtime(Mode.APPLY, vault=vault,
                            operator=answers_operator(checklist, EXAMPLES / "shared-rabbitmq.yaml"))
@@ -356,7 +367,8 @@ def test_rabbitmq_apply_then_plan_and_check_find_everything_done(aws: None, vaul
         "before-parameter-build.mq.CreateBroker", lambda params, **_: sent.append(dict(params)))
     report = run_checklist("shared/rabbitmq", Mode.APPLY, runtime=runtime)
     assert report.exit_code is ExitCode.OK, report.error
-    assert statuses(report) == {"admin-password": Status.CHANGED, "create-broker": Status.CHANGED,
+    assert statuses(report) == {"find-vpc": Status.DONE, "find-subnet": Status.DONE,
+                                "admin-password": Status.CHANGED, "create-broker": Status.CHANGED,
                                 "wait-running": Status.DONE}
     assert creates(runtime) == ["mq:CreateBroker"]
     [summary] = brokers()
@@ -364,6 +376,7 @@ def test_rabbitmq_apply_then_plan_and_check_find_everything_done(aws: None, vaul
     assert (broker["BrokerName"], broker["EngineType"], broker["DeploymentMode"], broker["HostInstanceType"],
             broker["PubliclyAccessible"]) == ("mq-POS-01", "RABBITMQ", "SINGLE_INSTANCE", "mq.t3.micro", True)
     assert [u["Username"] for u in broker["Users"]] == ["admin"]
+    assert broker["SubnetIds"] == [pos_vpc["subnet"]]  # in the POS VPC, never the default one
     [create] = sent
     assert create["Users"] == [{"Username": "admin", "Password": vault.items["mq-POS-01/admin"].reveal()}]
     assert create["CreatorRequestId"] == runtime.idempotency_token("create-broker", "create")
@@ -379,7 +392,8 @@ def test_rabbitmq_apply_then_plan_and_check_find_everything_done(aws: None, vaul
 
 @pytest.mark.parametrize(("purpose", "expected"), [("production", "mq.m5.large"), ("staging", "mq.t3.micro"),
                                                    ("qa", "mq.t3.micro")])
-def test_rabbitmq_instance_type_by_purpose(aws: None, vault: MemoryVault, purpose: str, expected: str) -> None:
+def test_rabbitmq_instance_type_by_purpose(pos_vpc: dict[str, str], vault: MemoryVault, purpose: str,
+                                           expected: str) -> None:
     answers = {**MQ, "host_instance_type": "by-purpose"}
     plan, _ = run_with("shared/rabbitmq", Mode.PLAN, answers, vault, purpose=purpose)
     vault.store("mq-POS-01/admin", Secret("Adm1n-Passw0rd-x"), description="", tags={})
@@ -390,13 +404,13 @@ def test_rabbitmq_instance_type_by_purpose(aws: None, vault: MemoryVault, purpos
     assert [b["HostInstanceType"] for b in brokers()] == [expected]
 
 
-def test_rabbitmq_by_purpose_without_a_purpose_asks_for_a_choice(aws: None, vault: MemoryVault) -> None:
+def test_rabbitmq_by_purpose_without_a_purpose_asks_for_a_choice(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
     vault.store("mq-POS-01/admin", Secret("Adm1n-Passw0rd-x"), description="", tags={})
     with pytest.raises(InputError, match=r"choose the instance type explicitly|needs the environment's purpose"):
         run_with("shared/rabbitmq", Mode.PLAN, {**MQ, "host_instance_type": "by-purpose"}, vault)
 
 
-def test_rabbitmq_broker_of_another_instance_type_is_a_finding(aws: None, vault: MemoryVault) -> None:
+def test_rabbitmq_broker_of_another_instance_type_is_a_finding(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
     run_with("shared/rabbitmq", Mode.APPLY, {**MQ, "host_instance_type": "mq.m5.large"}, vault)
     check, _ = run_with("shared/rabbitmq", Mode.CHECK, dict(MQ), vault)
     assert check.exit_code is ExitCode.FAILED
@@ -408,7 +422,7 @@ def test_rabbitmq_broker_of_another_instance_type_is_a_finding(aws: None, vault:
     assert "exists but differs" in apply.error and mutating_calls(runtime) == []
 
 
-def test_rabbitmq_weak_admin_password_is_refused_before_the_create(aws: None, vault: MemoryVault) -> None:
+def test_rabbitmq_weak_admin_password_is_refused_before_the_create(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
     vault.store("mq-POS-01/admin", Secret("abcd"), description="", tags={})
     with pytest.raises(InputError, match="would be refused by Amazon MQ") as caught:
         run_with("shared/rabbitmq", Mode.APPLY, dict(MQ), vault)
@@ -417,7 +431,8 @@ def test_rabbitmq_weak_admin_password_is_refused_before_the_create(aws: None, va
 
 
 @pytest.mark.parametrize("name", ["mq POS-01", "mq-POS-01 ", "mq-pos-01"])
-def test_rabbitmq_bad_broker_names_are_refused_before_any_call(aws: None, vault: MemoryVault, name: str) -> None:
+def test_rabbitmq_bad_broker_names_are_refused_before_any_call(pos_vpc: dict[str, str], vault: MemoryVault,
+                                                              name: str) -> None:
     with pytest.raises(InputError, match="mq-broker: "):
         run_with("shared/rabbitmq", Mode.APPLY, {**MQ, "name": name}, vault)
     assert brokers() == []
@@ -427,7 +442,9 @@ def test_rabbitmq_bad_broker_names_are_refused_before_any_call(aws: None, vault:
     ({"name": "mq POS-01"}, "1-50 letters, digits"),
     ({"name": "m" * 51}, "1-50 letters, digits"),
     ({"deployment_mode": "ACTIVE_STANDBY_MULTI_AZ"}, "ActiveMQ mode"),
-    ({"subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}, "takes one subnet, not 2"),
+    ({"subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]},
+     "takes one subnet of the POS VPC, not 2"),
+    ({"subnet_ids": []}, "takes one subnet of the POS VPC, not 0"),  # AWS would use the default VPC
     ({"host_instance_type": "mq.bogus"}, "not an Amazon MQ RabbitMQ type"),
     ({"deployment_mode": "CLUSTER_MULTI_AZ"}, "mq.t3.micro brokers are single-instance only"),
     ({"admin_user": "guest"}, "not guest"),
@@ -440,20 +457,21 @@ def test_rabbitmq_bad_broker_names_are_refused_before_any_call(aws: None, vault:
 def test_mq_step_refuses_what_moto_accepts_before_any_call(bad: dict[str, object], message: str) -> None:
     ctx = offline_ctx("create-broker")
     good = {"name": "mq-POS-01", "engine_version": "3.13", "host_instance_type": "mq.t3.micro",
-            "admin_password_ref": "memory:mq-POS-01/admin"}
+            "admin_password_ref": "memory:mq-POS-01/admin", "subnet_ids": ["subnet-0123456789abcdef0"]}
     with pytest.raises(InputError, match=message):
         MqBroker().probe(ctx, {**good, **bad})
 
 
-def test_rabbitmq_wait_polls_until_running_and_stops_on_creation_failed(aws: None, vault: MemoryVault) -> None:
+def test_rabbitmq_wait_polls_until_running_and_stops_on_creation_failed(pos_vpc: dict[str, str],
+                                                                       vault: MemoryVault) -> None:
     run_with("shared/rabbitmq", Mode.APPLY, dict(MQ), vault)
     from moto.mq.models import mq_backends
 
     [broker] = mq_backends[ACCOUNT][REGION].brokers.values()
     broker.state = "CREATION_IN_PROGRESS"
     plan, _ = run_with("shared/rabbitmq", Mode.PLAN, dict(MQ), vault)
-    assert statuses(plan) == {"admin-password": Status.DONE, "create-broker": Status.DONE,
-                              "wait-running": Status.CHANGE}
+    assert statuses(plan) == {"find-vpc": Status.DONE, "find-subnet": Status.DONE, "admin-password": Status.DONE,
+                              "create-broker": Status.DONE, "wait-running": Status.CHANGE}
 
     class FlippingClock(FakeClock):
         def sleep(self, seconds: float) -> None:
@@ -470,6 +488,41 @@ def test_rabbitmq_wait_polls_until_running_and_stops_on_creation_failed(aws: Non
     assert "BrokerState is 'CREATION_FAILED', a failure state" in report.error
     check, _ = run_with("shared/rabbitmq", Mode.CHECK, dict(MQ), vault)
     assert {f.step_id for f in check.findings} == {"create-broker", "wait-running"}
+    broker.state = "CRITICAL_ACTION_REQUIRED"
+    report, _ = run_with("shared/rabbitmq", Mode.APPLY, dict(MQ), vault)
+    assert "BrokerState is 'CRITICAL_ACTION_REQUIRED', a failure state" in report.error
+
+
+def test_the_failure_states_are_amazon_mqs_own(pos_vpc: dict[str, str]) -> None:
+    from kensium_provision.steps.amazonmq import FAILED_STATES
+
+    states = raw_client("mq").meta.service_model.shape_for("BrokerState").enum  # botocore's published model
+    assert set(states) >= FAILED_STATES and "CRITICAL_ACTION_REQUIRED" in FAILED_STATES
+
+
+def test_the_broker_is_described_by_the_id_its_create_returned(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
+    checklist = load("shared/rabbitmq")
+    runtime = moto_runtime(Mode.APPLY, vault=vault, operator=answers_operator(checklist, dict(MQ)))
+    calls: list[tuple[str, str]] = []
+    for attempts in (1, 4):  # the create's single-attempt client and the reading one
+        runtime.aws.client("mq", attempts=attempts).meta.events.register(  # type: ignore[call-arg]
+            "provide-client-params.mq", lambda params, model, **_: calls.append((model.name, str(params))))
+    report = run_checklist("shared/rabbitmq", Mode.APPLY, runtime=runtime)
+    assert report.exit_code is ExitCode.OK, report.error
+    create = [name for name, _ in calls].index("CreateBroker")
+    [summary] = brokers()
+    assert calls[create + 1] == ("DescribeBroker", str({"BrokerId": summary["BrokerId"]})), calls
+
+
+def test_a_broker_outside_the_pos_vpc_is_a_finding(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
+    raw_client("mq").create_broker(
+        BrokerName="mq-POS-01", EngineType="RABBITMQ", EngineVersion="3.13", DeploymentMode="SINGLE_INSTANCE",
+        HostInstanceType="mq.t3.micro", PubliclyAccessible=True, AutoMinorVersionUpgrade=True,
+        SubnetIds=["subnet-0123456789abcdef0"], Users=[{"Username": "admin", "Password": "Adm1n-Passw0rd-x"}])
+    vault.store("mq-POS-01/admin", Secret("Adm1n-Passw0rd-x"), description="", tags={})
+    check, _ = run_with("shared/rabbitmq", Mode.CHECK, dict(MQ), vault)
+    assert check.exit_code is ExitCode.FAILED
+    assert "subnets: is ['subnet-0123456789abcdef0'], should be ['" + pos_vpc["subnet"] in check.findings[0].message
 
 
 # --- shared tenant-manager ------------------------------------------------------------------------------

@@ -3,8 +3,12 @@
 Amazon MQ's own rules are checked before any call, because moto accepts what AWS refuses (a name
 with a space, a 4-character password, two users, ACTIVE_STANDBY for RabbitMQ, two subnets for a
 single instance, any instance type). Broker names are unique per account but `describe_broker`
-needs the id, so the broker is found by listing and matching the name. The create sends a
-deterministic `CreatorRequestId`, so a retried or resumed create gives the same broker.
+needs the id, so an existing broker is found by listing and matching the name; a new one is described
+by the BrokerId its CreateBroker returned. The create sends a deterministic `CreatorRequestId`, so a
+retried or resumed create gives the same broker. A broker is placed in the POS VPC explicitly: a
+SINGLE_INSTANCE broker takes exactly one subnet, and without one AWS puts it in the default VPC (or
+fails where there is none):
+https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/mq/aws.sdk.kotlin.services.mq.model/-create-broker-request/subnet-ids.html
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ _SIZE_BY_PURPOSE: Mapping[str, str] = {
     "production": "mq.m5.large", "staging": "mq.t3.micro", "qa": "mq.t3.micro",
     "development": "mq.t3.micro", "demo": "mq.t3.micro",
 }
-FAILED_STATES = frozenset({"CREATION_FAILED", "DELETION_IN_PROGRESS"})
+# BrokerState values (botocore's mq model, enum BrokerState) that never become RUNNING by themselves;
+# CRITICAL_ACTION_REQUIRED: AWS needs the owner to act (e.g. a KMS key or storage) before it is usable.
+FAILED_STATES = frozenset({"CREATION_FAILED", "DELETION_IN_PROGRESS", "CRITICAL_ACTION_REQUIRED"})
 _STARTING = frozenset({"CREATION_IN_PROGRESS", "REBOOT_IN_PROGRESS"})
 _MODES = ("SINGLE_INSTANCE", "CLUSTER_MULTI_AZ")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")  # botocore model: letters, numbers, dashes, underscores; 1-50
@@ -133,8 +139,9 @@ def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
     if not isinstance(ref, str):
         raise InputError("mq.broker admin_password_ref must be a password-manager reference")
     subnets, groups = _ids(params, "subnet_ids", _SUBNET), _ids(params, "security_groups", _SG)
-    if mode == "SINGLE_INSTANCE" and len(subnets) > 1:
-        raise InputError(f"mq.broker: a SINGLE_INSTANCE broker takes one subnet, not {len(subnets)}")
+    if mode == "SINGLE_INSTANCE" and len(subnets) != 1:
+        raise InputError(f"mq.broker: a SINGLE_INSTANCE broker takes one subnet of the POS VPC, not {len(subnets)} "
+                         "(without one, Amazon MQ puts it in the account's default VPC)")
     if public and groups:
         raise InputError("mq.broker: a public RabbitMQ broker takes no security groups (Amazon MQ keeps it "
                          "outside the VPC); drop security_groups or make it private")
@@ -169,7 +176,8 @@ def _current(found: Mapping[str, Any]) -> dict[str, object]:
     return {"broker_id": found.get("BrokerId"), "engine": found.get("EngineType"),
             "engine_version": found.get("EngineVersion"), "deployment_mode": found.get("DeploymentMode"),
             "host_instance_type": found.get("HostInstanceType"), "publicly_accessible": found.get("PubliclyAccessible"),
-            "state": found.get("BrokerState"), "users": [u.get("Username") for u in found.get("Users") or ()]}
+            "state": found.get("BrokerState"), "users": [u.get("Username") for u in found.get("Users") or ()],
+            "subnet_ids": found.get("SubnetIds")}
 
 
 def _differences(spec: _Spec, found: Mapping[str, Any]) -> tuple[Difference, ...]:
@@ -185,6 +193,8 @@ def _differences(spec: _Spec, found: Mapping[str, Any]) -> tuple[Difference, ...
     version = str(found.get("EngineVersion") or "")
     if version != spec.engine_version and not version.startswith(spec.engine_version + "."):
         diffs.append(Difference("engine version", version, spec.engine_version))
+    if spec.subnet_ids and sorted(found.get("SubnetIds") or ()) != sorted(spec.subnet_ids):
+        diffs.append(Difference("subnets", found.get("SubnetIds"), list(spec.subnet_ids)))
     users = [u.get("Username") for u in found.get("Users") or ()]
     if users and spec.admin_user not in users:  # AWS may list no users for RabbitMQ: absence proves nothing
         diffs.append(Difference("admin user", users, spec.admin_user))
@@ -241,7 +251,7 @@ class MqBroker:
               doc="The one admin user: admin."),
         Param(name="admin_password_ref", doc="Password-manager reference of the admin password."),
         Param(name="subnet_ids", kind="list", required=False,
-              doc="A private broker's subnet (one for SINGLE_INSTANCE)."),
+              doc="The broker's subnet in the POS VPC (exactly one for SINGLE_INSTANCE)."),
         Param(name="security_groups", kind="list", required=False, doc="A private broker's security group ids."),
         Param(name="auto_minor_version_upgrade", kind="bool", required=False, default=True,
               doc="Required by Amazon MQ for RabbitMQ 3.13 and later."),
@@ -286,17 +296,19 @@ class MqBroker:
                 optional["SubnetIds"] = list(spec.subnet_ids)
             if spec.security_groups:
                 optional["SecurityGroups"] = list(spec.security_groups)
-            client.create_broker(
+            answer = client.create_broker(
                 BrokerName=spec.name, EngineType="RABBITMQ", EngineVersion=spec.engine_version,
                 DeploymentMode=spec.deployment_mode, HostInstanceType=spec.host_instance_type,
                 PubliclyAccessible=spec.public, AutoMinorVersionUpgrade=spec.auto_minor,
                 AuthenticationStrategy="SIMPLE",
                 Users=[{"Username": spec.admin_user, "Password": password.reveal()}],  # one user only
                 CreatorRequestId=token, Tags=dict(spec.tags), **optional)
-            made = _find(ctx, spec.name)
-            if made is None:
-                raise StepError(f"{spec.name} was created but cannot be found yet", hint="run the same command again")
-            return made
+            broker_id = str(answer["BrokerId"])  # the create says which broker it made: no search by name
+            made = call(ctx.client("mq"), "DescribeBroker", resource=spec.name, sandbox=in_sandbox(ctx),
+                        missing=("NotFoundException", "404"), BrokerId=broker_id)
+            # Not visible to a describe yet (eventual consistency): what the create said is enough.
+            return made or {"BrokerId": broker_id, "BrokerArn": answer.get("BrokerArn"), "BrokerName": spec.name,
+                            "BrokerState": "CREATION_IN_PROGRESS"}
 
         ctx.progress(f"creating {spec.name} ({spec.host_instance_type}, {spec.deployment_mode})")
         with translating("mq", "CreateBroker", spec.name, sandbox=in_sandbox(ctx)):
