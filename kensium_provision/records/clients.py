@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_TABLE",
     "INSTALLED",
     "MAX_RECORD_BYTES",
+    "REMOVED",
     "UNREADABLE",
     "ClientRecord",
     "OrgIdUse",
@@ -55,6 +56,10 @@ RECORD_SCHEMA = 1
 CLAIMED = "claimed"  # the first step of an install reserves the org id
 INSTALLED = "installed"  # the last step wrote the whole record
 UNREADABLE = "unreadable"  # not kprov's JSON: listed (its name still takes the org id), never trusted
+# `kprov remove-client` ends a client here: the record is kept (the history stays), never deleted, and its
+# org id stays taken (decide_owner refuses it for any install), so a new client can never inherit the old
+# one's host name, bucket name or records.
+REMOVED = "removed"
 IAM_USER_PREFIX = "rms_"  # N14
 BUCKET_PREFIX = "fusion-rms-"  # N15
 # A DynamoDB item may hold 400 KB, but small records keep a whole fleet in one or two Scan pages (1 MB each)
@@ -86,7 +91,7 @@ class ClientRecord:
 
     org_id: str
     client_name: str = ""
-    status: str = INSTALLED  # claimed, installed, or unreadable
+    status: str = INSTALLED  # claimed, installed, removed, or unreadable
     purpose: str = ""
     pos_version: str = ""
     deployment_type: str = ""
@@ -331,6 +336,12 @@ def decide_owner(uses: Iterable[OrgIdUse], record: ClientRecord | None, org_id: 
         raise InputError(f"the client record {record_name(org_id, table)} is unreadable: {record.problem}",
                          hint=f"fix or delete its item (OrgId {org_id.lower()!r}) in the DynamoDB table {table}, "
                               "then run again")
+    if record is not None and record.status == REMOVED:
+        raise InputError(
+            f"org id {org_id!r} is taken: client {record.client_name!r} was removed with it (record "
+            f"{record_name(org_id, table)}, removed by run {record.run_id or '?'} on {record.updated or '?'}); "
+            "a removed client's org id stays taken",
+            hint="choose another org id; the removed client's record is kept as its history")
     if record is not None and not _same_client(record.client_name, client_name):
         raise InputError(
             f"org id {org_id!r} belongs to client {record.client_name!r} (record {record_name(org_id, table)}, "
