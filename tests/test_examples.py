@@ -25,7 +25,9 @@ def test_sample_config_loads() -> None:
 @pytest.mark.parametrize("path", ANSWERS, ids=[p.stem for p in ANSWERS])
 def test_answers_file_matches_its_checklist(path: Path) -> None:
     scope, _, name = path.stem.partition("-")
-    checklist = CHECKLISTS_DIR / scope / f"{'install' if scope == 'client' else name}.yaml"
+    # client-<org>.yaml answers the install, client-<org>-remove.yaml the removal
+    client = "remove" if name.endswith("-remove") else "install"
+    checklist = CHECKLISTS_DIR / scope / f"{client if scope == 'client' else name}.yaml"
     answers = load_answers(path, load_checklist(checklist))
     assert answers.values
 
