@@ -111,6 +111,20 @@ def install_client(
     return _run(ctx, "install-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes)
 
 
+@app.command("remove-client")
+def remove_client(
+    ctx: typer.Context,
+    org_id: Annotated[str, typer.Argument(help="The organization id, e.g. acme.",
+                                          autocompletion=_completion("org"))],
+    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
+) -> int:
+    """Remove a client: final backup, then its database, vhost, keys, secrets, DNS; the record is kept, removed.
+
+    Every change destroys, so the org id is typed first on every environment (--yes never does it).
+    """
+    return _run(ctx, "remove-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes)
+
+
 @provision_app.command("shared")
 def provision_shared(
     ctx: typer.Context,
