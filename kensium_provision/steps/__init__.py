@@ -40,6 +40,7 @@ def registry() -> Mapping[str, StepType]:
         generic,
         iam,
         manual,
+        offboard,
         rds,
         rds_network,
         s3,
@@ -58,5 +59,6 @@ def registry() -> Mapping[str, StepType]:
         iam.IamClientUser(), iam.IamSandboxClientUser(),
         s3.S3ClientBucket(), s3.S3SandboxClientBucket(),
         client_record.ClientOrgId(), client_record.ClientEvidence(), client_record.ClientRecordStep(),
+        *(step_type() for step_type in offboard.STEP_TYPES),  # remove-client
     ]
     return MappingProxyType({t.name: t for t in sorted(types, key=lambda t: t.name)})
