@@ -81,6 +81,7 @@ def _problems(spec: InputSpec, value: object, checklist: Checklist, types: Mappi
     """An answer's problems: its type and rules (choices known offline only), then the checks of every step
     that uses it (`checklist.checks`)."""
     from kensium_provision.checklist.checks import input_problems
+    from kensium_provision.steps.base import CheckContext
     from kensium_provision.steps.kinds import coerce_answer
 
     if spec.type == "secret":
@@ -92,7 +93,7 @@ def _problems(spec: InputSpec, value: object, checklist: Checklist, types: Mappi
         return [f"{_shown(value)} {problem}"]
     if spec.evidence and spec.id not in {s.id for s in checklist.inputs}:
         return []  # a manual step's evidence: its step has run by the time it is given
-    return [str(p) for p in input_problems(checklist, types, names, spec, value, context)]
+    return [str(p) for p in input_problems(checklist, types, CheckContext(names), spec, value, context)]
 
 
 def _shown(value: object) -> str:

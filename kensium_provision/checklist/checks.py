@@ -7,6 +7,9 @@ checklist's steps with the answers given so far, so that one wrong answer is ref
 - in an answers file, at its line, before any AWS call (`checklist.answers.check_answers`),
 - and by the engine for all steps at once before the first act of an apply, and in a plan (`preflight`).
 
+`base` is what the checks may use (`steps.base.CheckContext`): the naming rules, and the run's settings
+once the environment is known.
+
 A parameter that needs an earlier step's output is not known yet: it is checked at the step's own
 turn, before its act. A step whose `when:` cannot be decided yet is left to its turn too, and a step
 that will be skipped is not checked at all: a rule is broken only by a step that runs.
@@ -15,7 +18,7 @@ that will be skipped is not checked at all: a rule is broken only by a step that
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kensium_provision.model import Checklist, InputSpec, Step
@@ -100,17 +103,17 @@ def _runnable(checklist: Checklist, types: Mapping[str, StepType], values: Mappi
         yield step
 
 
-def _problems(step: Step, step_type: StepType, values: Mapping[str, object], names: Any,
+def _problems(step: Step, step_type: StepType, values: Mapping[str, object], base: CheckContext,
               uses: str = "") -> list[str]:
     """The step's problems with these values; with `uses`, the `Param` checks only of the parameters that
     use that name (the step's own cross-parameter rules always see every known parameter)."""
     params, pending = render_known(step, values)
     only = None if not uses else {k for k in params if uses in set(_walk(step.params[k]))}
     text = {k: v for k, v in values.items() if isinstance(v, str)}
-    return param_problems(step_type, params, CheckContext(names, text, pending), only=only)
+    return param_problems(step_type, params, replace(base, values=text, pending=pending), only=only)
 
 
-def preflight(checklist: Checklist, types: Mapping[str, StepType], names: Any,
+def preflight(checklist: Checklist, types: Mapping[str, StepType], base: CheckContext,
               values: Mapping[str, object]) -> list[Problem]:
     """Every problem of every step that will run, with the inputs answered (outputs are not known yet)."""
     unknown: set[str] = set()
@@ -118,11 +121,11 @@ def preflight(checklist: Checklist, types: Mapping[str, StepType], names: Any,
     for step in _runnable(checklist, types, values, unknown):
         step_type = types.get(step.type)
         if step_type is not None:
-            found += [Problem(step, m) for m in _problems(step, step_type, values, names)]
+            found += [Problem(step, m) for m in _problems(step, step_type, values, base)]
     return found
 
 
-def input_problems(checklist: Checklist, types: Mapping[str, StepType], names: Any, spec: InputSpec,
+def input_problems(checklist: Checklist, types: Mapping[str, StepType], base: CheckContext, spec: InputSpec,
                    value: object, earlier: Mapping[str, object]) -> list[Problem]:
     """The problems a new answer gives the steps that use it (inputs asked later are not known yet)."""
     ids = [s.id for s in checklist.inputs]
@@ -135,5 +138,5 @@ def input_problems(checklist: Checklist, types: Mapping[str, StepType], names: A
         if step_type is None or spec.id not in used:
             continue
         uses = "" if step.when is not None and step.when.name == spec.id else spec.id
-        found += [Problem(step, m) for m in _problems(step, step_type, values, names, uses)]
+        found += [Problem(step, m) for m in _problems(step, step_type, values, base, uses)]
     return found

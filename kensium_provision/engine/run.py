@@ -72,6 +72,11 @@ def _shown_map(values: Mapping[str, object]) -> dict[str, object]:
     return {k: shown_value(v) for k, v in values.items()}
 
 
+def check_context(runtime: Runtime, values: Mapping[str, str] | None = None) -> CheckContext:
+    """What parameter checks may use of the run: its naming rules, settings and environment."""
+    return CheckContext(runtime.names, dict(values or {}), settings=runtime.settings, env_name=runtime.env_name)
+
+
 def coerce_input(spec: InputSpec, raw: object, choices: Sequence[str], runtime: Runtime,
                  context: Mapping[str, object]) -> tuple[object, str | None]:
     """Turn an answer into the input's type and validate it; returns (value, problem) (`steps.kinds`)."""
@@ -85,7 +90,7 @@ def answer_problem(checklist: Checklist, types: Mapping[str, StepType], spec: In
     value, problem = coerce_input(spec, raw, choices, runtime, context)
     if problem:
         return problem
-    found = input_problems(checklist, types, runtime.names, spec, value, context)
+    found = input_problems(checklist, types, check_context(runtime), spec, value, context)
     return "; ".join(str(p) for p in found) or None
 
 
@@ -167,6 +172,7 @@ class _Run:
         self.unknown: set[str] = set()  # names whose value a plan cannot know yet
         self.absent: set[str] = set()  # outputs of skipped steps
         self.changed_once = False
+        self.acted = False  # kprov has called a changing step's act (an input refused later is no exit 3)
 
     def names_of(self, step: Step) -> set[str]:
         found: set[str] = set()
@@ -262,7 +268,7 @@ class _Run:
     def require_params(self, step: Step, step_type: StepType, params: Mapping[str, object]) -> None:
         """The step's parameter checks with every value known, at its own turn (before its probe and act)."""
         context = {k: v for k, v in self.values.items() if isinstance(v, str)}
-        problems = param_problems(step_type, params, CheckContext(self.runtime.names, context))
+        problems = param_problems(step_type, params, check_context(self.runtime, context))
         if problems:
             raise InputError(f"step {step.id}: " + "; ".join(problems),
                              hint="correct the answer (or the checklist) and run again")
@@ -311,6 +317,9 @@ class _Run:
             invalidate()
         result = dict(probe.outputs)
         result.update(step_type.act(ctx, params, probe))
+        # kprov changed something (a person's work by hand is theirs; an act raises InputError only before its
+        # first write, as an InputError says nothing was attempted): see `run`'s exit 3 rule.
+        self.acted = self.acted or (step.risk is not Risk.READ and not confirmed_by_hand(step_type))
         bound = self.bind_outputs(step, result)
         problems = step_type.verify(ctx, params)
         if problems:
@@ -355,9 +364,9 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         except (AbortedError, KeyboardInterrupt):
             raise
         except KprovError as exc:
-            # Exit 3 says nothing changed: an input refused once a step has changed something is this step's
-            # failure (exit 1, and a run to resume), never an "invalid input" that hides the changes made.
-            if isinstance(exc, InputError) and not _changed(results):
+            # Exit 3 says nothing changed: an input refused once kprov has acted is this step's failure
+            # (exit 1, and a run to resume), never an "invalid input" that hides the changes made.
+            if isinstance(exc, InputError) and not state.acted:
                 raise
             state.unknown.update(state.produced(step))
             message = str(exc) + (f" (hint: {exc.hint})" if exc.hint else "")
@@ -380,16 +389,12 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
                      values={k: shown_value(v) for k, v in state.values.items()}, error=error)
 
 
-def _changed(results: Sequence[StepResult]) -> bool:
-    return any(r.status is Status.CHANGED and r.risk is not Risk.READ for r in results)
-
-
 def refuse_invalid(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
                    types: Mapping[str, StepType]) -> None:
     """Every step's parameter checks on the answers, before the first step (so before any change): one
     InputError (exit 3, nothing changed) listing every problem. What needs an earlier step's outputs is
     checked at that step's turn."""
-    problems = preflight(checklist, types, runtime.names, values)
+    problems = preflight(checklist, types, check_context(runtime), values)
     if problems:
         runtime.journal.record("refused", problems=[str(p) for p in problems])
         raise InputError("the answers break the rules of these steps, so nothing was changed:\n  "

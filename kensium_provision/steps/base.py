@@ -210,11 +210,14 @@ class GivesInstructions(Protocol):
 @dataclass(frozen=True, slots=True)
 class CheckContext:
     """What parameter checks may use: the naming rules, the text values known so far (a rule's context),
-    and the parameters not known yet (they need an earlier step's outputs; absent from the params)."""
+    the parameters not known yet (they need an earlier step's outputs; absent from the params), and the
+    run's settings and environment once they are known (not yet for an answers file read before AWS)."""
 
     names: Any  # naming.RuleSet
     values: Mapping[str, str] = field(default_factory=dict)
     pending: frozenset[str] = frozenset()
+    settings: Mapping[str, object] | None = None  # the run's settings; None before the environment is known
+    env_name: str = ""
 
     def known(self, params: Mapping[str, Any], *names: str) -> bool:
         """True when every named parameter is there and known (given, not waiting for an output)."""

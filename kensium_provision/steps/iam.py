@@ -18,18 +18,20 @@ from typing import Any, ClassVar
 
 from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import InputError, StepError
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 from kensium_provision.steps.facts import facts
 
 __all__ = [
     "IamClientUser",
     "IamSandboxClientUser",
     "IamUserFacts",
+    "SandboxOnly",
     "billing_tag_keys",
     "billing_tag_problem",
     "evaluate_user",
     "read_user",
     "require_sandbox",
+    "sandbox_problem",
     "user_facts",
 ]
 
@@ -49,12 +51,30 @@ def billing_tag_problem(tags: Mapping[str, str], keys: Sequence[str], org_id: st
                       present or None, org_id)
 
 
+def sandbox_problem(settings: Mapping[str, object] | None, env_name: str, step_type: str) -> list[str]:
+    """Stand-ins for POS exist only where no POS runs: a problem anywhere but the sandbox (none while the
+    environment is not known yet)."""
+    if settings is None or settings.get("sandbox") is True:
+        return []
+    return [f"{step_type} stands in for POS's own AWS provisioning and runs only in the sandbox, "
+            f"not in environment {env_name!r}"]
+
+
+class SandboxOnly:
+    """A stand-in step type's parameter check (`steps.base.ChecksParams`): the sandbox, or refused before
+    the first change."""
+
+    name: ClassVar[str]
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> list[str]:
+        return sandbox_problem(ctx.settings, ctx.env_name, self.name)
+
+
 def require_sandbox(ctx: StepContext, step_type: str) -> None:
-    """Stand-ins for POS exist only where no POS runs: refuse them anywhere but the sandbox."""
-    if ctx.runtime.settings.get("sandbox") is not True:
-        raise InputError(f"{step_type} stands in for POS's own AWS provisioning and runs only in the sandbox, "
-                         f"not in environment {ctx.runtime.env_name!r}",
-                         hint="answer simulate_pos: false and run AWS provisioning in POS instead")
+    """`sandbox_problem` as an error, at the step's own turn."""
+    problems = sandbox_problem(ctx.runtime.settings, ctx.runtime.env_name, step_type)
+    if problems:
+        raise InputError(problems[0], hint="answer simulate_pos: false and run AWS provisioning in POS instead")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,7 +218,7 @@ class IamClientUser:
         return tuple(self._differences(ctx, params, found))
 
 
-class IamSandboxClientUser:
+class IamSandboxClientUser(SandboxOnly):
     """SANDBOX ONLY: stand in for POS's AWS provisioning and the administrator's access-key step.
 
     In the sandbox nobody runs POS, so this makes `rms_<org_id>` as POS would (programmatic only, no

@@ -91,6 +91,11 @@ def check_text(kind: str, value: object) -> str | None:
         return None
     if isinstance(value, str) and found.ok(value):
         return None
+    if kind == "ipv4" and isinstance(value, str) and _cidr(value):
+        size = ipaddress.IPv4Network(value).num_addresses
+        if size > 1:
+            return f"is a range of {size} addresses; give one IPv4 address (for example {found.example})"
+        return None if value.endswith("/32") else f"must be {found.rule} (for example {found.example})"
     return f"must be {found.rule} (for example {found.example})"
 
 

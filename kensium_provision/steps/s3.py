@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kensium_provision.aws.call import call
-from kensium_provision.errors import StepError
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.errors import InputError, StepError
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 from kensium_provision.steps.facts import facts
-from kensium_provision.steps.iam import billing_tag_keys, billing_tag_problem, require_sandbox
+from kensium_provision.steps.iam import SandboxOnly, billing_tag_keys, billing_tag_problem, require_sandbox
 
 __all__ = [
     "BucketFacts",
@@ -242,12 +242,23 @@ class S3ClientBucket:
     )
     outputs: ClassVar[tuple[str, ...]] = ("bucket", "arn")
 
-    def _check_name(self, ctx: StepContext, params: Mapping[str, Any]) -> str:
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> list[str]:
+        """The bucket is fusion-rms-<org_id> or a name POS may use instead: refused before the first change."""
+        if not ctx.known(params, "bucket", "org_id"):
+            return []
         bucket, org_id = str(params["bucket"]), str(params["org_id"])
-        names = ctx.runtime.names
+        names = ctx.names
         if names.check("s3-bucket", bucket, {"org_id": org_id}) and names.check("s3-bucket-alternative", bucket, {}):
-            names.require("s3-bucket", bucket, {"org_id": org_id})  # raises, naming the rule
-        return bucket
+            problems = names.check("s3-bucket", bucket, {"org_id": org_id})
+            example = names.example("s3-bucket", {"org_id": org_id})
+            return [f"bucket \"{bucket}\" " + "; ".join(problems) + f" (for example {example})"]
+        return []
+
+    def _check_name(self, ctx: StepContext, params: Mapping[str, Any]) -> str:
+        problems = self.check_params(params, CheckContext(ctx.runtime.names))
+        if problems:
+            raise InputError(f"step {ctx.step_id}: {problems[0]}")
+        return str(params["bucket"])
 
     def _differences(self, ctx: StepContext, params: Mapping[str, Any], found: BucketFacts) -> list[Difference]:
         account, partition = _identity(ctx, params)
@@ -288,7 +299,7 @@ class S3ClientBucket:
         return tuple(self._differences(ctx, params, found))
 
 
-class S3SandboxClientBucket:
+class S3SandboxClientBucket(SandboxOnly):
     """SANDBOX ONLY: stand in for POS's AWS provisioning of the org's bucket.
 
     In the sandbox nobody runs POS, so this makes `fusion-rms-<org_id>` as POS would: tag `OrgId`,
