@@ -215,3 +215,17 @@ def test_a_prompt_pauses_the_live_view_and_brings_it_back() -> None:
         assert live_while_asked == [False] and reporter._live is not None  # back after the answer
     finally:
         reporter.close()
+
+
+def test_manual_instructions_keep_a_long_sql_statement_whole_and_unboxed() -> None:
+    out = io.StringIO()
+    made = render.make_console(out)
+    made.width = 60
+    statement = ("CREATE LOGIN [POS_acme_user] WITH PASSWORD = N'<from the password manager>', "
+                 "DEFAULT_DATABASE = [POS_acme], CHECK_POLICY = ON;")
+    ConsoleOperator(made).instruct("client-login", f"Connect to SQL Server db-POS-01 and run this script:\n\n"
+                                                   f"{statement}\nGO")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "☐ Manual step: client-login"
+    assert statement in lines and "GO" in lines  # one line each, as typed: select it and copy it
+    assert not set("│╭╮╰╯─") & set(out.getvalue())

@@ -166,7 +166,18 @@ def test_apply_and_check_reports_say_what_to_do_next() -> None:
     render.print_report(made, check)
     out = text_of(made)
     assert " ✗ rule: rule: is None, should be '1.2.3.4/32'" in out
-    assert "Check: 1 finding in 1 step, 1 steps verified, 0 skipped." in out and "Next:" in out
+    assert "Check: 1 finding in 1 step, 1 step verified, 0 skipped." in out and "Next:" in out
+
+
+def test_a_check_that_could_not_look_is_not_counted_as_verified() -> None:
+    check = RunReport(checklist_id="x", mode=Mode.CHECK, results=(
+        result("vpc", Status.DONE, reason="vpc-1 (POS-VPC): as it should be"),
+        result("database", Status.DONE, reason="not checkable: no SQL connection is configured (`sql` setting); "
+                                               "the database was confirmed by the operator when it ran"),
+        result("read-docs", Status.SKIPPED, reason="manual step without a probe: not checkable")))
+    made = console()
+    render.print_report(made, check)
+    assert "Check: 0 findings, 1 step verified, 1 not checkable, 1 skipped." in text_of(made)
 
 
 def render_finding(step: str, message: str) -> object:

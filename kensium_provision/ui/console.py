@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.panel import Panel
 from rich.text import Text
 
 from kensium_provision.model import InputSpec
@@ -77,8 +76,11 @@ class ConsoleOperator:
         return str(typed).strip() == expected
 
     def instruct(self, title: str, text: str) -> None:
-        self.console.print(Panel(Text(safe(text)), title=Text(f"Manual step: {safe(title)}"), border_style="yellow",
-                                 title_align="left"))
+        # No panel: a border would fold a long SQL statement mid-line and come along when it is copied.
+        # The lines go out whole (soft wrap: the terminal wraps them on screen, a copy gets each one intact).
+        self.console.print(Text(f"☐ Manual step: {safe(title)}", style="bold yellow"))
+        self.console.print(Text(safe(text).strip("\n")), soft_wrap=True)
+        self.console.print()
 
     def show_secret_once(self, label: str, secret: Any) -> None:
         # Straight to the terminal, never through logging or the journal; the vault asks for the confirmation.

@@ -146,6 +146,15 @@ def _is_manual(result: StepResult) -> bool:
     return "instructions" in result.params
 
 
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def _not_checkable(result: StepResult) -> bool:
+    """A check that could not look (no SQL connection, the manual vault): done by the operator, not verified."""
+    return result.reason.startswith("not checkable")
+
+
 def _reason_and_hint(reason: str) -> tuple[str, str]:
     """The engine writes a failure as `message (hint: what to do)`; shown on two lines."""
     message, found, hint = reason.partition(" (hint: ")
@@ -289,9 +298,12 @@ def print_report(console: Console, report: RunReport, *, run_id: str = "") -> No
             console.print(Text(f" ✗ {safe(finding.step_id)}: {safe(finding.message)}", style="red"))
         n = len(report.findings)
         failed_steps = len({f.step_id for f in report.findings})
+        unverified = sum(1 for r in report.results if r.status is Status.DONE and _not_checkable(r))
         summary = (f"Check: {n} finding{'s' if n != 1 else ''}"
                    + (f" in {failed_steps} step{'s' if failed_steps != 1 else ''}" if n else "")
-                   + f", {report.count(Status.DONE)} steps verified, {report.count(Status.SKIPPED)} skipped.")
+                   + f", {_plural(report.count(Status.DONE) - unverified, 'step')} verified"
+                   + (f", {unverified} not checkable" if unverified else "")
+                   + f", {report.count(Status.SKIPPED)} skipped.")
         console.print(Text(summary, style="bold red" if n else "bold green"))
         if n:
             console.print(Text("Next: apply the same checklist again to repair what it can (it changes only what "
