@@ -1,4 +1,4 @@
-"""A POS host's Elastic IP (issue 16.2): allocated once, tagged, associated, output; the DNS check compares with it.
+"""A POS host's Elastic IP (issue 16.2) and Windows computer name (16.3); the DNS check compares with the address.
 
 Under in-process moto: the shared ec2 checklist from its example answers, and the client install (its
 estate as tests/test_client_install builds it) with the POS domain in a Route 53 hosted zone.
@@ -81,3 +81,39 @@ def test_the_route53_check_compares_the_record_with_the_hosts_elastic_ip(world: 
     report = world.install(answers=answers(tmp_path, dns_in_route53=True, dns_zone_id=zone))
     assert report.exit_code is ExitCode.OK, report.error
     assert {r.step_id: r.status for r in report.results}["dns-record-route53"] is Status.DONE
+
+
+def test_the_windows_computer_name_is_set_at_first_boot_and_checked(aws: None) -> None:
+    import base64
+
+    from kensium_provision.steps.ec2.instance import computer_name_script
+
+    vault = MemoryVault()
+    for name in ("vpc", "ec2"):
+        assert run_checklist(f"shared/{name}", Mode.APPLY, EXAMPLES / f"shared-{name}.yaml", vault=vault).exit_code \
+            is ExitCode.OK
+    ec2 = raw_client("ec2")
+    [instance] = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["POS01"]}])[
+        "Reservations"] for i in r["Instances"]]
+    data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")["UserData"]
+    script = base64.b64decode(data["Value"]).decode()
+    assert script == computer_name_script("POS01")
+    assert "Rename-Computer -NewName 'POS01' -Force" in script and "exit 3010" in script  # EC2Launch v2 reboots
+
+    # A host launched without it (by hand, or by an older kprov) is a finding kprov cannot fix in place.
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+    empty = base64.b64encode(b"<powershell></powershell>")
+    ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], UserData={"Value": empty})
+    ec2.start_instances(InstanceIds=[instance["InstanceId"]])
+    check = run_checklist("shared/ec2", Mode.CHECK, EXAMPLES / "shared-ec2.yaml", vault=vault)
+    assert "computer name at first boot: is None, should be 'POS01'" in " ".join(f.message for f in check.findings)
+
+
+def test_a_computer_name_that_is_not_one_is_never_put_in_a_script() -> None:
+    import pytest
+
+    from kensium_provision.steps.ec2.instance import computer_name_script
+
+    for bad in ("POS01'; Remove-Item C:\\ -Recurse; '", "A" * 16, "1POS"):
+        with pytest.raises(ValueError, match="not a Windows computer name"):
+            computer_name_script(bad)

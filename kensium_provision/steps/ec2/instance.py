@@ -36,11 +36,31 @@ from kensium_provision.steps.aws_helpers import (
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.credential import vault_can_find
 
-__all__ = ["STEP_TYPES", "Ec2Instance", "Ec2KeyPair", "Ec2LaunchCheck", "Ec2Tags", "Ec2WindowsPassword"]
+__all__ = ["STEP_TYPES", "Ec2Instance", "Ec2KeyPair", "Ec2LaunchCheck", "Ec2Tags", "Ec2WindowsPassword",
+           "computer_name_script"]
 
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9]*\.[a-z0-9]+$")
 _IMAGE_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")  # AWS ids: 8 hex (old) or 17 hex
 _LIVE_STATES = ["pending", "running", "stopping", "stopped"]  # every state but shutting-down/terminated
+_RENAME = re.compile(r"Rename-Computer -NewName '([A-Za-z0-9-]{1,15})'")
+
+
+def computer_name_script(name: str) -> str:
+    """First-boot UserData setting the Windows computer name to `name` (a checked ec2-host value).
+
+    `exit 3010` asks EC2Launch v2 to reboot and run the script again, which then finds the name set and
+    exits 0; rebooting any other way leaves the run's status inconsistent:
+    https://docs.aws.amazon.com/AWSEC2/latest/WindowsGuide/ec2launch-v2-settings.html#ec2launch-v2-exit-codes-reboots
+    Rename-Computer: https://learn.microsoft.com/powershell/module/microsoft.powershell.management/rename-computer
+    """
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,14}", name):  # NetBIOS: 15 characters; never quoted text
+        raise ValueError(f"{name!r} is not a Windows computer name")
+    return ("<powershell>\n"
+            f"if ($env:COMPUTERNAME -ne '{name}') {{\n"
+            f"  Rename-Computer -NewName '{name}' -Force\n"
+            "  exit 3010\n"
+            "}\n"
+            "</powershell>\n")
 
 
 # --- ec2.key-pair ----------------------------------------------------------------------------------
@@ -239,8 +259,11 @@ class Ec2Instance:
     host), IMDSv2 required. Differences in zone, subnet, type, image or key pair are reported (AWS
     cannot change them in place); security groups and the `tags` are set back. `launch_tags` are
     written at launch only and never compared again: another checklist owns them (PosVersion, set by
-    the POS install checklist once POS is on the host). Params: `name` (rule ec2-host, POSNN), `zone`,
-    `subnet_id`, `group_ids`, `key_name`, `instance_type`, `image_id`, `tags`, `launch_tags`.
+    the POS install checklist once POS is on the host). `computer_name` (rule ec2-host) becomes the
+    Windows computer name at first boot: the launch's UserData renames the computer and asks EC2Launch
+    to reboot (`computer_name_script`); the step checks the instance's UserData says so, since AWS
+    cannot see a computer name. Params: `name` (rule ec2-host, POSNN), `zone`, `subnet_id`,
+    `group_ids`, `key_name`, `instance_type`, `image_id`, `computer_name`, `tags`, `launch_tags`.
     Outputs: `instance_id`, `zone`, `private_ip`, `public_ip`, `state`.
 
     Example: `params: {name: '{{ host }}', zone: '{{ zone }}', subnet_id: '{{ subnet_id }}', group_ids:
@@ -258,12 +281,15 @@ class Ec2Instance:
         Param(name="key_name", doc="The key pair (its private key decrypts the Administrator password)."),
         Param(name="instance_type", doc="e.g. t3.large."),
         Param(name="image_id", doc="The AMI id (Windows Server)."),
+        Param(name="computer_name", rule="ec2-host", required=False, default="",
+              doc="The Windows computer name, set at first boot (the tenant manager's database is POS_<it>)."),
         Param(name="tags", kind="map", required=False, default=None, doc="Tags kept as given (Name is added)."),
         Param(name="launch_tags", kind="map", required=False, default=None,
               doc="Tags written at launch only, never compared afterwards (e.g. PosVersion)."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("instance_id", "zone", "private_ip", "public_ip", "state")
-    _UNFIXABLE: ClassVar[set[str]] = {"AvailabilityZone", "SubnetId", "InstanceType", "ImageId", "KeyName"}
+    _UNFIXABLE: ClassVar[set[str]] = {"AvailabilityZone", "SubnetId", "InstanceType", "ImageId", "KeyName",
+                                      "computer name at first boot"}
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)
@@ -301,7 +327,27 @@ class Ec2Instance:
                   "ImageId": p["image_id"], "KeyName": p["key_name"], "SecurityGroups": p["group_ids"]}
         differences = [Difference(k, current[k], v) for k, v in wanted.items() if current[k] != v]
         differences += tag_differences(tags_of(instance.get("Tags")), p["tags"])
+        if p["computer_name"]:
+            named = self._computer_name(ctx, instance["InstanceId"])
+            if named != p["computer_name"]:
+                differences.append(Difference("computer name at first boot", named, p["computer_name"]))
         return {**current, "outputs": self._outputs(instance)}, differences
+
+    @staticmethod
+    def _computer_name(ctx: StepContext, instance_id: str) -> str | None:
+        """The computer name the instance's UserData sets (kprov's own script), None for none."""
+        import base64
+        import binascii
+
+        found = step_call(ctx, "ec2", "DescribeInstanceAttribute", resource=instance_id, InstanceId=instance_id,
+                          Attribute="userData")
+        encoded = str((found.get("UserData") or {}).get("Value") or "")
+        try:
+            script = base64.b64decode(encoded).decode("utf-8", errors="replace")
+        except (ValueError, binascii.Error):
+            return None
+        match = _RENAME.search(script)
+        return match.group(1) if match else None
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         p = self._args(ctx, params)
@@ -342,6 +388,8 @@ class Ec2Instance:
                                 MinCount=1, MaxCount=1, ClientToken=token, SubnetId=p["subnet_id"],
                                 SecurityGroupIds=p["group_ids"], Placement={"AvailabilityZone": p["zone"]},
                                 MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+                                **({"UserData": computer_name_script(p["computer_name"])} if p["computer_name"]
+                                   else {}),
                                 TagSpecifications=tag_spec("instance", {**p["launch_tags"], **p["tags"]})
                                 + tag_spec("volume", {"Name": p["name"]}))["Instances"][0])
         return self._outputs(instance)
