@@ -50,6 +50,10 @@ def test_stores_finds_fetches_and_updates_with_every_secret_on_stdin(
                             "kprov/acme/sql-login"], input=f"{DB_PASSWORD}\n".encode(), capture_output=True,
                            check=True).stdout.decode()
     assert shown.splitlines()[:2] == [rotated.reveal(), "SQL login POS_acme_user"]
+    exported = subprocess.run([require("keepassxc-cli"), "export", "--format", "xml", str(database)],
+                              input=f"{DB_PASSWORD}\n".encode(), capture_output=True, check=True).stdout.decode()
+    history = exported.partition("<History>")[2].partition("</History>")[0]
+    assert f">{secret.reveal()}</Value>" in history  # rotation keeps the old value in the entry's history
     logged = calls(log)
     assert logged.count("argv\0") >= 8 and "kprov/acme/sql-login" in logged
     for value in (secret.reveal(), rotated.reveal(), DB_PASSWORD):  # argv and environment of every call
