@@ -114,3 +114,21 @@ def test_runs_list_in_a_pipe_is_plain_columns(kprov: Kprov, capfd: pytest.Captur
     header, row = done.err.splitlines()[1:3]
     assert header.split() == ["run", "started", "(UTC)", "outcome", "mode", "target", "env", "who"]
     assert row.split()[0] == "20261202T120000Z-0a1b2c" and "client:acme-and-a-rather-long-client-name" in row
+
+
+# --- human wording ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "actual", "expected", "shown"), [
+    ("vhost", None, "acme", "vhost: none, should be acme"),
+    ("enableDnsHostnames", False, True, "enableDnsHostnames: no, should be yes"),
+    ("billing tag OrgId", {"OrgId": "acme"}, "beta", "billing tag OrgId: OrgId=acme, should be beta"),
+    ("attached policies", ["BetaExtra"], [], "attached policies: BetaExtra, should be none"),
+    ("Reservations[0].Instances[0].Placement.AvailabilityZone", "us-east-1b", "us-east-1a",
+     "availability zone: us-east-1b, should be us-east-1a"),
+    ("port", 0, 1433, "port: 0, should be 1433"),
+])
+def test_a_difference_reads_as_words(field: str, actual: object, expected: object, shown: str) -> None:
+    from kensium_provision.steps.base import Difference
+
+    assert str(Difference(field, actual, expected)) == shown  # no `is None`, no reprs, no JMESPath

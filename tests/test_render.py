@@ -52,7 +52,7 @@ PLAN = RunReport(checklist_id="demo", mode=Mode.PLAN, results=(
     result("vpc", Status.CHANGE, reason="no VPC is named POS-VPC: will create it",
            params={"name": "POS-VPC", "password": Secret("Sup3r-Secret-Value-1"), "tags": {"a": "b"},
                    "policy": "x" * 400}),
-    result("vhost", Status.CHANGE, reason="user: is None, should be 'rms_acme'",
+    result("vhost", Status.CHANGE, reason="user: none, should be rms_acme",
            diff=(("user", None, "rms_acme"),), params={"vhost": "acme"}),
     result("rule", Status.CHANGE, Risk.CREATE, reason="rule differs",
            diff=(("cidr", "198.51.100.7/32", "203.0.113.10/32"),), params={"cidr": "203.0.113.10/32"}),
@@ -84,7 +84,7 @@ def test_plan_preview_shows_params_masked_folded_and_readable() -> None:
     assert policy.endswith("…") and "x" * 50 in policy
     assert any(line.strip() == "instructions = Read the VPC guide. (+1 lines)" for line in lines)
     assert any("evidence" in line and "asks: Tenant name as created; Host name" in line for line in lines)
-    assert any(line.strip().startswith("tags") and '{"a": "b"}' in line for line in lines)
+    assert any(line.strip().startswith("tags") and line.strip().endswith("= a=b") for line in lines)  # words, not JSON
     # The difference is shown once, as a diff line, not again as the probe's note.
     vhost = next(i for i, line in enumerate(lines) if "[vhost]" in line)
     assert "should be" not in lines[vhost]
@@ -328,3 +328,16 @@ def test_make_reporter_degrades_to_lines(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setenv("CI", "true")
     assert isinstance(render.make_reporter(tty, checklist, live=True), render.LineReporter)
+
+
+def test_plan_parameters_read_as_words_not_json_or_jmespath() -> None:
+    lookup = {"service": "mq", "operation": "ListBrokers",
+              "query": "BrokerSummaries[?BrokerName=='mq-POS-01'].BrokerId"}
+    made = console(100)
+    render.print_plan(made, RunReport(checklist_id="x", mode=Mode.PLAN, results=(
+        result("broker", Status.CHANGE, params={"owner": lookup, "publicly_accessible": False,
+                                                "subnets": ["subnet-1", "subnet-2"], "tags": {"OrgId": "acme"}}),)))
+    rows = [" ".join(line.split()) for line in text_of(made).splitlines()]
+    assert "owner = looked up with mq:ListBrokers" in rows
+    assert "publicly_accessible = no" in rows and "subnets = subnet-1, subnet-2" in rows and "tags = OrgId=acme" in rows
+    assert "BrokerSummaries" not in text_of(made) and "false" not in text_of(made)

@@ -88,7 +88,26 @@ class Difference:
     expected: object
 
     def __str__(self) -> str:
-        return f"{self.field}: is {self.actual!r}, should be {self.expected!r}"
+        """`vhost: none, should be acme`: as an operator reads it, no Python reprs and no JMESPath (issue 15)."""
+        import re
+
+        def shown(value: object) -> str:
+            if isinstance(value, bool):
+                return "yes" if value else "no"
+            if value is None or (isinstance(value, (Mapping, list, tuple, set, frozenset)) and not value):
+                return "none"
+            if isinstance(value, Mapping):
+                return ", ".join(f"{k}={shown(v)}" for k, v in value.items())
+            if isinstance(value, (list, tuple, set, frozenset)):
+                return ", ".join(shown(v) for v in value)
+            return str(value) if value != "" else "empty"
+
+        name = self.field
+        if " " not in name and re.search(r"[.\[]", name):  # a JMESPath path: its last name, in words
+            last = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", name)
+            if last:
+                name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", last[-1]).lower()
+        return f"{name}: {shown(self.actual)}, should be {shown(self.expected)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -94,13 +94,23 @@ def print_banner(console: Console, rows: Mapping[str, str], *, protected: bool =
 
 
 def _short(value: object) -> str:
-    """One value on one line: text as is, None as (none), anything else as compact JSON."""
+    """One value on one line, in words: text as is, None as (none), yes/no, a lookup by the call it makes
+    (never its JMESPath), lists and mappings as `a, b` and `k=v`; anything deeper as compact JSON."""
     if value is None:
         return "(none)"
     if isinstance(value, str):
         return value if value.strip() else repr(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if hasattr(value, "reveal"):
         return MASK
+    if isinstance(value, Mapping) and value.get("operation"):
+        return f"looked up with {value.get('service', '?')}:{value['operation']}"
+    flat = (str, int, float, type(None))
+    if isinstance(value, (list, tuple)) and all(isinstance(v, flat) for v in value):
+        return ", ".join(_short(v) for v in value) if value else "(none)"
+    if isinstance(value, Mapping) and all(isinstance(v, flat) for v in value.values()):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items()) if value else "(none)"
     return json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -176,7 +186,9 @@ def _plan_head(index: int, result: StepResult) -> Text:
 
 def _diff_redundant(result: StepResult) -> bool:
     """A probe note that only lists the differences adds nothing to the diff lines below it."""
-    return bool(result.diff) and all(f"{field}: is " in result.reason for field, _, _ in result.diff)
+    from kensium_provision.steps.base import Difference
+
+    return bool(result.diff) and all(str(Difference(*d)) in result.reason for d in result.diff)
 
 
 def print_plan(console: Console, report: RunReport) -> None:
