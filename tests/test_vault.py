@@ -473,3 +473,56 @@ def test_config_refuses_vault_keys_of_another_backend_with_their_place(tmp_path:
         f"{path}:1:39: vault › password: password: false needs key_file: the database must be unlocked by something",
         f"{path}:1:53: vault › store: store is used only with backend: pass",
     ]
+
+
+# --- update: rotation replaces a value on purpose -------------------------------------------------------------
+
+
+def test_secretsmanager_update_makes_a_new_current_version_and_keeps_the_previous(sm: Any, secret: Secret) -> None:
+    vault = SecretsManagerVault(sm, "sandbox")
+    first = vault.store("acme/sql-login", secret, description="d", tags={})
+    rotated = generate_password("sql-login")
+    ref = vault.update("acme/sql-login", rotated)
+    assert REF.fullmatch(ref) and ref != first
+    assert vault.find("acme/sql-login") == ref and vault.fetch(ref) == rotated
+    assert vault.fetch(first) == secret  # the old version stays readable (AWSPREVIOUS) until the rotation ends
+    stages = {v["VersionId"]: v["VersionStages"] for v in
+              sm.list_secret_version_ids(SecretId="kprov/sandbox/acme/sql-login")["Versions"]}
+    assert stages[ref.partition("#")[2]] == ["AWSCURRENT"] and stages[first.partition("#")[2]] == ["AWSPREVIOUS"]
+    assert vault.update("acme/sql-login", rotated) == ref  # a resumed rotation makes no third version
+    assert len(stages) == 2 == len(sm.list_secret_version_ids(SecretId="kprov/sandbox/acme/sql-login")["Versions"])
+    with pytest.raises(StepError, match="no secret kprov/sandbox/acme/none to update"):
+        vault.update("acme/none", rotated)
+
+
+def test_command_vault_update_runs_the_update_command_on_stdin(pm: Path, secret: Secret) -> None:
+    update = [sys.executable, str(FAKE_PM), "--dir", str(pm), "store", "{name}"]  # the fake's store replaces
+    vault = CommandVault(pm_argv(pm, "store"), pm_argv(pm, "fetch"), update_argv=update)
+    ref = vault.store("acme/sql-login", secret, description="", tags={})
+    rotated = generate_password("sql-login")
+    assert vault.update("acme/sql-login", rotated) == ref and vault.fetch(ref) == rotated
+    assert vault.update("acme/sql-login", rotated) == ref
+    assert [c["action"] for c in calls(pm)].count("store") == 2  # the store, one update; the resumed one reads only
+    assert not any(rotated.reveal() in json.dumps(c) for c in calls(pm))
+    with pytest.raises(InputError, match="update_command"):
+        CommandVault(pm_argv(pm, "store"), pm_argv(pm, "fetch")).update("acme/sql-login", rotated)
+
+
+def test_manual_vault_update_shows_the_new_value_once_and_needs_the_confirmation(secret: Secret) -> None:
+    operator = ScriptedOperator()
+    assert ManualVault(operator).update("acme/sql-login", secret) == "manual:acme/sql-login"
+    assert operator.shown == [("acme/sql-login: the new value (replace the old one)", secret)]
+    with pytest.raises(AbortedError, match="not replaced"):
+        ManualVault(ScriptedOperator(confirm=False)).update("acme/sql-login", secret)
+
+
+def test_every_backend_maps_its_references_to_one_canonical_form(sm: Any, pm: Path) -> None:
+    sm_vault = SecretsManagerVault(sm, "sandbox")
+    ref = sm_vault.store("acme/x", Secret("Canonical-Sm-1"), description="d", tags={})
+    assert sm_vault.canonical(ref) == ref
+    command = CommandVault(pm_argv(pm, "store"), pm_argv(pm, "fetch"))
+    assert command.canonical("command:acme/x#id-7") == command.canonical("command:acme/x") == "command:acme/x"
+    assert ManualVault(ScriptedOperator()).canonical("manual:acme/x") == "manual:acme/x"
+    for backend, other in ((command, "manual:acme/x"), (ManualVault(ScriptedOperator()), "command:acme/x")):
+        with pytest.raises(InputError):
+            backend.canonical(other)
