@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from kensium_provision.errors import InputError, LockError
-from kensium_provision.records.locks import DynamoLocks, Heartbeat, LocalLocks, LockInfo, Locks, check_target
+from kensium_provision.records.locks import (
+    SKEW_SECONDS,
+    DynamoLocks,
+    Heartbeat,
+    LocalLocks,
+    LockInfo,
+    Locks,
+    Watch,
+    check_target,
+)
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"
@@ -23,7 +32,7 @@ T0 = datetime(2026, 11, 28, 7, 12, tzinfo=UTC).timestamp()
 
 
 class Clock:
-    """An injected clock: leases expire without sleeping."""
+    """An injected clock, wall and monotonic alike: leases expire, and waiters wait, without sleeping."""
 
     def __init__(self, now: float = T0) -> None:
         self.now = now
@@ -33,6 +42,9 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def watch(self) -> Watch:
+        return Watch(clock=self, monotonic=self, sleep=self.advance)
 
 
 def held_message(info: LockInfo) -> str:
@@ -47,7 +59,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def local(tmp_path: Path, clock: Clock) -> LocalLocks:
-    return LocalLocks(tmp_path / "locks", clock=clock)
+    return LocalLocks(tmp_path / "locks", clock=clock, watch=clock.watch())
 
 
 @pytest.fixture
@@ -67,7 +79,8 @@ def dynamo(aws: None, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> DynamoLo
                 return _original(self, *args, **kwargs)  # type: ignore[operator]
 
         monkeypatch.setattr(DynamoDBBackend, name, serialised)
-    locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "kprov-locks", clock=clock)
+    locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "kprov-locks", clock=clock,
+                        watch=clock.watch())
     assert locks.ensure_table() is True
     assert locks.ensure_table() is False
     return locks
@@ -97,7 +110,10 @@ def test_second_acquirer_is_refused_naming_the_holder(locks: Locks) -> None:
     with pytest.raises(LockError) as refused:
         locks.acquire("client:acme", owner=BOB, run_id="20261128-071500-b2", ttl_seconds=300)
     assert str(refused.value) == held_message(first)
-    assert refused.value.hint == "its lease runs until 2026-11-28 07:17:00 UTC; a crashed run's lock frees itself then"
+    assert refused.value.hint == (
+        "its holder renews its 300 s lease every 100 s (last at 2026-11-28 07:12:00 UTC by its clock); a crashed "
+        f"run's lock is taken over by the next run once that run has seen it unrenewed for the lease plus "
+        f"{SKEW_SECONDS:.0f} s")
     other = locks.acquire("shared:rds:db-POS-01", owner=BOB, run_id="r2", ttl_seconds=300)
     assert [i.target for i in locks.list()] == ["client:acme", "shared:rds:db-POS-01"]
     assert locks.list() == [first, other]
@@ -109,7 +125,9 @@ def test_an_expired_lease_is_taken_over(locks: Locks, clock: Clock) -> None:
     with pytest.raises(LockError):
         locks.acquire("client:acme", owner=BOB, run_id="r2", ttl_seconds=60)
     clock.advance(31)
+    watching = clock.now
     new = locks.acquire("client:acme", owner=BOB, run_id="r2", ttl_seconds=60)
+    assert clock.now - watching > 60 + SKEW_SECONDS  # seen unrenewed for the lease and the skew bound first
     assert locks.list() == [new]
     with pytest.raises(LockError, match=f"no longer holds the lock on client:acme \\(lock {old.lock_id}\\)"):
         locks.release(old)
@@ -153,27 +171,32 @@ def test_break_removes_a_lock_by_id(locks: Locks) -> None:
         locks.heartbeat(info)
 
 
+def real_time(locks: Locks) -> Locks:
+    """The same lock store, on the real clocks: the heartbeat thread runs in real time."""
+    if isinstance(locks, LocalLocks):
+        return LocalLocks(locks.dir)
+    assert isinstance(locks, DynamoLocks)
+    return DynamoLocks(locks._client, locks.table)
+
+
 def test_heartbeat_thread_renews_and_stops(locks: Locks) -> None:
-    clock = locks._clock
-    locks._clock = time.time  # the thread runs in real time
-    try:
-        info = locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=0.3)
-        with Heartbeat(locks, info) as beat:
-            time.sleep(0.35)
-            beat.check()
-            assert beat.info.heartbeat > info.heartbeat and beat.info.expires > info.expires
-        assert not beat.alive
-        assert locks.list() == [beat.info]
-        with Heartbeat(locks, beat.info, interval=0.02) as lost:
-            locks.break_(info.lock_id)
-            deadline = time.monotonic() + 5
-            while lost.alive and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert not lost.alive
-            with pytest.raises(LockError, match="no longer holds the lock on client:acme"):
-                lost.check()
-    finally:
-        locks._clock = clock
+    locks = real_time(locks)
+    info = locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=0.3)
+    with Heartbeat(locks, info) as beat:
+        time.sleep(0.35)
+        beat.check()
+        assert beat.info.heartbeat > info.heartbeat and beat.info.expires > info.expires
+        assert beat.info.version >= info.version + 2  # one beat of the thread at least, and the check's
+    assert not beat.alive
+    assert locks.list() == [beat.info]
+    with Heartbeat(locks, beat.info, interval=0.02) as lost:
+        locks.break_(info.lock_id)
+        deadline = time.monotonic() + 5
+        while lost.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not lost.alive
+        with pytest.raises(LockError, match="no longer holds the lock on client:acme"):
+            lost.check()
 
 
 def test_heartbeat_gives_up_after_repeated_errors() -> None:
@@ -340,10 +363,18 @@ def test_dynamo_detects_all_old_support(dynamo: DynamoLocks) -> None:
 
 
 def test_dynamo_other_errors_become_aws_errors(aws: None, clock: Clock) -> None:
+    """AWS refuses the put for another reason than the lock's condition: an AwsError, not a lock decision.
+    botocore's own Stubber answers (moto cannot be told to deny one call)."""
     import boto3
+    from botocore.stub import Stubber
 
     from kensium_provision.errors import AwsError
 
-    locks = DynamoLocks(boto3.client("dynamodb", region_name="us-east-1"), "no-such-table", clock=clock)
-    with pytest.raises(AwsError, match="dynamodb:PutItem failed with ResourceNotFoundException"):
-        locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=60)
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    locks = DynamoLocks(client, "kprov-locks", clock=clock)
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", service_error_code="AccessDeniedException", http_status_code=400,
+                              service_message="not authorized to perform: dynamodb:PutItem")
+        with pytest.raises(AwsError, match="dynamodb:PutItem failed with AccessDeniedException") as denied:
+            locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=60)
+    assert "dynamodb:PutItem" in (denied.value.hint or "")
