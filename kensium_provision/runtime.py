@@ -112,6 +112,10 @@ class RunHooks(Protocol):
         """Apply mode, before the first act (typed confirmation in a protected environment)."""
         ...
 
+    def before_act(self, step_id: str) -> None:
+        """Apply mode, before every act: raise (a KprovError) if this run may no longer change (its lock lost)."""
+        ...
+
 
 class NoHooks:
     """No guards: tests of the engine alone."""
@@ -120,6 +124,9 @@ class NoHooks:
         return None
 
     def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        return None
+
+    def before_act(self, step_id: str) -> None:
         return None
 
 

@@ -284,10 +284,16 @@ class _Hooks:
                 "purpose": str(purpose or "-"), "target": target, "mode": self.mode.value}
         print_banner(self.console, rows, protected=self.env.protected)
         if self.mode is Mode.APPLY:
+            from rich.text import Text
+
             from kensium_provision.records.locks import Heartbeat
 
+            def notify(message: str) -> None:  # the message quotes the lock's item: text, never markup
+                self.console.print(Text(message, style="yellow"))
+
             ttl = 900.0
-            self.lock = self.locks.acquire(target, owner=self.identity.arn, run_id=self.run_id, ttl_seconds=ttl)
+            self.lock = self.locks.acquire(target, owner=self.identity.arn, run_id=self.run_id, ttl_seconds=ttl,
+                                           notify=notify)
             self.journal.record("lock.acquired", target=target, lock_id=self.lock.lock_id)
             self.heartbeat = Heartbeat(self.locks, self.lock, interval=ttl / 3).__enter__()
 
@@ -309,6 +315,20 @@ class _Hooks:
         self.journal.record("guard", guard="typed-confirmation", outcome="ok" if ok else "refused")
         if not ok:
             raise AbortedError(f"the typed confirmation did not match {expected!r}; nothing was changed")
+
+    def before_act(self, step_id: str) -> None:
+        """The lock is still this run's (renewed now) before each act, or the run stops there, journaled."""
+        from kensium_provision.errors import LockError
+
+        if self.heartbeat is None:
+            return
+        try:
+            self.heartbeat.check()
+        except LockError as exc:
+            self.journal.record("lock.lost", target=self.lock.target, lock_id=self.lock.lock_id, step=step_id,
+                                message=str(exc))
+            self.lock = None  # not ours any more: nothing to release
+            raise
 
     def release(self) -> None:
         if self.heartbeat is not None:

@@ -23,13 +23,20 @@ def lock_list(context: Context) -> int:
 
     from kensium_provision.app.bootstrap import connect, open_config, open_locks
     from kensium_provision.app.config import state_dir
+    from kensium_provision.records.locks import DynamoLocks
     from kensium_provision.ui import json_output
 
     config, env = open_config(context)
     connection = connect(context, config, env, Mode.CHECK) if config.locks.backend == "dynamodb" else None
-    held = open_locks(config, connection.state if connection else state_dir(), connection).list()
+    locks = open_locks(config, connection.state if connection else state_dir(), connection)
+    held = locks.list()
     if context.json:
         json_output.emit(json_output.locks(held))
+        return 0
+    if not held and isinstance(locks, DynamoLocks) and not locks.table_exists():
+        # A fresh account: the first apply creates the table; a listing (check mode) never writes.
+        context.console().print(Text(f"no lock table {locks.table} in this account yet: no locks are held "
+                                     "(the first apply creates it)"))
         return 0
     table = Table("lock", "target", "holder", "run", "since", "expires")
     for r in json_output.lock_rows(held):
