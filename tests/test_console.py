@@ -229,3 +229,12 @@ def test_manual_instructions_keep_a_long_sql_statement_whole_and_unboxed() -> No
     assert lines[0] == "☐ Manual step: client-login"
     assert statement in lines and "GO" in lines  # one line each, as typed: select it and copy it
     assert not set("│╭╮╰╯─") & set(out.getvalue())
+
+
+def test_an_authoring_note_is_not_shown_at_the_prompt() -> None:
+    spec = InputSpec(id="support_email", type="string", prompt="Support e-mail?",
+                     help="[INFER] The old on-site docs used support@fusionPOS.com.")
+    with typing(("Support e-mail?", "ops@kensium.example" + ENTER)) as screen:
+        assert operator().ask(spec, default=None, choices=(), validate=no_problem) == "ops@kensium.example"
+    assert "? Support e-mail? (The old on-site docs used support@fusionPOS.com.)" in screen.text
+    assert "INFER" not in screen.text

@@ -44,7 +44,9 @@ class ConsoleOperator:
             problem = validate(raw)
             return True if problem is None else problem
 
-        message = safe(spec.prompt + (f" ({spec.help})" if spec.help else ""))
+        # `[INFER]` marks a checklist author's unconfirmed guess: a note for authors, not for the operator.
+        help_text = " ".join(spec.help.replace("[INFER]", " ").split()) if spec.help else ""
+        message = safe(spec.prompt + (f" ({help_text})" if help_text else ""))
         with paused(self.console):
             if spec.type == "secret":
                 from kensium_provision.secret import Secret
