@@ -55,14 +55,21 @@ def exit_code_of(exc: BaseException, context: Context) -> int:
         say_error(str(exc), hint=exc.hint)
         json_error(exc, int(exc.exit_code), context)
         return int(exc.exit_code)
-    path = crash_report(exc, context)
+    try:
+        path = crash_report(exc, context)
+    except OSError as failed:  # the disk that failed the command may fail the report too (ENOSPC, EROFS)
+        say_error(f"internal error ({type(exc).__name__}); no crash report could be written: "
+                  f"{failed.strerror or failed}", hint="free space in the state dir and run the command again "
+                                                       "to get a crash report for a ticket")
+        return int(ExitCode.INTERNAL)
     say_error(f"internal error ({type(exc).__name__}); a crash report was written to {path}",
               hint="please attach it to a ticket; it contains no secrets")
     return int(ExitCode.INTERNAL)
 
 
 def crash_report(exc: BaseException, context: Context) -> str:
-    """Write the crash report (mode 0600, never over another file); its path."""
+    """Write the crash report (mode 0600, never over another file); its path. A report that cannot be
+    written whole is removed, and the OSError raised."""
     import platform
 
     from kensium_provision.secret import REDACTOR
@@ -84,6 +91,10 @@ def crash_report(exc: BaseException, context: Context) -> str:
         "", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     ])
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(REDACTOR.redact(body))
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(REDACTOR.redact(body))
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
     return str(path)

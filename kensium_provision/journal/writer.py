@@ -6,6 +6,7 @@ hash covers its canonical JSON (`canonical`, `record_hash`); `journal.verify` ch
 
 from __future__ import annotations
 
+import errno
 import getpass
 import hashlib
 import json
@@ -20,10 +21,12 @@ from enum import Enum
 from pathlib import Path, PurePath
 
 from kensium_provision import __version__
+from kensium_provision.errors import ExitCode, KprovError
 from kensium_provision.journal.files import check_run_id, heads_dir, runs_dir
 from kensium_provision.secret import MASK
 
-__all__ = ["GENESIS", "HEADER_FIELDS", "JournalWriter", "Redact", "canonical", "os_user", "record_hash"]
+__all__ = ["GENESIS", "HEADER_FIELDS", "JournalWriteError", "JournalWriter", "Redact", "canonical", "check_writable",
+           "os_user", "record_hash"]
 
 GENESIS = "0" * 64
 # What the header (`run.started`) must carry; the writer adds `kprov_version` and `os_user` itself.
@@ -103,10 +106,47 @@ def _key(key: object, redact: Redact | None) -> str:
     return f"<unrecordable {type(key).__name__}>"
 
 
+class JournalWriteError(KprovError):
+    """The journal could not be written (disk full, a read-only or missing state dir).
+
+    Exit 3 when the run's first record could not be written (nothing was changed: the journal comes
+    before any act), exit 1 once the run has begun. The record being written is cut back, so the file
+    holds whole records only.
+    """
+
+    def __init__(self, path: Path, exc: OSError, *, started: bool) -> None:
+        reason = exc.strerror or str(exc)
+        code = f" [{errno.errorcode[exc.errno]}]" if exc.errno is not None and exc.errno in errno.errorcode else ""
+        what = (f"the journal of this run stopped at {path}: {reason}{code}; the run stopped with it"
+                if started else f"cannot write the journal {path}: {reason}{code}; nothing was changed")
+        super().__init__(what, hint="free space in (or fix the permissions of) the state dir (KPROV_STATE_DIR)"
+                         + (", then `kprov resume` the run" if started else ", then run again"))
+        self.exit_code = ExitCode.FAILED if started else ExitCode.INVALID
+        self.cause = exc
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+def check_writable(state_dir: Path) -> None:
+    """`JournalWriteError` (exit 3) unless a journal can be written in the state dir: a real write, so a
+    read-only mount or a full disk shows for root too (root ignores permission bits)."""
+    probe = runs_dir(state_dir) / f".writable-{os.getpid()}-{threading.get_ident()}"
+    try:
+        _private_dir(runs_dir(state_dir))
+        _private_dir(heads_dir(state_dir))
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise JournalWriteError(runs_dir(state_dir), exc, started=False) from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -153,15 +193,29 @@ class JournalWriter:
         self.run_id = check_run_id(run_id)
         self._redact, self._clock = redact, clock
         self._lock = threading.Lock()
-        runs, heads = _private_dir(runs_dir(state_dir)), _private_dir(heads_dir(state_dir))
-        self.path = runs / f"{run_id}.jsonl"
-        self.head_path = heads / f"{run_id}.head"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._fd: int | None = os.open(self.path, flags, 0o600)  # O_EXCL: never append to another run's file
-        _fsync_dir(runs)
+        self.path = runs_dir(state_dir) / f"{run_id}.jsonl"
+        self.head_path = heads_dir(state_dir) / f"{run_id}.head"
         self.seq, self.head = 0, GENESIS
         self.last: Mapping[str, object] = {}
-        self.record("run.started", **{"kprov_version": __version__, "os_user": os_user(), **header})
+        self._broken: JournalWriteError | None = None
+        self._fd: int | None = None
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            _private_dir(self.path.parent)
+            _private_dir(self.head_path.parent)
+            self._fd = os.open(self.path, flags, 0o600)  # O_EXCL: never append to another run's file
+            _fsync_dir(self.path.parent)
+        except FileExistsError as exc:
+            if self.path.exists():
+                raise
+            raise JournalWriteError(self.path, exc, started=False) from None  # a file where a folder should be
+        except OSError as exc:
+            raise JournalWriteError(self.path, exc, started=False) from None
+        try:
+            self.record("run.started", **{"kprov_version": __version__, "os_user": os_user(), **header})
+        except JournalWriteError as exc:  # no header, no run (exit 3): leave no empty journal behind
+            self._discard()
+            raise JournalWriteError(self.path, exc.cause, started=False) from None
 
     def record(self, event: str, **fields: object) -> None:
         if not _EVENT.match(event):
@@ -170,6 +224,8 @@ class JournalWriter:
         if clash:
             raise ValueError(f"{', '.join(clash)} are written by the journal itself")
         with self._lock:
+            if self._broken is not None:
+                raise self._broken
             if self._fd is None:
                 raise ValueError(f"the journal of run {self.run_id} is closed")
             rec: dict[str, object] = {"seq": self.seq + 1, "ts": _timestamp(self._clock()), "run_id": self.run_id,
@@ -178,10 +234,37 @@ class JournalWriter:
             rec["prev"] = self.head
             rec["hash"] = record_hash(rec)
             line = json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n"
-            _write_all(self._fd, line.encode())  # one write per line, O_APPEND: no interleaving
-            os.fsync(self._fd)
+            self._append(self._fd, line.encode())
             self.seq, self.head, self.last = self.seq + 1, str(rec["hash"]), rec
-            self._write_head()
+            try:
+                self._write_head()
+            except OSError as exc:  # the record stands; the head one behind is what a crash leaves too
+                raise self._broke(exc) from None
+
+    def _broke(self, exc: OSError) -> JournalWriteError:
+        self._broken = JournalWriteError(self.path, exc, started=self.seq > 0)
+        return self._broken
+
+    def _append(self, fd: int, data: bytes) -> None:
+        """One whole line or none: a failed write (ENOSPC, EIO) is cut back to where the line began."""
+        start = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)  # one write per line, O_APPEND: no interleaving
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            except OSError:  # pragma: no cover - the reader reports a torn last line
+                pass
+            raise self._broke(exc) from None
+
+    def _discard(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        for path in (self.path, self.head_path):
+            path.unlink(missing_ok=True)
 
     def _write_head(self) -> None:
         # Written after the record: a crash in between leaves the head one behind, which verify accepts.
@@ -190,20 +273,27 @@ class JournalWriter:
         try:
             _write_all(fd, json.dumps({"run_id": self.run_id, "seq": self.seq, "hash": self.head}).encode())
             os.fsync(fd)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             os.close(fd)
         os.replace(tmp, self.head_path)
         _fsync_dir(self.head_path.parent)
 
     def close(self, outcome: str, **fields: object) -> None:
-        """Write `run.finished` and close the file; a second call does nothing."""
+        """Write `run.finished` and close the file; a second call does nothing, nor one after a failed write
+        (its error is already on its way: the journal then ends unfinished, as after a crash)."""
         if self._fd is None:
             return
-        self.record("run.finished", outcome=outcome, **fields)
-        with self._lock:
-            fd, self._fd = self._fd, None
-            if fd is not None:
-                os.close(fd)
+        try:
+            if self._broken is None:
+                self.record("run.finished", outcome=outcome, **fields)
+        finally:
+            with self._lock:
+                fd, self._fd = self._fd, None
+                if fd is not None:
+                    os.close(fd)
 
     @property
     def closed(self) -> bool:

@@ -36,9 +36,12 @@ def run_checklist(context: Context, checklist: Path, mode: Mode, *, answers: Pat
     from rich.text import Text
 
     from kensium_provision.app.bootstrap import RunRequest, execute
+    from kensium_provision.app.commands.history import state
+    from kensium_provision.journal.writer import check_writable
     from kensium_provision.ui.fleet import print_api_calls
     from kensium_provision.ui.render import print_plan, print_report, report_json
 
+    check_writable(state())  # a full disk or a read-only state dir: exit 3 before the first AWS call
     console = console or context.console()
     request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
                          interactive=answers is None, command=command, live=not context.json,
