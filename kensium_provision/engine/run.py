@@ -310,6 +310,7 @@ class _Run:
             self.changed_once = True
         if step.risk is not Risk.READ and not confirmed_by_hand(step_type):
             self.confirm(step, probe)
+        rt.hooks.before_act(step.id)  # still this run's lock (renewed now), or the run stops here (issue 14.5)
         rt.journal.record("step.intent", step=step.id, type=step.type, risk=step.risk.value,
                           params=common.params, diff=[list(d) for d in common.diff])
         invalidate = getattr(rt.aws, "invalidate", None)
