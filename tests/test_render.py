@@ -341,3 +341,19 @@ def test_plan_parameters_read_as_words_not_json_or_jmespath() -> None:
     assert "owner = looked up with mq:ListBrokers" in rows
     assert "publicly_accessible = no" in rows and "subnets = subnet-1, subnet-2" in rows and "tags = OrgId=acme" in rows
     assert "BrokerSummaries" not in text_of(made) and "false" not in text_of(made)
+
+
+def test_pending_titles_show_the_answers_once_they_are_known() -> None:
+    made = console(100, terminal=True)
+    reporter = render.LiveReporter(made, [("vhost", "Create the vhost {{ org_id }}"),
+                                          ("attach", "Attach {{ vpc_id }} to {{ org_id }}")], clock=Clock())
+    try:
+        reporter.step_started("vhost", "Create the vhost acme")
+        assert "‹org_id›" in view_text(reporter)
+        reporter.inputs_known({"org_id": "acme", "secret": Secret("Sup3r-Secret-Value-1"), "flag": True})
+        shown = view_text(reporter)
+        assert "Attach ‹vpc_id› to acme" in shown  # vpc_id comes from a step not run yet
+        assert "‹org_id›" not in shown and "{{" not in shown
+    finally:
+        reporter.close()
+    render.LineReporter(console()).inputs_known({"org_id": "acme"})  # both reporters take it

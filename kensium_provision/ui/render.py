@@ -444,6 +444,9 @@ class LineReporter:
         if not self.quiet:
             _print_result(self.console, result)
 
+    def inputs_known(self, values: Mapping[str, object]) -> None:
+        return None  # plain lines show each title when its step finishes, rendered by the engine
+
     def progress(self, step_id: str, message: str) -> None:
         if not self.quiet:
             self.console.print(Text(f"   … {safe(step_id)}: {safe(message)}", style="dim"))
@@ -468,6 +471,7 @@ class LiveReporter:
         self.keep_lines = keep_lines
         self._clock = clock
         # Titles of steps not started yet may hold placeholders the engine fills in later: `‹org_id›`.
+        self._templates = dict(steps)
         self._titles = {sid: _PLACEHOLDER.sub(r"‹\1›", title) for sid, title in steps}
         self._order = [sid for sid, _ in steps]
         self._finished: set[str] = set()
@@ -549,6 +553,21 @@ class LiveReporter:
 
     def progress(self, step_id: str, message: str) -> None:
         self._message, self._message_at = message, self._clock()
+
+    def inputs_known(self, values: Mapping[str, object]) -> None:
+        """The answers are in: pending titles show `acme`, not `‹org_id›` (issue 15). Placeholders of values
+        that come from earlier steps stay `‹name›` until their step starts and the engine renders its title."""
+        from kensium_provision.template import TemplateError, render
+
+        text = {k: v for k, v in values.items() if isinstance(v, (str, int)) and not isinstance(v, bool)}
+        for sid, template in self._templates.items():
+            if sid in self._finished or sid == self._running:
+                continue
+            try:
+                self._titles[sid] = render(template, text)
+            except TemplateError:
+                self._titles[sid] = _PLACEHOLDER.sub(
+                    lambda m: safe(text[m[1]]) if m[1] in text else f"‹{m[1]}›", template)
 
     def close(self) -> None:
         self._closed = True
