@@ -302,9 +302,10 @@ def _print_result(console: Console, result: StepResult) -> None:
         console.print(row)
 
 
-def print_report(console: Console, report: RunReport, *, run_id: str = "") -> None:
-    """The end of an apply or check: findings, what failed and what to do next, a summary."""
-    resume = f"kprov resume {run_id}" if run_id else "kprov resume RUN_ID (the run id is below)"
+def print_report(console: Console, report: RunReport, *, run_id: str = "", resume: str = "") -> None:
+    """The end of an apply or check: findings, what failed and what to do next, a summary. `resume` is the
+    exact command that resumes the run (with its answers file and options), else `kprov resume RUN_ID`."""
+    resume = resume or (f"kprov resume {run_id}" if run_id else "kprov resume RUN_ID (the run id is below)")
     if report.mode is Mode.CHECK:
         for finding in report.findings:
             console.print(Text(f" ✗ {safe(finding.step_id)}: {safe(finding.message)}", style="red"))
