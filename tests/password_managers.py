@@ -2,7 +2,8 @@
 
 Tests using them are marked `password_manager`; `require(program)` skips one (with the reason and the
 Debian package) when the program is missing, and fails it under CI=true, where `.ci/system-deps`
-installs them (as the `rabbitmq` marker does for rabbitmq-server). `recording(program, log)` is a
+installs them (as the `rabbitmq` marker does for rabbitmq-server). Load it as a plugin
+(`pytest_plugins = ["password_managers"]`) for its `gpg` fixture. `recording(program, log)` is a
 wrapper that logs each call's argv and environment and then execs the real program, so a test can
 show no secret reached either; it changes nothing the program does.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["GpgHome", "calls", "gpg_home", "leaks_in_files", "make_kdbx", "recording", "require"]
+__all__ = ["GpgHome", "calls", "gpg", "gpg_home", "leaks_in_files", "make_kdbx", "recording", "require"]
 
 PACKAGES = {"keepassxc-cli": "keepassxc", "pass": "pass", "gpg": "gnupg"}
 
@@ -90,3 +91,12 @@ def leaks_in_files(value: str, *roots: Path) -> list[str]:
     """The files under `roots` holding `value` in clear (a database or gpg file holds it encrypted)."""
     needle = value.encode()
     return [str(p) for root in roots for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.fixture
+def gpg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GpgHome]:
+    """The test's own GNUPGHOME (in the environment pass and gpg read) with a key without passphrase."""
+    require("pass")
+    with gpg_home(tmp_path / "gnupg") as made:
+        monkeypatch.setenv("GNUPGHOME", str(made.home))
+        yield made

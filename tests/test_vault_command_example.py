@@ -5,7 +5,6 @@ rotates as documented."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,14 @@ import pytest
 from kensium_provision.app.config import load_config
 from kensium_provision.secret import Secret
 from kensium_provision.vault.backends import CommandVault, make_vault
-from tests.password_managers import GpgHome, gpg_home, require
+from tests.password_managers import GpgHome
 from tests.test_vault import Clients, ScriptedOperator
 from tests.test_vault_pass import init_store
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "password-managers.md"
 EXAMPLES = sorted((ROOT / "examples" / "vault").glob("*.yaml"))
+pytest_plugins = ["password_managers"]  # its gpg fixture
 _BLOCK = re.compile(r"```yaml\n# (examples/vault/[\w.-]+)\n(.*?)```", re.DOTALL)
 
 
@@ -35,14 +35,6 @@ def test_the_doc_shows_every_example_file_as_it_is() -> None:
 def test_every_example_is_a_valid_vault_config(path: Path) -> None:
     settings = load_config(path).vault.settings()
     assert settings["backend"] == path.stem.partition("-")[0]
-
-
-@pytest.fixture
-def gpg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GpgHome]:
-    require("pass")
-    with gpg_home(tmp_path / "gnupg") as made:
-        monkeypatch.setenv("GNUPGHOME", str(made.home))
-        yield made
 
 
 @pytest.mark.password_manager

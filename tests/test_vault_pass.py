@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,7 @@ from tests.password_managers import GpgHome, calls, gpg_home, leaks_in_files, re
 from tests.test_vault import Clients, ScriptedOperator
 
 pytestmark = pytest.mark.password_manager
-
-
-@pytest.fixture
-def gpg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GpgHome]:
-    require("pass")
-    with gpg_home(tmp_path / "gnupg") as made:
-        monkeypatch.setenv("GNUPGHOME", str(made.home))
-        yield made
+pytest_plugins = ["password_managers"]  # its gpg fixture
 
 
 def _env(store: Path) -> dict[str, str]:

@@ -29,6 +29,7 @@ from kensium_provision.vault.common import (
     check_part,
     entry_name,
     never_overwrite,
+    reference_name,
     refuse_embedded,
     secret_name,
 )
@@ -245,10 +246,8 @@ class CommandVault:
         return f"command:{name}"
 
     def _parse(self, reference: str) -> tuple[str, str]:
-        if not reference.startswith("command:"):
-            raise InputError(f"not a password-manager command reference: {REDACTOR.redact(reference)!r}")
-        name, _, entry_id = reference.removeprefix("command:").partition("#")
-        name = "/".join(entry_name(name))
+        base, _, entry_id = reference.partition("#")
+        name = reference_name("command:", base, "password-manager command")
         if entry_id and not _COMMAND_ID.fullmatch(entry_id):
             raise InputError(f"invalid entry id in reference {REDACTOR.redact(reference)!r}")
         return name, entry_id
@@ -317,14 +316,10 @@ class ManualVault:
         return f"manual:{name}"
 
     def canonical(self, reference: str) -> str:
-        if not reference.startswith("manual:"):
-            raise InputError(f"not a manual password-manager reference: {REDACTOR.redact(reference)!r}")
-        return "manual:" + "/".join(entry_name(reference.removeprefix("manual:")))
+        return "manual:" + reference_name("manual:", reference, "manual password-manager")
 
     def fetch(self, reference: str) -> Secret:
-        if not reference.startswith("manual:"):
-            raise InputError(f"not a manual password-manager reference: {REDACTOR.redact(reference)!r}")
-        name = "/".join(entry_name(reference.removeprefix("manual:")))
+        name = reference_name("manual:", reference, "manual password-manager")
         self._require_terminal(f"read {name}")
         prompt = f"Password of {name} (from the Kensium Password Manager)"
         spec = InputSpec(id=f"vault:{name}", type="secret", prompt=prompt)

@@ -24,6 +24,7 @@ __all__ = [
     "entry_name",
     "never_overwrite",
     "one_line",
+    "reference_name",
     "refuse_embedded",
     "secret_name",
 ]
@@ -47,6 +48,14 @@ def entry_name(name: str) -> tuple[str, str]:
     if not sep:
         raise InputError(f"invalid password-manager entry {name!r}: write <owner>/<credential>, e.g. acme/sql-login")
     return check_part("owner", owner), check_part("credential name", credential)
+
+
+def reference_name(prefix: str, reference: str, what: str) -> str:
+    """The entry name `<owner>/<credential>` of a `<prefix><owner>/<credential>` reference, allow-listed."""
+    if not isinstance(reference, str) or not reference.startswith(prefix):
+        shown = REDACTOR.redact(str(reference))  # a value pasted where a reference belongs stays masked
+        raise InputError(f"not a {what} reference: {shown!r} (expected {prefix}<owner>/<credential>)")
+    return "/".join(entry_name(reference.removeprefix(prefix)))
 
 
 def secret_name(env: str, owner: str, name: str) -> str:

@@ -16,8 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from kensium_provision.errors import InputError, StepError
-from kensium_provision.secret import REDACTOR, Secret
-from kensium_provision.vault.common import Done, Program, entry_name, never_overwrite, one_line, refuse_embedded
+from kensium_provision.secret import Secret
+from kensium_provision.vault.common import (
+    Done,
+    Program,
+    entry_name,
+    never_overwrite,
+    one_line,
+    reference_name,
+    refuse_embedded,
+)
 
 __all__ = ["KeePassXCVault"]
 
@@ -145,13 +153,10 @@ class KeePassXCVault:
         return PREFIX + clean
 
     def canonical(self, reference: str) -> str:
-        if not reference.startswith(PREFIX):
-            raise InputError(f"not a KeePassXC reference: {REDACTOR.redact(reference)!r} (expected "
-                             f"{PREFIX}<owner>/<credential>)")
-        return PREFIX + self._path(reference.removeprefix(PREFIX))[0]
+        return PREFIX + reference_name(PREFIX, reference, "KeePassXC")
 
     def fetch(self, reference: str) -> Secret:
-        clean = self.canonical(reference).removeprefix(PREFIX)
+        clean = reference_name(PREFIX, reference, "KeePassXC")
         found = self._read(clean)
         if found is None:
             raise StepError(f"KeePassXC has no entry {clean}",

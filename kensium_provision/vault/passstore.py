@@ -14,9 +14,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from kensium_provision.errors import InputError, StepError
-from kensium_provision.secret import REDACTOR, Secret
-from kensium_provision.vault.common import Done, Program, entry_name, never_overwrite, one_line
+from kensium_provision.errors import StepError
+from kensium_provision.secret import Secret
+from kensium_provision.vault.common import Done, Program, entry_name, never_overwrite, one_line, reference_name
 
 __all__ = ["PassVault", "default_store"]
 
@@ -115,13 +115,10 @@ class PassVault:
         return PREFIX + clean
 
     def canonical(self, reference: str) -> str:
-        if not reference.startswith(PREFIX):
-            raise InputError(f"not a pass reference: {REDACTOR.redact(reference)!r} (expected "
-                             f"{PREFIX}<owner>/<credential>)")
-        return PREFIX + self._path(reference.removeprefix(PREFIX))[0]
+        return PREFIX + reference_name(PREFIX, reference, "pass")
 
     def fetch(self, reference: str) -> Secret:
-        clean = self.canonical(reference).removeprefix(PREFIX)
+        clean = reference_name(PREFIX, reference, "pass")
         text = self._show(clean)
         if text is None:
             self._ready(self._path(clean)[2])  # a missing or uninitialised store says so, not "no entry"
