@@ -225,6 +225,8 @@ class RunRequest:
     resume_run_id: str = ""
     recorded: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # resume: manual evidence
     from_record: str = ""  # check client: take the answers from this org's client record
+    run_id: str = ""  # the id to journal under (new_run_id() when empty): the caller can name the run if it fails
+    corrections: tuple[Mapping[str, object], ...] = ()  # resume: answers corrected, journaled as `answer.corrected`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -379,12 +381,14 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     if request.from_record:
         request = _with_record_answers(request, session, config.clients.table)
 
-    run_id = new_run_id()
+    run_id = request.run_id or new_run_id()
     journal, journal_path = open_journal(connection, run_id, mode=request.mode, header={
         "checklist": checklist.id, "checklist_sha256": checklist.sha256, "mode": request.mode.value,
         "target": checklist.target, "command": request.command, "client": request.preset.get("org_id"),
         "resumes": request.resume_run_id or None, "steps": step_digests(checklist)})
     journal.record("guard", guard="identity", outcome="ok", caller=identity.arn, account=identity.account)
+    for correction in request.corrections:
+        journal.record("answer.corrected", **correction)
 
     vault_box: list[Vault] = []
 
