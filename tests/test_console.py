@@ -146,19 +146,43 @@ def test_prompts_show_hostile_names_and_choices_inert_and_answer_the_real_value(
     assert "\u202e" not in screen.raw.getvalue() and "Held by db-\\u001b]0;pwned" in screen.text
 
 
-def test_a_bool_input_is_a_confirm() -> None:
+def test_a_bool_input_is_a_yes_or_no_line() -> None:
     spec = InputSpec(id="dns_in_route53", type="bool", prompt="Is the domain in Route 53?")
-    with typing(("Route 53?", "y")):
+    with typing(("Route 53? (y/N)", "y" + ENTER)):
         assert operator().ask(spec, default=False, choices=(), validate=no_problem) is True
     with typing(("Route 53?", ENTER)):  # Enter takes the default
         assert operator().ask(spec, default=False, choices=(), validate=no_problem) is False
 
 
+@pytest.mark.parametrize("ask", ["input", "confirm"])
+def test_maybe_is_not_yes_it_is_asked_again(ask: str) -> None:
+    # Before: questionary's confirm answered at the first "y" key, so "maybe" was taken as Yes.
+    spec = InputSpec(id="dns_in_route53", type="bool", prompt="Is the domain in Route 53?")
+    with typing(("Route 53?", "maybe" + ENTER), ("answer yes or no (y or n)", BACKSPACE * 5 + "no" + ENTER)) as screen:
+        if ask == "input":
+            answer = operator().ask(spec, default=True, choices=(), validate=no_problem)
+        else:
+            answer = operator().confirm("Is the domain in Route 53?", default=True)
+    assert answer is False
+    assert "answer yes or no (y or n)" in screen.text
+
+
+def test_a_select_asks_again_when_a_rule_refuses_the_choice() -> None:
+    # Before: a select had no validation, so a secondary zone equal to the primary was taken.
+    spec = InputSpec(id="secondary_zone", type="choice", prompt="Secondary zone?")
+    refuse = {"us-east-1a": "must differ from primary_zone (us-east-1a): choose another"}
+    with typing(("Secondary zone?", ENTER), ("choose another", DOWN + ENTER)) as screen:
+        answer = operator().ask(spec, default=None, choices=("us-east-1a", "us-east-1b"),
+                                validate=lambda v: refuse.get(str(v)))
+    assert answer == "us-east-1b"
+    assert "must differ from primary_zone" in screen.text
+
+
 def test_confirm_asks_for_work_done_by_hand_even_with_yes() -> None:
-    with typing(("Done?", "n")) as screen:
+    with typing(("Done?", "n" + ENTER)) as screen:
         assert operator(assume_yes=True).confirm("Done?", key="install-pos") is False
     assert "Done?" in screen.text
-    with typing(("Create: the VPC?", "y")):
+    with typing(("Create: the VPC?", "y" + ENTER)):
         assert operator().confirm("Create: the VPC?", default=False) is True
 
 

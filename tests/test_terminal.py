@@ -224,7 +224,7 @@ def chosen(choice: str) -> Action:
     return act
 
 
-ENTER, YES, NO = key("Enter"), key("y"), key("n")
+ENTER, YES, NO = key("Enter"), typed("y"), typed("n")  # a y/N question is answered by a line
 
 
 def client_rules(org: str) -> list[tuple[str, Action]]:
@@ -419,9 +419,11 @@ def test_manual_password_manager_shows_the_secret_once(fresh: Terminal, stored: 
         secret = shown[0]
         assert "kprov shows it only once" in screen
         if not stored:
-            pane.send("n")
+            pane.type("n")
+            pane.send("Enter")
         else:
-            pane.send("y")
+            pane.type("y")
+            pane.send("Enter")
             # The broker needs the password: pasted back from the password manager, at a hidden prompt.
             asked = operator.converse([("Password of mq-POS-01/admin", typed(secret)), ("Create:", YES),
                                        ("Change:", YES)])

@@ -54,21 +54,25 @@ class ConsoleOperator:
                 raw = questionary.password(message, validate=lambda v: check(Secret(v))).unsafe_ask()
                 return Secret(raw)
             if spec.type == "bool":
-                return bool(questionary.confirm(message, default=bool(default)).unsafe_ask())
+                return _yes_no(message, default=bool(default), validate=validate)
             if choices:
                 options = [questionary.Choice(safe(c, one_line=True), value=c) for c in choices]
                 start = str(default) if default is not None and str(default) in choices else None
-                return questionary.select(message, choices=options, default=start).unsafe_ask()
+                while True:  # a select cannot refuse inline: a choice a step's rule refuses is asked again
+                    picked = questionary.select(message, choices=options, default=start).unsafe_ask()
+                    problem = validate(picked)
+                    if problem is None:
+                        return picked
+                    questionary.print(f"  {safe(str(picked), one_line=True)}: {safe(problem)}", style="fg:ansired")
             shown_default = "" if default is None else str(default)
             return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
 
     def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
         if self.assume_yes and not key:  # --yes answers routine questions only (runtime.Operator.confirm)
             return True
-        import questionary
 
         with paused(self.console):
-            return bool(questionary.confirm(safe(message), default=default).unsafe_ask())
+            return _yes_no(safe(message), default=default)
 
     def type_to_confirm(self, message: str, expected: str) -> bool:
         import questionary
@@ -90,3 +94,24 @@ class ConsoleOperator:
         self.console.print(Text("Copy this into the Kensium Password Manager now; kprov shows it only once.",
                                 style="bold yellow"))
         self.console.print(Text(f"  {safe(label)}: "), Text(secret.reveal(), style="bold"), sep="")
+
+
+def _yes_no(message: str, *, default: bool, validate: Callable[[object], str | None] | None = None) -> bool:
+    """A y/N question answered by a line: yes/y or no/n (Enter: the default); anything else (`maybe`) is
+    asked again. (questionary's confirm answers at the first y or n key, so "maybe" read as yes.)"""
+    import questionary
+
+    from kensium_provision.steps.kinds import parse_yes_no
+
+    def answer(text: str) -> bool | None:
+        return default if not text.strip() else parse_yes_no(text)
+
+    def check(text: str) -> bool | str:
+        found = answer(text)
+        if found is None:
+            return "answer yes or no (y or n)"
+        problem = validate(found) if validate is not None else None
+        return True if problem is None else problem
+
+    typed = questionary.text(f"{message} ({'Y/n' if default else 'y/N'})", validate=check).unsafe_ask()
+    return bool(answer(str(typed)))
