@@ -7,6 +7,7 @@ test_terminal.py.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -357,3 +358,17 @@ def test_pending_titles_show_the_answers_once_they_are_known() -> None:
     finally:
         reporter.close()
     render.LineReporter(console()).inputs_known({"org_id": "acme"})  # both reporters take it
+
+
+def test_the_spinner_moves_between_refreshes() -> None:
+    made = console(100, terminal=True)
+    reporter = render.LiveReporter(made, [("wait", "Wait for the broker")], clock=Clock())
+    try:
+        reporter.step_started("wait", "Wait for the broker")
+        frames = set()
+        for _ in range(4):
+            frames.add(view_text(reporter).split()[0])  # the spinner's frame leads the running row
+            time.sleep(0.09)  # rich's dots spinner shows a new frame every 80 ms of real time
+        assert len(frames) > 1, frames
+    finally:
+        reporter.close()

@@ -480,6 +480,7 @@ class LiveReporter:
         self._started_at = 0.0
         self._message = ""
         self._message_at = 0.0
+        self._spinner = Spinner("dots", style="blue")
         self._live: Live | None = None
         self._pauses = 0
         self._closed = False
@@ -501,7 +502,7 @@ class LiveReporter:
             note = self._message
             if note:
                 note = _LEFT.sub(lambda m: f"{max(0, int(m[1]) - int(now - self._message_at))} s left", note)
-            table.add_row(Spinner("dots", style="blue"), title, Text(safe(note or "running")),
+            table.add_row(self._spinner, title, Text(safe(note or "running")),
                           Text(_elapsed(now - self._started_at)))
         pending = [sid for sid in self._order if sid not in self._finished and sid != self._running]
         for sid in pending[: self.PENDING_ROWS]:
@@ -544,6 +545,8 @@ class LiveReporter:
         if step_id not in self._order:
             self._order.append(step_id)
         self._running, self._started_at, self._message = step_id, self._clock(), ""
+        # One spinner per step, kept across refreshes: a new one each refresh starts at its first frame again.
+        self._spinner = Spinner("dots", style="blue")
         self._start()
 
     def step_finished(self, result: StepResult) -> None:
