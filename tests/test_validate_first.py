@@ -171,6 +171,18 @@ def test_the_vpc_prompt_refuses_operator_ip_999_1_1_1_inline(aws: None) -> None:
     assert mutating_calls(runtime) == []
 
 
+def test_the_vpc_prompt_asks_again_for_a_secondary_zone_equal_to_the_primary(aws: None) -> None:
+    checklist = load("shared/vpc")
+    runtime = _console_runtime()
+    with typing(("Region", ENTER), ("Name of the VPC", ENTER), ("Primary", ENTER), ("Secondary", ENTER),
+                ("must differ from primary_zone", "\x1b[B" + ENTER), ("subnet group", ENTER),
+                ("Your name", "Jane Doe" + ENTER), ("IPv4", "203.0.113.10" + ENTER)) as screen:
+        values = resolve_inputs(checklist, runtime)
+    assert "us-east-1a: must differ from primary_zone (us-east-1a): choose another" in screen.text
+    assert (values["primary_zone"], values["secondary_zone"]) == ("us-east-1a", "us-east-1b")
+    assert mutating_calls(runtime) == []
+
+
 def _subnet_group() -> None:
     ec2, rds = raw_client("ec2"), raw_client("rds")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

@@ -88,7 +88,7 @@ def answer_problem(checklist: Checklist, types: Mapping[str, StepType], spec: In
     """What is wrong with an answer: its own type and rules, then the checks of every step that uses it
     (`checklist.checks`), so the prompt refuses what a step would refuse later."""
     value, problem = coerce_input(spec, raw, choices, runtime, context)
-    if problem:
+    if problem or runtime.mode is Mode.CHECK:  # a check's answers are what was installed: it reports, step by step
         return problem
     found = input_problems(checklist, types, check_context(runtime), spec, value, context)
     return "; ".join(str(p) for p in found) or None
@@ -348,7 +348,8 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
     if invalidate is not None:  # a run starts from what is there now, not from an earlier run's reads
         invalidate()
     types = types if types is not None else registry()
-    refuse_invalid(checklist, runtime, values, types)
+    if runtime.mode is not Mode.CHECK:  # a check reports what it finds, step by step; it changes nothing anyway
+        refuse_invalid(checklist, runtime, values, types)
     state = _Run(checklist, runtime, dict(values), types, recorded or {})
     results: list[StepResult] = []
     error = ""
