@@ -372,3 +372,13 @@ def test_the_spinner_moves_between_refreshes() -> None:
         assert len(frames) > 1, frames
     finally:
         reporter.close()
+
+
+def test_a_successful_apply_says_how_to_check_it() -> None:
+    for checklist_id, values, command in (("shared-vpc", {}, "kprov check shared vpc"),
+                                          ("install-client", {"org_id": "acme"}, "kprov check client acme")):
+        made = console()
+        render.print_report(made, RunReport(checklist_id=checklist_id, mode=Mode.APPLY, values=values,
+                                            results=(result("a", Status.CHANGED),)))
+        assert text_of(made).splitlines()[-1] == (
+            f"Next: `{command}` verifies it at any time (read-only: it changes nothing).")

@@ -33,7 +33,7 @@ from rich.text import Text
 from kensium_provision.errors import Issue
 from kensium_provision.model import Checklist, Mode, Risk, Status, StepResult
 from kensium_provision.secret import MASK, masked
-from kensium_provision.ui.boundary import BoundaryConsole, safe
+from kensium_provision.ui.boundary import BoundaryConsole, safe, shown
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
@@ -144,10 +144,10 @@ def _params_text(params: Mapping[str, object], *, width: int, indent: str = "   
     pad = min(max(len(k) for k in params), 24)
     for key, raw in params.items():
         value = _masked(raw)
-        shown = _param_value(key, value)
+        words = _param_value(key, value)
         room = width - len(indent) - pad - 3
         text.append(f"{indent}{key:<{pad}} = ", style="dim")
-        text.append(safe(_fold(shown, room)))
+        text.append(safe(_fold(words, room)))
         text.append("\n")
     return text
 
@@ -335,6 +335,19 @@ def print_report(console: Console, report: RunReport, *, run_id: str = "", resum
         if report.error:
             console.print(Text(f"Next: fix the cause, then `{resume}`: every step is probed again, nothing "
                                "done is done twice.", style="yellow"))
+        elif check := _check_command(report):
+            console.print(Text("Next: ") + shown(f"`{check}`", one_line=True)
+                          + Text(" verifies it at any time (read-only: it changes nothing)."))
+
+
+def _check_command(report: RunReport) -> str:
+    """The read-only check of what an apply made: `kprov check shared vpc`, `kprov check client acme`."""
+    if report.checklist_id.startswith("shared-"):
+        return f"kprov check shared {report.checklist_id.removeprefix('shared-')}"
+    org_id = report.values.get("org_id")
+    if report.checklist_id == "install-client" and isinstance(org_id, str):
+        return f"kprov check client {org_id}"
+    return ""
 
 
 def report_json(report: RunReport, **extra: object) -> dict[str, Any]:
