@@ -56,7 +56,9 @@ _CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ZONE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
 _SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
-_MASTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+# CreateDBInstance's MasterUsername, botocore's rds model: "Must be 1 to 16 letters, numbers, or
+# underscores. First character must be a letter." (moto takes any length)
+_MASTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
 _RESERVED_USERS = frozenset({"sa", "admin_user", "rdsadmin", "public", "sysadmin", "guest", "dbo"})
 _HOSTING = ("Shared", "Dedicated")
 
@@ -107,6 +109,13 @@ def _text(params: Mapping[str, Any], key: str, pattern: re.Pattern[str], what: s
     return value
 
 
+def _shape(pattern: re.Pattern[str], what: str) -> Any:
+    """A `Param.check`: the engine refuses a value of the wrong shape before the first change."""
+    def check(value: object) -> str | None:
+        return None if isinstance(value, str) and pattern.fullmatch(value) else f"{value!r} is not {what}"
+    return check
+
+
 def _spec(params: Mapping[str, Any]) -> _Spec:
     """Every parameter checked against AWS's rules; no call is made before this passes."""
     name = params.get("identifier")
@@ -129,7 +138,7 @@ def _spec(params: Mapping[str, Any]) -> _Spec:
     if not isinstance(public, bool):
         raise InputError("rds.db-instance publicly_accessible must be true or false")
     user = _text(params, "master_username", _MASTER_USER, "a master user name (a letter, then letters, digits "
-                 "or _; at most 128)")
+                 "or _; 1 to 16 characters)")
     if user.lower() in _RESERVED_USERS:
         raise InputError(f"rds.db-instance master_username: {user!r} is reserved by SQL Server or RDS")
     ref = params.get("master_password_ref")
@@ -225,15 +234,19 @@ class RdsDbInstance:
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="identifier", rule="rds-instance", doc="The instance name, db-POS-NN."),
         Param(name="edition", choices=("Express", "Web"), doc="SQL Server 2019 edition."),
-        Param(name="engine_version", doc="RDS engine version, SQL Server 2019 = 15.00.x, e.g. 15.00.4415.2.v1."),
-        Param(name="instance_class", doc="DB instance class, e.g. db.t3.small."),
+        Param(name="engine_version", doc="RDS engine version, SQL Server 2019 = 15.00.x, e.g. 15.00.4415.2.v1.",
+              check=_shape(_VERSION, "an RDS SQL Server version such as 15.00.4415.2.v1")),
+        Param(name="instance_class", doc="DB instance class, e.g. db.t3.small.",
+              check=_shape(_CLASS, "an instance class such as db.t3.small")),
         Param(name="allocated_storage", kind="int", doc="Storage in GB, 20-16384."),
         Param(name="zone", doc="Availability zone (one of the subnet group's)."),
         Param(name="db_subnet_group", doc="The VPC's DB subnet group."),
         Param(name="security_group_ids", kind="list", doc="VPC security group ids, e.g. SG-POS-OPS's."),
         Param(name="publicly_accessible", kind="bool", required=False, default=True,
               doc="Reachable from outside the VPC (needed today for the legacy sync)."),
-        Param(name="master_username", doc="The master login (a letter, then letters, digits or _)."),
+        Param(name="master_username", doc="The master login (a letter, then letters, digits or _; 1-16).",
+              check=_shape(_MASTER_USER, "a master user name (a letter, then letters, digits or _; 1 to 16 "
+                                         "characters)")),
         Param(name="master_password_ref", doc="Password-manager reference of the master password."),
         Param(name="hosting", required=False, choices=_HOSTING, default="Shared",
               doc="Shared (many clients) or Dedicated (one client); tagged kprov:hosting."),
