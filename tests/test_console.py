@@ -262,3 +262,11 @@ def test_an_authoring_note_is_not_shown_at_the_prompt() -> None:
         assert operator().ask(spec, default=None, choices=(), validate=no_problem) == "ops@kensium.example"
     assert "? Support e-mail? (The old on-site docs used support@fusionPOS.com.)" in screen.text
     assert "INFER" not in screen.text
+
+
+def test_a_hostile_default_is_shown_escaped_in_the_text_prompt() -> None:
+    spec = InputSpec(id="vpc_name", type="string", prompt="VPC name?")
+    with typing(("VPC name?", ENTER)) as screen:
+        answer = operator().ask(spec, default="POS\u202eCPV", choices=(), validate=no_problem)
+    assert "\u202e" not in screen.raw.getvalue() and "POS\\u202eCPV" in screen.text
+    assert answer == "POS\\u202eCPV"  # visible, and no naming rule takes a backslash

@@ -64,7 +64,8 @@ class ConsoleOperator:
                     if problem is None:
                         return picked
                     questionary.print(f"  {safe(str(picked), one_line=True)}: {safe(problem)}", style="fg:ansired")
-            shown_default = "" if default is None else str(default)
+            # A default from a record or a lookup is data too: shown escaped (and refused if Enter takes it).
+            shown_default = "" if default is None else safe(default, one_line=True)
             return questionary.text(message, default=shown_default, validate=check).unsafe_ask()
 
     def confirm(self, message: str, *, default: bool = False, key: str = "") -> bool:
