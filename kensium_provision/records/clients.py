@@ -24,6 +24,7 @@ from typing import Any
 from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import AwsError, InputError, KprovError
 from kensium_provision.naming.rules import check_org_id_unique
+from kensium_provision.records import tables  # the one home of kprov's tables (the locks' too)
 
 __all__ = [
     "CLAIMED",
@@ -178,7 +179,7 @@ def parse_record(item_key: str, text: str) -> ClientRecord:
 # --- AWS calls ---------------------------------------------------------------------------------------
 
 # Every call goes through `aws.call` (one translation of failures to AwsError).
-_NO_TABLE = ("ResourceNotFoundException",)
+_NO_TABLE = tables.NO_TABLE
 
 
 def scan_items(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[dict[str, Any]]:
@@ -225,15 +226,7 @@ def ensure_table(dynamodb: Any, table: str = DEFAULT_TABLE) -> bool:
 
     Only ever called by a write (apply): plan and check treat a missing table as "no records".
     """
-    if call(dynamodb, "DescribeTable", TableName=table, missing=_NO_TABLE) is not None:
-        return False
-    call(dynamodb, "CreateTable", TableName=table, BillingMode="PAY_PER_REQUEST",
-             AttributeDefinitions=[{"AttributeName": "OrgId", "AttributeType": "S"}],
-             KeySchema=[{"AttributeName": "OrgId", "KeyType": "HASH"}],
-             Tags=[{"Key": "kprov:kind", "Value": "client-records"}],
-             missing=("ResourceInUseException",))  # another operator created it just now
-    dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
-    return True
+    return tables.ensure_table(dynamodb, table, key="OrgId", kind="client-records")
 
 
 def put_record(dynamodb: Any, record: ClientRecord, table: str = DEFAULT_TABLE, *, claim: bool = False) -> None:
