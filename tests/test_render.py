@@ -227,8 +227,14 @@ def test_runsheet_quotes_the_instructions_of_any_step_type_that_gives_them() -> 
     text = render.runsheet_markdown(load_checklist_text(HANDWORK, "handwork.yaml", types=types), types)
     assert text.split("## Steps\n\n", 1)[1] == (
         "1. [ ] **Install by hand** (`install-by-hand`, fake.handwork, risk: create)\n\n"
-        "    > Install {{ name }}\n    > Then reboot.\n\n"
+        "    > Install {{ name }}  \n    > Then reboot.\n\n"
         "2. [ ] **Keep the version** (`keep-version`, fake.set, risk: create)\n")
+    from rich.markdown import Markdown
+
+    made = console(100)
+    made.print(Markdown(text))
+    shown = [line.strip(" ▌") for line in text_of(made).splitlines()]
+    assert "Install {{ name }}" in shown and "Then reboot." in shown  # its own lines, not one paragraph
 
 
 def test_long_lines_stay_whole_but_panels_wrap() -> None:

@@ -405,9 +405,12 @@ def runsheet_markdown(checklist: Checklist, types: Mapping[str, StepType] | None
         lines.append(f"{n}. [ ] **{step.title}** (`{step.id}`, {step.type}, risk: {step.risk.value}){when}")
         instructions = instructions_of(types.get(step.type), step.params).strip()
         if instructions:
+            rows = instructions.splitlines()
             lines.append("")
-            for row in instructions.splitlines():
-                lines.append(f"    > {row}" if row.strip() else "    >")
+            for row, following in zip(rows, [*rows[1:], ""], strict=True):
+                # A hard break (two trailing spaces) keeps each line of the instructions a line: Markdown
+                # would fold `Open the console.` and `Click Create.` into one paragraph.
+                lines.append(f"    > {row}" + ("  " if following.strip() else "") if row.strip() else "    >")
             lines.append("")
     return "\n".join(lines) + "\n"
 
