@@ -134,6 +134,23 @@ def test_heartbeat_check_notices_a_broken_lock_at_once(backend: Backend) -> None
             beat.check()  # and it stays lost
 
 
+def test_heartbeat_check_fails_closed_when_the_renewal_cannot_be_made(backend: Backend,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proof the lock is still ours (AWS or the disk failed): no further change, rather than a guess."""
+    from kensium_provision.errors import AwsError
+
+    locks = backend()
+    info = locks.acquire("client:acme", owner=ALICE, run_id="r1", ttl_seconds=900)
+
+    def unreachable(info: LockInfo) -> LockInfo:
+        raise AwsError(service="dynamodb", operation="UpdateItem", code="ThrottlingException", message="slow down")
+
+    monkeypatch.setattr(locks, "heartbeat", unreachable)
+    with Heartbeat(locks, info) as beat, pytest.raises(LockError, match=r"could not renew the lock on client:acme: "
+                                                                          r".*ThrottlingException.*before the next"):
+        beat.check()
+
+
 # ---- a run whose lock is broken (14.5); the lock table on a fresh account (14.12) ----------------------------
 
 
@@ -188,10 +205,15 @@ def test_a_run_whose_lock_is_broken_stops_before_its_next_act(
     (lost,) = events(records, "lock.lost")
     assert lost["lock_id"] == broken[0].lock_id and lost["step"] == "public-subnet-primary"
     assert "no longer holds the lock" in lost["message"]
+    assert f"kprov resume {lost_run(records)}" in " ".join((done.out + done.err).split())
     assert [r["step"] for r in events(records, "step.intent")][-1] == "vpc"  # nothing was attempted after
     (failed,) = [r for r in events(records, "step.result") if r["status"] == "failed"]
     assert failed["step"] == "public-subnet-primary" and "no longer holds the lock" in failed["reason"]
     assert events(records, "run.finished")[0]["outcome"] == "failed"
+
+
+def lost_run(records: list[dict[str, Any]]) -> str:
+    return str(records[0]["run_id"])
 
 
 def test_the_first_apply_creates_the_lock_table_and_a_check_does_not(

@@ -148,7 +148,9 @@ def _held(holder: LockInfo) -> LockError:
 def _lost(info: LockInfo, holder: LockInfo | None) -> LockError:
     now = f"it is now held by {holder.holder()}" if holder else "nobody holds it now"
     return LockError(f"this run no longer holds the lock on {info.target} (lock {info.lock_id}): it was broken, "
-                     f"or it expired and was taken over; {now}")
+                     f"or it expired and was taken over; {now}",
+                     hint=f"the run stopped before its next change; `kprov lock list` shows who holds {info.target}, "
+                          f"and `kprov resume {info.run_id}` finishes this run once nobody else is changing it")
 
 
 def _no_lock(lock_id: str) -> LockError:
