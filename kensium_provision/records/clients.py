@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from kensium_provision.records import tables  # the one home of kprov's tables (
 __all__ = [
     "CLAIMED",
     "DEFAULT_TABLE",
+    "FREED",
     "INSTALLED",
     "MAX_RECORD_BYTES",
     "REMOVED",
@@ -40,6 +41,7 @@ __all__ = [
     "ensure_table",
     "existing_org_ids",
     "find_org_id_uses",
+    "free_record",
     "get_client",
     "list_clients",
     "org_id_owner",
@@ -61,6 +63,9 @@ UNREADABLE = "unreadable"  # not kprov's JSON: listed (its name still takes the 
 # org id stays taken (decide_owner refuses it for any install), so a new client can never inherit the old
 # one's host name, bucket name or records.
 REMOVED = "removed"
+# `kprov names free ORG_ID` frees a removed client's org id on purpose: the record is still kept (and the
+# journal of the free holds its whole document) until a new install claims the id and overwrites it.
+FREED = "freed"
 IAM_USER_PREFIX = "rms_"  # N14
 BUCKET_PREFIX = "fusion-rms-"  # N15
 # A DynamoDB item may hold 400 KB, but small records keep a whole fleet in one or two Scan pages (1 MB each)
@@ -92,7 +97,7 @@ class ClientRecord:
 
     org_id: str
     client_name: str = ""
-    status: str = INSTALLED  # claimed, installed, removed, or unreadable
+    status: str = INSTALLED  # claimed, installed, removed, freed, or unreadable
     purpose: str = ""
     pos_version: str = ""
     deployment_type: str = ""
@@ -233,11 +238,13 @@ def put_record(dynamodb: Any, record: ClientRecord, table: str = DEFAULT_TABLE, 
     """Write `record` only if its org id is free or already this client's (same spelling, same client name).
 
     The condition makes the reservation atomic: two operators can never both claim one org id, in any
-    spelling. A `claim` overwrites nothing but this client's own earlier claim (never a finished record).
+    spelling. A `claim` overwrites nothing but this client's own earlier claim (never a finished record), or
+    a record whose org id was freed on purpose (`free_record`).
     Raises `RecordTaken` when the condition fails; creates the table when it does not exist yet.
     """
-    condition = "attribute_not_exists(OrgId) OR (ClientKey = :client AND Org = :org"
-    values: dict[str, Any] = {":client": {"S": _client_key(record.client_name)}, ":org": {"S": record.org_id}}
+    condition = "attribute_not_exists(OrgId) OR RecordStatus = :freed OR (ClientKey = :client AND Org = :org"
+    values: dict[str, Any] = {":client": {"S": _client_key(record.client_name)}, ":org": {"S": record.org_id},
+                              ":freed": {"S": FREED}}
     if claim:
         condition += " AND RecordStatus = :claimed"
         values[":claimed"] = {"S": CLAIMED}
@@ -258,6 +265,33 @@ def put_record(dynamodb: Any, record: ClientRecord, table: str = DEFAULT_TABLE, 
             if not (exc.code in _NO_TABLE and attempt == 0):
                 raise
         ensure_table(dynamodb, table)  # the first record of the account
+
+
+def free_record(dynamodb: Any, org_id: str, table: str = DEFAULT_TABLE, *, run_id: str, by: str) -> ClientRecord:
+    """Free a removed client's org id (status `freed`), conditionally: only while the record says `removed`.
+
+    Returns the record as it was (the caller journals it: the history stays). Raises `InputError` when there
+    is no record of that spelling or it is not removed (an installed client is removed first), `RecordTaken`
+    when another operator changed it meanwhile.
+    """
+    record = get_client(dynamodb, org_id, table)
+    if record is None or record.status != REMOVED:
+        state = "no client record" if record is None else f"the client record says {record.status}"
+        raise InputError(f"org id {org_id!r} cannot be freed: {state} ({record_name(org_id, table)})",
+                         hint=f"only a removed client's org id is freed: kprov remove-client {org_id} first")
+    freed = replace(record, status=FREED, evidence={**record.evidence, "freed_on": utc_now(), "freed_by": by},
+                    updated=utc_now(), run_id=run_id)
+    try:
+        call(dynamodb, "PutItem", TableName=table, ConditionExpression="RecordStatus = :removed AND Org = :org",
+             ExpressionAttributeValues={":removed": {"S": REMOVED}, ":org": {"S": org_id}},
+             Item={"OrgId": {"S": org_id.lower()}, "Org": {"S": org_id},
+                   "ClientKey": {"S": _client_key(record.client_name)}, "RecordStatus": {"S": FREED},
+                   "Record": {"S": freed.to_json()}})
+    except AwsError as exc:
+        if exc.code == "ConditionalCheckFailedException":
+            raise RecordTaken(f"the client record {record_name(org_id, table)} changed meanwhile") from None
+        raise
+    return record
 
 
 # --- who uses an org id ---------------------------------------------------------------------------------
@@ -329,12 +363,16 @@ def decide_owner(uses: Iterable[OrgIdUse], record: ClientRecord | None, org_id: 
         raise InputError(f"the client record {record_name(org_id, table)} is unreadable: {record.problem}",
                          hint=f"fix or delete its item (OrgId {org_id.lower()!r}) in the DynamoDB table {table}, "
                               "then run again")
+    if record is not None and record.status == FREED:  # freed on purpose: the id is free again (N1 still applies)
+        uses = [u for u in uses if not (u.kind == "client record" and u.org_id == org_id)]
+        record = None
     if record is not None and record.status == REMOVED:
         raise InputError(
             f"org id {org_id!r} is taken: client {record.client_name!r} was removed with it (record "
             f"{record_name(org_id, table)}, removed by run {record.run_id or '?'} on {record.updated or '?'}); "
             "a removed client's org id stays taken",
-            hint="choose another org id; the removed client's record is kept as its history")
+            hint=f"choose another org id; the removed client's record is kept as its history (to reuse the id on "
+                 f"purpose: kprov names free {org_id})")
     if record is not None and not _same_client(record.client_name, client_name):
         raise InputError(
             f"org id {org_id!r} belongs to client {record.client_name!r} (record {record_name(org_id, table)}, "
