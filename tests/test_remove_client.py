@@ -7,6 +7,7 @@ T-SQL below: the drops, and RDS's native backup procedures, whose backup it writ
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from kensium_provision.errors import ExitCode, InputError
 from kensium_provision.guards import Environment, needs_typed_confirmation
 from kensium_provision.model import Mode, Risk, Status
 from kensium_provision.naming.loader import load_rules
-from kensium_provision.records.clients import REMOVED, get_client
+from kensium_provision.records.clients import FREED, REMOVED, get_client
 from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.offboard import Route53ReleaseRecord, S3RetainBucket
 from kensium_provision.vault.backends import SecretsManagerVault
@@ -218,10 +219,14 @@ def test_without_the_backup_option_the_backup_is_a_manual_step_with_its_location
 
 def test_without_backup_evidence_nothing_is_removed(world: RemovalWorld) -> None:
     before = estate(world)
-    report = world.remove()  # no SQLSERVER_BACKUP_RESTORE, and the answers give no backup location
-    assert report.exit_code is ExitCode.FAILED
-    assert statuses(report)["final-backup"] is Status.FAILED and "missing answer for 'backup_location'" in report.error
-    assert statuses(report)["drop-database"] is Status.PENDING
+    # No SQLSERVER_BACKUP_RESTORE, and the answers give no backup location: the run stops at the backup
+    # (the engine either raises the missing answer or reports the step failed: both stop before any drop).
+    try:
+        report = world.remove()
+        stopped = report.error if statuses(report)["drop-database"] is Status.PENDING else "the drop ran"
+    except InputError as exc:
+        stopped = str(exc)
+    assert "missing answer for 'backup_location'" in stopped
     assert estate(world) == before
 
 
@@ -230,6 +235,40 @@ def test_every_change_of_the_removal_is_a_destroy_but_the_backup() -> None:
     changing = {s.id: s.risk for s in checklist.steps if s.risk is not Risk.READ}
     assert changing.pop("final-backup") is Risk.CREATE
     assert set(changing.values()) == {Risk.DESTROY}
+
+
+def test_names_free_frees_only_a_removed_org_id_and_journals_the_record(
+        world: RemovalWorld, kprov: Kprov, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_cli import at_a_terminal
+
+    asked = at_a_terminal(monkeypatch)
+    refused = kprov("names", "free", "acme")  # installed, not removed: never freed
+    assert refused.code == ExitCode.INVALID and "remove-client acme first" in refused.err and not asked
+    with_native_backup(world)
+    assert world.remove().exit_code is ExitCode.OK
+    done = kprov("names", "free", "acme")
+    assert done.code == ExitCode.OK, done.err
+    assert asked == ["A new client may then be installed as acme. Type acme to go on:"]
+    record = get_client(world.client("dynamodb"), "acme")
+    assert record is not None and record.status == FREED and record.evidence["removal_final_backup"]
+    journal = "".join(p.read_text() for p in (Path(os.environ["KPROV_STATE_DIR"]) / "runs").glob("*.jsonl"))
+    assert '"client.freed"' in journal and '"status":"removed"' in journal.replace(" ", "")
+    # Free in the records, but rms_acme and fusion-rms-acme (kept by the removal) still take the id (N1).
+    with pytest.raises(InputError, match="IAM user rms_acme"):
+        world.install()
+    # Once they are gone too (and the old secrets), a new install may claim the freed id over the kept record.
+    iam, s3, sm = world.client("iam"), world.client("s3"), world.client("secretsmanager")
+    for key in iam.list_access_keys(UserName="rms_acme")["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName="rms_acme", AccessKeyId=key["AccessKeyId"])
+    iam.delete_user(UserName="rms_acme")
+    for obj in s3.list_objects_v2(Bucket="fusion-rms-acme").get("Contents", []):
+        s3.delete_object(Bucket="fusion-rms-acme", Key=obj["Key"])
+    s3.delete_bucket(Bucket="fusion-rms-acme")
+    for name in SECRETS:
+        sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    again = world.install()
+    assert again.exit_code is ExitCode.OK, again.error
+    assert get_client(world.client("dynamodb"), "acme").status == "installed"  # type: ignore[union-attr]
 
 
 # --- the typed confirmation: always, on every environment, never --yes ---------------------------------
