@@ -211,6 +211,12 @@ def names_show(ctx: typer.Context, org_id: Annotated[str, typer.Argument(help="T
     return _run(ctx, "names show", org_id=org_id)
 
 
+@names_app.command("free")
+def names_free(ctx: typer.Context, org_id: Annotated[str, typer.Argument(help="A removed client's org id.")]) -> int:
+    """Free a removed client's org id on purpose (typed confirmation; journaled; the record is kept)."""
+    return _run(ctx, "names free", org_id=org_id)
+
+
 @runs_app.command("list")
 def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option("--limit", help="Newest N runs.")] = 20) -> int:
     """Past runs, newest first."""
