@@ -39,6 +39,7 @@ COMMANDS: Mapping[str, CommandInfo] = {
     "schema": CommandInfo("catalog", "schema"),
     "names check": CommandInfo("names", "names_check"),
     "names show": CommandInfo("names", "names_show"),
+    "names free": CommandInfo("lifecycle", "names_free"),
     "runs list": CommandInfo("history", "runs_list"),
     "runs show": CommandInfo("history", "runs_show"),
     "audit verify": CommandInfo("history", "audit_verify"),
