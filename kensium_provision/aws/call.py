@@ -4,7 +4,9 @@ API (use these; do not write another try/except around a boto3 call):
 
 - `call(client, operation, /, *, resource="", missing=(), sandbox=False, **params) -> dict | None`
   One call of `client`. `operation` is the API name (`"DescribeVpcs"`) or the method name
-  (`"describe_vpcs"`). Returns the response without `ResponseMetadata`; returns None when AWS answers
+  (`"describe_vpcs"`). An operation botocore can paginate is read to its last page and merged
+  (`build_full_result`): a real account has more VPCs, instances or buckets than one page holds, so no
+  read of kprov ever stops at the first. Returns the response without `ResponseMetadata`; returns None when AWS answers
   one of the `missing` error codes (`missing=("NoSuchEntity",)`); without `missing` it never returns
   None (the type says so). Any SDK failure (`aws.errors.sdk_errors`: botocore's `ClientError`,
   `BotoCoreError`, ...) is raised as `errors.AwsError` through `aws.errors.translate` (`resource`
@@ -81,7 +83,10 @@ def call(client: Any, operation: str, /, *, resource: str = "", missing: Collect
     """One AWS call; None for a `missing` error code; any other SDK failure as `AwsError` (see the module)."""
     api, method = operation_name(client, operation)
     try:
-        response = dict(getattr(client, method)(**params))
+        if _paginates(client, method):
+            response = dict(client.get_paginator(method).paginate(**params).build_full_result())
+        else:
+            response = dict(getattr(client, method)(**params))
     except KprovError:
         raise
     except sdk_errors() as exc:
@@ -91,6 +96,11 @@ def call(client: Any, operation: str, /, *, resource: str = "", missing: Collect
                         sandbox=sandbox) from None
     response.pop("ResponseMetadata", None)
     return response
+
+
+def _paginates(client: Any, method: str) -> bool:
+    can = getattr(client, "can_paginate", None)  # test fakes without a service model have none
+    return bool(callable(can) and can(method))
 
 
 def pages(client: Any, operation: str, key: str, /, *, resource: str = "", missing: Collection[str] = (),
