@@ -20,7 +20,7 @@ import pytest
 
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode
-from kensium_provision.records.clients import get_client
+from kensium_provision.records.clients import get_client, put_record
 from kensium_provision.runtime import Runtime
 from kensium_provision.secret import Secret
 from kensium_provision.vault.backends import CommandVault
@@ -84,3 +84,15 @@ def test_store_and_find_give_one_reference_and_old_id_references_still_read(tmp_
     legacy = "command:acme/sql-login#id-1"  # what kprov recorded before this fix
     assert vault.fetch(legacy) == secret
     assert vault.canonical(legacy) == vault.canonical(stored) == stored
+
+
+def test_a_record_written_before_the_fix_passes_check_too(command_world: CommandWorld) -> None:
+    first = command_world.install()
+    assert first.exit_code is ExitCode.OK, first.error or [f.message for f in first.findings]
+    dynamodb = command_world.client("dynamodb")
+    record = get_client(dynamodb, "acme")
+    assert record is not None
+    legacy = {key: f"{ref}#id-{n}" for n, (key, ref) in enumerate(sorted(record.secrets.items()), start=4)}
+    put_record(dynamodb, replace(record, secrets=legacy))  # as kprov wrote it with a store that printed ids
+    check = command_world.check()
+    assert check.exit_code is ExitCode.OK, [f.message for f in check.findings]

@@ -43,6 +43,7 @@ __all__ = [
     "ManualVault",
     "PassVault",
     "SecretsManagerVault",
+    "canonical_reference",
     "entry_name",
     "make_vault",
     "secret_name",
@@ -331,6 +332,22 @@ class ManualVault:
         if isinstance(answer, str) and answer:
             return Secret(answer)
         raise InputError(f"no password given for {name}")
+
+
+def canonical_reference(vault: object, reference: object) -> object:
+    """`reference` in the canonical form of the run's vault, to compare references through the vault.
+
+    A reference the vault does not read (another backend's, or not text) is returned as it is: it then
+    differs from every reference this vault gives, as it should. A vault without `canonical` (a test's
+    memory vault) compares references as text.
+    """
+    canonical = getattr(vault, "canonical", None)
+    if not isinstance(reference, str) or not callable(canonical):
+        return reference
+    try:
+        return str(canonical(reference))
+    except InputError:
+        return reference
 
 
 # --- the factory the CLI calls ----------------------------------------------------------------------------
