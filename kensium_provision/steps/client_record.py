@@ -264,6 +264,12 @@ class ClientRecordStep:
         if current.status == UNREADABLE:
             return (Difference("record", f"unreadable: {current.problem}", "a kprov client record"),)
         have, want = current.comparable(), desired.comparable()
+        from kensium_provision.vault.backends import canonical_reference
+
+        for side in (have, want):  # references compare through the vault (issue 14.11), never as raw text
+            refs = side.get("secrets")
+            if isinstance(refs, dict):
+                side["secrets"] = {k: canonical_reference(ctx.runtime.vault, v) for k, v in refs.items()}
         found: list[Difference] = []
         for key in sorted(set(have) | set(want)):
             a, b = have.get(key), want.get(key)
