@@ -40,9 +40,14 @@ def region(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
 
 
 def availability_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    # Only real availability zones: DescribeAvailabilityZones also lists the Local and Wavelength zones a
+    # region has opted into (ZoneType local-zone, wavelength-zone), where RDS and Amazon MQ do not run.
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAvailabilityZones.html
     found = call_read(ctx, "ec2", "DescribeAvailabilityZones",
-                      {"Filters": [{"Name": "state", "Values": ["available"]}]})
-    return sorted(z["ZoneName"] for z in found.get("AvailabilityZones", []))
+                      {"Filters": [{"Name": "state", "Values": ["available"]},
+                                   {"Name": "zone-type", "Values": ["availability-zone"]}]})
+    return sorted(z["ZoneName"] for z in found.get("AvailabilityZones", [])
+                  if z.get("ZoneType", "availability-zone") == "availability-zone")
 
 
 def read_db_instances(ctx: StepContext) -> list[Any]:
