@@ -53,6 +53,7 @@ __all__ = [
     "has_probe",
     "instructions_of",
     "param_problems",
+    "refusal",
 ]
 
 
@@ -292,6 +293,17 @@ def param_problems(step_type: object, params: Mapping[str, Any], ctx: CheckConte
     if callable(checks):
         problems += [str(p) for p in checks(params, ctx)]
     return problems
+
+
+def refusal(read: Callable[..., object], *args: object) -> str | None:
+    """A `Param.check` made of a reader that raises InputError on a bad value: its message, or None."""
+    from kensium_provision.errors import InputError
+
+    try:
+        read(*args)
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def _quoted(value: object) -> str:

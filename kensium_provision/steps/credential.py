@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from kensium_provision.errors import InputError
 from kensium_provision.model import Mode
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext, refusal
 
 __all__ = ["CredentialPassword", "vault_can_find"]
 
@@ -69,9 +69,10 @@ class CredentialPassword:
     name: ClassVar[str] = "credential.password"
     summary: ClassVar[str] = "Generate a password to a service's policy straight into the password manager."
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="name", doc="Password-manager entry <owner>/<credential>, e.g. db-POS-01/master."),
+        Param(name="name", doc="Password-manager entry <owner>/<credential>, e.g. db-POS-01/master.",
+              check=lambda v: refusal(_entry, {"name": v})),
         Param(name="policy", doc="Password policy: amazon-mq, rds-sqlserver-master, sql-login, tenant-admin, "
-                                 "rabbitmq-user or windows-admin."),
+                                 "rabbitmq-user or windows-admin.", check=lambda v: refusal(_policy, {"policy": v})),
         Param(name="description", required=False, doc="What the credential is for (stored with it; never the value)."),
         Param(name="owner", kind="map", required=False,
               doc="An aws.assert (service, operation, params, query, comparison) that holds when the resource "

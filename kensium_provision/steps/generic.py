@@ -21,7 +21,9 @@ COMPARISONS = ("equals", "not_equals", "contains", "exists", "matches", "count")
 
 _CALL_PARAMS = (
     Param(name="service", doc="AWS service, e.g. ec2."),
-    Param(name="operation", doc="A read-only operation, e.g. DescribeVpcs."),
+    Param(name="operation", doc="A read-only operation, e.g. DescribeVpcs.",
+          check=lambda v: None if isinstance(v, str) and READ_OPERATION.match(v) else
+          "must be a read-only operation: Describe..., List..., Get... or Head... (for example DescribeVpcs)"),
     Param(name="params", kind="map", required=False, doc="Call parameters; templates allowed."),
     Param(name="query", doc="JMESPath into the response, e.g. Vpcs[0].CidrBlock."),
 )

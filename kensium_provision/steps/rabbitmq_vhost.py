@@ -16,7 +16,7 @@ from kensium_provision.aws.call import translating
 from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.rabbitmq.management import ManagementClient, check_name
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext, refusal
 from kensium_provision.steps.facts import facts
 
 __all__ = [
@@ -159,11 +159,18 @@ def read_vhost(ctx: StepContext, params: Mapping[str, Any], vhost: str, user: st
     return _look(management_client(ctx, params), vhost, user)
 
 
+def _admin_problem(params: Mapping[str, Any], settings: Mapping[str, object]) -> str | None:
+    admin = params.get("admin_user") or settings.get("admin_user") or "admin"
+    if params.get("user") == admin:
+        return f"rabbitmq.vhost manages a per-organization user, never the broker admin {admin!r}"
+    return None
+
+
 def _names(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
     vhost, user = check_name("vhost", params.get("vhost")), check_name("user", params.get("user"))
-    admin = params.get("admin_user") or _settings(ctx).get("admin_user") or "admin"
-    if user == admin:
-        raise InputError(f"rabbitmq.vhost manages a per-organization user, never the broker admin {admin!r}")
+    problem = _admin_problem(params, _settings(ctx))
+    if problem:
+        raise InputError(problem)
     return vhost, user
 
 
@@ -181,8 +188,10 @@ class RabbitMQVhost:
         Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
         Param(name="base_url", required=False,
               doc="Management API URL, instead of the broker lookup (settings rabbitmq.base_url also overrides)."),
-        Param(name="vhost", doc="The vhost: lower-case letters, digits and _ (acme, acme_corp, acme_store1)."),
-        Param(name="user", doc="Its user, same alphabet (acme_hub); never the broker admin."),
+        Param(name="vhost", doc="The vhost: lower-case letters, digits and _ (acme, acme_corp, acme_store1).",
+              check=lambda v: refusal(check_name, "vhost", v)),
+        Param(name="user", doc="Its user, same alphabet (acme_hub); never the broker admin.",
+              check=lambda v: refusal(check_name, "user", v)),
         Param(name="admin_user", required=False,
               doc="The broker admin; default settings rabbitmq.admin_user, else admin (Amazon MQ's)."),
         Param(name="admin_secret", doc="Password-manager reference of the broker admin's password."),
@@ -190,6 +199,14 @@ class RabbitMQVhost:
         Param(name="description", required=False, default="", doc="The vhost's description."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("vhost", "user", "user_secret_ref", "created")
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> list[str]:
+        """The user is never the broker admin (known once the settings are: before the first change)."""
+        if ctx.settings is None or "user" not in params or "admin_user" in ctx.pending:
+            return []
+        rabbit = ctx.settings.get("rabbitmq")
+        problem = _admin_problem(params, rabbit if isinstance(rabbit, Mapping) else {})
+        return [problem] if problem else []
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         vhost, user = _names(ctx, params)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from kensium_provision.errors import AbortedError, InputError, StepError
 from kensium_provision.model import Mode
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 
 __all__ = [
     "SqlDatabase",
@@ -235,6 +235,26 @@ def _run(conn: Any, batches: Sequence[Any], step_id: str) -> None:
 # --- naming ---------------------------------------------------------------------------------------
 
 
+def _name_problems(params: Mapping[str, Any], ctx: CheckContext, *pairs: tuple[str, str]) -> list[str]:
+    """`check_params` of the SQL steps: each (name, rule) pair known so far, by its naming rule and the
+    identifier shape, refused before the first change (`_name` says the same at the step's turn)."""
+    problems: list[str] = []
+    for key, rule_key in pairs:
+        value, rule = params.get(key), params.get(rule_key)
+        if not ctx.known(params, key, rule_key) or not isinstance(rule, str) or not isinstance(value, str):
+            continue  # not known yet; a missing rule or a non-text name is `_name`'s error at the step's turn
+        found = ctx.names.check(rule, value, dict(ctx.values))
+        if found:
+            problems.append(f"{key} \"{value}\" " + "; ".join(found)
+                            + f" (for example {ctx.names.example(rule, dict(ctx.values))})")
+            continue
+        try:
+            check_identifier(value, key)
+        except InputError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def _name(ctx: StepContext, params: Mapping[str, Any], key: str, rule_key: str) -> str:
     """A name checked by its naming rule (with the run's values as context), then by the identifier shape."""
     value, rule = params.get(key), params.get(rule_key)
@@ -298,6 +318,9 @@ class SqlDatabase:
         *_CONNECTION,
     )
     outputs: ClassVar[tuple[str, ...]] = ("database", "script")
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> list[str]:
+        return _name_problems(params, ctx, ("name", "rule"))
 
     def _plan(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, SqlScript]:
         database = _name(ctx, params, "name", "rule")
@@ -380,6 +403,9 @@ class SqlLogin:
         *_CONNECTION,
     )
     outputs: ClassVar[tuple[str, ...]] = ("login", "database", "script")
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> list[str]:
+        return _name_problems(params, ctx, ("login", "login_rule"), ("database", "database_rule"))
 
     def _plan(self, ctx: StepContext, params: Mapping[str, Any]) -> _LoginPlan:
         login = _name(ctx, params, "login", "login_rule")
