@@ -17,7 +17,21 @@ from kensium_provision import __version__
 from kensium_provision.app.context import Context
 from kensium_provision.errors import ChecklistError, ExitCode, KprovError
 
-__all__ = ["crash_report", "exit_code_of", "json_error", "say_error"]
+__all__ = ["RunInterrupted", "crash_report", "exit_code_of", "json_error", "say_error"]
+
+
+class RunInterrupted(KprovError):
+    """Ctrl-C during a run whose journal exists (exit 130): the error names the run, the hint how to resume it.
+
+    A KprovError, not a KeyboardInterrupt: typer turns those into a bare Abort on their way out.
+    """
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, run_id: str, resume: str) -> None:
+        super().__init__(f"interrupted: run {run_id} stopped (its journal says where)",
+                         hint=f"resume it with `{resume}`" if resume else "run the command again")
+        self.run_id = run_id
 
 
 def say_error(message: str, *, hint: str = "") -> None:

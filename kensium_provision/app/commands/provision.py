@@ -6,6 +6,7 @@ report, and returns the exit code and the run's JSON document.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,10 @@ from kensium_provision.model import Mode
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["SHARED_RESOURCES", "install_client", "provision_shared", "resume", "run_checklist", "shared_checklist"]
+    from kensium_provision.app.bootstrap import RunRequest
+
+__all__ = ["SHARED_RESOURCES", "install_client", "provision_shared", "resume", "resume_command", "run_checklist",
+           "shared_checklist"]
 
 SHARED_RESOURCES = ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager")
 
@@ -33,28 +37,62 @@ def run_checklist(context: Context, checklist: Path, mode: Mode, *, answers: Pat
                   preset: dict[str, object], command: str, from_record: str = "",
                   console: Console | None = None) -> tuple[int, dict[str, Any]]:
     """One run, shown to the operator; its exit code and its JSON report."""
+    from kensium_provision.app.bootstrap import RunRequest
+
+    request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
+                         interactive=answers is None, command=command, live=not context.json,
+                         from_record=from_record)
+    return _run(context, request, console or context.console())
+
+
+def resume_command(context: Context, run_id: str, *, answers: Path | None, yes: bool) -> str:
+    """The exact command line that resumes a run: its config, its answers file and --yes, as it was run."""
+    import shlex
+
+    words = ["kprov", *(["--config", str(context.config)] if context.config else []), "resume", run_id,
+             *(["--answers", str(answers)] if answers else []), *(["--yes"] if yes else [])]
+    return shlex.join(words)
+
+
+def _run(context: Context, request: RunRequest, console: Console, *, resumes: str = "") -> tuple[int, dict[str, Any]]:
+    """Execute one request under a run id chosen here, so an interrupt or a failure can say how to resume it."""
+    from dataclasses import replace
+
     from rich.text import Text
 
-    from kensium_provision.app.bootstrap import RunRequest, execute
+    from kensium_provision.app.bootstrap import execute, new_run_id
     from kensium_provision.app.commands.history import state
+    from kensium_provision.app.outcome import RunInterrupted
+    from kensium_provision.errors import ExitCode, KprovError
     from kensium_provision.journal.writer import check_writable
     from kensium_provision.ui.fleet import print_api_calls
     from kensium_provision.ui.render import print_plan, print_report, report_json
 
     check_writable(state())  # a full disk or a read-only state dir: exit 3 before the first AWS call
-    console = console or context.console()
-    request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
-                         interactive=answers is None, command=command, live=not context.json,
-                         from_record=from_record)
-    outcome = execute(request, context, console)
+    request = replace(request, run_id=request.run_id or new_run_id())
+    run_id = request.run_id
+    again = resume_command(context, run_id, answers=request.answers_path, yes=request.assume_yes)
+    began = (state() / "runs" / f"{run_id}.jsonl").is_file
+    try:
+        outcome = execute(request, context, console)
+    except KeyboardInterrupt:
+        if not began():
+            raise
+        raise RunInterrupted(run_id, again if request.mode is Mode.APPLY else "") from None
+    except KprovError as exc:
+        if began() and request.mode is Mode.APPLY and exc.exit_code == ExitCode.FAILED:
+            exc.hint = "; ".join(filter(None, (exc.hint, f"run {run_id} stopped; resume it with `{again}`")))
+        raise
     report = outcome.report
     if report.mode is Mode.PLAN:
         print_plan(console, report)
     else:
-        print_report(console, report)
+        print_report(console, report, run_id=run_id, resume=again)
     if context.verbose:
         print_api_calls(console, outcome.api_calls)
-    console.print(Text(f"run {outcome.run_id} · journal {outcome.journal_path}", style="dim"), soft_wrap=True)
+    resumed = f" (resumes {resumes})" if resumes else ""
+    console.print(Text(f"run {outcome.run_id}{resumed} · journal {outcome.journal_path}", style="dim"),
+                  soft_wrap=True)
     document = report_json(report, run_id=outcome.run_id, environment=outcome.environment, account=outcome.account,
                            region=outcome.region, caller=outcome.caller, api_calls=outcome.api_calls)
     return int(report.exit_code), document
@@ -83,35 +121,94 @@ def provision_shared(context: Context, *, resource: str, dry_run: bool, answers:
     return _shown(context, code, document)
 
 
-def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool) -> int:
-    """Continue a run: reuse its answers, re-probe every step, go on at the first one not done."""
+def _changes(checklist: Any, given: Sequence[str]) -> dict[str, str]:
+    """`--change INPUT=VALUE` as input ids to values; an unknown input or a secret is refused (exit 3)."""
+    from kensium_provision.errors import InputError
+
+    inputs = {spec.id: spec for spec in checklist.inputs}
+    found: dict[str, str] = {}
+    for text in given:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise InputError(f"--change {text!r} is not INPUT=VALUE", hint="e.g. --change rds_storage_gb=20")
+        spec = inputs.get(name)
+        if spec is None:
+            raise InputError(f"--change {name}: {checklist.id} has no input {name!r}",
+                             hint=f"its inputs: {', '.join(inputs)}")
+        if spec.type == "secret":
+            raise InputError(f"--change {name}: a secret is never given on the command line",
+                             hint=f"put `{name}: vault:<reference>` in an answers file and pass --answers FILE")
+        found[name] = value
+    return found
+
+
+def _sources(journaled: Mapping[str, object], file_keys: set[str], changes: Mapping[str, str], *, run_id: str,
+             answers: Path | None) -> tuple[dict[str, object], list[tuple[str, str, object]]]:
+    """The preset a resume runs with (journaled answers, less those the answers file or --change give) and
+    the journaled answers replaced: (input, source, journaled value). --change beats the file, the file the
+    journal, so a correction always takes effect; every replaced answer is checked again like a fresh one."""
+    preset = {k: v for k, v in journaled.items() if k not in file_keys and k not in changes}
+    preset.update(changes)
+    replaced = [(k, "--change" if k in changes else f"the answers file {answers}", v)
+                for k, v in journaled.items() if k in changes or k in file_keys]
+    return preset, replaced
+
+
+def _refuse_unresumable(log: Any, run_id: str) -> None:
+    """Exit 3 (nothing changed) for a run whose journal fails verification, or that was a plan or a check."""
+    from kensium_provision.app.commands.history import state
+    from kensium_provision.errors import InputError
+    from kensium_provision.journal.verify import verify_run
+
+    problems = verify_run(state(), run_id)
+    if problems:
+        raise InputError(f"run {run_id} is not resumed: its journal fails verification ("
+                         + "; ".join(problems) + ")",
+                         hint=f"`kprov audit verify {run_id}` shows what was edited; a journal that was tampered "
+                              "with is no resume point: start a new run")
+    mode = str(log.header.get("mode", ""))
+    if mode != Mode.APPLY.value:
+        command = str(log.header.get("command", "")) or "the command"
+        raise InputError(f"run {run_id} was a {mode} run, which changes nothing: there is nothing to resume",
+                         hint=f"run `kprov {command}` again" + (" (without --dry-run to apply it)"
+                                                                if mode == Mode.PLAN.value else ""))
+
+
+def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, change: Sequence[str] = ()) -> int:
+    """Continue a run: reuse its answers (corrected by --answers and --change), re-probe every step, go on at
+    the first one not done. A run whose journal fails verification, a plan and a check are refused (exit 3)."""
     from rich.text import Text
 
-    from kensium_provision.app.bootstrap import RunRequest, execute, step_digests
+    from kensium_provision.app.bootstrap import RunRequest, step_digests
     from kensium_provision.app.commands.history import known_run, state
+    from kensium_provision.checklist.answers import load_answers
     from kensium_provision.checklist.catalog import entries
     from kensium_provision.checklist.schema import load_checklist
     from kensium_provision.errors import AbortedError, ExitCode, KprovError
     from kensium_provision.journal.history import checklist_changes
     from kensium_provision.journal.reader import read_run
     from kensium_provision.journal.resume import resume_point
-    from kensium_provision.ui.render import print_report
+    from kensium_provision.ui.render import safe
 
     log = read_run(state(), known_run(run_id))
+    _refuse_unresumable(log, run_id)
     point = resume_point(log)
     path = next((e.path for e in entries() if e.id == point.checklist), None)
     if path is None:
         raise KprovError(f"run {run_id} used checklist {point.checklist!r}, which no longer exists")
     console = context.console()
     current = load_checklist(path)
+    changes = _changes(current, change)
+    file_keys = set(load_answers(answers, current).values) if answers else set()
+    preset, replaced = _sources(point.answers, file_keys, changes, run_id=run_id, answers=answers)
     if current.sha256 != point.checklist_sha256:
         recorded = log.header.get("steps")
         steps = [{str(k): str(v) for k, v in s.items()} for s in recorded if isinstance(s, dict)] \
             if isinstance(recorded, list) else []
-        changes = [str(c) for c in checklist_changes(steps, step_digests(current))]
+        differences = [str(c) for c in checklist_changes(steps, step_digests(current))]
         console.print(Text(f"The checklist {point.checklist} changed since run {run_id} began:", style="yellow"))
-        for change in changes or ["(only text outside the steps)"]:
-            console.print(Text(f"  - {change}"))
+        for difference in differences or ["(only text outside the steps)"]:
+            console.print(Text(f"  - {difference}"))
         if context.non_interactive:
             if not yes:
                 raise AbortedError("the checklist changed since the run began; pass --yes to resume anyway")
@@ -122,11 +219,20 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool) ->
                 return int(ExitCode.ABORTED)
     console.print(Text(f"Resuming {run_id}: {len(point.completed)} step(s) done earlier will be re-probed.",
                        style="bold"))
+    kept = len([k for k in point.answers if k in preset and k not in changes])
+    console.print(Text(f"Answers: {kept} from the journal of run {run_id}"
+                       + (f", the rest from {answers}" if answers else "")
+                       + (f", {len(changes)} from --change" if changes else "") + "."))
+    for name, source, was in replaced:
+        now = changes.get(name, "as the file says")
+        console.print(Text(f"  {safe(name)}: {safe(str(now))} from {safe(source)} (the journal had "
+                           f"{safe(str(was))})", style="yellow"), soft_wrap=True)
+    corrections = tuple({"input": name, "source": "--change" if name in changes else "answers file",
+                         "journaled": was, **({"value": changes[name]} if name in changes else {"file": str(answers)}),
+                         "resumes": run_id} for name, _, was in replaced)
     request = RunRequest(checklist=path, mode=Mode.APPLY, env_name=context.env or str(log.header.get("environment")),
-                         answers_path=answers, preset=dict(point.answers), assume_yes=yes,
-                         interactive=answers is None, command=f"resume {run_id}", resume_run_id=run_id,
-                         recorded=dict(point.outputs), live=not context.json)
-    outcome = execute(request, context, console)
-    print_report(console, outcome.report)
-    console.print(Text(f"run {outcome.run_id} (resumes {run_id}) · journal {outcome.journal_path}", style="dim"))
-    return int(outcome.report.exit_code)
+                         answers_path=answers, preset=preset, assume_yes=yes, interactive=answers is None,
+                         command=f"resume {run_id}", resume_run_id=run_id, recorded=dict(point.outputs),
+                         live=not context.json, corrections=corrections)
+    code, document = _run(context, request, console, resumes=run_id)
+    return _shown(context, code, document)
