@@ -90,6 +90,13 @@ def test_safe_one_line_escapes_layout_characters_of_a_value() -> None:
     assert boundary.shown("[b]x[/b]").plain == "[b]x[/b]"
 
 
+def test_plain_text_for_stdout_is_neutralised_too() -> None:
+    out = io.StringIO()  # `runs show --markdown`, `show --markdown`: Markdown written as text, not rendered
+    boundary.write_plain(f"| target | client:{HOSTILE} |\n", out)
+    assert_inert(out.getvalue())
+    assert out.getvalue() == "| target | client:acme\\u001b]0;pwned\\u0007\\u001b[31m\\u202ex |\n"
+
+
 def test_debug_logs_are_neutralised(capfd: pytest.CaptureFixture[str]) -> None:
     from kensium_provision.ui.diagnostics import enable_debug
 
