@@ -254,3 +254,30 @@ def test_typed_prompts_refuse_a_wrong_answer_with_the_rule_and_an_example(
     assert says in screen.text
     assert values["db_size_gb"] == 5
 
+
+
+# --- the checks each step type declares (run by the engine before the first change) -----------------------
+
+
+@pytest.mark.parametrize(("step_type", "params", "says"), [
+    ("sql.database", {"name": "POS_acme;DROP", "rule": "client-database"}, "name \"POS_acme;DROP\" client-database:"),
+    ("sql.login", {"login": "POS_acme_user", "login_rule": "client-login", "database": "POS_other",
+                   "database_rule": "client-database"}, "database \"POS_other\" client-database:"),
+    ("credential.password", {"name": "db-POS-01/../master", "policy": "sql-login"}, "name \"db-POS-01/../master\""),
+    ("credential.password", {"name": "acme/sql-login", "policy": "weak"}, "unknown password policy 'weak'"),
+    ("rabbitmq.vhost", {"vhost": "acme", "user": "admin", "admin_secret": "x", "user_secret_name": "acme/r"},
+     "never the broker admin 'admin'"),
+    ("rabbitmq.vhost", {"vhost": "Acme Corp", "user": "acme", "admin_secret": "x", "user_secret_name": "acme/r"},
+     "vhost \"Acme Corp\""),
+    ("aws.assert", {"service": "ec2", "operation": "DeleteVpc", "query": "x", "exists": True},
+     "must be a read-only operation"),
+    ("s3.sandbox-client-bucket", {"bucket": "fusion-rms-acme", "org_id": "acme", "user": "rms_acme"},
+     "runs only in the sandbox"),
+])
+def test_each_step_type_declares_its_parameter_checks(step_type: str, params: dict[str, object], says: str) -> None:
+    from kensium_provision.steps.base import CheckContext, param_problems
+    from tests.checklist_harness import names
+
+    context = CheckContext(names(), {"org_id": "acme"}, settings={"sandbox": False}, env_name="production")
+    problems = param_problems(registry()[step_type], params, context)
+    assert any(says in p for p in problems), problems
