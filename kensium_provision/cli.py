@@ -256,9 +256,13 @@ def audit_show(
 @app.command("resume")
 def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="An interrupted or failed run.",
                                                                      autocompletion=_completion("run"))],
-           answers: Answers = None, yes: Yes = False) -> int:
-    """Continue a run: reuse its answers, re-probe every step, go on at the first one not done."""
-    return _run(ctx, "resume", run_id=run_id, answers=answers, yes=yes)
+           answers: Answers = None, yes: Yes = False,
+           change: Annotated[list[str] | None, typer.Option(
+               "--change", metavar="INPUT=VALUE",
+               help="Correct one journaled answer (repeatable), checked like a fresh answer.")] = None) -> int:
+    """Continue a run: reuse its answers (--answers and --change correct them), re-probe every step, go on at the
+    first one not done. A plan, a check or a journal that fails `audit verify` is not resumed."""
+    return _run(ctx, "resume", run_id=run_id, answers=answers, yes=yes, change=tuple(change or ()))
 
 
 @sandbox_app.command("start")
