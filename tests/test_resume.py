@@ -172,3 +172,33 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(aws: None, kprov: Kprov,
     resumed = kprov(*shlex.split(command)[1:])
     assert resumed.code == ExitCode.OK, resumed.err
     assert vpcs() == ["POS-VPC"]
+
+
+def test_a_correction_given_with_change_takes_effect_and_beats_the_answers_file(aws: None, kprov: Kprov,
+                                                                               monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    run_id, _ = failed_vpc_run(kprov, monkeypatch)
+    fix = tmp_path / "fix.yaml"
+    fix.write_text("operator_ip: 198.51.100.7\n")
+    before = runs()
+    resumed = kprov("resume", run_id, "--answers", str(fix), "--change", "operator_ip=198.51.100.9", "--yes")
+    assert resumed.code == ExitCode.OK, resumed.err
+    assert operator_rules() == ["198.51.100.9/32"]
+    assert "operator_ip: 198.51.100.9 from --change (the journal had 203.0.113.10)" in " ".join(resumed.err.split())
+    (correction,) = events(new_run(before), "answer.corrected")
+    assert correction["source"] == "--change" and correction["value"] == "198.51.100.9"
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ("operator_ip=999.1.1.1", "999.1.1.1"),
+    ("no_such_input=1", "has no input 'no_such_input'"),
+    ("operator_ip", "is not INPUT=VALUE"),
+])
+def test_a_wrong_change_is_refused_and_nothing_changes(aws: None, kprov: Kprov, monkeypatch: pytest.MonkeyPatch,
+                                                      change: str, said: str) -> None:
+    run_id, _ = failed_vpc_run(kprov, monkeypatch)
+    before = runs()
+    resumed = kprov("resume", run_id, "--change", change, "--yes")
+    assert resumed.code == ExitCode.INVALID, resumed.err
+    assert said in resumed.err
+    assert set(runs()) == set(before) and operator_rules() == []
