@@ -388,3 +388,14 @@ def test_a_successful_apply_says_how_to_check_it() -> None:
                                             results=(result("a", Status.CHANGED),)))
         assert text_of(made).splitlines()[-1] == (
             f"Next: `{command}` verifies it at any time (read-only: it changes nothing).")
+
+
+def test_a_step_time_leaves_out_the_time_its_prompt_waited_for_the_operator() -> None:
+    made = console()
+    reporter = render.LineReporter(made)
+    reporter.step_started("confirm", "Confirm the change")
+    with render.paused(made):  # the operator thinks for 0.5 s at the step's prompt
+        time.sleep(0.5)
+    reporter.step_finished(result("confirm", Status.CHANGED, seconds=0.6, title="Confirm the change"))
+    shown = float(text_of(made).split()[-1].removesuffix("s"))
+    assert shown <= 0.15  # the step's own work, not 0.6 s

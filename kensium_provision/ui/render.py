@@ -21,6 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
@@ -420,15 +421,29 @@ def runsheet_markdown(checklist: Checklist, types: Mapping[str, StepType] | None
 _LIVE: weakref.WeakKeyDictionary[Console, LiveReporter] = weakref.WeakKeyDictionary()
 
 
+# Seconds prompts on each console have waited for the operator: a step's time shown leaves them out.
+_WAITED: weakref.WeakKeyDictionary[Console, float] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
 def paused(console: Console) -> Iterator[None]:
     """Give the screen to a prompt: the live view on `console` (if any) stops, and comes back after it."""
-    reporter = _LIVE.get(console)
-    if reporter is None:
-        yield
-        return
-    with reporter.paused():
-        yield
+    start = time.monotonic()
+    try:
+        reporter = _LIVE.get(console)
+        if reporter is None:
+            yield
+        else:
+            with reporter.paused():
+                yield
+    finally:
+        _WAITED[console] = _WAITED.get(console, 0.0) + time.monotonic() - start
+
+
+def _working(result: StepResult, console: Console, waited_before: float) -> StepResult:
+    """The step as shown: its time without what its prompts waited for the operator (think time)."""
+    waited = _WAITED.get(console, 0.0) - waited_before
+    return replace(result, seconds=max(0.0, result.seconds - waited)) if waited > 0 else result
 
 
 def manual_note(console: Console, source: str = "") -> Callable[[str, str], None]:
@@ -453,13 +468,14 @@ class LineReporter:
     def __init__(self, console: Console, *, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
+        self._waited = 0.0
 
     def step_started(self, step_id: str, title: str) -> None:
-        return None
+        self._waited = _WAITED.get(self.console, 0.0)
 
     def step_finished(self, result: StepResult) -> None:
         if not self.quiet:
-            _print_result(self.console, result)
+            _print_result(self.console, _working(result, self.console, self._waited))
 
     def inputs_known(self, values: Mapping[str, object]) -> None:
         return None  # plain lines show each title when its step finishes, rendered by the engine
@@ -497,6 +513,7 @@ class LiveReporter:
         self._message = ""
         self._message_at = 0.0
         self._spinner = Spinner("dots", style="blue")
+        self._waited = 0.0
         self._live: Live | None = None
         self._pauses = 0
         self._closed = False
@@ -561,6 +578,7 @@ class LiveReporter:
         if step_id not in self._order:
             self._order.append(step_id)
         self._running, self._started_at, self._message = step_id, self._clock(), ""
+        self._waited = _WAITED.get(self.console, 0.0)
         # One spinner per step, kept across refreshes: a new one each refresh starts at its first frame again.
         self._spinner = Spinner("dots", style="blue")
         self._start()
@@ -568,8 +586,8 @@ class LiveReporter:
     def step_finished(self, result: StepResult) -> None:
         self._finished.add(result.step_id)
         self._running = ""
-        if self.keep_lines:
-            _print_result(self.console, result)  # printed above the region by rich's render hook
+        if self.keep_lines:  # printed above the region by rich's render hook
+            _print_result(self.console, _working(result, self.console, self._waited))
 
     def progress(self, step_id: str, message: str) -> None:
         self._message, self._message_at = message, self._clock()
