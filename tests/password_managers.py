@@ -37,9 +37,13 @@ def require(program: str) -> str:
 
 
 def recording(program: str, log: Path) -> str:
-    """A wrapper script that appends its argv and environment (NUL-separated) to `log`, then runs `program`."""
+    """A wrapper script that appends its argv and environment (NUL-separated) to `log`, then runs `program`.
+
+    It is `<log's folder>/bin/<program>`: put that folder first on PATH to record a program kprov finds there.
+    """
     real = require(program)
-    wrapper = log.parent / f"recorded-{Path(program).name}"
+    wrapper = log.parent / "bin" / Path(program).name
+    wrapper.parent.mkdir(exist_ok=True)
     wrapper.write_text(f'#!/bin/sh\n{{ printf "argv\\0"; printf "%s\\0" "$@"; printf "env\\0"; env -0; '
                        f'printf "\\n"; }} >> "{log}"\nexec "{real}" "$@"\n')
     wrapper.chmod(0o700)
@@ -51,11 +55,15 @@ def calls(log: Path) -> str:
     return log.read_bytes().decode(errors="replace") if log.exists() else ""
 
 
-def make_kdbx(path: Path, password: str) -> Path:
-    """A new KeePassXC database at `path` unlocked by `password` (given on stdin, twice, as the CLI asks)."""
+def make_kdbx(path: Path, password: str | None = None, *, key_file: Path | None = None) -> Path:
+    """A new KeePassXC database at `path` unlocked by `password` (given on stdin, twice, as the CLI asks)
+    and/or a new key file."""
     cli = require("keepassxc-cli")
-    subprocess.run([cli, "db-create", "--set-password", "--decryption-time", "100", str(path)],
-                   input=f"{password}\n{password}\n".encode(), capture_output=True, check=True, timeout=60)
+    unlock = (["--set-password"] if password is not None else []) + (
+        ["--set-key-file", str(key_file)] if key_file is not None else [])
+    stdin = f"{password}\n{password}\n" if password is not None else ""
+    subprocess.run([cli, "db-create", *unlock, "--decryption-time", "100", str(path)], input=stdin.encode(),
+                   capture_output=True, check=True, timeout=60)
     return path
 
 

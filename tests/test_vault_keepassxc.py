@@ -88,9 +88,7 @@ def test_a_missing_or_foreign_database_says_so(tmp_path: Path) -> None:
 
 def test_a_key_file_alone_unlocks_for_unattended_runs(tmp_path: Path) -> None:
     key = tmp_path / "team.keyx"
-    database = tmp_path / "unattended.kdbx"
-    subprocess.run([require("keepassxc-cli"), "db-create", "--set-key-file", str(key), "--decryption-time", "100",
-                    str(database)], capture_output=True, check=True, timeout=60)
+    database = make_kdbx(tmp_path / "unattended.kdbx", key_file=key)
     made = make_vault("keepassxc", settings={"backend": "keepassxc", "database": str(database), "key_file": str(key),
                                              "password": False},
                       client_factory=Clients(), operator=ScriptedOperator(interactive=False), env_name="qa")
