@@ -104,11 +104,12 @@ def test_a_corrected_answer_in_the_answers_file_takes_effect_and_is_journaled(aw
     assert resumed.code == ExitCode.OK, resumed.err
     assert operator_rules() == ["198.51.100.7/32"]  # the correction, not the journaled answer, was applied
     said = " ".join(resumed.err.split())
-    assert f"operator_ip: as the file says from the answers file {fix} (the journal had 203.0.113.10)" in said, said
+    assert f"operator_ip: 198.51.100.7 from the answers file {fix} (the journal had 203.0.113.10)" in said, said
     records = new_run(before)
     (correction,) = events(records, "answer.corrected")
     assert correction["input"] == "operator_ip" and correction["journaled"] == "203.0.113.10"
     assert correction["source"] == "answers file" and correction["resumes"] == run_id
+    assert correction["value"] == "198.51.100.7" and correction["file"] == str(fix)
     answered = {r["input"]: r["value"] for r in events(records, "answer")}
     assert answered["operator_ip"] == "198.51.100.7" and answered["vpc_name"] == "POS-VPC"
     manual = [r for r in events(records, "step.result") if r["step"] == "read-docs"]

@@ -142,15 +142,19 @@ def _changes(checklist: Any, given: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _sources(journaled: Mapping[str, object], file_keys: set[str], changes: Mapping[str, str], *, run_id: str,
-             answers: Path | None) -> tuple[dict[str, object], list[tuple[str, str, object]]]:
+def _sources(journaled: Mapping[str, object], from_file: Mapping[str, object], changes: Mapping[str, str], *,
+             answers: Path | None) -> tuple[dict[str, object], list[tuple[str, str, object, object]]]:
     """The preset a resume runs with (journaled answers, less those the answers file or --change give) and
-    the journaled answers replaced: (input, source, journaled value). --change beats the file, the file the
-    journal, so a correction always takes effect; every replaced answer is checked again like a fresh one."""
-    preset = {k: v for k, v in journaled.items() if k not in file_keys and k not in changes}
+    the journaled answers replaced by another value: (input, source, journaled, new). --change beats the file,
+    the file the journal, so a correction always takes effect; every replaced answer is checked again like a
+    fresh one (the file's at its line)."""
+    preset = {k: v for k, v in journaled.items() if k not in from_file and k not in changes}
     preset.update(changes)
-    replaced = [(k, "--change" if k in changes else f"the answers file {answers}", v)
-                for k, v in journaled.items() if k in changes or k in file_keys]
+    replaced = []
+    for name, was in journaled.items():
+        source, now = ("--change", changes[name]) if name in changes else ("the answers file", from_file.get(name))
+        if (name in changes or name in from_file) and str(now) != str(was):
+            replaced.append((name, source if name in changes else f"{source} {answers}", was, now))
     return preset, replaced
 
 
@@ -199,8 +203,8 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, ch
     console = context.console()
     current = load_checklist(path)
     changes = _changes(current, change)
-    file_keys = set(load_answers(answers, current).values) if answers else set()
-    preset, replaced = _sources(point.answers, file_keys, changes, run_id=run_id, answers=answers)
+    from_file = load_answers(answers, current).values if answers else {}
+    preset, replaced = _sources(point.answers, from_file, changes, answers=answers)
     if current.sha256 != point.checklist_sha256:
         recorded = log.header.get("steps")
         steps = [{str(k): str(v) for k, v in s.items()} for s in recorded if isinstance(s, dict)] \
@@ -223,13 +227,12 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, ch
     console.print(Text(f"Answers: {kept} from the journal of run {run_id}"
                        + (f", the rest from {answers}" if answers else "")
                        + (f", {len(changes)} from --change" if changes else "") + "."))
-    for name, source, was in replaced:
-        now = changes.get(name, "as the file says")
+    for name, source, was, now in replaced:
         console.print(Text(f"  {safe(name)}: {safe(str(now))} from {safe(source)} (the journal had "
                            f"{safe(str(was))})", style="yellow"), soft_wrap=True)
     corrections = tuple({"input": name, "source": "--change" if name in changes else "answers file",
-                         "journaled": was, **({"value": changes[name]} if name in changes else {"file": str(answers)}),
-                         "resumes": run_id} for name, _, was in replaced)
+                         "journaled": was, "value": now, **({"file": str(answers)} if name not in changes else {}),
+                         "resumes": run_id} for name, source, was, now in replaced)
     request = RunRequest(checklist=path, mode=Mode.APPLY, env_name=context.env or str(log.header.get("environment")),
                          answers_path=answers, preset=preset, assume_yes=yes, interactive=answers is None,
                          command=f"resume {run_id}", resume_run_id=run_id, recorded=dict(point.outputs),
