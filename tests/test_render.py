@@ -162,11 +162,11 @@ def test_apply_and_check_reports_say_what_to_do_next() -> None:
 
     check = RunReport(checklist_id="x", mode=Mode.CHECK, results=(
         result("a", Status.DONE),
-        result("rule", Status.FAILED, findings=(render_finding("rule", "rule: is None, should be '1.2.3.4/32'"),))))
+        result("rule", Status.FAILED, findings=(render_finding("rule", "rule: none, should be 1.2.3.4/32"),))))
     made = console()
     render.print_report(made, check)
     out = text_of(made)
-    assert " ✗ rule: rule: is None, should be '1.2.3.4/32'" in out
+    assert " ✗ rule: rule: none, should be 1.2.3.4/32" in out
     assert "Check: 1 finding in 1 step, 1 step verified, 0 skipped." in out and "Next:" in out
 
 
