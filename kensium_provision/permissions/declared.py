@@ -67,6 +67,17 @@ _DESCRIBE_USER = ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "i
                   "iam:ListGroupsForUser", "iam:ListUserPolicies", "iam:ListUserTags")
 _DESCRIBE_BUCKET = ("s3:HeadBucket", "s3:GetBucketPolicy", "s3:GetBucketTagging", "s3:GetPublicAccessBlock")
 _ASSERT = Uses(probe=("params:",), verify=("params:",))
+_ACTIVE_KEYS = ("iam:GetUser", "iam:ListAccessKeys")
+_ARCHIVED = ("s3:HeadBucket", "s3:GetBucketTagging", "s3:GetPublicAccessBlock", "s3:GetBucketPolicy",
+             "s3:GetBucketLifecycleConfiguration")
+_BACKUP_OPTION = ("rds:DescribeDBInstances", "rds:DescribeOptionGroups")
+# The management API as the broker admin: its password from the vault (`find` when the settings name an
+# entry), and, for a `broker:` given by name, its console URL from Amazon MQ (steps.rabbitmq_vhost).
+_MANAGEMENT = ("vault:find", "vault:fetch", "mq:ListBrokers", "mq:DescribeBroker")
+_BY_BROKER_NAME = MappingProxyType(dict.fromkeys(
+    ("mq:ListBrokers", "mq:DescribeBroker"), "only for a broker given by name: the sandbox's emulator has a base_url"))
+_SQL = Uses(probe=("vault:fetch",), act=("vault:fetch",), verify=("vault:fetch",),
+            untested={"vault:fetch": "only with a SQL connection configured (settings sql): the sandbox has none"})
 
 STEPS: Mapping[str, Uses] = MappingProxyType({
     "aws.assert": _ASSERT,
@@ -77,9 +88,17 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         act=("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:PutItem"),
         verify=("dynamodb:GetItem", "dynamodb:Scan", "iam:ListUsers", "s3:ListBuckets"),
         resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "client.mark-removed": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
+                                verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "client.removal-record": Uses(probe=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "client.record": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
                           verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "credential.password": Uses(probe=("vault:find", "params:owner"), act=("vault:store",), verify=("vault:find",)),
+    # Secrets Manager's own calls, made only when the vault is Secrets Manager (else a manual step).
+    "credential.schedule-deletion": Uses(
+        probe=("secretsmanager:DescribeSecret",),
+        act=("secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret"),
+        verify=("secretsmanager:DescribeSecret",), resources={"secretsmanager:*": (SECRETS,)}),
     "ec2.elastic-ip": Uses(probe=("ec2:DescribeAddresses",),
                            act=("ec2:DescribeAddresses", "ec2:AllocateAddress", "ec2:AssociateAddress"),
                            verify=("ec2:DescribeAddresses",)),
@@ -91,8 +110,15 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "ec2.ingress-rule": Uses(probe=("ec2:DescribeSecurityGroups",),
                              act=("ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress"),
                              verify=("ec2:DescribeSecurityGroups",)),
-    "ec2.instance": Uses(probe=("ec2:DescribeInstances",), act=("ec2:DescribeSubnets", "ec2:RunInstances"),
-                         verify=("ec2:DescribeInstances",)),
+    # DescribeInstanceAttribute reads back the userData that sets a computer name (`computer_name`).
+    "ec2.instance": Uses(
+        probe=("ec2:DescribeInstances", "ec2:DescribeInstanceAttribute"),
+        act=("ec2:DescribeSubnets", "ec2:RunInstances", "ec2:DescribeInstances", "ec2:ModifyInstanceAttribute",
+             "ec2:CreateTags"),
+        verify=("ec2:DescribeInstances", "ec2:DescribeInstanceAttribute"),
+        untested={"ec2:DescribeInstances": "in act, only after RunInstances' answer was lost, or for a drifted host",
+                  "ec2:ModifyInstanceAttribute": "only for a live host whose security groups were changed by hand",
+                  "ec2:CreateTags": "only for a live host whose tags were changed by hand"}),
     "ec2.internet-gateway": Uses(
         probe=("ec2:DescribeInternetGateways",),
         act=("ec2:DescribeInternetGateways", "ec2:CreateInternetGateway", "ec2:AttachInternetGateway"),
@@ -124,6 +150,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "flow.select": Uses(),
     "flow.stop": Uses(),
     "iam.client-user": Uses(probe=_DESCRIBE_USER, verify=_DESCRIBE_USER),  # checks a user made by hand
+    "iam.deactivate-access-keys": Uses(probe=_ACTIVE_KEYS, act=(*_ACTIVE_KEYS, "iam:UpdateAccessKey"),
+                                       verify=_ACTIVE_KEYS),
     "iam.sandbox-client-user": Uses(probe=(*_DESCRIBE_USER, "vault:find"),
                                     act=("iam:GetUser", "iam:CreateUser", "iam:CreateAccessKey", "vault:store"),
                                     verify=_DESCRIBE_USER),
@@ -131,8 +159,9 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "mq.broker": Uses(probe=("mq:ListBrokers", "mq:DescribeBroker"),
                       act=("mq:ListBrokers", "mq:DescribeBroker", "mq:CreateBroker", "vault:fetch"),
                       verify=("mq:ListBrokers", "mq:DescribeBroker")),
-    "rabbitmq.vhost": Uses(probe=("vault:find", "vault:fetch"), act=("vault:find", "vault:fetch", "vault:store"),
-                           verify=("vault:find", "vault:fetch"), undo=("vault:fetch",)),
+    "rabbitmq.remove-vhost": Uses(probe=_MANAGEMENT, act=_MANAGEMENT, verify=_MANAGEMENT, untested=_BY_BROKER_NAME),
+    "rabbitmq.vhost": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store"), verify=_MANAGEMENT,
+                           undo=_MANAGEMENT, untested=_BY_BROKER_NAME),
     "rds.db-instance": Uses(probe=("rds:DescribeDBInstances",),
                            act=("rds:DescribeDBInstances", "rds:CreateDBInstance", "vault:fetch"),
                            verify=("rds:DescribeDBInstances",)),
@@ -140,15 +169,30 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                                act=("ec2:DescribeSubnets", "rds:CreateDBSubnetGroup"),
                                verify=("rds:DescribeDBSubnetGroups",)),
     "rds.instance-ready": Uses(probe=("rds:DescribeDBInstances",), verify=("rds:DescribeDBInstances",)),
+    "route53.release-record": Uses(
+        probe=("route53:ListResourceRecordSets",),
+        act=("route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"),
+        verify=("route53:ListResourceRecordSets",),
+        untested=dict.fromkeys(("route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"),
+                               "only for a client whose DNS record is in Route 53 (the sandbox's acme is not)")),
     "s3.client-bucket": Uses(probe=(*_DESCRIBE_BUCKET, "sts:GetCallerIdentity"),
                              verify=(*_DESCRIBE_BUCKET, "sts:GetCallerIdentity")),  # checks a bucket made by hand
+    "s3.retain-bucket": Uses(
+        probe=_ARCHIVED, verify=_ARCHIVED,
+        act=("s3:PutPublicAccessBlock", "s3:DeleteBucketPolicy", "s3:GetBucketLifecycleConfiguration",
+             "s3:PutBucketLifecycleConfiguration", "s3:GetBucketTagging", "s3:PutBucketTagging")),
     "s3.sandbox-client-bucket": Uses(
         probe=_DESCRIBE_BUCKET,
         act=("sts:GetCallerIdentity", "s3:HeadBucket", "s3:CreateBucket", "s3:DeletePublicAccessBlock",
              "s3:PutBucketPolicy", "s3:PutBucketTagging", "s3:PutObject"),
         verify=_DESCRIBE_BUCKET),
-    "sql.database": Uses(),  # SQL Server over TDS with the master login, or by hand: no AWS call
-    "sql.login": Uses(),
+    # SQL Server over TDS as the master login (its password fetched from the vault), or by hand: no AWS call.
+    "sql.database": _SQL, "sql.drop-database": _SQL, "sql.drop-login": _SQL, "sql.login": _SQL,
+    "sql.final-backup": Uses(
+        probe=("s3:HeadObject", *_BACKUP_OPTION), act=("sts:GetCallerIdentity", *_BACKUP_OPTION, "vault:fetch"),
+        verify=("s3:HeadObject",),
+        untested={"vault:fetch": _SQL.untested["vault:fetch"],
+                  "rds:DescribeOptionGroups": "only when the instance is in an option group (the sandbox's is not)"}),
 })
 
 # Named lookups (`choices_from: {lookup: ...}`); a generic lookup's call is read from the checklist.
