@@ -116,6 +116,20 @@ def subnets(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     return sorted(_tags(s.get("Tags")).get("Name", s["SubnetId"]) for s in found.get("Subnets", []))
 
 
+def vpc_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """The zones the VPC named `vpc_name` covers with a subnet whose Name starts with `subnet_prefix`
+    (default POS-public-): a host or broker can only be placed where its subnet is."""
+    named = [{"Name": "tag:Name", "Values": [str(params["vpc_name"])]}]
+    vpc = call_read(ctx, "ec2", "DescribeVpcs", {"Filters": named})
+    ids = [v["VpcId"] for v in vpc.get("Vpcs", [])]
+    if not ids:
+        return []
+    prefix = str(params.get("subnet_prefix", "POS-public-"))
+    found = call_read(ctx, "ec2", "DescribeSubnets", {"Filters": [{"Name": "vpc-id", "Values": ids}]})
+    return sorted({s["AvailabilityZone"] for s in found.get("Subnets", [])
+                   if _tags(s.get("Tags")).get("Name", "").startswith(prefix)})
+
+
 def next_free_name(ctx: StepContext, params: Mapping[str, Any]) -> str:
     """The next free numbered name (`mq-POS-03` when 01 and 02 exist), from live AWS."""
     rule = str(params.get("rule", ""))
@@ -137,6 +151,7 @@ LOOKUPS: Mapping[str, Callable[[StepContext, Mapping[str, Any]], object]] = {
     "brokers": brokers,
     "vpcs": vpcs,
     "subnets": subnets,
+    "vpc-zones": vpc_zones,
 }
 
 
