@@ -399,3 +399,21 @@ def test_a_step_time_leaves_out_the_time_its_prompt_waited_for_the_operator() ->
     reporter.step_finished(result("confirm", Status.CHANGED, seconds=0.6, title="Confirm the change"))
     shown = float(text_of(made).split()[-1].removesuffix("s"))
     assert shown <= 0.15  # the step's own work, not 0.6 s
+
+
+def test_a_check_shows_a_step_that_holds_on_one_line() -> None:
+    from kensium_provision.checklist.catalog import checklists_dir
+    from kensium_provision.checklist.schema import load_checklist
+
+    made = console(80)
+    reporter = render.make_reporter(made, load_checklist(checklists_dir() / "shared" / "vpc.yaml"), live=False,
+                                    mode=Mode.CHECK)
+    long = "subnet-3f3fa041fb78cd37d (POS-public-us-east-1a) as it should be, in vpc-e5b5225c6fb670efa"
+    reporter.step_finished(result("public-subnet-primary", Status.DONE, reason=long,
+                                  title="Create the public subnet of the primary zone"))
+    reporter.step_finished(result("database", Status.DONE, reason="not checkable: no SQL connection is configured "
+                                  "(`sql` setting); the database was confirmed by the operator when it ran"))
+    lines = text_of(made).splitlines()
+    assert lines[0].startswith(" ✓ Create the public subnet of the primary zone [public-subnet-primary] done")
+    assert lines[1].startswith(" ✓ Database [database] done") and "not checkable" in lines[2]
+    assert len(lines) == 3

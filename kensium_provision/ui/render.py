@@ -298,8 +298,13 @@ def result_line(result: StepResult, width: int = 0) -> list[Text]:
     return [line, Text(f"      {safe(_fold(message, width - 6))}", style="dim")] if message else [line]
 
 
-def _print_result(console: Console, result: StepResult) -> None:
-    for row in result_line(result, console.width):
+def _print_result(console: Console, result: StepResult, *, terse: bool = False) -> None:
+    """`terse` (a check): a step that holds is one line; what it found goes under it only when it could
+    not look (`not checkable`). A check of the whole estate is a line a step, then its findings and total."""
+    rows = result_line(result, console.width)
+    if terse and result.status is Status.DONE and not _not_checkable(result):
+        rows = rows[:1]
+    for row in rows:
         console.print(row)
 
 
@@ -465,9 +470,9 @@ class LineReporter:
     """Plain line-by-line progress: not a TTY, NO_COLOR, or CI. `quiet` (a plan) prints no step lines:
     the plan preview that follows shows every step."""
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False, terse: bool = False) -> None:
         self.console = console
-        self.quiet = quiet
+        self.quiet, self.terse = quiet, terse
         self._waited = 0.0
 
     def step_started(self, step_id: str, title: str) -> None:
@@ -475,7 +480,7 @@ class LineReporter:
 
     def step_finished(self, result: StepResult) -> None:
         if not self.quiet:
-            _print_result(self.console, _working(result, self.console, self._waited))
+            _print_result(self.console, _working(result, self.console, self._waited), terse=self.terse)
 
     def inputs_known(self, values: Mapping[str, object]) -> None:
         return None  # plain lines show each title when its step finishes, rendered by the engine
@@ -499,9 +504,9 @@ class LiveReporter:
     PENDING_ROWS = 3
 
     def __init__(self, console: Console, steps: Sequence[tuple[str, str]], *, keep_lines: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 terse: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
-        self.keep_lines = keep_lines
+        self.keep_lines, self.terse = keep_lines, terse
         self._clock = clock
         # Titles of steps not started yet may hold placeholders the engine fills in later: `‹org_id›`.
         self._templates = dict(steps)
@@ -587,7 +592,7 @@ class LiveReporter:
         self._finished.add(result.step_id)
         self._running = ""
         if self.keep_lines:  # printed above the region by rich's render hook
-            _print_result(self.console, _working(result, self.console, self._waited))
+            _print_result(self.console, _working(result, self.console, self._waited), terse=self.terse)
 
     def progress(self, step_id: str, message: str) -> None:
         self._message, self._message_at = message, self._clock()
@@ -621,9 +626,11 @@ def _elapsed(seconds: float) -> str:
 
 def make_reporter(console: Console, checklist: Checklist, *, live: bool,
                   mode: Mode | None = None) -> LineReporter | LiveReporter:
-    """The live view on a colour terminal, plain lines otherwise; a plan (shown afterwards) prints no step lines."""
-    plan = mode is Mode.PLAN
+    """The live view on a colour terminal, plain lines otherwise; a plan (shown afterwards) prints no step lines,
+    a check one line for each step that holds."""
+    plan, check = mode is Mode.PLAN, mode is Mode.CHECK
     if live and console.is_terminal and not console.no_color and not os.environ.get("CI") \
             and os.environ.get("TERM") != "dumb":
-        return LiveReporter(console, [(s.id, s.title) for s in checklist.steps], keep_lines=not plan)
-    return LineReporter(console, quiet=plan)
+        return LiveReporter(console, [(s.id, s.title) for s in checklist.steps], keep_lines=not plan,
+                            terse=check)
+    return LineReporter(console, quiet=plan, terse=check)
