@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kensium_provision.app.commands.provision import run_checklist
+from kensium_provision.app.commands.provision import _shown, run_checklist
 from kensium_provision.app.context import Context
 from kensium_provision.model import Mode
 
-__all__ = ["names_free", "remove_client"]
+__all__ = ["ROTATIONS", "names_free", "remove_client", "rotate"]
+
+# kprov rotate ORG_ID RESOURCE: the client resources whose credential client/rotate rotates, and which.
+ROTATIONS = {"sql": "sql-login", "rabbitmq": "rabbitmq-user"}
 
 
 def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool) -> int:
@@ -29,11 +32,27 @@ def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path
     code, document = run_checklist(context, find("client/remove").path, Mode.PLAN if dry_run else Mode.APPLY,
                                    answers=answers, yes=yes, preset={"org_id": org_id},
                                    command=f"remove-client {org_id}")
-    if context.json:
-        from kensium_provision.ui import json_output
+    return _shown(context, code, document)
 
-        json_output.emit(document)
-    return code
+
+def rotate(context: Context, *, owner: str, resource: str, credential: str | None, dry_run: bool,
+           answers: Path | None, yes: bool) -> int:
+    """Rotate one credential of a client (`client/rotate`); the shared resources' credentials are not yet."""
+    from kensium_provision.app.context import UsageError
+    from kensium_provision.checklist.catalog import find
+
+    if owner == "shared":
+        raise UsageError("rotating a shared resource's credential (RDS master, broker admin) is not built yet; "
+                         "rotate a client's: kprov rotate ORG_ID sql|rabbitmq", param_hint="ORG_ID")
+    if resource not in ROTATIONS:
+        raise UsageError(f"{resource!r} is not one of: {', '.join(ROTATIONS)}", param_hint="RESOURCE")
+    wanted = ROTATIONS[resource]
+    if credential not in (None, wanted):
+        raise UsageError(f"{resource} of a client has one credential, {wanted}", param_hint="--credential")
+    code, document = run_checklist(context, find("client/rotate").path, Mode.PLAN if dry_run else Mode.APPLY,
+                                   answers=answers, yes=yes, preset={"org_id": owner, "credential": wanted},
+                                   command=f"rotate {owner} {resource}")
+    return _shown(context, code, document)
 
 
 def names_free(context: Context, *, org_id: str) -> int:
