@@ -44,6 +44,7 @@ def registry() -> Mapping[str, StepType]:
         offboard,
         rds,
         rds_network,
+        rotation,
         s3,
         sql,
     )
@@ -61,5 +62,6 @@ def registry() -> Mapping[str, StepType]:
         s3.S3ClientBucket(), s3.S3SandboxClientBucket(),
         client_record.ClientOrgId(), client_record.ClientEvidence(), client_record.ClientRecordStep(),
         *(step_type() for step_type in offboard.STEP_TYPES),  # remove-client
+        *(step_type() for step_type in rotation.STEP_TYPES),  # rotate
     ]
     return MappingProxyType({t.name: t for t in sorted(types, key=lambda t: t.name)})
