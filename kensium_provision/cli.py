@@ -125,6 +125,20 @@ def remove_client(
     return _run(ctx, "remove-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes)
 
 
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    owner: Annotated[str, typer.Argument(metavar="ORG_ID|shared", help="A client's org id (or shared).",
+                                         autocompletion=_completion("org"))],
+    resource: Annotated[str, typer.Argument(help="sql (the client's SQL login) or rabbitmq (its hub user).")],
+    credential: Annotated[str | None, typer.Option("--credential", help="Which credential of RESOURCE.")] = None,
+    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
+) -> int:
+    """Rotate a credential: the new value is stored first, then set, then checked; the record follows."""
+    return _run(ctx, "rotate", owner=owner, resource=resource, credential=credential, dry_run=dry_run,
+                answers=answers, yes=yes)
+
+
 @provision_app.command("shared")
 def provision_shared(
     ctx: typer.Context,
