@@ -29,6 +29,7 @@ class CommandInfo:
 COMMANDS: Mapping[str, CommandInfo] = {
     "install-client": CommandInfo("provision", "install_client"),
     "remove-client": CommandInfo("lifecycle", "remove_client"),
+    "rotate": CommandInfo("lifecycle", "rotate"),
     "provision shared": CommandInfo("provision", "provision_shared"),
     "resume": CommandInfo("provision", "resume"),
     "check shared": CommandInfo("check", "check_shared"),
