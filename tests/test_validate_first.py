@@ -281,3 +281,18 @@ def test_each_step_type_declares_its_parameter_checks(step_type: str, params: di
     context = CheckContext(names(), {"org_id": "acme"}, settings={"sandbox": False}, env_name="production")
     problems = param_problems(registry()[step_type], params, context)
     assert any(says in p for p in problems), problems
+
+
+def test_an_ec2_zone_without_the_vpcs_public_subnet_is_not_offered(aws: None) -> None:
+    # Before: every zone of the region was offered, and the launch failed after the key pair was made.
+    ec2 = raw_client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Name", "Value": "POS-VPC"}])
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/20", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    ec2.create_tags(Resources=[subnet], Tags=[{"Key": "Name", "Value": "POS-public-us-east-1a"}])
+    checklist = load("shared/ec2")
+    answers = {"host": "POS01", "hosting": "Shared", "vpc_name": "POS-VPC", "zone": "us-east-1b"}
+    runtime = moto_runtime(Mode.APPLY, answers=answers)
+    with pytest.raises(InputError, match=r"zone.*must be one of: us-east-1a$"):
+        resolve_inputs(checklist, runtime)
+    assert mutating_calls(runtime) == []
