@@ -456,7 +456,7 @@ def test_connected_steps_create_probe_and_verify() -> None:
     # Drift: expiration switched on by hand is found, and a second apply puts it right.
     server.logins["pos_pos01_user"].expiration = True
     [difference] = SqlLogin().verify(ctx, login)
-    assert str(difference) == "password expiration: is True, should be False"
+    assert str(difference) == "password expiration: yes, should be no"
     SqlLogin().act(ctx, login, SqlLogin().probe(ctx, login))
     assert SqlLogin().verify(ctx, login) == ()
     assert server.logins["pos_pos01_user"].password == secret.reveal()  # the ALTER never touches it
