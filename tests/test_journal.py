@@ -158,7 +158,9 @@ def test_swapped_lines_are_found(state: Path) -> None:
 def test_a_cut_tail_is_found_through_the_head(state: Path) -> None:
     path = write_run(state)
     path.write_text("".join(lines(path)[:12]))
-    assert verify_run(state, "run-1") == ["the journal ends at record 12 but its head says 15"]
+    assert verify_run(state, "run-1") == [
+        "the journal ends at record 12 but its head says 15",
+        "the ledger says the run ended at record 15, which the journal no longer holds"]
 
 
 def test_a_torn_last_line_is_reported_not_raised(state: Path) -> None:
@@ -212,7 +214,8 @@ def test_verify_all_covers_every_run_and_orphan_heads(state: Path) -> None:
     (state / "runs" / "run-3.jsonl").unlink()
     assert verify_all(state) == {
         "run-1": [],
-        "run-2": ["the journal ends at record 10 but its head says 15"],
+        "run-2": ["the journal ends at record 10 but its head says 15",
+                  "the ledger says the run ended at record 15, which the journal no longer holds"],
         "run-3": ["the journal runs/run-3.jsonl is missing (its head says record 15)"],
     }
 

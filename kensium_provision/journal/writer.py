@@ -25,8 +25,8 @@ from kensium_provision.errors import ExitCode, KprovError
 from kensium_provision.journal.files import check_run_id, heads_dir, runs_dir
 from kensium_provision.secret import MASK
 
-__all__ = ["GENESIS", "HEADER_FIELDS", "JournalWriteError", "JournalWriter", "Redact", "canonical", "check_writable",
-           "os_user", "record_hash"]
+__all__ = ["GENESIS", "HEADER_FIELDS", "JournalWriteError", "JournalWriter", "Redact", "append_line", "canonical",
+           "check_writable", "os_user", "record_hash"]
 
 GENESIS = "0" * 64
 # What the header (`run.started`) must carry; the writer adds `kprov_version` and `os_user` itself.
@@ -131,13 +131,33 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def check_writable(state_dir: Path) -> None:
-    """`JournalWriteError` (exit 3) unless a journal can be written in the state dir: a real write, so a
-    read-only mount or a full disk shows for root too (root ignores permission bits)."""
-    probe = runs_dir(state_dir) / f".writable-{os.getpid()}-{threading.get_ident()}"
+def append_line(fd: int, data: bytes) -> None:
+    """Whole lines or nothing: a failed write (ENOSPC, EIO) is cut back to where it began, then raised."""
+    start = os.fstat(fd).st_size
     try:
-        _private_dir(runs_dir(state_dir))
-        _private_dir(heads_dir(state_dir))
+        _write_all(fd, data)  # one write per line, O_APPEND: no interleaving
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, start)
+            os.fsync(fd)
+        except OSError:  # pragma: no cover - the reader reports a torn last line
+            pass
+        raise
+
+
+def check_writable(state_dir: Path) -> None:
+    """`JournalWriteError` (exit 3) unless a journal can be written in the state dir. A real write (of a
+    probe file, removed at once) in the runs folder or, before the first run, the nearest folder that
+    exists: a read-only mount or a full disk shows for root too (root ignores permission bits), and
+    nothing is left behind when the run is then refused for another reason."""
+    folder = runs_dir(state_dir)
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    probe = folder / f".kprov-writable-{os.getpid()}-{threading.get_ident()}"
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             _write_all(fd, b"\n")
@@ -146,7 +166,7 @@ def check_writable(state_dir: Path) -> None:
             os.close(fd)
             probe.unlink(missing_ok=True)
     except OSError as exc:
-        raise JournalWriteError(runs_dir(state_dir), exc, started=False) from None
+        raise JournalWriteError(state_dir, exc, started=False) from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -183,6 +203,7 @@ class JournalWriter:
         header: Mapping[str, object],
         redact: Redact | None = None,
         clock: Callable[[], datetime] = _now,
+        anchor_key: bytes | None = None,
     ) -> None:
         missing = [name for name in HEADER_FIELDS if name not in header]
         if missing:
@@ -199,6 +220,8 @@ class JournalWriter:
         self.last: Mapping[str, object] = {}
         self._broken: JournalWriteError | None = None
         self._fd: int | None = None
+        self._state_dir = state_dir
+        self.anchor_key = anchor_key  # HMAC key of the ledger's run.closed entry; may be set once known
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
             _private_dir(self.path.parent)
@@ -213,6 +236,8 @@ class JournalWriter:
             raise JournalWriteError(self.path, exc, started=False) from None
         try:
             self.record("run.started", **{"kprov_version": __version__, "os_user": os_user(), **header})
+            with self._lock:
+                self._ledger("run.opened", state_dir)
         except JournalWriteError as exc:  # no header, no run (exit 3): leave no empty journal behind
             self._discard()
             raise JournalWriteError(self.path, exc.cause, started=False) from None
@@ -246,17 +271,19 @@ class JournalWriter:
         return self._broken
 
     def _append(self, fd: int, data: bytes) -> None:
-        """One whole line or none: a failed write (ENOSPC, EIO) is cut back to where the line began."""
-        start = os.fstat(fd).st_size
         try:
-            _write_all(fd, data)  # one write per line, O_APPEND: no interleaving
-            os.fsync(fd)
+            append_line(fd, data)
         except OSError as exc:
-            try:
-                os.ftruncate(fd, start)
-                os.fsync(fd)
-            except OSError:  # pragma: no cover - the reader reports a torn last line
-                pass
+            raise self._broke(exc) from None
+
+    def _ledger(self, event: str, state_dir: Path) -> None:
+        """The run's entry in the state dir's ledger (`journal.ledger`), after its record is written."""
+        from kensium_provision.journal.ledger import append
+
+        try:
+            append(state_dir, event, run_id=self.run_id, journal_seq=self.seq, journal_hash=self.head,
+                   ts=str(self.last["ts"]), key=self.anchor_key)
+        except OSError as exc:
             raise self._broke(exc) from None
 
     def _discard(self) -> None:
@@ -289,6 +316,8 @@ class JournalWriter:
         try:
             if self._broken is None:
                 self.record("run.finished", outcome=outcome, **fields)
+                with self._lock:
+                    self._ledger("run.closed", self._state_dir)
         finally:
             with self._lock:
                 fd, self._fd = self._fd, None
