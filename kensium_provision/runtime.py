@@ -72,7 +72,13 @@ class Operator(Protocol):
 
 
 class Vault(Protocol):
-    """The password manager: stores generated credentials and hands back references."""
+    """The password manager: stores generated credentials and hands back references.
+
+    Backends may also have two optional capabilities, looked up as attributes (as step types' are):
+    `update(name, secret) -> reference` for rotation (the new value stored before the old one stops
+    working), and `canonical(reference) -> reference`, the one form references compare in
+    (`vault.backends.canonical_reference`). A vault without them cannot rotate, and compares as text.
+    """
 
     def store(self, name: str, secret: Secret, *, description: str, tags: Mapping[str, str]) -> str:
         """Store (idempotently) and return a reference that the journal may record."""
