@@ -43,6 +43,7 @@ __all__ = [
     "RunJournal",
     "RunOutcome",
     "RunRequest",
+    "anchor_key",
     "connect",
     "execute",
     "list_shared",
@@ -174,6 +175,19 @@ def open_vault(connection: Connection, operator: Operator) -> Vault:
                       operator=operator, env_name=connection.env.name)
 
 
+def anchor_key(config: Config, vault: Vault) -> bytes | None:
+    """The HMAC key anchoring the journal's ledger (`journal.anchor_key`, a password-manager entry), or None."""
+    entry = config.journal.anchor_key
+    if not entry:
+        return None
+    reference = vault.find(entry)
+    if reference is None:
+        raise InputError(f"the password manager has no entry {entry} (journal.anchor_key in the config)",
+                         hint="store a long random key there first (e.g. `openssl rand -hex 32`), or remove the "
+                              "setting")
+    return vault.fetch(reference).reveal().encode()
+
+
 def open_locks(config: Config, state: Path, connection: Connection | None = None) -> Locks:
     """The locks of the config's `locks:` section: DynamoDB (through the guarded session) or local files."""
     from kensium_provision.records.locks import DynamoLocks, LocalLocks
@@ -227,6 +241,9 @@ class RunRequest:
     from_record: str = ""  # check client: take the answers from this org's client record
     run_id: str = ""  # the id to journal under (new_run_id() when empty): the caller can name the run if it fails
     corrections: tuple[Mapping[str, object], ...] = ()  # resume: answers corrected, journaled as `answer.corrected`
+    # The permission preflight: "auto" (an apply's, before its first change), "run" (a plan's too: --preflight),
+    # "skip" (--skip-preflight: journaled).
+    preflight: str = "auto"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,8 +262,9 @@ class _Hooks:
     """The guards and the lock, at the moments the engine asks for them."""
 
     def __init__(self, *, connection: Connection, mode: Mode, console: Console, operator: Operator, locks: Locks,
-                 run_id: str, journal: RunJournal) -> None:
+                 run_id: str, journal: RunJournal, preflight: str = "auto") -> None:
         self.config, self.env, self.identity = connection.config, connection.env, connection.identity
+        self.session, self.preflight_choice = connection.session, preflight
         self.mode, self.console, self.operator, self.locks = mode, console, operator, locks
         self.run_id, self.journal = run_id, journal
         self.lock: Any = None
@@ -285,6 +303,7 @@ class _Hooks:
                 "region": self.env.region, "environment": self.env.name + (" (sandbox)" if self.env.sandbox else ""),
                 "purpose": str(purpose or "-"), "target": target, "mode": self.mode.value}
         print_banner(self.console, rows, protected=self.env.protected)
+        self.preflight(checklist, values)  # before the lock: its PutItem is the run's first write
         if self.mode is Mode.APPLY:
             from rich.text import Text
 
@@ -298,6 +317,29 @@ class _Hooks:
                                            notify=notify)
             self.journal.record("lock.acquired", target=target, lock_id=self.lock.lock_id)
             self.heartbeat = Heartbeat(self.locks, self.lock, interval=ttl / 3).__enter__()
+
+    def preflight(self, checklist: Checklist, values: Mapping[str, object]) -> None:
+        """May the caller do all this run will do (permissions.preflight)? Refused: exit 4, journaled."""
+        from kensium_provision.app.commands.iam import scope_of
+        from kensium_provision.permissions.policy import needs
+        from kensium_provision.permissions.preflight import run_preflight
+
+        if self.mode is Mode.CHECK or (self.mode is Mode.PLAN and self.preflight_choice != "run"):
+            return
+        if self.preflight_choice == "skip":
+            self.journal.record("guard", guard="preflight", outcome="skipped", reason="--skip-preflight")
+            self.console.print("permission preflight skipped (--skip-preflight): IAM may refuse a step midway",
+                               style="yellow", markup=False)
+            return
+        scope = replace(scope_of(self.config, self.env), account=self.identity.account)
+        try:
+            passed = run_preflight(self.session.client("iam"), self.identity.arn,
+                                   needs([checklist], Mode.APPLY, scope, values), region=self.env.region)
+        except GuardError as exc:
+            self.journal.record("guard", guard="preflight", outcome="refused", message=str(exc))
+            raise
+        self.journal.record("guard", guard="preflight", outcome="ok", principal=passed.principal,
+                            actions=passed.actions)
 
     def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
         from kensium_provision.guards import confirmation_banner, needs_typed_confirmation
@@ -400,8 +442,11 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
                              answers_source=str(request.answers_path or ""), fetch_secret=fetch)
     vault = open_vault(connection, operator)
     vault_box.append(vault)
+    writer: Any = getattr(journal, "inner", journal)  # the JournalWriter, shipped or not
+    writer.anchor_key = anchor_key(connection.config, vault)
     hooks = _Hooks(connection=connection, mode=request.mode, console=console, operator=operator,
-                   locks=open_locks(config, connection.state, connection), run_id=run_id, journal=journal)
+                   locks=open_locks(config, connection.state, connection), run_id=run_id, journal=journal,
+                   preflight=request.preflight)
 
     from kensium_provision.runtime import Runtime
     from kensium_provision.ui.render import make_reporter
