@@ -43,8 +43,9 @@ pytest_plugins = ["rabbitmq_fixtures"]
 ROOT = Path(__file__).resolve().parent.parent
 ENV = SANDBOX_ENVIRONMENT  # the embedded sandbox kprov runs in without a config: every purpose
 # Reads made once per fleet check whatever its size (sts, the records' Scan, the buckets' tags, rds, ec2, mq,
-# iam details, credential report get/generate/get, s3 list, secrets list, the broker admin's password).
-SHARED_READS = 15
+# iam details, credential report get/generate/get, s3 list, secrets list, the broker admin's password, the
+# account-level Block Public Access).
+SHARED_READS = 16
 
 
 def install_steps() -> set[str]:
@@ -153,6 +154,7 @@ def test_three_installed_clients_pass_with_shared_reads_only(three: Fleet) -> No
     assert int(calls["calls"]) <= 2 * n + SHARED_READS, calls  # type: ignore[call-overload]
     # Per client only the two S3 reads with no batch form; IAM and the rest are read once for all.
     assert three.calls("s3:GetBucketPolicy") == three.calls("s3:GetPublicAccessBlock") == n
+    assert three.calls("s3control:GetPublicAccessBlock") == 1  # the account's, once for every bucket
     for per_user in ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListUserTags",
                      "s3:GetBucketTagging", "s3:HeadBucket", "dynamodb:GetItem", "dynamodb:DescribeTable",
                      "secretsmanager:DescribeSecret"):
@@ -184,10 +186,10 @@ def test_drift_on_one_client_names_it_and_its_steps_and_matches_check_client(thr
     steps = {step for step, _ in found["beta"]}
     assert steps == {"hub-vhost", "s3-bucket", "iam-user"} and steps <= install_steps()
     messages = "\n".join(m for _, m in found["beta"])
-    assert "vhost: is None, should be 'beta'" in messages
-    assert "billing tag OrgId (or OrgID): is {'OrgId': 'acme'}, should be 'beta'" in messages
-    assert "attached policies: is ['BetaExtra'], should be []" in messages
-    assert "console login: is 'enabled'" in messages
+    assert "vhost: none, should be beta" in messages
+    assert "billing tag OrgId (or OrgID): OrgId=acme, should be beta" in messages
+    assert "attached policies: BetaExtra, should be none" in messages
+    assert "console login: enabled" in messages
     # The same findings as `kprov check client beta`, which reads everything itself.
     single = w.check("beta")
     assert sorted(found["beta"]) == sorted((f.step_id, f.message) for f in single.findings)
@@ -206,6 +208,7 @@ def test_twelve_clients_still_cost_two_calls_each(three: Fleet) -> None:
     total = int(report.api_calls["calls"])  # type: ignore[call-overload]
     assert total <= 2 * n + SHARED_READS, report.api_calls
     assert three.calls("s3:GetBucketPolicy") == three.calls("s3:GetPublicAccessBlock") == n
+    assert three.calls("s3control:GetPublicAccessBlock") == 1  # the account's, once for every bucket
     # What the 9 more clients cost: their 2 S3 reads each, nothing more (one Scan page holds every record).
     assert total - small_calls <= 2 * 9
     assert three.calls("dynamodb:Scan") == 1

@@ -32,3 +32,37 @@ def test_only_availability_zones_are_offered_never_local_or_wavelength_zones(aws
     respond(ec2, "ec2.DescribeAvailabilityZones", _ZONES)  # a region opted into a Local and a Wavelength zone
     assert availability_zones(StepContext(runtime, "zones", {}), {}) == ["us-east-1a"]
     assert {"Name": "zone-type", "Values": ["availability-zone"]} in sent[0]["Filters"]  # type: ignore[index]
+
+
+def test_account_level_block_public_access_is_read_and_overrides_the_buckets(aws: None) -> None:
+    from kensium_provision.steps.s3 import evaluate_bucket, read_bucket
+
+    runtime = moto_runtime(Mode.CHECK)
+    raw = moto_runtime(Mode.APPLY).aws
+    raw.client("s3").create_bucket(Bucket="fusion-rms-acme")
+    account = raw.client("sts").get_caller_identity()["Account"]
+    ctx = StepContext(runtime, "s3-bucket", {})
+    found = read_bucket(ctx, "fusion-rms-acme")
+    assert found is not None and found.account_block_public_access is None  # nothing set: off
+
+    raw.client("s3control").put_public_access_block(AccountId=account, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    runtime = moto_runtime(Mode.CHECK)  # a new run: nothing cached
+    found = read_bucket(StepContext(runtime, "s3-bucket", {}), "fusion-rms-acme")
+    assert found is not None and found.block_public_access is None  # the bucket's own says nothing...
+    problems = evaluate_bucket(found, bucket="fusion-rms-acme", org_id="acme", partition="aws", tag_keys=["OrgId"],
+                               user_arn=f"arn:aws:iam::{account}:user/rms_acme")
+    assert "account-level Block Public Access" in [p.field for p in problems]  # ...but the account's wins
+
+
+def test_a_403_on_head_bucket_asks_whether_the_name_is_owned_elsewhere(aws: None) -> None:
+    import pytest
+
+    from kensium_provision.errors import StepError
+    from kensium_provision.steps.s3 import read_bucket_exists
+
+    s3 = moto_runtime(Mode.CHECK).aws.client("s3")
+    respond(s3, "s3.HeadBucket", b"", status=403, headers={})  # S3's answer for another account's bucket
+    with pytest.raises(StepError, match="owned elsewhere") as caught:
+        read_bucket_exists(s3, "fusion-rms-acme")
+    assert "s3:ListBucket" in caught.value.hint  # the IAM reading comes second

@@ -89,6 +89,9 @@ class AwsSession:
             extra["s3"] = {"addressing_style": "path"}  # a local endpoint has no bucket subdomains
             if urlsplit(self.endpoint_url).hostname in ("127.0.0.1", "localhost", "::1"):
                 extra["proxies"] = {}  # never send sandbox traffic to an HTTP_PROXY from the environment
+            # s3control puts the account id in front of the host (123456789012.s3-control...): a local
+            # endpoint has no such names.
+            extra["inject_host_prefix"] = False
         return Config(
             region_name=self.env.region,
             retries={"mode": "standard", "total_max_attempts": attempts},

@@ -58,9 +58,17 @@ class SnapshotFacts:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        self._account_lock = threading.Lock()
+        self._account: tuple[Mapping[str, bool] | None] | None = None  # read once for the whole fleet
         self._lock = threading.Lock()
         # users the credential report does not cover, read on their own once: (console login?, access keys)
         self._credentials: dict[str, tuple[bool, tuple[Mapping[str, Any], ...]]] = {}
+
+    def account_public_access(self, ctx: StepContext) -> Mapping[str, bool] | None:
+        with self._account_lock:
+            if self._account is None:
+                self._account = (LIVE.account_public_access(ctx),)
+            return self._account[0]
 
     # -- the generic read ------------------------------------------------------------------------------------
 

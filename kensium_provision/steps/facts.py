@@ -63,6 +63,10 @@ class Facts(Protocol):
         """The bucket policy's text; None: no policy."""
         ...
 
+    def account_public_access(self, ctx: StepContext) -> Mapping[str, bool] | None:
+        """The account-level Block Public Access flags (they override every bucket's); None: none set."""
+        ...
+
     def vhost(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
         """What the broker of a `rabbitmq.vhost` step (its params) holds for this vhost and user."""
         ...
@@ -127,6 +131,11 @@ class LiveFacts:
         from kensium_provision.steps.s3 import read_policy
 
         return read_policy(ctx.client("s3"), name)
+
+    def account_public_access(self, ctx: StepContext) -> Mapping[str, bool] | None:
+        from kensium_provision.steps.s3 import read_account_public_access
+
+        return read_account_public_access(ctx)
 
     def vhost(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
         from kensium_provision.steps.rabbitmq_vhost import read_vhost

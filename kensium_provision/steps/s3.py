@@ -143,6 +143,7 @@ class BucketFacts:
     tags: Mapping[str, str]
     block_public_access: Mapping[str, bool] | None  # None: no configuration (off)
     policy: Mapping[str, Any] | None
+    account_block_public_access: Mapping[str, bool] | None = None  # the account's: it overrides the bucket's
 
 
 def caller_partition(ctx: StepContext, account_id: str = "") -> tuple[str, str]:
@@ -173,7 +174,28 @@ def parse_policy(bucket: str, text: str | None) -> Mapping[str, Any] | None:
 
 
 def read_bucket_exists(s3: Any, bucket: str) -> bool:
-    return call(s3, "head_bucket", Bucket=bucket, missing=("404", "NoSuchBucket", "NotFound")) is not None
+    """Whether the bucket exists in this account. A 403 is no IAM question first: bucket names are global,
+    and HeadBucket answers 403 for a name another account owns (POS then provisions another name)."""
+    from kensium_provision.errors import AwsError
+
+    try:
+        return call(s3, "head_bucket", Bucket=bucket, missing=("404", "NoSuchBucket", "NotFound")) is not None
+    except AwsError as exc:
+        if exc.code not in ("403", "AccessDenied", "Forbidden"):
+            raise
+        raise StepError(f"bucket {bucket}: S3 answers 403 Forbidden: is the name owned elsewhere (another AWS "
+                        "account)? Bucket names are global",
+                        hint="if POS had to use another name, answer that one as the bucket; if the bucket is "
+                             "this account's, your IAM identity lacks s3:ListBucket on it") from None
+
+
+def read_account_public_access(ctx: StepContext) -> dict[str, bool] | None:
+    """The account-level Block Public Access (s3control GetPublicAccessBlock), which overrides every bucket's
+    own; None: no configuration. https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html"""
+    account = str(facts(ctx).caller(ctx).get("Account", ""))
+    block = call(ctx.client("s3control"), "get_public_access_block", AccountId=account,
+                 missing=("NoSuchPublicAccessBlockConfiguration",))
+    return dict(block["PublicAccessBlockConfiguration"]) if block else None
 
 
 def read_bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
@@ -203,7 +225,8 @@ def read_bucket(ctx: StepContext, bucket: str) -> BucketFacts | None:
         return None
     return BucketFacts(tags=source.bucket_tags(ctx, bucket),
                        block_public_access=source.bucket_public_access(ctx, bucket),
-                       policy=parse_policy(bucket, source.bucket_policy(ctx, bucket)))
+                       policy=parse_policy(bucket, source.bucket_policy(ctx, bucket)),
+                       account_block_public_access=source.account_public_access(ctx))
 
 
 def evaluate_bucket(found: BucketFacts, *, bucket: str, org_id: str, user_arn: str, partition: str,
@@ -216,6 +239,10 @@ def evaluate_bucket(found: BucketFacts, *, bucket: str, org_id: str, user_arn: s
     blocked = [f for f in _PAB_FLAGS if (found.block_public_access or {}).get(f)]
     if blocked:
         problems.append(Difference("Block Public Access", blocked, "all off (the bucket policy limits exposure)"))
+    account = [f for f in _PAB_FLAGS if (found.account_block_public_access or {}).get(f)]
+    if account:  # the account's settings win over the bucket's: pub/ would not be readable
+        problems.append(Difference("account-level Block Public Access", account,
+                                   "all off (it overrides the bucket's own, so pub/ would not be public)"))
     problems += policy_problems(found.policy, bucket, user_arn, partition)
     return problems
 
