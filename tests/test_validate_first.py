@@ -24,7 +24,7 @@ from kensium_provision.steps.base import Param, StepType
 from kensium_provision.ui.console import ConsoleOperator
 from tests.checklist_harness import load, moto_runtime, mutating_calls, raw_client
 from tests.conftest import Kprov
-from tests.fakes import RecordingStep, make_runtime
+from tests.fakes import RecordingStep, ScriptedOperator, make_runtime
 from tests.test_console import BACKSPACE, ENTER, typing
 
 
@@ -296,3 +296,28 @@ def test_an_ec2_zone_without_the_vpcs_public_subnet_is_not_offered(aws: None) ->
     with pytest.raises(InputError, match=r"zone.*must be one of: us-east-1a$"):
         resolve_inputs(checklist, runtime)
     assert mutating_calls(runtime) == []
+
+
+LATER_WHEN = """
+schema: 1
+id: fake
+title: Fake
+scope: shared
+inputs:
+  - {id: size, type: int, prompt: "Size?"}
+  - {id: sized, type: bool, prompt: "Sized?"}
+steps:
+  - {id: second, title: Second, type: fake.sized, risk: create, when: {name: sized, is: true},
+     params: {key: b, value: y, size: "{{ size }}"}}
+"""
+
+
+def test_the_inputs_are_refused_once_all_are_known_before_the_lock_is_taken() -> None:
+    # `size` is asked before `sized` decides whether its step runs: only once every answer is in can the
+    # step's check run, and it must, before the bootstrap's after_inputs takes the lock (a DynamoDB write).
+    world: dict[str, object] = {}
+    types: dict[str, StepType] = {**registry(), "fake.sized": SizedStep(world)}
+    checklist = load_checklist_text(LATER_WHEN, "fake.yaml", types=types)
+    operator = ScriptedOperator({"size": 5, "sized": True})
+    with pytest.raises(InputError, match="size 5 must be a number from 20 to 100"):
+        resolve_inputs(checklist, make_runtime(Mode.APPLY, operator=operator), types=types)

@@ -158,6 +158,8 @@ def resolve_inputs(checklist: Checklist, runtime: Runtime,
             raise InputError(f"{spec.id}: {problem}" if problem.startswith(shown) else f"{spec.id}: {shown} {problem}")
         values[spec.id] = value
         runtime.journal.record("answer", input=spec.id, value=shown_value(value), evidence=spec.evidence)
+    if runtime.mode is not Mode.CHECK:  # every answer known: all steps' checks, before the lock or any change
+        refuse_invalid(checklist, runtime, values, types)
     return values
 
 
