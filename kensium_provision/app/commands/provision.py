@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
     from kensium_provision.app.bootstrap import RunRequest
 
-__all__ = ["SHARED_RESOURCES", "install_client", "provision_shared", "resume", "resume_command", "run_checklist",
-           "shared_checklist"]
+__all__ = ["SHARED_RESOURCES", "install_client", "preflight_choice", "provision_shared", "resume", "resume_command",
+           "run_checklist", "shared_checklist"]
 
 SHARED_RESOURCES = ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager")
 
@@ -33,15 +33,23 @@ def shared_checklist(resource: str) -> Path:
     return find(resource)
 
 
+def preflight_choice(*, preflight: bool, skip_preflight: bool) -> str:
+    """`--preflight` / `--skip-preflight` as `RunRequest.preflight`: "run", "skip" or "auto"."""
+    if preflight and skip_preflight:
+        raise UsageError("--preflight asks for the permission check and --skip-preflight skips it: choose one",
+                         param_hint="--skip-preflight")
+    return "run" if preflight else "skip" if skip_preflight else "auto"
+
+
 def run_checklist(context: Context, checklist: Path, mode: Mode, *, answers: Path | None, yes: bool,
                   preset: dict[str, object], command: str, from_record: str = "",
-                  console: Console | None = None) -> tuple[int, dict[str, Any]]:
+                  console: Console | None = None, preflight: str = "auto") -> tuple[int, dict[str, Any]]:
     """One run, shown to the operator; its exit code and its JSON report."""
     from kensium_provision.app.bootstrap import RunRequest
 
     request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
                          interactive=answers is None, command=command, live=not context.json,
-                         from_record=from_record)
+                         from_record=from_record, preflight=preflight)
     return _run(context, request, console or context.console())
 
 
@@ -106,18 +114,22 @@ def _shown(context: Context, code: int, document: dict[str, Any]) -> int:
     return code
 
 
-def install_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool) -> int:
+def install_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool,
+                   preflight: bool = False, skip_preflight: bool = False) -> int:
     from kensium_provision.checklist.catalog import install_checklist
 
     code, document = run_checklist(context, install_checklist(), Mode.PLAN if dry_run else Mode.APPLY,
                                    answers=answers, yes=yes, preset={"org_id": org_id},
-                                   command=f"install-client {org_id}")
+                                   command=f"install-client {org_id}",
+                                   preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
     return _shown(context, code, document)
 
 
-def provision_shared(context: Context, *, resource: str, dry_run: bool, answers: Path | None, yes: bool) -> int:
+def provision_shared(context: Context, *, resource: str, dry_run: bool, answers: Path | None, yes: bool,
+                     preflight: bool = False, skip_preflight: bool = False) -> int:
     code, document = run_checklist(context, shared_checklist(resource), Mode.PLAN if dry_run else Mode.APPLY,
-                                   answers=answers, yes=yes, preset={}, command=f"provision shared {resource}")
+                                   answers=answers, yes=yes, preset={}, command=f"provision shared {resource}",
+                                   preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
     return _shown(context, code, document)
 
 
