@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from kensium_provision.errors import ExitCode
 from kensium_provision.journal.ledger import entry_mac, ledger_path
 from kensium_provision.journal.verify import LEDGER_ID, verify_all, verify_run
 from kensium_provision.journal.writer import GENESIS, JournalWriter, record_hash
 from tests.test_journal import HEADER, write_run
 
+if TYPE_CHECKING:
+    from tests.conftest import Kprov
+
+VPC_ANSWERS = str(Path(__file__).resolve().parents[1] / "examples" / "shared-vpc.yaml")
 KEY = b"k" * 32  # stands in for the anchor key the password manager holds
 
 
@@ -150,3 +155,33 @@ def test_journals_and_ledger_rewritten_together_pass_without_the_key_and_fail_wi
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+def test_the_anchor_key_comes_from_the_password_manager_and_audit_verify_checks_it(
+        aws: None, kprov: Kprov, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: a plan run writes a MAC with the key the password manager (Secrets Manager, moto) holds;
+    a state dir rewritten whole (journal, head and ledger) passes without the key and fails with it."""
+    import boto3
+
+    from kensium_provision.app.config import state_dir
+
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="kprov/sandbox/audit/journal-anchor", SecretString="an-auditors-key-0123456789abcdef")
+    config = tmp_path / "config.yaml"
+    config.write_text("journal: {anchor_key: audit/journal-anchor}\n")
+    monkeypatch.setenv("KPROV_CONFIG", str(config))
+    planned = kprov("provision", "shared", "vpc", "--dry-run", "--answers", VPC_ANSWERS)
+    assert planned.code == ExitCode.OK, planned.err
+    assert "mac" in read(ledger_path(state_dir()))[-1]
+    assert kprov("audit", "verify").code == ExitCode.OK
+    (run_id,) = [p.stem for p in (state_dir() / "runs").glob("*.jsonl")]
+    rewrite_run(state_dir(), run_id, '"POS-VPC"', '"POS-VPC-forged"')
+    entries = read(ledger_path(state_dir()))
+    final = read(state_dir() / "runs" / f"{run_id}.jsonl")
+    entries[-1].update(journal_seq=final[-1]["seq"], journal_hash=final[-1]["hash"])
+    write(ledger_path(state_dir()), rechain(entries, ("hash", "mac")))
+    done = kprov("audit", "verify")
+    assert done.code == ExitCode.FAILED
+    assert "has no MAC" in done.err and "ledger.jsonl" in done.err
+    monkeypatch.delenv("KPROV_CONFIG")
+    assert kprov("audit", "verify").code == ExitCode.OK  # the stated limit without the key

@@ -122,6 +122,7 @@ class Route53Settings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JournalSettings:
     cloudwatch_log_group: str = ""  # also ship journal records there when set
+    anchor_key: str = ""  # password-manager entry of the HMAC key anchoring the ledger (journal.verify)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +275,12 @@ ROUTE53 = Map((
 ), name="route53")
 JOURNAL = Map((Field("cloudwatch_log_group", Str(pattern=r"[A-Za-z0-9_./#-]{1,512}",
                                                  expect="a CloudWatch Logs group name"),
-                     doc="Also ship journal records there."),), name="journal")
+                     doc="Also ship journal records there."),
+               Field("anchor_key", Str(pattern=r"[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}",
+                                       expect="a password-manager entry, owner/credential"),
+                     doc="The password-manager entry (owner/credential) holding the HMAC key that anchors "
+                         "the journal's ledger; `kprov audit verify` checks it."),
+               ), name="journal")
 CONFIG = Map((
     Field("environments", MapOf(ENVIRONMENT, keys=_ENV_NAME), doc="Environments by name; sandbox is always there."),
     Field("default_environment", Str(), doc="Used without --env; default sandbox."),

@@ -100,14 +100,16 @@ def runs_show(context: Context, *, run_id: str, markdown: bool) -> int:
 
 
 def audit_verify(context: Context, *, run_id: str | None) -> int:
-    """Every journal's hash chain and head: edited, removed, reordered or cut records; exit 1."""
+    """Every journal's hash chain and head, and the state dir's ledger (runs deleted or rewritten whole),
+    with the anchor key when the config names one: what is and is not found is in `journal.verify`; exit 1."""
     from rich.text import Text
 
     from kensium_provision.journal.verify import verify_all, verify_run
     from kensium_provision.ui import json_output
     from kensium_provision.ui.render import safe
 
-    results = {run_id: verify_run(state(), known_run(run_id))} if run_id else verify_all(state())
+    key = _anchor_key(context)
+    results = {run_id: verify_run(state(), known_run(run_id), key=key)} if run_id else verify_all(state(), key=key)
     bad = {k: v for k, v in results.items() if v}
     if context.json:
         json_output.emit(json_output.audit_verify(results))
@@ -118,8 +120,23 @@ def audit_verify(context: Context, *, run_id: str | None) -> int:
     if bad:
         console.print(Text(f"{len(bad)} of {len(results)} journal(s) failed verification.", style="bold red"))
         return int(ExitCode.FAILED)
-    console.print(Text(f"✓ {len(results)} journal(s) intact.", style="green"))
+    anchored = ", anchored by the key" if key is not None else ""
+    console.print(Text(f"✓ {len(results)} journal(s) intact{anchored}.", style="green"))
     return 0
+
+
+def _anchor_key(context: Context) -> bytes | None:
+    """The ledger's HMAC key when the config names one (`journal.anchor_key`): read from the password
+    manager through a read-only (check-mode) session, after the guards; None otherwise (offline)."""
+    from kensium_provision.app.bootstrap import anchor_key, connect, open_config, open_operator, open_vault
+    from kensium_provision.model import Mode
+
+    config, env = open_config(context)
+    if not config.journal.anchor_key:
+        return None
+    connection = connect(context, config, env, Mode.CHECK)
+    operator = open_operator(context.console(), interactive=context.interactive)
+    return anchor_key(config, open_vault(connection, operator))
 
 
 def audit_show(context: Context, *, client: str | None, environment: str | None, operator: str | None,
