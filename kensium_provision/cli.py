@@ -97,6 +97,10 @@ Answers = Annotated[Path | None, typer.Option("--answers", help="YAML answers fo
                                               dir_okay=False)]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Accept routine confirmations (never a protected "
                                                        "environment's typed confirmation).")]
+Preflight = Annotated[bool, typer.Option("--preflight", help="With --dry-run: also ask IAM whether the apply "
+                                                              "would be allowed (an apply always asks).")]
+SkipPreflight = Annotated[bool, typer.Option("--skip-preflight", help="Apply without first asking IAM whether "
+                                                                      "every step is allowed (journaled).")]
 RunId = Annotated[str, typer.Argument(help="A run id from `kprov runs list`.", autocompletion=_completion("run"))]
 
 
@@ -105,10 +109,12 @@ def install_client(
     ctx: typer.Context,
     org_id: Annotated[str, typer.Argument(help="The organization id, e.g. acme.",
                                           autocompletion=_completion("org"))],
-    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
+    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
+    skip_preflight: SkipPreflight = False,
 ) -> int:
     """Install a client: database, hub vhost, tenant, IAM/S3 checks, client record."""
-    return _run(ctx, "install-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes)
+    return _run(ctx, "install-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes, preflight=preflight,
+                skip_preflight=skip_preflight)
 
 
 @app.command("remove-client")
@@ -144,10 +150,12 @@ def provision_shared(
     ctx: typer.Context,
     resource: Annotated[str, typer.Argument(help="vpc, rds, rabbitmq, ec2, pos or tenant-manager.",
                                             autocompletion=_completion("resource"))],
-    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
+    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
+    skip_preflight: SkipPreflight = False,
 ) -> int:
     """Provision one shared resource with its checklist."""
-    return _run(ctx, "provision shared", resource=resource, dry_run=dry_run, answers=answers, yes=yes)
+    return _run(ctx, "provision shared", resource=resource, dry_run=dry_run, answers=answers, yes=yes,
+                preflight=preflight, skip_preflight=skip_preflight)
 
 
 @check_app.command("shared")
