@@ -203,3 +203,37 @@ def test_a_wrong_change_is_refused_and_nothing_changes(aws: None, kprov: Kprov, 
     assert resumed.code == ExitCode.INVALID, resumed.err
     assert said in resumed.err
     assert set(runs()) == set(before) and operator_rules() == []
+
+
+SQL_BY_HAND = """
+schema: 1
+id: sql-by-hand
+title: SQL by hand
+scope: shared
+inputs: []
+steps:
+  - id: create-database
+    title: Create the database
+    type: sql.database
+    risk: create
+    params: {name: POS_POS01, rule: tm-database}
+"""
+
+
+def test_a_sql_script_confirmed_by_hand_is_not_asked_again_on_resume() -> None:
+    """No SQL connection here (none is configured), so the step is the operator's: run by hand, confirmed."""
+    from kensium_provision.checklist.schema import load_checklist_text
+    from kensium_provision.engine.run import run
+    from kensium_provision.model import Mode, Status
+    from tests.fakes import ScriptedOperator, make_runtime
+
+    checklist = load_checklist_text(SQL_BY_HAND, "sql-by-hand.yaml")
+    operator = ScriptedOperator()
+    journaled = {"create-database": {"database": "POS_POS01", "script": "CREATE DATABASE ..."}}
+    report = run(checklist, make_runtime(Mode.APPLY, operator), {}, recorded=journaled)
+    assert operator.confirmed == []  # before: "Did the script run without errors ...?" asked again
+    assert report.results[0].status is Status.DONE
+    assert report.results[0].reason == "done earlier in this run (journaled evidence)"
+    fresh = ScriptedOperator()
+    run(checklist, make_runtime(Mode.APPLY, fresh), {})
+    assert fresh.confirmed == ["Did the script run without errors on the SQL Server instance?"]

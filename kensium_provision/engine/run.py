@@ -299,8 +299,9 @@ class _Run:
     def apply_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
                    probe: Probe, common: StepResult) -> StepResult:
         rt = self.runtime
-        if not probe.done and not has_probe(step_type, params) and step.id in self.recorded:
-            # A resumed run: a step without a probe has nothing to re-probe, so its journaled outputs stand.
+        if not probe.done and (probe.by_hand or not has_probe(step_type, params)) and step.id in self.recorded:
+            # A resumed run: a step without a probe (or one a person did and confirmed, as a SQL script run by
+            # hand) has nothing to re-probe, so its journaled confirmation and outputs stand.
             bound = self.bind_outputs(step, self.recorded[step.id])
             return replace(common, status=Status.DONE, reason="done earlier in this run (journaled evidence)",
                            outputs=_shown_map(bound))

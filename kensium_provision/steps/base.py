@@ -126,6 +126,7 @@ class Probe:
     desired: Mapping[str, object] = field(default_factory=dict)
     differences: tuple[Difference, ...] = ()
     outputs: Mapping[str, object] = field(default_factory=dict)
+    by_hand: bool = False  # the probe cannot tell: a person does it and confirms it (a resume keeps that)
 
     @property
     def creates(self) -> bool:

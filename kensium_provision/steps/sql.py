@@ -277,7 +277,7 @@ def _manual_probe(ctx: StepContext, script: SqlScript, outputs: Mapping[str, obj
         return Probe(done=True, note=f"not checkable: no SQL connection is configured (`sql` setting); {what} "
                                      "was confirmed by the operator when it ran", outputs=outputs)
     return Probe(done=False, note=f"manual: no SQL connection is configured, so the operator runs the script ({what})",
-                 desired={"script": script.text})
+                 desired={"script": script.text}, by_hand=True)
 
 
 def _manual_act(ctx: StepContext, params: Mapping[str, Any], script: SqlScript, extra: str = "") -> None:
