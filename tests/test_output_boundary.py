@@ -201,3 +201,15 @@ def test_runs_show_runs_list_and_audit_show_a_hostile_journal_inert(
     shown = kprov("--output", "json", "runs", "show", run_id)
     assert_inert(shown.out)
     assert shown.json()["who"].endswith(f"/{RLO}nimda")
+
+
+def test_show_markdown_of_a_hostile_checklist_file_is_inert(kprov: Kprov, tmp_path: Path) -> None:
+    """`show FILE --markdown` writes the runsheet unrendered to stdout: neutralised there too."""
+    text = (Path(__file__).parent / "data" / "valid-demo.yaml").read_text()
+    hostile = tmp_path / "hostile.yaml"
+    # YAML double-quoted escapes: the file itself is printable, the title it means is not.
+    hostile.write_text(text.replace("title: A small valid checklist", 'title: "Demo \\e]0;pwned\\a \\u202Egpj.exe"'))
+    done = kprov("show", str(hostile), "--markdown")
+    assert done.code == ExitCode.OK, done.err
+    assert_inert(done.out)
+    assert "\\u202e" in done.out.lower()

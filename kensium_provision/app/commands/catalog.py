@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from kensium_provision.app.context import Context
@@ -64,11 +63,12 @@ def show(context: Context, *, checklist: str, markdown: bool) -> int:
     """Render a checklist as a readable runsheet (Markdown for a change ticket)."""
     from kensium_provision.checklist.catalog import find
     from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.ui.boundary import write_plain
     from kensium_provision.ui.render import runsheet_markdown
 
     text = runsheet_markdown(load_checklist(find(checklist).path))
     if markdown:
-        sys.stdout.write(text)
+        write_plain(text)  # a checklist given by path is outside text: neutralised like all output
         return 0
     from rich.markdown import Markdown
 
