@@ -185,3 +185,34 @@ def test_the_anchor_key_comes_from_the_password_manager_and_audit_verify_checks_
     assert "has no MAC" in done.err and "ledger.jsonl" in done.err
     monkeypatch.delenv("KPROV_CONFIG")
     assert kprov("audit", "verify").code == ExitCode.OK  # the stated limit without the key
+
+
+def test_the_cloudwatch_copy_finds_a_rewrite_and_a_deleted_run(aws: None, kprov: Kprov, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shipping configured: audit verify compares with the copy the operator cannot rewrite (moto's logs)."""
+    from kensium_provision.app.config import state_dir
+
+    config = tmp_path / "config.yaml"
+    config.write_text("journal: {cloudwatch_log_group: /kprov/audit}\n")
+    monkeypatch.setenv("KPROV_CONFIG", str(config))
+    applied = kprov("provision", "shared", "vpc", "--answers", VPC_ANSWERS, "--yes")
+    assert applied.code == ExitCode.OK, applied.err
+    assert kprov("audit", "verify").code == ExitCode.OK
+    (run_id,) = [p.stem for p in (state_dir() / "runs").glob("*.jsonl")]
+
+    rewrite_run(state_dir(), run_id, '"203.0.113.10"', '"0.0.0.0"')  # and the ledger to match
+    entries = read(ledger_path(state_dir()))
+    final = read(state_dir() / "runs" / f"{run_id}.jsonl")
+    entries[-1].update(journal_seq=final[-1]["seq"], journal_hash=final[-1]["hash"])
+    entries[-2].update(journal_hash=final[0]["hash"])
+    write(ledger_path(state_dir()), rechain(entries, ("hash", "mac")))
+    done = kprov("audit", "verify")
+    assert done.code == ExitCode.FAILED
+    assert "differs from its CloudWatch Logs copy" in done.err
+
+    for path in (state_dir() / "runs" / f"{run_id}.jsonl", state_dir() / "heads" / f"{run_id}.head",
+                 ledger_path(state_dir())):
+        path.unlink()  # the newest run and the ledger's tail (here: all of it) gone
+    done = kprov("audit", "verify")
+    assert done.code == ExitCode.FAILED
+    assert f"run {run_id} was shipped to CloudWatch Logs from this host" in " ".join(done.err.split())

@@ -8,11 +8,26 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from kensium_provision.aws.call import call
+from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import AwsError
 from kensium_provision.journal.writer import JournalWriter
 
-__all__ = ["ShippingJournal"]
+__all__ = ["ShippingJournal", "read_shipped"]
+
+
+def read_shipped(client: Any, group: str) -> dict[str, list[dict[str, Any]]]:
+    """Every record shipped to the log group, by run id (its stream), for `audit verify` to compare
+    (FilterLogEvents: a read). A message that is not a record is left out: no local record matches it."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for event in pages(client, "filter_log_events", "events", logGroupName=group,
+                       missing=("ResourceNotFoundException",)):
+        try:
+            rec = json.loads(str(event.get("message", "")))
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and type(rec.get("seq")) is int:
+            found.setdefault(str(event.get("logStreamName", "")), []).append(rec)
+    return found
 
 
 class ShippingJournal:

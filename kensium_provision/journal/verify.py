@@ -23,10 +23,16 @@ password manager, never on this machine's disk):
 - the journals and the ledger rewritten together with every hash recomputed: the MACs no longer verify,
   or are missing (a ledger that should be keyed and holds no MAC is itself a finding).
 
+Detected only for runs shipped to CloudWatch Logs (`journal.cloudwatch_log_group`: apply runs; the
+operator cannot rewrite what was put there), when `audit verify` is given the shipped copy:
+- a record that differs from its copy, or a shipped record the journal no longer holds;
+- a run shipped from this host that is not in the state dir (the newest runs deleted with the ledger's
+  tail, or the whole state dir): reported with the caveat that another KPROV_STATE_DIR may hold it.
+
 Not detected, by design or by necessity:
 - the newest runs removed together with the ledger's tail (journal, head and last ledger entries),
-  or the whole state dir deleted: nothing local is left to compare with. The CloudWatch Logs copy
-  (`journal.cloudwatch_log_group`, apply runs only) is the record to compare then;
+  or the whole state dir deleted, when the runs were not shipped (plans, checks, no log group):
+  nothing is left to compare with;
 - anything done by someone holding the anchor key (an operator who can read it from the password
   manager can forge the MACs too: keep it where only auditors read it);
 - a run whose process was killed before `run.closed` has no MAC: it is reported as unfinished, not as
@@ -176,10 +182,25 @@ def _after_finish(by_seq: Mapping[int, Mapping[str, Any]]) -> list[str]:
     return [f"{_span(min(later), max(later))} after run.finished (record {finished}): added after the run ended"]
 
 
-def verify_run(state_dir: Path, run_id: str, *, key: bytes | None = None, _ledger: _Ledger | None = None) -> list[str]:
+def _against_copy(by_seq: Mapping[int, Mapping[str, Any]], copy: list[dict[str, Any]] | None) -> list[str]:
+    """A run's journal against its CloudWatch Logs copy; local records never shipped (shipping failed, a
+    plan) are no problem, a shipped one missing or different is."""
+    problems = []
+    for rec in sorted(copy or (), key=lambda r: int(r["seq"])):
+        mine = by_seq.get(rec["seq"])
+        if mine is None:
+            problems.append(f"record {rec['seq']} is in the CloudWatch Logs copy but not in the journal")
+        elif mine.get("hash") != rec.get("hash"):
+            problems.append(f"record {rec['seq']} differs from its CloudWatch Logs copy")
+    return problems
+
+
+def verify_run(state_dir: Path, run_id: str, *, key: bytes | None = None,
+               shipped: Mapping[str, list[dict[str, Any]]] | None = None, _ledger: _Ledger | None = None) -> list[str]:
     """What is wrong with a run's journal, each problem naming its record; empty when intact.
 
-    `key`: the anchor key (see the module docstring); the ledger's own problems are `verify_all`'s."""
+    `key`: the anchor key, `shipped`: the CloudWatch Logs copy by run id (`shipping.read_shipped`); see the
+    module docstring. The ledger's own problems are `verify_all`'s."""
     parsed, messages = parse_journal(journal_path(state_dir, run_id))
     if not parsed and not messages:
         messages.append("the journal is empty")
@@ -188,6 +209,7 @@ def verify_run(state_dir: Path, run_id: str, *, key: bytes | None = None, _ledge
     messages += _after_finish(by_seq)
     messages += _check_head(state_dir, run_id, by_seq)
     messages += _against_ledger(run_id, by_seq, _ledger or _read_ledger(state_dir, key))
+    messages += _against_copy(by_seq, (shipped or {}).get(run_id))
     return messages
 
 
@@ -210,11 +232,13 @@ def _check_head(state_dir: Path, run_id: str, by_seq: Mapping[int, Mapping[str, 
     return problems
 
 
-def verify_all(state_dir: Path, *, key: bytes | None = None) -> dict[str, list[str]]:
+def verify_all(state_dir: Path, *, key: bytes | None = None, shipped: Mapping[str, list[dict[str, Any]]] | None = None,
+               host: str = "") -> dict[str, list[str]]:
     """`verify_run` for every run (an empty list means intact), plus heads whose journal is gone, runs the
-    ledger knows whose journal is gone, and the ledger's own problems (under `LEDGER_ID`)."""
+    ledger knows whose journal is gone, runs shipped from `host` that the state dir lacks, and the ledger's
+    own problems (under `LEDGER_ID`)."""
     ledger = _read_ledger(state_dir, key)
-    results = {run_id: verify_run(state_dir, run_id, _ledger=ledger) for run_id in run_ids(state_dir)}
+    results = {run_id: verify_run(state_dir, run_id, shipped=shipped, _ledger=ledger) for run_id in run_ids(state_dir)}
     heads = heads_dir(state_dir)
     for path in sorted(heads.glob("*.head")) if heads.is_dir() else ():
         run_id = path.name.removesuffix(".head")
@@ -226,6 +250,11 @@ def verify_all(state_dir: Path, *, key: bytes | None = None) -> dict[str, list[s
         if run_id not in results:
             results[run_id] = [f"the journal runs/{run_id}.jsonl and its head are missing: the ledger says the "
                                f"run began at {entry.get('ts')}"]
+    for run_id, copy in (shipped or {}).items():
+        header = next((r for r in copy if r.get("seq") == 1), {})
+        if run_id not in results and host and header.get("host") == host:
+            results[run_id] = [f"run {run_id} was shipped to CloudWatch Logs from this host ({host}) but is not in "
+                               "the state dir: deleted, or written under another KPROV_STATE_DIR"]
     if ledger.problems:
         results[LEDGER_ID] = list(ledger.problems)
     return results

@@ -6,7 +6,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kensium_provision.app.context import Context, UsageError
 from kensium_provision.errors import ExitCode
@@ -108,8 +108,13 @@ def audit_verify(context: Context, *, run_id: str | None) -> int:
     from kensium_provision.ui import json_output
     from kensium_provision.ui.render import safe
 
-    key = _anchor_key(context)
-    results = {run_id: verify_run(state(), known_run(run_id), key=key)} if run_id else verify_all(state(), key=key)
+    key, shipped = _anchors(context)
+    if run_id:
+        results = {run_id: verify_run(state(), known_run(run_id), key=key, shipped=shipped)}
+    else:
+        import socket
+
+        results = verify_all(state(), key=key, shipped=shipped, host=socket.gethostname())
     bad = {k: v for k, v in results.items() if v}
     if context.json:
         json_output.emit(json_output.audit_verify(results))
@@ -125,18 +130,23 @@ def audit_verify(context: Context, *, run_id: str | None) -> int:
     return 0
 
 
-def _anchor_key(context: Context) -> bytes | None:
-    """The ledger's HMAC key when the config names one (`journal.anchor_key`): read from the password
-    manager through a read-only (check-mode) session, after the guards; None otherwise (offline)."""
+def _anchors(context: Context) -> tuple[bytes | None, dict[str, list[dict[str, Any]]] | None]:
+    """What the config anchors the journal with outside this machine: the ledger's HMAC key
+    (`journal.anchor_key`, from the password manager) and the CloudWatch Logs copy
+    (`journal.cloudwatch_log_group`). Both read through a check-mode (read-only) session after the guards;
+    with neither configured, verify stays offline: (None, None)."""
     from kensium_provision.app.bootstrap import anchor_key, connect, open_config, open_operator, open_vault
+    from kensium_provision.journal.shipping import read_shipped
     from kensium_provision.model import Mode
 
     config, env = open_config(context)
-    if not config.journal.anchor_key:
-        return None
+    entry, group = config.journal.anchor_key, config.journal.cloudwatch_log_group
+    if not entry and not group:
+        return None, None
     connection = connect(context, config, env, Mode.CHECK)
     operator = open_operator(context.console(), interactive=context.interactive)
-    return anchor_key(config, open_vault(connection, operator))
+    key = anchor_key(config, open_vault(connection, operator)) if entry else None
+    return key, read_shipped(connection.session.client("logs"), group) if group else None
 
 
 def audit_show(context: Context, *, client: str | None, environment: str | None, operator: str | None,
