@@ -51,6 +51,7 @@ def _simulate_principal_policy(self: Any) -> Any:
     actions = [str(a) for a in self._get_param("ActionNames") or ()]
     if not actions:
         raise InvalidInput("ActionNames must name at least one action")
+    _may_simulate(self, source)
     resources = [str(r) for r in self._get_param("ResourceArns") or ()] or ["*"]
     context = _context(self._get_param("ContextEntries") or ())
     policies = [*_principal_policies(self.backend, source), *map(str, self._get_param("PolicyInputList") or ())]
@@ -64,6 +65,32 @@ def _simulate_principal_policy(self: Any) -> Any:
                         "EvalDecision": worst, "MatchedStatements": [], "MissingContextValues": [],
                         "ResourceSpecificResults": per_resource})
     return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+
+def _may_simulate(response: Any, source: str) -> None:
+    """AccessDenied unless the caller's own policies allow iam:SimulatePrincipalPolicy on `source`.
+
+    Checked for credentials moto issued (an IAM user's access key, an assumed role's session); moto's own
+    identity may, as moto lets it do everything.
+    """
+    from moto.core.exceptions import AccessDeniedError  # moto's own, as its IAM enforcement raises it
+
+    caller = _caller_arn(response)
+    if caller and decide(_principal_policies(response.backend, caller), "iam:SimulatePrincipalPolicy", source,
+                         {}) != _ALLOWED:
+        raise AccessDeniedError(caller, f"iam:SimulatePrincipalPolicy on resource: {source}")
+
+
+def _caller_arn(response: Any) -> str:
+    """The IAM user or role whose credentials signed the request; "" for credentials moto did not issue."""
+    from moto.sts.models import sts_backends
+
+    key, backend = response.get_access_key(), response.backend
+    user = next((u for u in backend.users.values() if any(k.access_key_id == key for k in u.access_keys)), None)
+    if user is not None:
+        return str(user.arn)
+    sts = sts_backends[response.current_account][response.partition]
+    return next((str(r.role_arn) for r in sts.assumed_roles if r.access_key_id == key), "")
 
 
 def _most_restrictive(decisions: Iterable[str]) -> str:
@@ -84,18 +111,13 @@ def _principal_policies(backend: Any, arn: str) -> list[str]:
     if match is None:
         raise InvalidInput(f"PolicySourceArn {arn!r} is not an IAM user, role or group ARN")
     kind, name = match["kind"], match["name"]
-    holders: list[Any] = []
-    if kind == "user":
-        user = backend.users.get(name)
-        if user is None and name == MOTO_DEFAULT_USER:
-            return ['{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}']
-        holders = [user, *([] if user is None else backend.get_groups_for_user(name))]
-    elif kind == "role":
-        holders = [next((r for r in backend.roles.values() if r.name == name), None)]
-    else:
-        holders = [backend.groups.get(name)]
-    if holders[0] is None:
+    found = {"user": backend.users, "role": backend.roles, "group": backend.groups}[kind].values()
+    holder = next((h for h in found if h.arn == arn), None)  # the exact ARN, its path included, as IAM
+    if holder is None and kind == "user" and arn.endswith(f":user/{MOTO_DEFAULT_USER}"):
+        return ['{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}']
+    if holder is None:
         raise NoSuchEntity(f"The {kind} with name {name} cannot be found.")
+    holders = [holder, *(backend.get_groups_for_user(name) if kind == "user" else ())]
     documents: list[str] = []
     for holder in holders:
         documents += [_text(d) for d in holder.policies.values()]
