@@ -101,7 +101,7 @@ def test_check_reports_drift_naming_step_and_difference(world: dict[str, object]
     assert report.exit_code is ExitCode.FAILED
     [finding] = report.findings
     assert finding.step_id == "second"
-    assert finding.message == "Second: value: is 'tampered', should be 'from-acme'"
+    assert finding.message == "Second: value: tampered, should be from-acme"
 
 
 def test_declined_confirmation_aborts_before_act(world: dict[str, object]) -> None:
