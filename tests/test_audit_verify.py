@@ -142,14 +142,14 @@ def test_journals_and_ledger_rewritten_together_pass_without_the_key_and_fail_wi
     forged = rechain(entries, ("hash", "mac"))
     write(ledger_path(state), forged)
     assert verify_all(state) == {"run-1": []}  # not detected without the key: said so in the docstring
-    assert verify_all(state, key=KEY)[LEDGER_ID] == [
-        "ledger entry 3 (run run-1 closed) has no MAC",
-        "no ledger entry carries a valid MAC although the anchor key is given: the ledger was rewritten, "
-        "or never written with the key"]
+    assert verify_all(state, key=KEY) == {
+        "run-1": ["ledger entry 3 (run run-1 closed) has no MAC"],
+        LEDGER_ID: ["no ledger entry carries a valid MAC although the anchor key is given: the ledger was "
+                    "rewritten, or never written with the key"]}
     forged[-1]["mac"] = entry_mac(b"a guessed key", forged[-1])
     write(ledger_path(state), forged)
-    assert verify_all(state, key=KEY)[LEDGER_ID][0] == (
-        "ledger entry 3 (run run-1 closed) has a MAC the key does not make: the ledger was rewritten")
+    assert verify_run(state, "run-1", key=KEY) == [
+        "ledger entry 3 (run run-1 closed) has a MAC the key does not make: the ledger was rewritten"]
 
 
 @pytest.fixture
@@ -183,6 +183,8 @@ def test_the_anchor_key_comes_from_the_password_manager_and_audit_verify_checks_
     done = kprov("audit", "verify")
     assert done.code == ExitCode.FAILED
     assert "has no MAC" in done.err and "ledger.jsonl" in done.err
+    resumed = kprov("resume", run_id, "--answers", VPC_ANSWERS, "--yes")  # a plan, but verified first
+    assert resumed.code == ExitCode.INVALID and "has no MAC" in resumed.err
     monkeypatch.delenv("KPROV_CONFIG")
     assert kprov("audit", "verify").code == ExitCode.OK  # the stated limit without the key
 

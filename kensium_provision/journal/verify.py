@@ -208,9 +208,15 @@ def verify_run(state_dir: Path, run_id: str, *, key: bytes | None = None,
     messages += chain
     messages += _after_finish(by_seq)
     messages += _check_head(state_dir, run_id, by_seq)
-    messages += _against_ledger(run_id, by_seq, _ledger or _read_ledger(state_dir, key))
+    ledger = _ledger or _read_ledger(state_dir, key)
+    messages += _against_ledger(run_id, by_seq, ledger)
+    messages += [p for p in ledger.problems if _names(p, run_id)]  # its ledger entry's MAC
     messages += _against_copy(by_seq, (shipped or {}).get(run_id))
     return messages
+
+
+def _names(problem: str, run_id: str) -> bool:
+    return f"(run {run_id} closed)" in problem
 
 
 def _check_head(state_dir: Path, run_id: str, by_seq: Mapping[int, Mapping[str, Any]]) -> list[str]:
@@ -255,6 +261,7 @@ def verify_all(state_dir: Path, *, key: bytes | None = None, shipped: Mapping[st
         if run_id not in results and host and header.get("host") == host:
             results[run_id] = [f"run {run_id} was shipped to CloudWatch Logs from this host ({host}) but is not in "
                                "the state dir: deleted, or written under another KPROV_STATE_DIR"]
-    if ledger.problems:
-        results[LEDGER_ID] = list(ledger.problems)
+    rest = [p for p in ledger.problems if not any(_names(p, run_id) for run_id in results)]
+    if rest:
+        results[LEDGER_ID] = rest
     return results

@@ -14,7 +14,7 @@ from kensium_provision.errors import ExitCode
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["audit_show", "audit_verify", "known_run", "moment", "runs_list", "runs_show", "state"]
+__all__ = ["anchors", "audit_show", "audit_verify", "known_run", "moment", "runs_list", "runs_show", "state"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 
@@ -108,7 +108,7 @@ def audit_verify(context: Context, *, run_id: str | None) -> int:
     from kensium_provision.ui import json_output
     from kensium_provision.ui.render import safe
 
-    key, shipped = _anchors(context)
+    key, shipped = anchors(context)
     if run_id:
         results = {run_id: verify_run(state(), known_run(run_id), key=key, shipped=shipped)}
     else:
@@ -130,7 +130,7 @@ def audit_verify(context: Context, *, run_id: str | None) -> int:
     return 0
 
 
-def _anchors(context: Context) -> tuple[bytes | None, dict[str, list[dict[str, Any]]] | None]:
+def anchors(context: Context) -> tuple[bytes | None, dict[str, list[dict[str, Any]]] | None]:
     """What the config anchors the journal with outside this machine: the ledger's HMAC key
     (`journal.anchor_key`, from the password manager) and the CloudWatch Logs copy
     (`journal.cloudwatch_log_group`). Both read through a check-mode (read-only) session after the guards;

@@ -170,13 +170,14 @@ def _sources(journaled: Mapping[str, object], from_file: Mapping[str, object], c
     return preset, replaced
 
 
-def _refuse_unresumable(log: Any, run_id: str) -> None:
+def _refuse_unresumable(context: Context, log: Any, run_id: str) -> None:
     """Exit 3 (nothing changed) for a run whose journal fails verification, or that was a plan or a check."""
-    from kensium_provision.app.commands.history import state
+    from kensium_provision.app.commands.history import anchors, state
     from kensium_provision.errors import InputError
     from kensium_provision.journal.verify import verify_run
 
-    problems = verify_run(state(), run_id)
+    key, shipped = anchors(context)  # the key and the CloudWatch copy, when the config has them
+    problems = verify_run(state(), run_id, key=key, shipped=shipped)
     if problems:
         raise InputError(f"run {run_id} is not resumed: its journal fails verification ("
                          + "; ".join(problems) + ")",
@@ -207,7 +208,7 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, ch
     from kensium_provision.ui.render import safe
 
     log = read_run(state(), known_run(run_id))
-    _refuse_unresumable(log, run_id)
+    _refuse_unresumable(context, log, run_id)
     point = resume_point(log)
     path = next((e.path for e in entries() if e.id == point.checklist), None)
     if path is None:
