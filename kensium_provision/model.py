@@ -111,9 +111,20 @@ class Condition:
         return bool(actual) is bool(self.value)
 
     def describe(self) -> str:
+        """In words, as plans and runsheets show it: `db_hosting is Dedicated`, `zone is one of a, b`."""
         shown = {"equals": "is", "not_equals": "is not", "in": "is one of", "not_in": "is not one of", "is": "is"}
-        value = str(self.value).lower() if isinstance(self.value, bool) else repr(self.value)
-        return f"{self.name} {shown[self.op]} {value}"
+        return f"{self.name} {shown[self.op]} {_words(self.value)}"
+
+
+def _words(value: object) -> str:
+    """A condition's value for people: text as is, true/false, a list as `a, b`; never a Python repr."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None or value == "":
+        return "empty"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_words(v) for v in value) or "nothing"
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

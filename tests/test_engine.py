@@ -78,7 +78,7 @@ def test_apply_acts_verifies_and_feeds_outputs(world: dict[str, object]) -> None
     report = run(checklist, make_runtime(Mode.APPLY), {"name": "acme", "hosting": "Shared"}, types=types)
     assert world == {"a": "acme", "b": "from-acme"}
     assert [r.status for r in report.results] == [Status.CHANGED, Status.CHANGED, Status.SKIPPED]
-    assert report.results[2].reason == "only when hosting is 'Dedicated'"
+    assert report.results[2].reason == "only when hosting is Dedicated"  # words, not a Python repr (issue 15)
     assert ("act", "dedicated-only") not in step.calls
 
 
@@ -330,3 +330,16 @@ def test_a_manual_step_has_every_capability() -> None:
     automated = registry()["aws.assert"]
     assert (evidence_of(automated, params), confirmed_by_hand(automated), has_probe(automated, {}),
             instructions_of(automated, params)) == ((), False, True, "")
+
+
+@pytest.mark.parametrize(("op", "value", "says"), [
+    ("equals", "Dedicated", "db_hosting is Dedicated"),
+    ("not_equals", "Shared", "db_hosting is not Shared"),
+    ("in", ["Dedicated", "Shared"], "db_hosting is one of Dedicated, Shared"),
+    ("is", True, "db_hosting is true"),
+    ("equals", "", "db_hosting is empty"),
+])
+def test_a_condition_is_described_in_words_without_python_reprs(op: str, value: object, says: str) -> None:
+    from kensium_provision.model import Condition
+
+    assert Condition(name="db_hosting", op=op, value=value).describe() == says

@@ -61,7 +61,7 @@ PLAN = RunReport(checklist_id="demo", mode=Mode.PLAN, results=(
     result("drop", Status.CHANGE, Risk.DESTROY, reason="will delete", params={"id": "x"}),
     result("subnet", Status.DEPENDS, reason="needs vpc_id"),
     result("iam-user", Status.CHANGE, Risk.READ, reason="IAM user rms_acme does not exist"),
-    result("dedicated", Status.SKIPPED, reason="only when db_hosting is 'Dedicated'"),
+    result("dedicated", Status.SKIPPED, reason="only when db_hosting is Dedicated"),
     result("denied", Status.FAILED, Risk.READ,
            reason="ec2:DescribeVpcs failed with UnauthorizedOperation: step denied: no (hint: Your IAM identity "
                   "lacks ec2:DescribeVpcs (on this resource).)"),
@@ -91,7 +91,7 @@ def test_plan_preview_shows_params_masked_folded_and_readable() -> None:
     assert "should be" not in lines[vhost]
     assert lines[vhost + 1].strip() == "~ user: (none) → rms_acme"
     assert any("[subnet]  depends on an earlier step  (waits for vpc_id)" in line for line in lines)
-    assert any("skipped  (only when db_hosting is 'Dedicated')" in line for line in lines)
+    assert any("skipped  (only when db_hosting is Dedicated)" in line for line in lines)
     denied = next(i for i, line in enumerate(lines) if "[denied]" in line)
     assert "ec2:DescribeVpcs failed with UnauthorizedOperation" in lines[denied + 1]
     assert lines[denied + 2].strip() == "hint: Your IAM identity lacks ec2:DescribeVpcs (on this resource)."
