@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,7 +161,10 @@ def test_ctrl_c_during_a_wait_exits_130_and_resume_finishes(world: World, server
     finally:
         stop(process)
     assert code == ExitCode.INTERRUPTED, err
-    assert "interrupted" in err
+    said = " ".join(err.split())
+    assert f"interrupted: run {run_id} stopped" in said, said  # the run id and the exact resume command
+    printed = said.split("resume it with `", 1)[1].split("`", 1)[0]
+    assert printed == f"kprov resume {run_id} --answers {RDS_ANSWERS} --yes", printed
     records = world.records(run_id)
     assert events(records, "interrupted") and events(records, "run.finished")[-1]["outcome"] == "interrupted"
     assert not events(records, "step.result", "wait-available")
@@ -170,7 +174,7 @@ def test_ctrl_c_during_a_wait_exits_130_and_resume_finishes(world: World, server
 
     instance.status = "available"  # type: ignore[attr-defined]
     before = world.run_ids()
-    resumed = world.kprov("resume", run_id, "--yes")
+    resumed = world.kprov(*shlex.split(printed)[1:])  # the command as printed
     assert resumed.returncode == ExitCode.OK, resumed.stderr
     new = world.records(world.new_run(before))
     waited = events(new, "step.result", "wait-available")

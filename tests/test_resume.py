@@ -237,3 +237,20 @@ def test_a_sql_script_confirmed_by_hand_is_not_asked_again_on_resume() -> None:
     fresh = ScriptedOperator()
     run(checklist, make_runtime(Mode.APPLY, fresh), {})
     assert fresh.confirmed == ["Did the script run without errors on the SQL Server instance?"]
+
+
+def test_the_resume_of_a_check_run_is_refused(kprov: Kprov) -> None:
+    """A check journal as `kprov check shared vpc` writes it (intact: the refusal is for its mode)."""
+    from kensium_provision.app.config import state_dir
+    from kensium_provision.journal.writer import JournalWriter
+
+    writer = JournalWriter(state_dir(), "20261202T000000Z-check1", header={
+        "who": "arn:aws:sts::123456789012:user/moto", "account": "123456789012", "region": "us-east-1",
+        "environment": "sandbox", "checklist": "shared-vpc", "checklist_sha256": "0", "mode": "check",
+        "target": "shared:vpc", "command": "check shared vpc"})
+    writer.close("failed")
+    before = runs()
+    resumed = kprov("resume", "20261202T000000Z-check1", "--yes")
+    assert resumed.code == ExitCode.INVALID, resumed.err
+    assert "was a check run, which changes nothing" in resumed.err and "kprov check shared vpc" in resumed.err
+    assert set(runs()) == set(before)
