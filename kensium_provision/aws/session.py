@@ -89,9 +89,6 @@ class AwsSession:
             extra["s3"] = {"addressing_style": "path"}  # a local endpoint has no bucket subdomains
             if urlsplit(self.endpoint_url).hostname in ("127.0.0.1", "localhost", "::1"):
                 extra["proxies"] = {}  # never send sandbox traffic to an HTTP_PROXY from the environment
-            # s3control puts the account id in front of the host (123456789012.s3-control...): a local
-            # endpoint has no such names.
-            extra["inject_host_prefix"] = False
         return Config(
             region_name=self.env.region,
             retries={"mode": "standard", "total_max_attempts": attempts},
@@ -116,6 +113,8 @@ class AwsSession:
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._boto3_session().client(service, **kwargs)
+                if service == "s3control" and _own_endpoint(self.endpoint_url):
+                    client.meta.events.register("before-sign.s3-control", _without_account_host)
                 self.counter.register(client)
                 self.settling.register(client)
                 install_wall(client, self.mode)
@@ -135,6 +134,19 @@ class AwsSession:
             response = self.client("sts").get_caller_identity()
             self._identity = Identity.from_response(response)
         return self._identity
+
+
+def _own_endpoint(endpoint_url: str) -> bool:
+    return bool(endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3CONTROL"))
+
+
+def _without_account_host(request: Any, **_: Any) -> None:
+    """s3control's endpoint rules put the account id in front of the host (123456789012.s3-control...); an
+    endpoint of one's own (the sandbox's 127.0.0.1) has no such names, so the prefix goes, before signing."""
+    parts = urlsplit(request.url)
+    host, _, rest = parts.netloc.partition(".")
+    if host.isdigit() and len(host) == 12 and rest:
+        request.url = parts._replace(netloc=rest).geturl()
 
 
 def _sandbox_reachable() -> bool:
