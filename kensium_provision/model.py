@@ -183,3 +183,11 @@ class StepResult:
     outputs: Mapping[str, object] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     seconds: float = 0.0
+    # A person did or confirmed the work (a manual step, `steps.base.ConfirmedByHand`): kprov changed nothing
+    # itself, so an apply counts it apart from its changes (a clean re-apply reports 0 changed).
+    by_hand: bool = False
+
+    @property
+    def kprov_changed(self) -> bool:
+        """kprov itself changed something in this step: it ran, was not a person's work and was not read-only."""
+        return self.status is Status.CHANGED and not self.by_hand and self.risk is not Risk.READ

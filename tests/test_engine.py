@@ -343,3 +343,20 @@ def test_a_condition_is_described_in_words_without_python_reprs(op: str, value: 
     from kensium_provision.model import Condition
 
     assert Condition(name="db_hosting", op=op, value=value).describe() == says
+
+
+def test_a_clean_reapply_reports_0_changed_and_counts_work_by_hand_apart(world: dict[str, object]) -> None:
+    """Issue 15: a re-apply of a done checklist said "1 changed" (each probeless manual step it asked again)."""
+    import io
+
+    from kensium_provision.ui import render
+
+    checklist, _, types = _handwork(world)
+    operator = ScriptedOperator({"installed_version": "3.10.2"})
+    for _ in range(2):
+        report = run(checklist, make_runtime(Mode.APPLY, operator=operator), {"name": "acme"}, types=types)
+    made = render.make_console(io.StringIO())
+    render.print_report(made, report)
+    assert isinstance(made.file, io.StringIO)
+    assert "Apply complete: 0 changed, 1 confirmed by hand, 1 already done, 0 skipped." in made.file.getvalue()
+    assert [r.kprov_changed for r in report.results] == [False, False]

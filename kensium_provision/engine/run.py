@@ -328,7 +328,8 @@ class _Run:
         problems = step_type.verify(ctx, params)
         if problems:
             raise StepError(f"step {step.id} did not verify after it ran: " + "; ".join(map(str, problems)))
-        return replace(common, status=Status.CHANGED, reason=probe.note, outputs=_shown_map(bound))
+        return replace(common, status=Status.CHANGED, reason=probe.note, outputs=_shown_map(bound),
+                       by_hand=confirmed_by_hand(step_type))
 
     def confirm(self, step: Step, probe: Probe) -> None:
         rt = self.runtime

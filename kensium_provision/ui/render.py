@@ -334,10 +334,15 @@ def print_report(console: Console, report: RunReport, *, run_id: str = "", resum
             _print_failure(console, *_reason_and_hint(failed.reason))
         status = "failed" if report.error else "complete"
         not_run = report.count(Status.PENDING)
-        console.print(Text(f"Apply {status}: {report.count(Status.CHANGED)} changed, "
-                           f"{report.count(Status.DONE)} already done, {report.count(Status.SKIPPED)} skipped"
-                           + (f", {not_run} not run" if not_run else "") + ".",
-                           style="bold red" if report.error else "bold green"))
+        ran = [r for r in report.results if r.status is Status.CHANGED]
+        changed = sum(1 for r in ran if r.kprov_changed)
+        by_hand = sum(1 for r in ran if r.by_hand)
+        checked = len(ran) - changed - by_hand  # read-only steps that ran (a wait, an assertion): no change
+        console.print(Text(f"Apply {status}: {changed} changed"
+                           + (f", {by_hand} confirmed by hand" if by_hand else "")
+                           + f", {report.count(Status.DONE) + checked} already done, "
+                           f"{report.count(Status.SKIPPED)} skipped" + (f", {not_run} not run" if not_run else "")
+                           + ".", style="bold red" if report.error else "bold green"))
         if report.error:
             console.print(Text(f"Next: fix the cause, then `{resume}`: every step is probed again, nothing "
                                "done is done twice.", style="yellow"))
