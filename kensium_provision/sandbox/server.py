@@ -363,6 +363,7 @@ def serve(state_dir: Path, *, region: str = "us-east-1") -> int:
     from moto.server import ThreadedMotoServer
 
     from kensium_provision.sandbox import iam_simulate
+    from kensium_provision.sandbox.strict import Strict
 
     iam_simulate.install()  # iam:SimulatePrincipalPolicy, which moto lacks (the permission preflight asks it)
     server = _Server(state_dir, region)
@@ -374,7 +375,8 @@ def serve(state_dir: Path, *, region: str = "us-east-1") -> int:
         wsgi = moto._server  # the werkzeug server: its app is looked up per request
         if wsgi is None:  # moto.start() sets it; an assert would vanish under python -O
             raise SandboxError("moto's server did not start")
-        wsgi.app = server.guard(wsgi.app)
+        # AWS's eventual consistency and RDS's backing-up, which moto lacks (sandbox.strict)
+        wsgi.app = server.guard(Strict(wsgi.app))
         server.start_rabbitmq()
         server.seed()
         info = server.info()
