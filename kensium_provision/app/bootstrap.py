@@ -244,6 +244,7 @@ class RunRequest:
     # The permission preflight: "auto" (an apply's, before its first change), "run" (a plan's too: --preflight),
     # "skip" (--skip-preflight: journaled).
     preflight: str = "auto"
+    step_by_step: bool = False  # --step: an apply asks Y/n at each step instead of the plan then one yes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,10 +287,9 @@ class _Hooks:
         self.purpose_checked = purpose
 
     def target(self, checklist: Checklist, values: Mapping[str, object]) -> str:
-        from kensium_provision.template import render
+        from kensium_provision.engine.once import target_of
 
-        text = {k: v for k, v in values.items() if isinstance(v, (str, int)) and not isinstance(v, bool)}
-        return render(checklist.target, text) if checklist.target else f"{checklist.scope}:{checklist.id}"
+        return target_of(checklist, values)
 
     def after_inputs(self, checklist: Checklist, values: Mapping[str, object]) -> None:
         from kensium_provision.ui.render import print_banner
@@ -466,7 +466,12 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
         values = engine.resolve_inputs(checklist, runtime, request.preset)
         runtime = _with_purpose(runtime, values)
         hooks.after_inputs(checklist, values)
-        report = engine.run(checklist, runtime, values, recorded=request.recorded)
+        if request.mode is Mode.APPLY and not request.step_by_step:  # the plan, then one yes (engine.once)
+            from kensium_provision.engine.once import plan_then_apply
+
+            report = plan_then_apply(checklist, runtime, values, recorded=request.recorded)
+        else:
+            report = engine.run(checklist, runtime, values, recorded=request.recorded)
         outcome = "ok" if report.exit_code == 0 else "failed"
         changed = any(r.status.value == "changed" and r.risk.value != "read" for r in report.results)
         if outcome == "ok" and changed and request.mode is Mode.APPLY and checklist.scope == "shared":

@@ -64,6 +64,7 @@ class RunReport:
         return sum(1 for r in self.results if r.status is status and (not risks or r.risk in risks))
 
 
+_EARLIER = "done earlier in this run (journaled evidence)"
 shown_value = masked  # a value as it may be shown or journaled: secrets masked, recursively (secret.masked)
 
 
@@ -167,9 +168,11 @@ class _Run:
     """One pass over the steps in one mode."""
 
     def __init__(self, checklist: Checklist, runtime: Runtime, values: dict[str, object],
-                 types: Mapping[str, StepType], recorded: Mapping[str, Mapping[str, object]]) -> None:
+                 types: Mapping[str, StepType], recorded: Mapping[str, Mapping[str, object]],
+                 confirmed: bool = False) -> None:
         self.checklist, self.runtime, self.values = checklist, runtime, values
         self.recorded = recorded
+        self.confirmed = confirmed  # the operator said yes to the whole plan (engine.once): no per-step question
         self.types = types
         self.unknown: set[str] = set()  # names whose value a plan cannot know yet
         self.absent: set[str] = set()  # outputs of skipped steps
@@ -258,6 +261,9 @@ class _Run:
         diff = tuple((d.field, shown_value(d.actual), shown_value(d.expected)) for d in probe.differences)
         common = replace(base, params=_shown_map(params), diff=diff)
         if rt.mode is Mode.PLAN:
+            if self.journaled(step, step_type, params, probe):  # a resume's plan: what it will keep is done
+                bound = self.bind_outputs(step, self.recorded[step.id])
+                return replace(common, status=Status.DONE, reason=_EARLIER, outputs=_shown_map(bound))
             if probe.done:
                 bound = self.bind_outputs(step, probe.outputs)
                 return replace(common, status=Status.DONE, reason=probe.note, outputs=_shown_map(bound))
@@ -299,12 +305,9 @@ class _Run:
     def apply_step(self, step: Step, step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
                    probe: Probe, common: StepResult) -> StepResult:
         rt = self.runtime
-        if not probe.done and (probe.by_hand or not has_probe(step_type, params)) and step.id in self.recorded:
-            # A resumed run: a step without a probe (or one a person did and confirmed, as a SQL script run by
-            # hand) has nothing to re-probe, so its journaled confirmation and outputs stand.
+        if self.journaled(step, step_type, params, probe):
             bound = self.bind_outputs(step, self.recorded[step.id])
-            return replace(common, status=Status.DONE, reason="done earlier in this run (journaled evidence)",
-                           outputs=_shown_map(bound))
+            return replace(common, status=Status.DONE, reason=_EARLIER, outputs=_shown_map(bound))
         if probe.done:
             bound = self.bind_outputs(step, probe.outputs)
             return replace(common, status=Status.DONE, reason=probe.note, outputs=_shown_map(bound))
@@ -331,9 +334,14 @@ class _Run:
         return replace(common, status=Status.CHANGED, reason=probe.note, outputs=_shown_map(bound),
                        by_hand=confirmed_by_hand(step_type))
 
+    def journaled(self, step: Step, step_type: StepType, params: Mapping[str, Any], probe: Probe) -> bool:
+        """A resumed run: a step without a probe (or one a person did and confirmed, as a SQL script run by
+        hand) has nothing to re-probe, so its journaled confirmation and outputs stand."""
+        return not probe.done and (probe.by_hand or not has_probe(step_type, params)) and step.id in self.recorded
+
     def confirm(self, step: Step, probe: Probe) -> None:
         rt = self.runtime
-        if rt.assume_yes and step.risk is not Risk.DESTROY:
+        if (rt.assume_yes or self.confirmed) and step.risk is not Risk.DESTROY:
             return
         verb = {Risk.CREATE: "Create", Risk.MODIFY: "Change", Risk.DESTROY: "DESTROY"}[step.risk]
         if not rt.operator.confirm(f"{verb}: {self.title(step)}?", default=step.risk is not Risk.DESTROY):
@@ -342,11 +350,12 @@ class _Run:
 
 def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         *, types: Mapping[str, StepType] | None = None,
-        recorded: Mapping[str, Mapping[str, object]] | None = None) -> RunReport:
+        recorded: Mapping[str, Mapping[str, object]] | None = None, confirmed: bool = False) -> RunReport:
     """Run every step of a checklist in the runtime's mode with already resolved inputs.
 
     `recorded` holds the journaled outputs of the steps a resumed run already completed; a step
-    without a probe (`steps.base.MayLackProbe`) keeps them instead of being done again.
+    without a probe (`steps.base.MayLackProbe`) keeps them instead of being done again. `confirmed`: the
+    operator accepted the whole plan (`engine.once`), so no step asks its routine "Create: ...?".
     """
     invalidate = getattr(runtime.aws, "invalidate", None)
     if invalidate is not None:  # a run starts from what is there now, not from an earlier run's reads
@@ -354,7 +363,7 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
     types = types if types is not None else registry()
     if runtime.mode is not Mode.CHECK:  # a check reports what it finds, step by step; it changes nothing anyway
         refuse_invalid(checklist, runtime, values, types)
-    state = _Run(checklist, runtime, dict(values), types, recorded or {})
+    state = _Run(checklist, runtime, dict(values), types, recorded or {}, confirmed)
     results: list[StepResult] = []
     error = ""
     pending = list(checklist.steps)

@@ -52,6 +52,7 @@ __all__ = [
     "print_banner",
     "print_issues",
     "print_plan",
+    "print_plan_to_apply",
     "print_report",
     "report_json",
     "result_line",
@@ -226,6 +227,17 @@ def print_plan(console: Console, report: RunReport) -> None:
         if result.risk is not Risk.READ or _is_manual(result):
             console.print(_params_text(result.params, width=width), end="")
     console.print(Text(plan_summary(report), style="bold"))
+
+
+def print_plan_to_apply(console: Console, report: RunReport, changes: int, depends: int) -> None:
+    """An interactive apply's plan, before its one question (`engine.once`): the dry run's plan, then what
+    the question counts, or that there is nothing to change."""
+    print_plan(console, report)
+    if not changes:
+        console.print(Text("Nothing to change: every step is done already.", style="bold green"))
+    elif depends:
+        console.print(Text(f"{_plural(changes, 'change')}, {depends} of them depend on earlier steps (what they "
+                           "change is known once those have run).", style="bold"))
 
 
 def plan_summary(report: RunReport) -> str:
@@ -490,6 +502,18 @@ class LineReporter:
     def inputs_known(self, values: Mapping[str, object]) -> None:
         return None  # plain lines show each title when its step finishes, rendered by the engine
 
+    @contextmanager
+    def planning(self) -> Iterator[None]:
+        """An apply's plan pass (`engine.once`): no step lines, the plan that follows shows every step."""
+        quiet, self.quiet = self.quiet, True
+        try:
+            yield
+        finally:
+            self.quiet = quiet
+
+    def show_plan(self, report: RunReport, changes: int, depends: int) -> None:
+        print_plan_to_apply(self.console, report, changes, depends)
+
     def progress(self, step_id: str, message: str) -> None:
         if not self.quiet:
             self.console.print(Text(f"   … {safe(step_id)}: {safe(message)}", style="dim"))
@@ -592,6 +616,22 @@ class LiveReporter:
         # One spinner per step, kept across refreshes: a new one each refresh starts at its first frame again.
         self._spinner = Spinner("dots", style="blue")
         self._start()
+
+    @contextmanager
+    def planning(self) -> Iterator[None]:
+        """An apply's plan pass (`engine.once`): the running step shown, no step lines (the plan follows);
+        afterwards every step is pending again for the apply."""
+        keep, self.keep_lines = self.keep_lines, False
+        try:
+            yield
+        finally:
+            self.keep_lines = keep
+            self._finished.clear()
+            self._running = ""
+            self._stop()
+
+    def show_plan(self, report: RunReport, changes: int, depends: int) -> None:
+        print_plan_to_apply(self.console, report, changes, depends)
 
     def step_finished(self, result: StepResult) -> None:
         self._finished.add(result.step_id)
