@@ -101,6 +101,8 @@ Preflight = Annotated[bool, typer.Option("--preflight", help="With --dry-run: al
                                                               "would be allowed (an apply always asks).")]
 SkipPreflight = Annotated[bool, typer.Option("--skip-preflight", help="Apply without first asking IAM whether "
                                                                       "every step is allowed (journaled).")]
+Step = Annotated[bool, typer.Option("--step", help="Ask Y/n before each step instead of showing the whole plan "
+                                                "and asking once.")]
 RunId = Annotated[str, typer.Argument(help="A run id from `kprov runs list`.", autocompletion=_completion("run"))]
 
 
@@ -110,11 +112,11 @@ def install_client(
     org_id: Annotated[str, typer.Argument(help="The organization id, e.g. acme.",
                                           autocompletion=_completion("org"))],
     dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
-    skip_preflight: SkipPreflight = False,
+    skip_preflight: SkipPreflight = False, step: Step = False,
 ) -> int:
     """Install a client: database, hub vhost, tenant, IAM/S3 checks, client record."""
     return _run(ctx, "install-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes, preflight=preflight,
-                skip_preflight=skip_preflight)
+                skip_preflight=skip_preflight, step=step)
 
 
 @app.command("remove-client")
@@ -151,11 +153,11 @@ def provision_shared(
     resource: Annotated[str, typer.Argument(help="vpc, rds, rabbitmq, ec2, pos or tenant-manager.",
                                             autocompletion=_completion("resource"))],
     dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
-    skip_preflight: SkipPreflight = False,
+    skip_preflight: SkipPreflight = False, step: Step = False,
 ) -> int:
     """Provision one shared resource with its checklist."""
     return _run(ctx, "provision shared", resource=resource, dry_run=dry_run, answers=answers, yes=yes,
-                preflight=preflight, skip_preflight=skip_preflight)
+                preflight=preflight, skip_preflight=skip_preflight, step=step)
 
 
 @check_app.command("shared")

@@ -43,13 +43,14 @@ def preflight_choice(*, preflight: bool, skip_preflight: bool) -> str:
 
 def run_checklist(context: Context, checklist: Path, mode: Mode, *, answers: Path | None, yes: bool,
                   preset: dict[str, object], command: str, from_record: str = "",
-                  console: Console | None = None, preflight: str = "auto") -> tuple[int, dict[str, Any]]:
-    """One run, shown to the operator; its exit code and its JSON report."""
+                  console: Console | None = None, preflight: str = "auto",
+                  step: bool = False) -> tuple[int, dict[str, Any]]:
+    """One run, shown to the operator; its exit code and its JSON report. `step`: Y/n at each step (--step)."""
     from kensium_provision.app.bootstrap import RunRequest
 
     request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
                          interactive=answers is None, command=command, live=not context.json,
-                         from_record=from_record, preflight=preflight)
+                         from_record=from_record, preflight=preflight, step_by_step=step)
     return _run(context, request, console or context.console())
 
 
@@ -115,20 +116,21 @@ def _shown(context: Context, code: int, document: dict[str, Any]) -> int:
 
 
 def install_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool,
-                   preflight: bool = False, skip_preflight: bool = False) -> int:
+                   preflight: bool = False, skip_preflight: bool = False, step: bool = False) -> int:
     from kensium_provision.checklist.catalog import install_checklist
 
     code, document = run_checklist(context, install_checklist(), Mode.PLAN if dry_run else Mode.APPLY,
                                    answers=answers, yes=yes, preset={"org_id": org_id},
-                                   command=f"install-client {org_id}",
+                                   command=f"install-client {org_id}", step=step,
                                    preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
     return _shown(context, code, document)
 
 
 def provision_shared(context: Context, *, resource: str, dry_run: bool, answers: Path | None, yes: bool,
-                     preflight: bool = False, skip_preflight: bool = False) -> int:
+                     preflight: bool = False, skip_preflight: bool = False, step: bool = False) -> int:
     code, document = run_checklist(context, shared_checklist(resource), Mode.PLAN if dry_run else Mode.APPLY,
                                    answers=answers, yes=yes, preset={}, command=f"provision shared {resource}",
+                                   step=step,
                                    preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
     return _shown(context, code, document)
 
