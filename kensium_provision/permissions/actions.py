@@ -41,6 +41,8 @@ _ACTIONS: Mapping[str, str] = {
     "s3:DeleteBucketPolicy": "s3:DeleteBucketPolicy",
     "s3:DeleteBucketTagging": "s3:PutBucketTagging",  # API_DeleteBucketTagging.html
     "s3:GetBucketLocation": "s3:GetBucketLocation",
+    # s3control's account-level Block Public Access: API_control_GetPublicAccessBlock.html
+    "s3control:GetPublicAccessBlock": "s3:GetAccountPublicAccessBlock",
     "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",  # API_GetBucketLifecycleConfiguration.html
     "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",  # API_PutBucketLifecycleConfiguration.html
 }
