@@ -102,6 +102,9 @@ def needs(checklists: Sequence[Checklist], mode: Mode, scope: Scope,
             for lookup in (spec.choices_from, spec.default_from):
                 if lookup is None:
                     continue
+                if lookup.name and lookup.name not in declared.LOOKUPS:
+                    raise KprovError(f"input {spec.id}: lookup {lookup.name} declares no IAM actions "
+                                     "(permissions.declared)", hint="a kprov bug, please report it")
                 operations = declared.LOOKUPS[lookup.name] if lookup.name else (
                     _operation(lookup.service, lookup.operation, f"input {spec.id}"),)
                 found += _resolved(f"lookup {lookup.name or spec.id}", "", operations, {}, scope)
