@@ -4,7 +4,7 @@ Keyed by step type name (a test fails when a registered step type has no entry),
 API operations it may call, as `<boto3 service>:<Operation>` (the IAM action comes from
 `permissions.actions`), and two kinds of reference:
 
-- `vault:<method>`: the password manager's `find`, `store` or `fetch` (Secrets Manager calls only when
+- `vault:<method>`: the password manager's `find`, `store`, `fetch` or `update` (Secrets Manager calls only when
   the config's vault is `secretsmanager`: see `VAULT`);
 - `params:` / `params:<name>`: the read call a checklist writes in the step's params (aws.assert's
   `service` and `operation`, or the same under `probe:` or `owner:`), so it is known per checklist.
@@ -65,7 +65,9 @@ class Component:
 
 _DESCRIBE_USER = ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListAttachedUserPolicies",
                   "iam:ListGroupsForUser", "iam:ListUserPolicies", "iam:ListUserTags")
-_DESCRIBE_BUCKET = ("s3:HeadBucket", "s3:GetBucketPolicy", "s3:GetBucketTagging", "s3:GetPublicAccessBlock")
+# steps.s3.read_bucket: the bucket's own reads, and the account's Block Public Access (which overrides it)
+_DESCRIBE_BUCKET = ("s3:HeadBucket", "s3:GetBucketPolicy", "s3:GetBucketTagging", "s3:GetPublicAccessBlock",
+                    "s3control:GetPublicAccessBlock", "sts:GetCallerIdentity")
 _ASSERT = Uses(probe=("params:",), verify=("params:",))
 _ACTIVE_KEYS = ("iam:GetUser", "iam:ListAccessKeys")
 _ARCHIVED = ("s3:HeadBucket", "s3:GetBucketTagging", "s3:GetPublicAccessBlock", "s3:GetBucketPolicy",
@@ -91,6 +93,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "client.mark-removed": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
                                 verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "client.removal-record": Uses(probe=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
+    "client.record-secret": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
+                                 verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "client.record": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
                           verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "credential.password": Uses(probe=("vault:find", "params:owner"), act=("vault:store",), verify=("vault:find",)),
@@ -160,6 +164,9 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                       act=("mq:ListBrokers", "mq:DescribeBroker", "mq:CreateBroker", "vault:fetch"),
                       verify=("mq:ListBrokers", "mq:DescribeBroker")),
     "rabbitmq.remove-vhost": Uses(probe=_MANAGEMENT, act=_MANAGEMENT, verify=_MANAGEMENT, untested=_BY_BROKER_NAME),
+    # A rotation reads the entry's current value, stores the new one (`update`), and checks it on the service.
+    "rabbitmq.rotate-user": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:update"), verify=_MANAGEMENT,
+                                 untested=_BY_BROKER_NAME),
     "rabbitmq.vhost": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store"), verify=_MANAGEMENT,
                            undo=_MANAGEMENT, untested=_BY_BROKER_NAME),
     "rds.db-instance": Uses(probe=("rds:DescribeDBInstances",),
@@ -175,8 +182,7 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         verify=("route53:ListResourceRecordSets",),
         untested=dict.fromkeys(("route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"),
                                "only for a client whose DNS record is in Route 53 (the sandbox's acme is not)")),
-    "s3.client-bucket": Uses(probe=(*_DESCRIBE_BUCKET, "sts:GetCallerIdentity"),
-                             verify=(*_DESCRIBE_BUCKET, "sts:GetCallerIdentity")),  # checks a bucket made by hand
+    "s3.client-bucket": Uses(probe=_DESCRIBE_BUCKET, verify=_DESCRIBE_BUCKET),  # checks a bucket made by hand
     "s3.retain-bucket": Uses(
         probe=_ARCHIVED, verify=_ARCHIVED,
         act=("s3:PutPublicAccessBlock", "s3:DeleteBucketPolicy", "s3:GetBucketLifecycleConfiguration",
@@ -188,6 +194,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         verify=_DESCRIBE_BUCKET),
     # SQL Server over TDS as the master login (its password fetched from the vault), or by hand: no AWS call.
     "sql.database": _SQL, "sql.drop-database": _SQL, "sql.drop-login": _SQL, "sql.login": _SQL,
+    "sql.rotate-login": Uses(probe=("vault:find", "vault:fetch"), act=("vault:find", "vault:fetch", "vault:update"),
+                             verify=("vault:find", "vault:fetch")),
     "sql.final-backup": Uses(
         probe=("s3:HeadObject", *_BACKUP_OPTION), act=("sts:GetCallerIdentity", *_BACKUP_OPTION, "vault:fetch"),
         verify=("s3:HeadObject",),
@@ -205,6 +213,7 @@ LOOKUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "brokers": ("mq:ListBrokers",),
     "vpcs": ("ec2:DescribeVpcs",),
     "subnets": ("ec2:DescribeSubnets",),
+    "vpc-zones": ("ec2:DescribeVpcs", "ec2:DescribeSubnets"),
 })
 
 # The password manager's methods, when the config's vault is Secrets Manager (vault.backends).
@@ -213,6 +222,8 @@ VAULT: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "store": ("secretsmanager:DescribeSecret", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
               "secretsmanager:TagResource"),
     "fetch": ("secretsmanager:GetSecretValue",),
+    # a rotation: the new value becomes the current version (its GetSecretValue is the vault's own `fetch`)
+    "update": ("secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"),
 })
 VAULT_RESOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType({"secretsmanager:*": (SECRETS,)})
 VAULT_UNTESTED: Mapping[str, str] = MappingProxyType({
@@ -254,7 +265,8 @@ COMPONENTS: Mapping[str, Component] = MappingProxyType({
         operations=("dynamodb:Scan", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
                     "iam:GetAccountAuthorizationDetails", "iam:GetCredentialReport", "iam:GenerateCredentialReport",
                     "mq:ListBrokers", "rds:DescribeDBInstances", "resourcegroupstaggingapi:GetResources",
-                    "s3:ListBuckets", "s3:GetBucketPolicy", "s3:GetPublicAccessBlock", "secretsmanager:ListSecrets",
+                    "s3:ListBuckets", "s3:GetBucketPolicy", "s3:GetPublicAccessBlock", "s3control:GetPublicAccessBlock",
+                    "secretsmanager:ListSecrets",
                     "secretsmanager:GetSecretValue"),
         resources={"dynamodb:*": (CLIENTS_TABLE,), "secretsmanager:GetSecretValue": (SECRETS,)}),
 })
