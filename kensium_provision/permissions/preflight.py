@@ -22,7 +22,7 @@ from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import AwsError, GuardError
 from kensium_provision.permissions.policy import Need
 
-__all__ = ["Denied", "Passed", "PreflightUnavailable", "principal_of", "run_preflight"]
+__all__ = ["Denied", "Passed", "PreflightDenied", "PreflightUnavailable", "principal_of", "refusal", "run_preflight"]
 
 _SKIP_HINT = "`--skip-preflight` goes on without the check (journaled)"
 _DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
@@ -35,6 +35,15 @@ _BATCH = 50  # actions per request: the API states no maximum, a small request s
 
 class PreflightUnavailable(GuardError):
     """The caller's permissions could not be simulated (no iam:SimulatePrincipalPolicy, or not a principal)."""
+
+
+class PreflightDenied(GuardError):
+    """The caller may not do some of the run: `issues` has one `where: action on resource (why)` line each
+    (the `issues[]` of `--output json`'s error document)."""
+
+    def __init__(self, message: str, *, issues: Sequence[str], hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.issues = tuple(issues)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,15 +155,16 @@ def _decisions(results: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str,
             yield action, str(result.get("EvalResourceName") or "*"), str(result.get("EvalDecision", ""))
 
 
-def refusal(principal: str, denied: Sequence[Denied]) -> GuardError:
+def refusal(principal: str, denied: Sequence[Denied]) -> PreflightDenied:
     """The refusal of a run whose caller lacks permissions: each step (in run order), action and resource."""
-    lines = sorted({(d.where, d.action, d.resource, d.decision) for d in denied},
-                   key=lambda line: [d.where for d in denied].index(line[0]))
-    listed = "\n".join(f"  {where}: {action} on {resource} ({_WORDS.get(decision, decision)})"
-                       for where, action, resource, decision in lines)
-    return GuardError(
+    order = [d.where for d in denied]
+    lines = [f"{where}: {action} on {resource} ({_WORDS.get(decision, decision)})"
+             for where, action, resource, decision in sorted({(d.where, d.action, d.resource, d.decision)
+                                                              for d in denied}, key=lambda k: order.index(k[0]))]
+    listed = "\n".join(f"  {line}" for line in lines)
+    return PreflightDenied(
         f"the permission preflight: {principal} may not do {len(lines)} thing(s) this run needs; nothing was "
-        f"changed:\n{listed}",
+        f"changed:\n{listed}", issues=lines,
         hint="attach the policy `kprov iam policy CHECKLIST --mode apply` prints to this role or user (or ask its "
              f"administrator); a resource policy IAM's simulation cannot see may allow it: {_SKIP_HINT}")
 
