@@ -91,6 +91,12 @@ def test_an_apply_lacking_one_action_is_refused_before_any_write_naming_the_step
     assert sent == [] and vpcs() == []  # no lock, no VPC, no record: not one write was sent
     assert [r["outcome"] for r in preflight_records(kprov)] == ["refused"]
 
+    shown = kprov("--env", "qa", "--output", "json", "provision", "shared", "vpc", "--answers", str(qa), "--yes")
+    error = shown.json()
+    assert (error["kind"], error["exit_code"], error["error"]) == ("error", ExitCode.GUARD, "PreflightDenied")
+    assert error["issues"] == ["step vpc (ec2.vpc): ec2:CreateVpc on * (no policy allows it)"]
+    assert "--skip-preflight" in error["hint"] and sent == []
+
 
 def test_a_plan_asks_only_on_request_and_then_names_the_same_step(
         qa: Path, kprov: Kprov, monkeypatch: pytest.MonkeyPatch) -> None:
