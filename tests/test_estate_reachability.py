@@ -144,3 +144,26 @@ def test_the_estate_the_shared_checklists_build_reaches_what_pos_needs(aws: None
     estate, host, database = described_estate()
     assert judge(estate, host=host, database=database, operator_cidrs=[OPERATOR]) == [
         "the internet reaches db-pos-01: tcp 1433 from 0.0.0.0/0"]
+
+
+def test_the_connectivity_step_judges_the_estate_it_reads(aws: None) -> None:
+    from kensium_provision.steps.base import StepContext
+    from kensium_provision.steps.ec2.connectivity import Ec2Connectivity
+    from tests.checklist_harness import moto_runtime
+
+    vault = MemoryVault()
+    for name in ("vpc", "ec2", "rds"):
+        assert run_checklist(f"shared/{name}", Mode.APPLY, EXAMPLES / f"shared-{name}.yaml", vault=vault).exit_code \
+            is ExitCode.OK, name
+    params = {"host": "POS01", "db_instance": "db-POS-01"}
+    step = Ec2Connectivity()
+    probe = step.probe(StepContext(moto_runtime(Mode.CHECK), "connectivity", {}), params)
+    assert probe.done, probe.note
+    # The host leaves SG-POS-HOST: the world no longer reaches HTTPS, and the database no longer admits it.
+    [instance] = [i for r in raw_client("ec2").describe_instances(Filters=[{"Name": "tag:Name", "Values": ["POS01"]}])[
+        "Reservations"] for i in r["Instances"]]
+    raw_client("ec2").modify_instance_attribute(InstanceId=instance["InstanceId"],
+                                                Groups=[group_named("SG-POS-OPS")["GroupId"]])
+    problems = step.verify(StepContext(moto_runtime(Mode.CHECK), "connectivity", {}), params)
+    shown = [str(d.actual) for d in problems]
+    assert "POS01 cannot reach db-pos-01 on TCP 1433" in shown and any("HTTPS" in p for p in shown), shown

@@ -50,7 +50,8 @@ def vault() -> MemoryVault:
 
 
 def network() -> dict[str, str]:
-    """What the VPC checklist leaves: a VPC, subnets in two zones, a DB subnet group, SG-POS-OPS, SG-POS-DB."""
+    """What the VPC checklist leaves: a VPC, public subnets in two zones, a DB subnet group, SG-POS-OPS, and
+    SG-POS-HOST and SG-POS-DB with their rules."""
     ec2, rds = raw_client("ec2"), raw_client("rds")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")
@@ -59,7 +60,20 @@ def network() -> dict[str, str]:
                                SubnetIds=subnets)
     group = ec2.create_security_group(GroupName="SG-POS-OPS", Description="Operator access", VpcId=vpc)["GroupId"]
     db_group = ec2.create_security_group(GroupName="SG-POS-DB", Description="POS databases", VpcId=vpc)["GroupId"]
-    return {"vpc": vpc, "subnet_a": subnets[0], "subnet_b": subnets[1], "sg": group, "db_sg": db_group}
+    host_group = ec2.create_security_group(GroupName="SG-POS-HOST", Description="POS hosts", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=host_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(GroupId=db_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 1433, "ToPort": 1433, "UserIdGroupPairs": [{"GroupId": host_group}]}])
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    for subnet in subnets:  # public subnets, as the VPC checklist makes them
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+    return {"vpc": vpc, "subnet_a": subnets[0], "subnet_b": subnets[1], "sg": group, "db_sg": db_group,
+            "host_sg": host_group}
 
 
 def by_id(report: RunReport) -> dict[str, StepResult]:
@@ -541,7 +555,7 @@ def host(net: dict[str, str], zone: str = "a", name: str = "POS01") -> str:
     subnet = net["subnet_a"] if zone == "a" else net["subnet_b"]
     instance_id: str = ec2.run_instances(
         ImageId="ami-0123456789abcdef0", InstanceType="t3.large", MinCount=1, MaxCount=1, SubnetId=subnet,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+        SecurityGroupIds=[net["sg"], net["host_sg"]], TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
     )["Instances"][0]["InstanceId"]
     return instance_id
 
@@ -565,7 +579,8 @@ def test_tenant_manager_plan_apply_plan_check_with_a_sql_connection(estate: dict
     plan, runtime = run_with("shared/tenant-manager", Mode.PLAN, dict(TM), vault, settings=sql_settings(server))
     assert statuses(plan) == {
         "find-host": Status.DONE, "host-zone": Status.DONE, "rds-edition": Status.DONE, "rds-version": Status.DONE,
-        "rds-zone": Status.DONE, "rds-available": Status.DONE, "find-ops-security-group": Status.SKIPPED,
+        "rds-zone": Status.DONE, "rds-available": Status.DONE, "connectivity": Status.DONE,
+        "find-ops-security-group": Status.SKIPPED,
         "operator-ip": Status.SKIPPED, "operator-rule": Status.SKIPPED, "rds-master-password": Status.DONE,
         "create-database": Status.CHANGE, "login-password": Status.CHANGE, "create-login": Status.DEPENDS,
         "administrator-password": Status.CHANGE, "fill-setup-page": Status.DEPENDS, "complete-setup": Status.DEPENDS}
