@@ -244,7 +244,7 @@ def client_rules(org: str) -> list[tuple[str, Action]]:
         ("Recipe as chosen", typed("POS_Tenant")),
         ("The address (or name) the record points at", typed("POS01's Elastic IP")),
         ("access key id", typed("AKIAIOSFODNN7EXAMPLE")),
-        ("Did the script run without errors", YES), ("Create:", YES), ("Change:", YES), ("Done?", YES),
+        ("Did the script run without errors", YES), ("Type yes to go on", typed("yes")), ("Done?", YES),
     ]
 
 
@@ -252,8 +252,8 @@ VPC_RULES: list[tuple[str, Action]] = [
     ("Region this VPC is for", chosen("us-east-1")), ("Name of the VPC", ENTER),
     ("Primary availability zone", chosen("us-east-1a")), ("Secondary (backup) availability zone", chosen("us-east-1b")),
     ("Name of the RDS DB subnet group", ENTER), ("Your name", typed("Terminal Tester")),
-    ("Your public IPv4 address", typed("203.0.113.10")), ("Have you read them?", YES), ("Create:", YES),
-    ("Change:", YES),
+    ("Your public IPv4 address", typed("203.0.113.10")), ("Have you read them?", YES),
+    ("Type yes to go on", typed("yes")),  # the one question after the plan (issue 15.2): no per-step Create:
 ]
 
 
@@ -276,7 +276,7 @@ def answered(screen: str, question: str) -> str:
 
 
 @pytest.mark.terminal
-def test_interactive_provision_shared_vpc(fresh: Terminal) -> None:
+def test_interactive_provision_shared_vpc_the_plan_then_one_yes(fresh: Terminal) -> None:
     pane = fresh.pane("provision", "shared", "vpc")
     try:
         operator = Operator(pane)
@@ -285,7 +285,15 @@ def test_interactive_provision_shared_vpc(fresh: Terminal) -> None:
     finally:
         pane.close()
     assert code == 0, screen
-    assert sum("Create:" in q for q in asked) == 10 and sum("Change:" in q for q in asked) == 1
+    # The whole plan, then one question, typed yes (a per-step Create: would find no rule and fail the test).
+    assert [q for q in asked if "Type yes" in q] == [
+        "Apply these 17 changes to shared:vpc:us-east-1:POS-VPC in sandbox? Type yes to go on:"]
+    assert not any(q.startswith(("Create:", "Change:")) for q in asked)
+    assert answered(screen, "Apply these 17 changes").endswith("Type yes to go on: yes")
+    plan = screen.index("Plan: 1 to create, 0 to modify, 1 unchanged; 1 manual step, 16 wait for earlier steps.")
+    assert screen.index("target       shared:vpc") < plan < screen.index("17 changes, 16 of them depend on earlier")
+    assert screen.index("17 changes, 16 of them") < screen.index("? Apply these 17 changes")
+    assert " +  3. Create the VPC (10.0.0.0/16, DNS support and hostnames on)  [vpc]  will change" in screen
     # The answers, as the prompts echo them.
     assert answered(screen, "Primary availability zone").endswith("us-east-1a")
     assert answered(screen, "Secondary (backup)").endswith("us-east-1b")
@@ -295,7 +303,6 @@ def test_interactive_provision_shared_vpc(fresh: Terminal) -> None:
                 "region       us-east-1", "environment  sandbox (sandbox)", "target       shared:vpc:us-east-1:POS-VPC",
                 "mode         apply"):
         assert row in screen
-    assert screen.index("target       shared:vpc") < screen.index("? Create: Create the VPC")
     # The manual step's instructions, then one line per step with its state and time.
     assert "Manual step: read-docs" in screen
     # A step's line: mark, title, id, state, time; a reason too long for the line goes under it.
@@ -303,8 +310,9 @@ def test_interactive_provision_shared_vpc(fresh: Terminal) -> None:
                      r"\d+\.\ds\n      no VPC is named POS-VPC: will create it\n", screen)
     assert re.search(r"\n ✓ Check your public IP address \[check-operator-ip\] done "
                      r"\(203\.0\.113\.10/32 is a public address\) \d+\.\ds\n", screen)
-    assert len(re.findall(r"\] changed( \(.*\))? \d+\.\ds\n", screen)) == 12
-    assert "Apply complete: 12 changed, 1 already done, 0 skipped." in screen
+    assert len(re.findall(r"\] changed( \(.*\))? \d+\.\ds\n", screen)) == 17
+    assert "Apply complete: 16 changed, 1 confirmed by hand, 2 already done, 0 skipped." in screen
+    assert "Next: `kprov check shared vpc` verifies it at any time" in screen
     assert "‹" not in screen and "⠋" not in screen  # the live region left nothing behind
     journal = next(iter(fresh.journals().values()))
     assert journal[-1]["event"] == "run.finished" and journal[-1]["outcome"] == "ok"
@@ -364,7 +372,7 @@ def test_ctrl_c_at_a_prompt_then_resume(estate: Terminal) -> None:
     pane = estate.pane("install-client", "beta")
     try:
         operator = Operator(pane)
-        operator.converse(client_rules("beta"), stop_at="Create: Generate the client SQL login")
+        operator.converse(client_rules("beta"), stop_at="Did the script run without errors")  # after org-id ran
         pane.send("C-c")
         code, screen = pane.exit_code(), pane.screen()
     finally:
@@ -388,7 +396,7 @@ def test_ctrl_c_at_a_prompt_then_resume(estate: Terminal) -> None:
         pane.close()
     assert code == 0, screen
     assert not any("Client (organization) name" in q for q in asked)  # the answers are the run's own
-    assert any("Create: Generate the client SQL login" in q for q in asked)
+    assert sum("Type yes to go on" in q for q in asked) == 1  # the resumed run's plan, then one yes
     assert re.search(r" ✓ Reserve the org id \(unique ignoring case\) \[org-id\] done", screen)
     assert re.search(r"Apply complete: \d+ changed", screen)
     assert f"(resumes {run_id})" in screen
@@ -399,7 +407,7 @@ def test_ctrl_c_at_a_prompt_then_resume(estate: Terminal) -> None:
 MANUAL_VAULT = "vault: {backend: manual}\n"
 RABBITMQ_RULES: list[tuple[str, Action]] = [
     ("Broker name", ENTER), ("RabbitMQ version", ENTER), ("Broker instance type", chosen("mq.t3.micro")),
-    ("Create: Generate the admin password", YES), ("already hold mq-POS-01/admin", NO),
+    ("Type yes to go on", typed("yes")), ("already hold mq-POS-01/admin", NO),
 ]
 
 
