@@ -69,6 +69,8 @@ _DESCRIBE_USER = ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "i
 _DESCRIBE_BUCKET = ("s3:HeadBucket", "s3:GetBucketPolicy", "s3:GetBucketTagging", "s3:GetPublicAccessBlock",
                     "s3control:GetPublicAccessBlock", "sts:GetCallerIdentity")
 _ASSERT = Uses(probe=("params:",), verify=("params:",))
+_PATHS = ("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables",
+          "ec2:DescribeSubnets")
 _ACTIVE_KEYS = ("iam:GetUser", "iam:ListAccessKeys")
 _ARCHIVED = ("s3:HeadBucket", "s3:GetBucketTagging", "s3:GetPublicAccessBlock", "s3:GetBucketPolicy",
              "s3:GetBucketLifecycleConfiguration")
@@ -103,6 +105,14 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         probe=("secretsmanager:DescribeSecret",),
         act=("secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret"),
         verify=("secretsmanager:DescribeSecret",), resources={"secretsmanager:*": (SECRETS,)}),
+    # Reads only: the estate's paths judged from the described groups and routes (steps/ec2/connectivity.py).
+    "ec2.connectivity": Uses(
+        probe=("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecurityGroups",
+               "ec2:DescribeRouteTables", "ec2:DescribeSubnets"),
+        verify=("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecurityGroups",
+                "ec2:DescribeRouteTables", "ec2:DescribeSubnets")),
+    # who reaches what, judged from the host, the database and their VPC's groups, routes and subnets; act refuses
+    "ec2.connectivity": Uses(probe=_PATHS, verify=_PATHS),
     "ec2.elastic-ip": Uses(probe=("ec2:DescribeAddresses",),
                            act=("ec2:DescribeAddresses", "ec2:AllocateAddress", "ec2:AssociateAddress"),
                            verify=("ec2:DescribeAddresses",)),
