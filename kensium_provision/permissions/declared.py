@@ -105,13 +105,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         probe=("secretsmanager:DescribeSecret",),
         act=("secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret"),
         verify=("secretsmanager:DescribeSecret",), resources={"secretsmanager:*": (SECRETS,)}),
-    # Reads only: the estate's paths judged from the described groups and routes (steps/ec2/connectivity.py).
-    "ec2.connectivity": Uses(
-        probe=("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecurityGroups",
-               "ec2:DescribeRouteTables", "ec2:DescribeSubnets"),
-        verify=("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecurityGroups",
-                "ec2:DescribeRouteTables", "ec2:DescribeSubnets")),
-    # who reaches what, judged from the host, the database and their VPC's groups, routes and subnets; act refuses
+    # Reads only: who reaches what, judged from the host, the database and their VPC's groups, routes and subnets
+    # (steps/ec2/connectivity.py); its act only refuses.
     "ec2.connectivity": Uses(probe=_PATHS, verify=_PATHS),
     "ec2.elastic-ip": Uses(probe=("ec2:DescribeAddresses",),
                            act=("ec2:DescribeAddresses", "ec2:AllocateAddress", "ec2:AssociateAddress"),
