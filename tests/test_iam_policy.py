@@ -362,6 +362,9 @@ def test_every_call_a_sandbox_run_makes_is_declared_and_every_declared_one_is_ma
     missing, unused = differences(recorded)
     assert missing == [], f"calls the declaration lacks (permissions/declared.py): {missing}"
     assert unused == [], f"declared calls no run made (remove them, or say in `untested` why): {unused}"
+    # The sandbox server answers the permission preflight of every apply (sandbox.iam_simulate), none of a plan.
+    assert "iam:SimulatePrincipalPolicy" in recorded.used("kprov", "run", ("apply",))
+    assert "iam:SimulatePrincipalPolicy" not in recorded.used("kprov", "run", ("plan",))
     in_checklists = {s.type for c in packaged() for s in c.steps}
     not_run = in_checklists - {who for (_, who, _) in recorded.calls}
     # Types whose every call is skipped in the sandbox runs: none to make, or a `when:` that does not hold.
