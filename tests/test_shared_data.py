@@ -555,7 +555,8 @@ def host(net: dict[str, str], zone: str = "a", name: str = "POS01") -> str:
     subnet = net["subnet_a"] if zone == "a" else net["subnet_b"]
     instance_id: str = ec2.run_instances(
         ImageId="ami-0123456789abcdef0", InstanceType="t3.large", MinCount=1, MaxCount=1, SubnetId=subnet,
-        SecurityGroupIds=[net["sg"], net["host_sg"]], TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+        SecurityGroupIds=[net["sg"], net["host_sg"]],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
     )["Instances"][0]["InstanceId"]
     return instance_id
 
