@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kensium_provision.app.commands.provision import _shown, run_checklist
+from kensium_provision.app.commands.provision import _shown, preflight_choice, run_checklist
 from kensium_provision.app.context import Context
 from kensium_provision.model import Mode
 
@@ -26,17 +26,19 @@ __all__ = ["ROTATIONS", "names_free", "remove_client", "rotate"]
 ROTATIONS = {"sql": "sql-login", "rabbitmq": "rabbitmq-user"}
 
 
-def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool) -> int:
+def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool,
+                  preflight: bool = False, skip_preflight: bool = False) -> int:
     from kensium_provision.checklist.catalog import find
 
     code, document = run_checklist(context, find("client/remove").path, Mode.PLAN if dry_run else Mode.APPLY,
                                    answers=answers, yes=yes, preset={"org_id": org_id},
-                                   command=f"remove-client {org_id}")
+                                   command=f"remove-client {org_id}",
+                                   preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
     return _shown(context, code, document)
 
 
 def rotate(context: Context, *, owner: str, resource: str, credential: str | None, dry_run: bool,
-           answers: Path | None, yes: bool) -> int:
+           answers: Path | None, yes: bool, preflight: bool = False, skip_preflight: bool = False) -> int:
     """Rotate one credential of a client (`client/rotate`); the shared resources' credentials are not yet."""
     from kensium_provision.app.context import UsageError
     from kensium_provision.checklist.catalog import find
@@ -51,7 +53,8 @@ def rotate(context: Context, *, owner: str, resource: str, credential: str | Non
         raise UsageError(f"{resource} of a client has one credential, {wanted}", param_hint="--credential")
     code, document = run_checklist(context, find("client/rotate").path, Mode.PLAN if dry_run else Mode.APPLY,
                                    answers=answers, yes=yes, preset={"org_id": owner, "credential": wanted},
-                                   command=f"rotate {owner} {resource}")
+                                   command=f"rotate {owner} {resource}",
+                                   preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
     return _shown(context, code, document)
 
 
