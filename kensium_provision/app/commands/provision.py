@@ -193,7 +193,8 @@ def _refuse_unresumable(context: Context, log: Any, run_id: str) -> None:
                                                                 if mode == Mode.PLAN.value else ""))
 
 
-def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, change: Sequence[str] = ()) -> int:
+def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, change: Sequence[str] = (),
+           skip_preflight: bool = False) -> int:
     """Continue a run: reuse its answers (corrected by --answers and --change), re-probe every step, go on at
     the first one not done. A run whose journal fails verification, a plan and a check are refused (exit 3)."""
     from rich.text import Text
@@ -251,6 +252,7 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, ch
     request = RunRequest(checklist=path, mode=Mode.APPLY, env_name=context.env or str(log.header.get("environment")),
                          answers_path=answers, preset=preset, assume_yes=yes, interactive=answers is None,
                          command=f"resume {run_id}", resume_run_id=run_id, recorded=dict(point.outputs),
-                         live=not context.json, corrections=corrections)
+                         live=not context.json, corrections=corrections,
+                         preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
     code, document = _run(context, request, console, resumes=run_id)
     return _shown(context, code, document)
