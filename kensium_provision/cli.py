@@ -124,13 +124,15 @@ def remove_client(
     ctx: typer.Context,
     org_id: Annotated[str, typer.Argument(help="The organization id, e.g. acme.",
                                           autocompletion=_completion("org"))],
-    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
+    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
+    skip_preflight: SkipPreflight = False,
 ) -> int:
     """Remove a client: final backup, then its database, vhost, keys, secrets, DNS; the record is kept, removed.
 
     Every change destroys, so the org id is typed first on every environment (--yes never does it).
     """
-    return _run(ctx, "remove-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes)
+    return _run(ctx, "remove-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes, preflight=preflight,
+                skip_preflight=skip_preflight)
 
 
 @app.command("rotate")
@@ -140,11 +142,12 @@ def rotate(
                                          autocompletion=_completion("org"))],
     resource: Annotated[str, typer.Argument(help="sql (the client's SQL login) or rabbitmq (its hub user).")],
     credential: Annotated[str | None, typer.Option("--credential", help="Which credential of RESOURCE.")] = None,
-    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False,
+    dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
+    skip_preflight: SkipPreflight = False,
 ) -> int:
     """Rotate a credential: the new value is stored first, then set, then checked; the record follows."""
     return _run(ctx, "rotate", owner=owner, resource=resource, credential=credential, dry_run=dry_run,
-                answers=answers, yes=yes)
+                answers=answers, yes=yes, preflight=preflight, skip_preflight=skip_preflight)
 
 
 @provision_app.command("shared")
@@ -283,10 +286,12 @@ def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="An in
            answers: Answers = None, yes: Yes = False,
            change: Annotated[list[str] | None, typer.Option(
                "--change", metavar="INPUT=VALUE",
-               help="Correct one journaled answer (repeatable), checked like a fresh answer.")] = None) -> int:
+               help="Correct one journaled answer (repeatable), checked like a fresh answer.")] = None,
+           skip_preflight: SkipPreflight = False) -> int:
     """Continue a run: reuse its answers (--answers and --change correct them), re-probe every step, go on at the
     first one not done. A plan, a check or a journal that fails `audit verify` is not resumed."""
-    return _run(ctx, "resume", run_id=run_id, answers=answers, yes=yes, change=tuple(change or ()))
+    return _run(ctx, "resume", run_id=run_id, answers=answers, yes=yes, change=tuple(change or ()),
+                skip_preflight=skip_preflight)
 
 
 @sandbox_app.command("start")
