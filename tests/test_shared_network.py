@@ -137,7 +137,7 @@ def test_vpc_drift_is_found_and_fixed(aws: None) -> None:
 
     check = run_checklist("shared/vpc", Mode.CHECK, VPC)
     assert check.exit_code is ExitCode.FAILED
-    assert "enableDnsHostnames: is False, should be True" in finding(check, "vpc")
+    assert "enableDnsHostnames: no, should be yes" in finding(check, "vpc")
     # The VPC's drift leaves its id unknown to later steps in check; the rule is found once DNS is fixed.
     assert run_checklist("shared/vpc", Mode.APPLY, VPC).exit_code is ExitCode.OK
     assert ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute="enableDnsHostnames")[
@@ -252,7 +252,7 @@ def test_ec2_plan_apply_plan_check_and_drift(aws: None, vault: MemoryVault) -> N
                                                 Groups=[default["SecurityGroups"][0]["GroupId"]])
     check = run_checklist("shared/ec2", Mode.CHECK, answers, vault=vault)
     assert check.exit_code is ExitCode.FAILED
-    assert finding(check, "launch").startswith("Launch the host: SecurityGroups: is ['sg-")
+    assert finding(check, "launch").startswith("Launch the host: SecurityGroups: sg-")
     assert run_checklist("shared/ec2", Mode.APPLY, answers, vault=vault).exit_code is ExitCode.OK
     assert run_checklist("shared/ec2", Mode.CHECK, answers, vault=vault).exit_code is ExitCode.OK
     assert estate_counts()["instances"] == before["instances"] + 1
@@ -302,7 +302,7 @@ def test_pos_plan_apply_plan_check_and_drift(aws: None, vault: MemoryVault) -> N
     raw_client("ec2").create_tags(Resources=[instance_id], Tags=[{"Key": "PosVersion", "Value": "3.9.0"}])
     check = run_checklist("shared/pos", Mode.CHECK, POS, vault=vault)
     assert check.exit_code is ExitCode.FAILED
-    assert "tag PosVersion: is '3.9.0', should be '3.10.2'" in finding(check, "record-version")
+    assert "tag PosVersion: 3.9.0, should be 3.10.2" in finding(check, "record-version")
     # A host's recorded version is a fact, never overwritten by a re-run.
     reapplied = run_checklist("shared/pos", Mode.APPLY, POS, vault=vault)
     assert reapplied.exit_code is ExitCode.FAILED and "only from not-installed" in reapplied.error
