@@ -191,3 +191,19 @@ def test_the_sandbox_simulation_honours_deny_not_action_resources_and_the_reques
     assert decide([allow_eu], "s3:PutObject", "arn:aws:s3:::other", us) == "implicitDeny"
     assert decide([allow_eu], "iam:CreateUser", "arn:aws:s3:::fusion-rms-acme", us) == "implicitDeny"
     assert decide([allow_eu], "s3:deletebucket", "arn:aws:s3:::fusion-rms-acme", us) == "explicitDeny"
+
+
+def test_a_resume_asks_again_and_skips_only_on_request(qa: Path, kprov: Kprov, monkeypatch: pytest.MonkeyPatch) -> None:
+    operator(monkeypatch, without(printed_policy(kprov), "iam:SimulatePrincipalPolicy"))
+    done = kprov("--env", "qa", "--output", "json", "provision", "shared", "vpc", "--answers", str(qa), "--yes",
+                 "--skip-preflight")
+    assert done.code == ExitCode.OK, done.err
+    run_id = done.json()["run_id"]
+    refused = kprov("--env", "qa", "resume", run_id, "--yes")
+    assert refused.code == ExitCode.GUARD and "iam:SimulatePrincipalPolicy" in refused.err, refused.err
+    resumed = kprov("--env", "qa", "resume", run_id, "--yes", "--skip-preflight")
+    assert resumed.code == ExitCode.OK, resumed.err
+    assert [r["outcome"] for r in preflight_records(kprov)] == ["skipped", "refused", "skipped"]
+    # remove-client and rotate take the same choice
+    for command in (("remove-client", "acme"), ("rotate", "acme", "sql")):
+        assert kprov(*command, "--preflight", "--skip-preflight").code == ExitCode.USAGE
