@@ -340,6 +340,8 @@ class _Hooks:
             raise
         self.journal.record("guard", guard="preflight", outcome="ok", principal=passed.principal,
                             actions=passed.actions)
+        self.console.print(f"permission preflight: IAM allows {passed.principal} all {passed.actions} actions of "
+                           "this run", style="dim", markup=False, soft_wrap=True)
 
     def before_first_change(self, checklist: Checklist, values: Mapping[str, object]) -> None:
         from kensium_provision.guards import confirmation_banner, needs_typed_confirmation
