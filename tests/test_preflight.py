@@ -113,6 +113,7 @@ def test_the_printed_policy_passes_and_the_apply_runs(qa: Path, kprov: Kprov, mo
     done = kprov("--env", "qa", "provision", "shared", "vpc", "--answers", str(qa), "--yes")
     assert done.code == ExitCode.OK, done.err
     assert len(vpcs()) == 1
+    assert f"permission preflight: IAM allows {alice} all" in done.err
     [record] = preflight_records(kprov)
     assert record["outcome"] == "ok" and record["principal"] == alice and record["actions"] > 10
 
