@@ -136,11 +136,12 @@ def test_credential_is_generated_into_the_vault_and_known_only_by_reference(aws:
 
 
 def test_credential_of_an_existing_resource_is_never_regenerated(aws: None, vault: MemoryVault) -> None:
-    network()
+    net = network()
     raw_client("rds").create_db_instance(
         DBInstanceIdentifier="db-POS-01", Engine="sqlserver-ex", EngineVersion="15.00.4415.2.v1",
         DBInstanceClass="db.t3.small", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="Made-by-hand-1",
-        DBSubnetGroupName=SUBNET_GROUP, AvailabilityZone=f"{REGION}a", PubliclyAccessible=True)
+        DBSubnetGroupName=SUBNET_GROUP, AvailabilityZone=f"{REGION}a", PubliclyAccessible=True,
+        VpcSecurityGroupIds=[net["sg"], net["db_sg"]])
     report, runtime = run_with("shared/rds", Mode.APPLY, dict(RDS), vault)
     assert report.exit_code is ExitCode.OK, report.error
     assert by_id(report)["master-password"].status is Status.DONE and vault.items == {}
@@ -695,3 +696,19 @@ def test_example_answers_files_fit_their_checklists() -> None:
         checklist = load(f"shared/{name}")
         answers = load_answers(EXAMPLES / f"shared-{name}.yaml", checklist)
         assert set(answers.values) >= {i.id for i in checklist.inputs if i.when is None and i.default is None}
+
+
+def test_an_instance_without_sg_pos_db_is_a_finding_and_apply_gives_it(aws: None, vault: MemoryVault) -> None:
+    net = network()
+    assert run_with("shared/rds", Mode.APPLY, EXAMPLES / "shared-rds.yaml", vault)[0].exit_code is ExitCode.OK
+    # As an instance made before SG-POS-DB existed: the POS hosts cannot reach it.
+    raw_client("rds").modify_db_instance(DBInstanceIdentifier="db-pos-01", VpcSecurityGroupIds=[net["sg"]],
+                                         ApplyImmediately=True)
+    check, _ = run_with("shared/rds", Mode.CHECK, EXAMPLES / "shared-rds.yaml", vault)
+    assert [f.step_id for f in check.findings] == ["create-instance"]
+    assert "security groups" in check.findings[0].message and net["db_sg"] in check.findings[0].message
+    fixed, runtime = run_with("shared/rds", Mode.APPLY, EXAMPLES / "shared-rds.yaml", vault)
+    assert fixed.exit_code is ExitCode.OK, fixed.error
+    assert mutating_calls(runtime) == ["rds:ModifyDBInstance"]
+    [db] = db_instances()
+    assert sorted(g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]) == sorted([net["sg"], net["db_sg"]])

@@ -61,6 +61,7 @@ _SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
 _MASTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
 _RESERVED_USERS = frozenset({"sa", "admin_user", "rdsadmin", "public", "sysadmin", "guest", "dbo"})
 _HOSTING = ("Shared", "Dedicated")
+_GROUPS = "security groups"  # the one difference ModifyDBInstance puts right in place
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +195,10 @@ def _differences(spec: _Spec, found: Mapping[str, Any]) -> tuple[Difference, ...
         diffs.append(Difference("publicly accessible", found.get("PubliclyAccessible"), spec.public))
     if found.get("DBInstanceClass") != spec.instance_class:
         diffs.append(Difference("instance class", found.get("DBInstanceClass"), spec.instance_class))
+    groups = sorted(g["VpcSecurityGroupId"] for g in found.get("VpcSecurityGroups") or ()
+                    if g.get("Status") != "removing")
+    if groups != sorted(spec.security_group_ids):  # e.g. an instance from before SG-POS-DB: the hosts cannot reach it
+        diffs.append(Difference(_GROUPS, groups, sorted(spec.security_group_ids)))
     return tuple(diffs)
 
 
@@ -221,7 +226,8 @@ class RdsDbInstance:
     send it) 8-128 printable characters without / @ " or space: both are checked before any call.
 
     An existing instance that differs (another edition, zone, class, public access or major
-    version) is a finding; kprov never changes it in place. The create is followed by an
+    version) is a finding; kprov never changes it in place, except its security groups, which
+    ModifyDBInstance sets back at once (an instance made before SG-POS-DB gets it). The create is followed by an
     rds.instance-ready step that waits until the instance is usable; `check` requires it usable
     (`available`, or `backing-up`, `modifying`... : `USABLE_STATES`).
 
@@ -272,10 +278,17 @@ class RdsDbInstance:
 
         spec = _spec(params)
         if probe.current:
-            shown = "; ".join(str(d) for d in probe.differences)
-            raise StepError(f"{spec.name} exists but differs: {shown}",
-                            hint="edition and zone cannot be changed in place: choose another name for a new "
-                                 "instance, or fix the answers to match the existing one")
+            fixed_by_hand = [d for d in probe.differences if d.field != _GROUPS]
+            if fixed_by_hand:
+                raise StepError(f"{spec.name} exists but differs: " + "; ".join(map(str, fixed_by_hand)),
+                                hint="edition and zone cannot be changed in place: choose another name for a new "
+                                     "instance, or fix the answers to match the existing one")
+            # Only the security groups differ: RDS changes them in place, without a restart.
+            step_call(ctx, "rds", "ModifyDBInstance", resource=spec.name, DBInstanceIdentifier=spec.identifier,
+                      VpcSecurityGroupIds=list(spec.security_group_ids), ApplyImmediately=True)
+            ctx.forget_reads()
+            found = _describe(ctx, spec.name)
+            return _outputs(spec, found or {"DBInstanceIdentifier": spec.identifier})
         if not spec.password_ref:  # the credential step found the instance's owner but not its password
             raise InputError(f"no master password for {spec.name}: its password-manager entry is missing")
         password = ctx.runtime.vault.fetch(spec.password_ref)
