@@ -127,6 +127,7 @@ class Operator:
         self.pane = pane
         self.seen = 0  # offset in the captured screen (history included) already read
         self.last = ""  # the last question's first line
+        self.last_at = 0  # where on the screen it was
 
     def screen(self) -> str:
         return "\n" + self.pane.screen()  # so that the first line, too, starts after a newline
@@ -154,13 +155,16 @@ class Operator:
             screen = self.screen()
             found = screen.find("\n? ", self.seen)
             if found >= 0:
+                between = screen[self.last_at:found].split("\n")[2:]  # after the previous question's first line
                 self.seen = found + 3
                 first = screen[self.seen:].split("\n", 1)[0]
-                if self.last and first.startswith(self.last.split(" (Use arrow keys)")[0][:60]):
+                if (self.last and first.startswith(self.last.split(" (Use arrow keys)")[0][:60])
+                        and not any(line.lstrip().startswith(("✓", "✗", "☐")) for line in between)):
                     # prompt_toolkit's first drawing of a question can stay in the scrollback (tmux keeps what
-                    # scrolls off); the same question again right after is that drawing, not a new prompt.
+                    # scrolls off); the same question again right after is that drawing, not a new prompt. The
+                    # same question after other output (two SQL scripts in a row) is a new one.
                     continue
-                self.last = first
+                self.last, self.last_at = first, found
                 # A long question takes two lines (prompt_toolkit wraps it itself, so tmux cannot join them).
                 return "".join(screen[self.seen:].split("\n", 2)[:2])
             if self.pane.exit_file.exists() and self.pane.exit_file.read_text().strip():
@@ -360,7 +364,7 @@ def test_interactive_install_client(estate: Terminal) -> None:
     assert "Manual step: client-database" in screen and "CREATE DATABASE [POS_acme];" in screen
     assert re.search(r" ✓ The hub vhost acme with its own RabbitMQ user \[hub-vhost\] changed \d+\.\ds\n", screen)
     assert re.search(r" ✓ Complete the client record of acme \[client-record\] changed", screen)
-    assert re.search(r"Apply complete: \d+ changed, \d+ already done, \d+ skipped\.", screen)
+    assert re.search(r"Apply complete: \d+ changed, (\d+ confirmed by hand, )?\d+ already done, \d+ skipped\.", screen)
     check = estate.kprov("check", "client", "acme")
     assert check.returncode == 0, check.stderr
     assert "Check: 0 findings" in check.stderr
@@ -406,6 +410,7 @@ def test_ctrl_c_at_a_prompt_then_resume(estate: Terminal) -> None:
 MANUAL_VAULT = "vault: {backend: manual}\n"
 RABBITMQ_RULES: list[tuple[str, Action]] = [
     ("Broker name", ENTER), ("RabbitMQ version", ENTER), ("Broker instance type", chosen("mq.t3.micro")),
+    ("The region's VPC", ENTER), ("Availability zone of the broker", ENTER), ("Subnet (Name tag)", ENTER),
     ("Type yes to go on", typed("yes")), ("already hold mq-POS-01/admin", NO),
 ]
 
@@ -415,6 +420,10 @@ RABBITMQ_RULES: list[tuple[str, Action]] = [
 def test_manual_password_manager_shows_the_secret_once(fresh: Terminal, stored: bool) -> None:
     config = fresh.root / "config.yaml"
     config.write_text(MANUAL_VAULT)
+    # The broker goes into the POS VPC's public subnet (issue 16.6): the VPC first, unattended.
+    done = fresh.kprov("--config", str(config), "provision", "shared", "vpc", "--answers", example("shared-vpc.yaml"),
+                       "--yes")
+    assert done.returncode == 0, done.stderr
     pane = fresh.pane("--config", str(config), "provision", "shared", "rabbitmq")
     secret = ""
     try:
@@ -501,7 +510,8 @@ def test_shell_completion(tmp_path: Path) -> None:
     assert complete(terminal, "kprov provision shared r") == ["rds", "rabbitmq"]
     assert complete(terminal, "kprov check shared t") == ["tenant-manager"]
     assert {"install-client", "provision", "check", "runs", "show"} <= set(complete(terminal, "kprov "))
-    assert "vpc" in complete(terminal, "kprov show ") and complete(terminal, "kprov show client/") == ["client/install"]
+    assert "vpc" in complete(terminal, "kprov show ")
+    assert complete(terminal, "kprov show client/") == ["client/install", "client/remove", "client/rotate"]
     assert complete(terminal, "kprov install-client ") == []  # no runs yet: nothing known
     for run_id, client in (("20261128T070000Z-aaaaaa", "acme"), ("20261128T070100Z-bbbbbb", "acorn"),
                            ("20261128T070200Z-cccccc", None), ("20261128T070300Z-dddddd", "evil$(reboot)")):
