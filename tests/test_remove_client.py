@@ -338,3 +338,17 @@ def test_secrets_are_scheduled_only_with_a_window_aws_allows() -> None:
 
     window = next(p for p in CredentialScheduleDeletion.params if p.name == "recovery_window_days")
     assert (window.minimum, window.maximum, window.default) == (7, 30, 30)
+
+
+def test_a_removed_client_is_history_not_an_install_to_check(world: RemovalWorld, kprov: Kprov) -> None:
+    """`check client acme` and `check client --all` do not report everything the removal removed."""
+    with_native_backup(world)
+    assert world.remove().exit_code is ExitCode.OK
+    one = kprov("check", "client", "acme")
+    assert one.code == ExitCode.INVALID, one.err
+    assert "client 'acme' was removed" in one.err and "there is no install to check" in one.err
+    fleet = kprov("--output", "json", "check", "client", "--all")
+    assert fleet.code == ExitCode.OK, fleet.err
+    document = fleet.json()
+    assert document["clients"] == []
+    assert [(c["org_id"], c["reason"].split(" by run ")[0]) for c in document["not_checked"]] == [("acme", "removed")]

@@ -531,9 +531,13 @@ def list_shared(session: AwsSession, checklist_id: str) -> list[Any]:
 
 def _with_record_answers(request: RunRequest, session: AwsSession, table: str) -> RunRequest:
     """`check client ORG`: the install's own answers, from the client record every operator can read."""
-    from kensium_provision.records.clients import get_client
+    from kensium_provision.records.clients import RETIRED, get_client
 
     record = get_client(session.client("dynamodb"), request.from_record, table)
+    if record is not None and record.status in RETIRED:
+        raise InputError(f"client {request.from_record!r} was {record.status} (run {record.run_id or '?'}, "
+                         f"{record.updated or 'time unknown'}): there is no install to check; its record is kept",
+                         hint=f"`kprov names show {request.from_record}` shows what the record holds")
     if record is None or not record.answers:
         raise InputError(f"no client record for {request.from_record!r} in this account and region",
                          hint="was it installed with kprov? `kprov check client --all` lists the recorded clients; "

@@ -36,7 +36,7 @@ from kensium_provision.fleet.snapshot import (
     read_snapshot,
 )
 from kensium_provision.model import Mode
-from kensium_provision.records.clients import CLAIMED, UNREADABLE, ClientRecord, record_name, table_of
+from kensium_provision.records.clients import CLAIMED, RETIRED, UNREADABLE, ClientRecord, record_name, table_of
 
 if TYPE_CHECKING:
     from kensium_provision.model import Checklist
@@ -223,6 +223,9 @@ def check_fleet(request: FleetRequest) -> FleetReport:
         for org_id, record in sorted(snapshot.records.items()):
             if record.status == CLAIMED:
                 not_checked[org_id] = f"install in progress: the org id is reserved by run {record.run_id or '?'}"
+                continue
+            if record.status in RETIRED:
+                not_checked[org_id] = f"{record.status} by run {record.run_id or '?'}: nothing installed to check"
                 continue
             result = _check_client(record, checklist=checklist, types=types, runtime=runtime, request=request,
                                    owners=owners)

@@ -33,6 +33,7 @@ from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import KprovError
 from kensium_provision.records.clients import (
     CLAIMED,
+    RETIRED,
     UNREADABLE,
     ClientRecord,
     OrgIdUse,
@@ -97,8 +98,9 @@ class Snapshot:
     exposure: Mapping[str, Future[Exposure]]  # bucket -> its two per-bucket reads, running on the pool
 
     def checked(self) -> list[ClientRecord]:
-        """The records the check runs the install for (not an install in progress, not unreadable)."""
-        return [r for r in self.records.values() if r.status not in (CLAIMED, UNREADABLE)]
+        """The records the check runs the install for (not an install in progress, not unreadable, not a
+        removed client's kept record)."""
+        return [r for r in self.records.values() if r.status not in (CLAIMED, UNREADABLE, *RETIRED)]
 
     def client_brokers(self) -> list[str]:
         """The brokers the checked clients' hub vhosts are on."""

@@ -33,6 +33,7 @@ __all__ = [
     "INSTALLED",
     "MAX_RECORD_BYTES",
     "REMOVED",
+    "RETIRED",
     "UNREADABLE",
     "ClientRecord",
     "OrgIdUse",
@@ -66,6 +67,7 @@ REMOVED = "removed"
 # `kprov names free ORG_ID` frees a removed client's org id on purpose: the record is still kept (and the
 # journal of the free holds its whole document) until a new install claims the id and overwrites it.
 FREED = "freed"
+RETIRED = (REMOVED, FREED)  # a client no longer installed: its record is history, not an install to check
 IAM_USER_PREFIX = "rms_"  # N14
 BUCKET_PREFIX = "fusion-rms-"  # N15
 # A DynamoDB item may hold 400 KB, but small records keep a whole fleet in one or two Scan pages (1 MB each)
