@@ -96,3 +96,16 @@ def test_a_record_written_before_the_fix_passes_check_too(command_world: Command
     put_record(dynamodb, replace(record, secrets=legacy))  # as kprov wrote it with a store that printed ids
     check = command_world.check()
     assert check.exit_code is ExitCode.OK, [f.message for f in check.findings]
+
+
+def test_the_fleet_checks_snapshot_vault_compares_through_the_run_vault() -> None:
+    """`check client --all` wraps the run's vault (fleet.facts.SnapshotVault): references compare as it says."""
+    from typing import cast
+
+    from kensium_provision.fleet.facts import SnapshotVault
+    from kensium_provision.fleet.snapshot import Snapshot
+    from kensium_provision.vault.backends import canonical_reference
+
+    inner = CommandVault(["true", "{name}"], ["true", "{name}"])
+    wrapped = SnapshotVault(inner, cast(Snapshot, None), "qa")  # canonical never reads the snapshot
+    assert canonical_reference(wrapped, "command:acme/sql-login#id-4") == "command:acme/sql-login"

@@ -281,11 +281,17 @@ class SnapshotVault:
         entry = listed.get(secret_name(self._env, *entry_name(name)))
         if entry is None:
             return None  # the listing holds every kprov/<env>/ entry: there is none
-        return SecretsManagerVault._reference({**entry, "VersionIdsToStages": dict(entry.get("SecretVersionsToStages")
-                                                                                   or {})})
+        stages = dict(entry.get("SecretVersionsToStages") or {})  # ListSecrets' name for DescribeSecret's
+        return SecretsManagerVault.reference_of({**entry, "VersionIdsToStages": stages})
 
     def store(self, name: str, secret: Secret, *, description: str, tags: Mapping[str, str]) -> str:
         return self._inner.store(name, secret, description=description, tags=tags)
+
+    def canonical(self, reference: str) -> str:
+        """The run's vault's own form of a reference (`vault.backends.canonical_reference`)."""
+        from kensium_provision.vault.backends import canonical_reference
+
+        return str(canonical_reference(self._inner, reference))
 
     def fetch(self, reference: str) -> Secret:
         with self._lock:

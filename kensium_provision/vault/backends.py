@@ -80,7 +80,9 @@ class SecretsManagerVault:
         return call(self._client, "describe_secret", missing=("ResourceNotFoundException",), SecretId=full_name)
 
     @staticmethod
-    def _reference(described: Mapping[str, Any]) -> str:
+    def reference_of(described: Mapping[str, Any]) -> str:
+        """The reference of a secret as DescribeSecret (or ListSecrets, its `SecretVersionsToStages` renamed)
+        describes it: its ARN and current version id."""
         stages = described.get("VersionIdsToStages") or {}
         current = next((vid for vid, names in stages.items() if "AWSCURRENT" in names), None)
         if described.get("DeletedDate") is not None or current is None:
@@ -92,7 +94,7 @@ class SecretsManagerVault:
 
     def find(self, name: str) -> str | None:
         described = self._describe(self._name(name))
-        return None if described is None else self._reference(described)
+        return None if described is None else self.reference_of(described)
 
     def store(self, name: str, secret: Secret, *, description: str, tags: Mapping[str, str]) -> str:
         full_name = self._name(name)
@@ -111,7 +113,7 @@ class SecretsManagerVault:
                 described = self._describe(full_name)
                 if described is None:
                     raise
-        reference = self._reference(described)
+        reference = self.reference_of(described)
         if self.fetch(reference) != secret:
             raise never_overwrite(f"Secrets Manager secret {full_name}")
         have = {t["Key"]: t["Value"] for t in described.get("Tags") or ()}
@@ -130,7 +132,7 @@ class SecretsManagerVault:
         described = self._describe(full_name)
         if described is None:
             raise StepError(f"Secrets Manager has no secret {full_name} to update", hint="store it first")
-        reference = self._reference(described)
+        reference = self.reference_of(described)
         if self.fetch(reference) == secret:
             return reference  # already the new value: a resumed rotation changes nothing
         put = self._call("put_secret_value", SecretId=described["ARN"], SecretString=secret.reveal())
