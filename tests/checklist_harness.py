@@ -166,7 +166,7 @@ def moto_runtime(mode: Mode, answers: Mapping[str, object] | None = None, vault:
             raise TypeError("answers['confirm'] must be a mapping of step ids to booleans")
         operator = AnswersOperator(Answers(values=given, confirm={str(k): bool(v) for k, v in confirm.items()}),
                                    assume_yes=True)
-    session = AwsSession(SANDBOX_ENVIRONMENT, mode=mode, session=boto3_session())
+    session = AwsSession(SANDBOX_ENVIRONMENT, mode=mode, session=boto3_session(), in_process=True)  # mock_aws
     return Runtime(mode=mode, run_id=run_id, aws=session, operator=operator,
                    vault=vault if vault is not None else MemoryVault(), names=names(),
                    journal=kwargs.pop("journal", NullJournal()), assume_yes=kwargs.pop("assume_yes", True),

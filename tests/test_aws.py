@@ -89,7 +89,13 @@ def test_a_sandbox_without_endpoint_never_reaches_real_aws() -> None:
 
 
 def test_a_sandbox_environment_works_under_in_process_moto(aws: None) -> None:
-    assert AwsSession(SANDBOX, mode=Mode.APPLY).identity().account == "123456789012"
+    assert AwsSession(SANDBOX, mode=Mode.APPLY, in_process=True).identity().account == "123456789012"
+
+
+def test_in_process_moto_alone_does_not_make_a_sandbox_session_reachable(aws: None) -> None:
+    """Only the caller says the sandbox is served in this process: no sniffing of sys.modules (issue 13)."""
+    with pytest.raises(SandboxNotRunningError, match="the sandbox is not running"):
+        AwsSession(SANDBOX, mode=Mode.APPLY)
 
 
 def test_modules_import_without_boto3_botocore_or_moto() -> None:

@@ -171,7 +171,7 @@ class World:
 
     def runtime(self, mode: Mode, operator: Any) -> Runtime:
         env = Environment(name="sandbox", account_id="123456789012", region=REGION, sandbox=True)
-        session = AwsSession(env, mode=mode)
+        session = AwsSession(env, mode=mode, in_process=True)
         self.counters.append(session.counter)
         self.runs += 1
         vault = SecretsManagerVault(session.client("secretsmanager"), "sandbox")

@@ -42,7 +42,7 @@ def _estate() -> None:
 
 def test_sweep_names_every_resource_that_breaks_its_rule(aws: None) -> None:
     _estate()
-    found = sweep(AwsSession(SANDBOX_ENVIRONMENT, mode=Mode.CHECK), naming.load_rules())
+    found = sweep(AwsSession(SANDBOX_ENVIRONMENT, mode=Mode.CHECK, in_process=True), naming.load_rules())
     assert sorted((f.kind, f.name, f.rule) for f in found) == [
         ("Amazon MQ broker", "MQ-pos-1", "mq-broker"),
         ("POS host (EC2)", "pos-server", "ec2-host"),

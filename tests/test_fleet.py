@@ -104,7 +104,7 @@ class Fleet:
         put_record(dynamodb, ClientRecord(**record))
 
     def request(self, **changes: Any) -> fleet.FleetRequest:
-        self.session = AwsSession(ENV, mode=Mode.CHECK)
+        self.session = AwsSession(ENV, mode=Mode.CHECK, in_process=True)
         admin = SecretsManagerVault(self.world.client("secretsmanager"), "sandbox").find("rabbitmq-local/admin")
         settings = {"rabbitmq": {"base_url": self.world.broker.base_url, "admin_user": self.world.broker.admin_user,
                                  "admin_secret": admin}, "sql": {"connect": self.world.sql.connect}, "sandbox": True}
@@ -386,7 +386,7 @@ def test_a_read_that_is_none_of_the_snapshots_facts_is_asked_of_aws(three: Fleet
 def test_the_wall_lets_through_only_the_credential_report_and_only_where_permitted() -> None:
     assert set(EXCEPTIONS) == {"iam:GenerateCredentialReport"}
     with mock_aws():
-        iam = AwsSession(ENV, mode=Mode.CHECK).client("iam")
+        iam = AwsSession(ENV, mode=Mode.CHECK, in_process=True).client("iam")
         with pytest.raises(ReadOnlyViolation):
             iam.generate_credential_report()
         with permit("iam:GenerateCredentialReport") as reason:

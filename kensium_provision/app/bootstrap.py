@@ -106,11 +106,13 @@ def sandbox_endpoint(context: Context, env: Environment, state: Path) -> str:
 def connect(context: Context, config: Config, env: Environment, mode: Mode) -> Connection:
     """A session of `mode` (walled in plan and check) and its caller, after the root and account guards."""
     from kensium_provision.app.config import state_dir
+    from kensium_provision.app.context import in_process_sandbox
     from kensium_provision.aws.session import AwsSession
     from kensium_provision.guards import run_guards
 
     state = state_dir()
-    session = AwsSession(env, mode=mode, endpoint_url=sandbox_endpoint(context, env, state))
+    session = AwsSession(env, mode=mode, endpoint_url=sandbox_endpoint(context, env, state),
+                         in_process=context.sandbox is in_process_sandbox)
     identity = run_guards(session.identity(), env)  # before any other request of the command
     return Connection(config=config, env=env, state=state, session=session, identity=identity)
 

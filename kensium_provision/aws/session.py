@@ -6,7 +6,6 @@ boto3 is imported when the first session is built, never at import time.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,13 +41,15 @@ class AwsSession:
     configuration (`AWS_ENDPOINT_URL` included) decides. Clients are cached and thread-safe.
     """
 
-    def __init__(self, env: Environment, *, mode: Mode, endpoint_url: str = "",
+    def __init__(self, env: Environment, *, mode: Mode, endpoint_url: str = "", in_process: bool = False,
                  counter: CallCounter | None = None, session: Any = None, read_cache: bool = True) -> None:
         self.env = env
         self.mode = mode
         self.endpoint_url = endpoint_url or env.endpoint_url
         self.counter = counter if counter is not None else CallCounter()
-        if env.sandbox and not self.endpoint_url and not _sandbox_reachable():
+        # A sandbox environment needs an endpoint, unless its caller serves it in this very process
+        # (`in_process`: moto's mock_aws in tests); otherwise its clients would go to real AWS.
+        if env.sandbox and not self.endpoint_url and not in_process and not os.environ.get("AWS_ENDPOINT_URL"):
             raise SandboxNotRunningError(
                 f"{env.describe()} has no endpoint: the sandbox is not running",
                 hint="Start it with `kprov sandbox start` (kprov normally starts it on demand).")
@@ -147,12 +148,3 @@ def _without_account_host(request: Any, **_: Any) -> None:
     host, _, rest = parts.netloc.partition(".")
     if host.isdigit() and len(host) == 12 and rest:
         request.url = parts._replace(netloc=rest).geturl()
-
-
-def _sandbox_reachable() -> bool:
-    # A sandbox environment may also be served in-process by moto's mock_aws (tests), or through
-    # AWS_ENDPOINT_URL; without either, its clients would go to real AWS with fake credentials.
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        return True
-    moto_models = sys.modules.get("moto.core.models")
-    return bool(moto_models is not None and getattr(moto_models.botocore_stubber, "enabled", False))
