@@ -252,8 +252,10 @@ def test_answers_breaking_naming_rules_are_refused_before_any_aws_call(kprov: Kp
                        "secondary_zone: us-east-1b\noperator_name: 'Jane [bold]Doe'\noperator_ip: 203.0.113.10\n")
     done = kprov("provision", "shared", "vpc", "--dry-run", "--answers", str(answers))
     assert done.code == ExitCode.INVALID
-    assert f"{answers}:1:11: vpc_name: vpc-entity-name: contains a path separator" in done.err
-    assert f"{answers}:5:16: operator_name: sg-rule-description: contains a square bracket" in done.err
+    assert (f'{answers}:1:11: vpc_name: "POS VPC/../x" breaks naming rule vpc-entity-name: contains a path separator'
+            in done.err)
+    assert (f'{answers}:5:16: operator_name: "Jane [bold]Doe" breaks naming rule sg-rule-description: contains a '
+            "square bracket") in done.err
     assert not state_dir().exists()  # no sandbox started, no journal: nothing was attempted
 
 

@@ -174,7 +174,8 @@ def coerce(kind: str, raw: object, *, choices: Sequence[str] = (), rule: str = "
         text_context = {k: v for k, v in (context or {}).items() if isinstance(v, str)}
         problems = names.check(rule, raw, text_context)  # type: ignore[attr-defined]
         if problems:
-            return raw, "; ".join(problems) + f" (for example {names.example(rule, text_context)})"  # type: ignore[attr-defined]
+            found = "; ".join(p.removeprefix(f"{rule}: ") for p in problems)
+            return raw, f"breaks naming rule {rule}: {found} (for example {names.example(rule, text_context)})"  # type: ignore[attr-defined]
     return raw, None
 
 
