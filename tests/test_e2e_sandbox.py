@@ -126,8 +126,8 @@ def test_runs_show_of_the_install_reads_as_a_runsheet(sandbox_world: World, esta
                      "org_id: acme", "purpose: qa", "hub-vhost", "client-record", "POS_acme_user"):
         assert expected in text, expected
     assert re.search(r"outcome\s+ok\b", text) and "operator" in text
-    # Notes are shown as written: "'.*'" in a note is not Markdown emphasis.
-    assert "'configure': '.*', 'write': '.*', 'read': '.*'" in one_line(text)
+    # Notes are shown as written: ".*" in a note is not Markdown emphasis.
+    assert "configure=.*, write=.*, read=.*" in one_line(text)
     assert "{{" not in text
 
     markdown = sandbox_world.kprov("runs", "show", run_id, "--markdown")

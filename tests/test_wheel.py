@@ -7,7 +7,7 @@ builds the wheel there; a venv with no access to this checkout or to the test ve
 its dependencies resolved by pip as configured on this machine (its indexes and cache), as
 `pip install .` would. From a directory outside the copy, with a scratch state dir:
 
-- `kprov --output json list` shows the seven checklists, every one read from the installed package;
+- `kprov --output json list` shows the nine checklists, every one read from the installed package;
 - `kprov show` accepts every id and every ref that `list` prints;
 - the sandbox job, the very commands of the Makefile's `demo` target (its `examples/` answers files
   taken from the copy by absolute path), runs to `kprov check client acme` and the rest with exit 0;
@@ -36,7 +36,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKLISTS = 7  # six shared resources and the client install
+CHECKLISTS = 9  # six shared resources; the client's install, removal and rotation
 INSTALL_BUDGET = 900.0  # seconds: pip resolves and unpacks some forty distributions on a loaded 2-core machine
 COMMAND_BUDGET = 300.0
 
@@ -161,7 +161,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Installe
     assert str(ROOT) not in where and str(installed.copy) not in where, where
 
 
-def test_list_shows_seven_checklists_and_show_takes_every_id_and_ref(installed: Installed) -> None:
+def test_list_shows_every_checklist_and_show_takes_every_id_and_ref(installed: Installed) -> None:
     document = json.loads(must(installed("--output", "json", "list")).stdout)
     checklists = document["checklists"]
     assert len(checklists) == CHECKLISTS, [c["id"] for c in checklists]
