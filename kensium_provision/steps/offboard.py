@@ -35,16 +35,16 @@ from kensium_provision.steps.rabbitmq_vhost import _names as vhost_names
 from kensium_provision.steps.rabbitmq_vhost import management_client
 from kensium_provision.steps.s3 import caller_partition
 from kensium_provision.steps.sql import (
-    _CONNECTION,
+    CONNECTION_PARAMS,
     SqlScript,
-    _connection,
-    _manual_act,
-    _manual_probe,
-    _name,
-    _rows,
-    _run,
+    checked_name,
+    connection,
+    probe_by_hand,
     quote_identifier,
     quote_string,
+    rows,
+    run_batches,
+    run_script,
 )
 
 __all__ = [
@@ -189,7 +189,7 @@ class SqlFinalBackup:
         Param(name="key", doc="The backup's object key, e.g. final/POS_acme.bak."),
         Param(name="budget", kind="int", required=False, default=3600, minimum=60, maximum=86400,
               doc="Seconds to wait for the backup task."),
-        *_CONNECTION,
+        *CONNECTION_PARAMS,
     )
     outputs: ClassVar[tuple[str, ...]] = ("backup_location", "method")
 
@@ -206,7 +206,7 @@ class SqlFinalBackup:
                     missing=("404", "NoSuchKey", "NotFound"))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
-        database = _name(ctx, params, "database", "rule")
+        database = checked_name(ctx, params, "database", "rule")
         location = self._location(params)
         head = self._exists(ctx, params)
         if head is not None:
@@ -220,15 +220,15 @@ class SqlFinalBackup:
                      desired={"backup": location, "database": database})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        database = _name(ctx, params, "database", "rule")
+        database = checked_name(ctx, params, "database", "rule")
         location = self._location(params)
         _, partition = caller_partition(ctx)
         arn = f"arn:{partition}:s3:::{params['bucket']}/{params['key']}"
         native, groups = _option_group_has_backup(ctx, str(params["db_instance"]))
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is not None and native:
                 ctx.progress(f"backing up {database} to {location}")
-                _run(conn, backup_script(database, arn).batches, ctx.step_id)
+                run_batches(conn, backup_script(database, arn).batches, ctx.step_id)
                 self._wait(ctx, conn, database, arn, int(params.get("budget") or 3600))
                 return {"backup_location": location, "method": "native"}
         return {"backup_location": self._by_hand(ctx, params, database, location, arn, native, groups),
@@ -238,12 +238,12 @@ class SqlFinalBackup:
         runtime = ctx.runtime
         deadline = runtime.monotonic() + budget
         while True:
-            rows = [r for r in _task_rows(conn, database) if str(r.get("S3_object_arn") or "") == arn]
-            state = str(rows[-1].get("lifecycle") or "") if rows else "not listed"
+            tasks = [r for r in _task_rows(conn, database) if str(r.get("S3_object_arn") or "") == arn]
+            state = str(tasks[-1].get("lifecycle") or "") if tasks else "not listed"
             if state in _TASK_DONE:
                 return
             if state in _TASK_FAILED:
-                info = str(rows[-1].get("task_info") or "")[:300] if rows else ""
+                info = str(tasks[-1].get("task_info") or "")[:300] if tasks else ""
                 raise StepError(f"the backup task of {database} ended {state}: {info}",
                                 hint="see rds_task_status on the instance; nothing was removed")
             if runtime.monotonic() >= deadline:
@@ -318,13 +318,13 @@ class _SqlDrop:
         raise NotImplementedError
 
     def _exists(self, conn: Any, name: str) -> bool:
-        return bool(_rows(conn, f"SELECT name FROM {self.catalog} WHERE name = {quote_string(name)}"))
+        return bool(rows(conn, f"SELECT name FROM {self.catalog} WHERE name = {quote_string(name)}"))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         name, script = self._target(ctx, params)
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None:
-                return _manual_probe(ctx, script, {"dropped": name}, f"dropping {self.kind} {name}")
+                return probe_by_hand(ctx, script, {"dropped": name}, f"dropping {self.kind} {name}")
             if not self._exists(conn, name):
                 return Probe(done=True, note=f"{self.kind} {name} does not exist", outputs={"dropped": name})
         return Probe(done=False, note=f"{self.kind} {name} exists: it will be dropped", current={self.kind: name},
@@ -332,17 +332,12 @@ class _SqlDrop:
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         name, script = self._target(ctx, params)
-        with _connection(ctx, params) as conn:
-            if conn is None:
-                _manual_act(ctx, params, script)
-            else:
-                ctx.progress(f"dropping {self.kind} {name}")
-                _run(conn, script.batches, ctx.step_id)
+        run_script(ctx, params, script, f"dropping {self.kind} {name}")
         return {"dropped": name}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         name, _ = self._target(ctx, params)
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None or not self._exists(conn, name):
                 return ()
         return (Difference(self.kind, name, None),)
@@ -362,13 +357,13 @@ class SqlDropDatabase(_SqlDrop):
         Param(name="name", doc="The database, e.g. POS_acme."),
         Param(name="rule", doc="Its naming rule, e.g. client-database."),
         Param(name="backup", doc="The final backup's location: the drop never runs without one."),
-        *_CONNECTION,
+        *CONNECTION_PARAMS,
     )
     outputs: ClassVar[tuple[str, ...]] = ("dropped",)
 
     def _target(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, SqlScript]:
         _needs_backup(params, self.name)
-        database = _name(ctx, params, "name", "rule")
+        database = checked_name(ctx, params, "name", "rule")
         return database, drop_database_script(database)
 
 
@@ -381,12 +376,12 @@ class SqlDropLogin(_SqlDrop):
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="login", doc="The login, e.g. POS_acme_user."),
         Param(name="rule", doc="Its naming rule, e.g. client-login."),
-        *_CONNECTION,
+        *CONNECTION_PARAMS,
     )
     outputs: ClassVar[tuple[str, ...]] = ("dropped",)
 
     def _target(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, SqlScript]:
-        login = _name(ctx, params, "login", "rule")
+        login = checked_name(ctx, params, "login", "rule")
         return login, drop_login_script(login)
 
 

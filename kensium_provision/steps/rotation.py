@@ -32,15 +32,15 @@ from kensium_provision.steps.facts import facts
 from kensium_provision.steps.rabbitmq_vhost import _names as vhost_names
 from kensium_provision.steps.rabbitmq_vhost import management_client
 from kensium_provision.steps.sql import (
-    _CONNECTION,
+    CONNECTION_PARAMS,
     SqlScript,
-    _connection,
-    _manual_act,
-    _name,
-    _run,
+    checked_name,
+    connection,
     password_placeholder,
     quote_identifier,
     quote_string,
+    run_batches,
+    run_by_hand,
 )
 
 __all__ = [
@@ -211,7 +211,7 @@ class SqlRotateLogin(_Rotation):
         Param(name="login", doc="The login, e.g. POS_acme_user."),
         Param(name="rule", doc="Its naming rule, e.g. client-login."),
         Param(name="secret_name", doc="The login's password-manager entry, e.g. acme/sql-login."),
-        *_CONNECTION,
+        *CONNECTION_PARAMS,
     )
     outputs: ClassVar[tuple[str, ...]] = ("secret_ref", "previous_ref", "rotated")
 
@@ -219,31 +219,31 @@ class SqlRotateLogin(_Rotation):
         return f"SQL login {params['login']}"
 
     def _works(self, ctx: StepContext, params: Mapping[str, Any], secret: Any) -> bool | None:
-        login = _name(ctx, params, "login", "rule")
+        login = checked_name(ctx, params, "login", "rule")
         settings = ctx.runtime.settings.get("sql")
         if not isinstance(settings, Mapping) or not (settings.get("driver") or callable(settings.get("connect"))):
             return None
         # The configured connection, logged in as the login itself with `secret` (a driver's refusal is a StepError).
         as_login = StepContext(replace(ctx.runtime, vault=_OneSecret(secret)), ctx.step_id, ctx.values)
         try:
-            with _connection(as_login, {**params, "admin_user": login, "admin_password_ref": "rotated"}):
+            with connection(as_login, {**params, "admin_user": login, "admin_password_ref": "rotated"}):
                 return True
         except StepError:
             return False
 
     def _set(self, ctx: StepContext, params: Mapping[str, Any], secret: Any, reference: str) -> None:
-        login = _name(ctx, params, "login", "rule")
-        with _connection(ctx, params) as conn:
+        login = checked_name(ctx, params, "login", "rule")
+        with connection(ctx, params) as conn:
             if conn is None:
                 shown = rotate_login_script(login, password_placeholder(reference))
-                _manual_act(ctx, params, shown, extra=f", replacing the placeholder with the password stored as "
+                run_by_hand(ctx, params, shown, extra=f", replacing the placeholder with the password stored as "
                                                       f"{reference}")
                 return
-            _run(conn, [secret.derive(lambda value: rotate_login_script(login, value).batches[0])], ctx.step_id)
+            run_batches(conn, [secret.derive(lambda value: rotate_login_script(login, value).batches[0])], ctx.step_id)
 
 
 class _OneSecret:
-    """A vault of one value: what `sql._connection` fetches to log in as the rotated login (reads only)."""
+    """A vault of one value: what `sql.connection` fetches to log in as the rotated login (reads only)."""
 
     def __init__(self, secret: Any) -> None:
         self._secret = secret

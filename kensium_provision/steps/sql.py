@@ -28,16 +28,26 @@ from kensium_provision.errors import AbortedError, InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 
+# The script-running kit the other SQL step types (offboarding, rotation) share: connection, rows,
+# run_batches, run_script, probe_by_hand, run_by_hand, checked_name, CONNECTION_PARAMS.
 __all__ = [
+    "CONNECTION_PARAMS",
     "SqlDatabase",
     "SqlLogin",
     "SqlScript",
     "check_identifier",
+    "checked_name",
+    "connection",
     "database_script",
     "login_script",
     "password_placeholder",
+    "probe_by_hand",
     "quote_identifier",
     "quote_string",
+    "rows",
+    "run_batches",
+    "run_by_hand",
+    "run_script",
 ]
 
 # A regular identifier that needs no quoting at all; kprov's SQL names (POS_POS01, POS_acme_user)
@@ -144,7 +154,7 @@ def _odbc_value(value: str) -> str:
 
 
 @contextmanager
-def _connection(ctx: StepContext, params: Mapping[str, Any]) -> Iterator[Any | None]:
+def connection(ctx: StepContext, params: Mapping[str, Any]) -> Iterator[Any | None]:
     """A DB-API connection as the RDS master login, or None when no SQL connection is configured.
 
     Settings `sql` (the config's): `driver` (pymssql or pyodbc; empty: none), `encrypt`,
@@ -206,7 +216,7 @@ def _open(settings: Mapping[str, Any], server: str, port: int, user: str, passwo
     raise InputError(f"unknown sql driver {driver!r}: pymssql or pyodbc")
 
 
-def _rows(conn: Any, query: str) -> list[tuple[Any, ...]]:
+def rows(conn: Any, query: str) -> list[tuple[Any, ...]]:
     cursor = conn.cursor()
     try:
         cursor.execute(query)
@@ -215,7 +225,7 @@ def _rows(conn: Any, query: str) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
-def _run(conn: Any, batches: Sequence[Any], step_id: str) -> None:
+def run_batches(conn: Any, batches: Sequence[Any], step_id: str) -> None:
     """Run each batch (a str, or a Secret when it holds a password)."""
     from kensium_provision.secret import REDACTOR
 
@@ -237,12 +247,12 @@ def _run(conn: Any, batches: Sequence[Any], step_id: str) -> None:
 
 def _name_problems(params: Mapping[str, Any], ctx: CheckContext, *pairs: tuple[str, str]) -> list[str]:
     """`check_params` of the SQL steps: each (name, rule) pair known so far, by its naming rule and the
-    identifier shape, refused before the first change (`_name` says the same at the step's turn)."""
+    identifier shape, refused before the first change (`checked_name` says the same at the step's turn)."""
     problems: list[str] = []
     for key, rule_key in pairs:
         value, rule = params.get(key), params.get(rule_key)
         if not ctx.known(params, key, rule_key) or not isinstance(rule, str) or not isinstance(value, str):
-            continue  # not known yet; a missing rule or a non-text name is `_name`'s error at the step's turn
+            continue  # not known yet; a missing rule or a non-text name is `checked_name`'s error at the step's turn
         found = ctx.names.check(rule, value, dict(ctx.values))
         if found:
             problems.append(f"{key} \"{value}\" " + "; ".join(found)
@@ -255,7 +265,7 @@ def _name_problems(params: Mapping[str, Any], ctx: CheckContext, *pairs: tuple[s
     return problems
 
 
-def _name(ctx: StepContext, params: Mapping[str, Any], key: str, rule_key: str) -> str:
+def checked_name(ctx: StepContext, params: Mapping[str, Any], key: str, rule_key: str) -> str:
     """A name checked by its naming rule (with the run's values as context), then by the identifier shape."""
     value, rule = params.get(key), params.get(rule_key)
     if not isinstance(rule, str) or not rule:
@@ -272,7 +282,7 @@ def _where(params: Mapping[str, Any]) -> str:
     return f"SQL Server {server}" if isinstance(server, str) and server else "the SQL Server instance"
 
 
-def _manual_probe(ctx: StepContext, script: SqlScript, outputs: Mapping[str, object], what: str) -> Probe:
+def probe_by_hand(ctx: StepContext, script: SqlScript, outputs: Mapping[str, object], what: str) -> Probe:
     if ctx.runtime.mode is Mode.CHECK:
         return Probe(done=True, note=f"not checkable: no SQL connection is configured (`sql` setting); {what} "
                                      "was confirmed by the operator when it ran", outputs=outputs)
@@ -280,7 +290,7 @@ def _manual_probe(ctx: StepContext, script: SqlScript, outputs: Mapping[str, obj
                  desired={"script": script.text}, by_hand=True)
 
 
-def _manual_act(ctx: StepContext, params: Mapping[str, Any], script: SqlScript, extra: str = "") -> None:
+def run_by_hand(ctx: StepContext, params: Mapping[str, Any], script: SqlScript, extra: str = "") -> None:
     operator = ctx.runtime.operator
     operator.instruct(ctx.step_id, f"Connect to {_where(params)} as the RDS master user (SSMS or sqlcmd) and run "
                                    f"this script{extra}:\n\n{script.text}")
@@ -289,7 +299,17 @@ def _manual_act(ctx: StepContext, params: Mapping[str, Any], script: SqlScript, 
         raise AbortedError(f"step {ctx.step_id} was not confirmed as done")
 
 
-_CONNECTION = (
+def run_script(ctx: StepContext, params: Mapping[str, Any], script: SqlScript, doing: str) -> None:
+    """Run `script` over the configured SQL connection, or have the operator run it by hand (no connection)."""
+    with connection(ctx, params) as conn:
+        if conn is None:
+            run_by_hand(ctx, params, script)
+        else:
+            ctx.progress(doing)
+            run_batches(conn, script.batches, ctx.step_id)
+
+
+CONNECTION_PARAMS = (
     Param(name="server", required=False, doc="The SQL Server host (the RDS endpoint), shown and connected to."),
     Param(name="port", kind="int", required=False, default=1433, doc="Its TCP port."),
     Param(name="admin_user", required=False, doc="The RDS master login, to connect with (when a driver is set)."),
@@ -315,7 +335,7 @@ class SqlDatabase:
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", doc="The database name, e.g. POS_POS01."),
         Param(name="rule", doc="The naming rule the name follows, e.g. tm-database."),
-        *_CONNECTION,
+        *CONNECTION_PARAMS,
     )
     outputs: ClassVar[tuple[str, ...]] = ("database", "script")
 
@@ -323,18 +343,18 @@ class SqlDatabase:
         return _name_problems(params, ctx, ("name", "rule"))
 
     def _plan(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, SqlScript]:
-        database = _name(ctx, params, "name", "rule")
+        database = checked_name(ctx, params, "name", "rule")
         return database, database_script(database)
 
     def _exists(self, conn: Any, database: str) -> bool:
-        return bool(_rows(conn, f"SELECT name FROM sys.databases WHERE name = {quote_string(database)}"))
+        return bool(rows(conn, f"SELECT name FROM sys.databases WHERE name = {quote_string(database)}"))
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         database, script = self._plan(ctx, params)
         outputs = {"database": database, "script": script.text}
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None:
-                return _manual_probe(ctx, script, outputs, f"database {database}")
+                return probe_by_hand(ctx, script, outputs, f"database {database}")
             if self._exists(conn, database):
                 return Probe(done=True, note=f"database {database} exists", current={"database": database},
                              outputs=outputs)
@@ -343,17 +363,12 @@ class SqlDatabase:
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         database, script = self._plan(ctx, params)
-        with _connection(ctx, params) as conn:
-            if conn is None:
-                _manual_act(ctx, params, script)
-            else:
-                ctx.progress(f"creating database {database}")
-                _run(conn, script.batches, ctx.step_id)
+        run_script(ctx, params, script, f"creating database {database}")
         return {"database": database, "script": script.text}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         database, _ = self._plan(ctx, params)
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None or self._exists(conn, database):
                 return ()
         return (Difference("database", None, database),)
@@ -400,7 +415,7 @@ class SqlLogin:
         Param(name="password_ref", doc="Password-manager reference of the login's password."),
         Param(name="check_policy", kind="bool", required=False, default=True,
               doc="Enforce the Windows password policy (CHECK_POLICY); expiration is always off."),
-        *_CONNECTION,
+        *CONNECTION_PARAMS,
     )
     outputs: ClassVar[tuple[str, ...]] = ("login", "database", "script")
 
@@ -408,8 +423,8 @@ class SqlLogin:
         return _name_problems(params, ctx, ("login", "login_rule"), ("database", "database_rule"))
 
     def _plan(self, ctx: StepContext, params: Mapping[str, Any]) -> _LoginPlan:
-        login = _name(ctx, params, "login", "login_rule")
-        database = _name(ctx, params, "database", "database_rule")
+        login = checked_name(ctx, params, "login", "login_rule")
+        database = checked_name(ctx, params, "database", "database_rule")
         ref = params.get("password_ref")
         if not isinstance(ref, str) or not ref:
             raise InputError("sql.login needs `password_ref`: the reference a credential.password step gave")
@@ -421,7 +436,7 @@ class SqlLogin:
     def _differences(self, conn: Any, plan: _LoginPlan) -> tuple[bool, tuple[Difference, ...]]:
         """(whether the login exists, what differs)."""
         login = quote_string(plan.login)
-        found = _rows(conn, "SELECT name, default_database_name, is_expiration_checked, is_policy_checked "
+        found = rows(conn, "SELECT name, default_database_name, is_expiration_checked, is_policy_checked "
                             f"FROM sys.sql_logins WHERE name = {login}")
         if not found:
             return False, (Difference("login", None, plan.login),)
@@ -434,7 +449,7 @@ class SqlLogin:
         if bool(policy) is not plan.check_policy:
             diffs.append(Difference("password policy", bool(policy), plan.check_policy))
         db = quote_identifier(plan.database)
-        user = _rows(conn, (
+        user = rows(conn, (
             f"SELECT m.name, CASE WHEN m.sid = SUSER_SID({login}) THEN 1 ELSE 0 END, "
             f"CASE WHEN EXISTS (SELECT 1 FROM {db}.sys.database_role_members AS rm "
             f"JOIN {db}.sys.database_principals AS r ON r.principal_id = rm.role_principal_id "
@@ -453,9 +468,9 @@ class SqlLogin:
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         plan = self._plan(ctx, params)
         outputs = {"login": plan.login, "database": plan.database, "script": plan.shown.text}
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None:
-                return _manual_probe(ctx, plan.shown, outputs, f"login {plan.login}")
+                return probe_by_hand(ctx, plan.shown, outputs, f"login {plan.login}")
             exists, diffs = self._differences(conn, plan)
         if not diffs:
             return Probe(done=True, note=f"login {plan.login} exists, db_owner of {plan.database}",
@@ -468,9 +483,9 @@ class SqlLogin:
         from kensium_provision.secret import check_password
 
         plan = self._plan(ctx, params)
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None:
-                _manual_act(ctx, params, plan.shown, extra=f", replacing the placeholder with the password stored "
+                run_by_hand(ctx, params, plan.shown, extra=f", replacing the placeholder with the password stored "
                                                            f"as {plan.password_ref}")
             else:
                 password = ctx.runtime.vault.fetch(plan.password_ref)
@@ -479,12 +494,12 @@ class SqlLogin:
                     raise InputError(f"the password of {plan.login} does not fit a SQL login: {'; '.join(problems)}")
                 batches = [_batch(password, plan, i) for i in range(len(plan.shown.batches))]
                 ctx.progress(f"creating login {plan.login} on {plan.database}")
-                _run(conn, batches, ctx.step_id)
+                run_batches(conn, batches, ctx.step_id)
         return {"login": plan.login, "database": plan.database, "script": plan.shown.text}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         plan = self._plan(ctx, params)
-        with _connection(ctx, params) as conn:
+        with connection(ctx, params) as conn:
             if conn is None:
                 return ()
             return self._differences(conn, plan)[1]
