@@ -17,13 +17,14 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kensium_provision.aws.wall import is_read
 
-__all__ = ["LatencyProxy", "operation_of"]
+__all__ = ["Call", "LatencyProxy", "counts", "operation_of"]
 
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                          "upgrade", "content-length"})
@@ -77,6 +78,37 @@ def operation_of(method: str, path: str, headers: Any, body: bytes) -> tuple[str
     return service, f"{method} {url.path}"
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request the proxy forwarded: what it was, when it arrived, and the HTTP status of the answer."""
+
+    service: str  # the SigV4 signing name (`tagging` for resourcegroupstaggingapi)
+    operation: str
+    status: int
+    at: float  # seconds on the monotonic clock
+    detail: str = ""  # a read's parameters (query protocols only): to tell a repeated read from a new one
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}:{self.operation}"
+
+    @property
+    def read(self) -> bool:
+        """As kprov's read-only wall classifies the operation."""
+        return is_read(self.service, self.operation)
+
+
+def counts(calls: list[Call]) -> Counter[str]:
+    return Counter(call.key for call in calls)
+
+
+def _parameters(path: str, body: bytes) -> str:
+    """A query-protocol read's parameters (ids, filters), without Action and Version; "" for others."""
+    form = urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query) + urllib.parse.parse_qsl(
+        body.decode("utf-8", "replace"))
+    return " ".join(f"{k}={v}" for k, v in form if k not in ("Action", "Version"))
+
+
 class LatencyProxy:
     """`with LatencyProxy(upstream, delay=0.05) as proxy:` serves on `proxy.url` until the block ends."""
 
@@ -85,7 +117,7 @@ class LatencyProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.delay = delay
         self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
+        self._calls: list[Call] = []
         self._local = threading.local()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -103,21 +135,15 @@ class LatencyProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def take(self) -> Counter[tuple[str, str]]:
-        """The calls counted since the last `take`, by (service, operation); counting starts again."""
+    def take(self) -> list[Call]:
+        """The calls sent since the last `take`, in the order they arrived; recording starts again."""
         with self._lock:
-            counts, self._counts = self._counts, Counter()
-        return counts
+            calls, self._calls = self._calls, []
+        return calls
 
-    @staticmethod
-    def split(counts: Counter[tuple[str, str]]) -> tuple[int, int]:
-        """(reads, writes) of `counts`, as kprov's read-only wall classifies each operation."""
-        reads = sum(n for (service, operation), n in counts.items() if is_read(service, operation))
-        return reads, sum(counts.values()) - reads
-
-    def _count(self, key: tuple[str, str]) -> None:
+    def _record(self, call: Call) -> None:
         with self._lock:
-            self._counts[key] += 1
+            self._calls.append(call)
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> http.client.HTTPResponse:
         for attempt in (1, 2):  # a kept-alive upstream connection may have been closed by the server
@@ -143,7 +169,8 @@ class LatencyProxy:
 
             def _relay(self) -> None:
                 body = self._body()
-                proxy._count(operation_of(self.command, self.path, self.headers, body))
+                service, operation = operation_of(self.command, self.path, self.headers, body)
+                arrived = time.monotonic()
                 time.sleep(proxy.delay)  # the round trip to a region, once per call
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 headers["Content-Length"] = str(len(body))
@@ -152,6 +179,8 @@ class LatencyProxy:
                 headers["Host"] = "{}:{}".format(*proxy.upstream)
                 answer = proxy._forward(self.command, self.path, headers, body)
                 payload = answer.read()
+                detail = _parameters(self.path, body) if is_read(service, operation) else ""  # never a write's
+                proxy._record(Call(service, operation, answer.status, arrived, detail))
                 self.send_response_only(answer.status, answer.reason)  # upstream sends Server, Date
                 for key, value in answer.getheaders():
                     if key.lower() not in _HOP_BY_HOP:
