@@ -140,6 +140,7 @@ class Config:
     route53: Route53Settings = field(default_factory=Route53Settings)
     pos_domain: str = ""
     journal: JournalSettings = field(default_factory=JournalSettings)
+    approval_required: tuple[str, ...] = ()  # environments whose applies need a saved plan another identity approved
 
     def environment(self, name: str | None = None) -> Environment:
         """The named environment (`--env`), else the default one; an unknown name is an input error."""
@@ -236,6 +237,9 @@ ENVIRONMENT = Map((
     Field("purposes", Seq(Str(choices=PURPOSES), nonempty=f"list at least one purpose ({', '.join(PURPOSES)})"),
           doc="What the account may host; production and staging never together with qa, development or demo."),
     Field("protected", Bool(), doc="A banner, and the operator types the target before the first change."),
+    Field("approval", Str(choices=("required", "none")),
+          doc="required: an apply runs only a saved plan (--dry-run --out) that another identity approved "
+              "(kprov approve PLAN)."),
     Field("endpoint_url", _URL, doc="A local endpoint instead of AWS."),
     Field("allow_federated_users", Bool(), doc="Accept sts GetFederationToken credentials (federated-user ARNs), "
                                               "which cannot tell whether root minted them; default no."),
@@ -325,7 +329,14 @@ def _read_config(reader: Reader, root: Node, path: str) -> Config | None:
                   rabbitmq=_settings(RabbitMqSettings, top.record("rabbitmq")),
                   sql=_settings(SqlSettings, top.record("sql")),
                   route53=_settings(Route53Settings, top.record("route53")),
-                  pos_domain=top.text("pos_domain"), journal=_settings(JournalSettings, top.record("journal")))
+                  pos_domain=top.text("pos_domain"), journal=_settings(JournalSettings, top.record("journal")),
+                  approval_required=_approval_required(top))
+
+
+def _approval_required(top: Record) -> tuple[str, ...]:
+    envs = top.get("environments")
+    return tuple(name for name, env in envs.items() if isinstance(env, Record) and env.text("approval") == "required") \
+        if isinstance(envs, dict) else ()
 
 
 def _settings(kind: type[_S], record: Record | None) -> _S:
