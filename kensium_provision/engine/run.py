@@ -258,6 +258,9 @@ class _Run:
         self.require_params(step, step_type, params)
         ctx = StepContext(rt, step.id, MappingProxyType(self.values))
         probe = step_type.probe(ctx, params)
+        observed = getattr(rt.hooks, "observed", None)
+        if observed is not None:  # a saved plan keeps what each probe found, to compare at its apply (plans.saved)
+            observed(step.id, probe)
         diff = tuple((d.field, shown_value(d.actual), shown_value(d.expected)) for d in probe.differences)
         common = replace(base, params=_shown_map(params), diff=diff)
         if rt.mode is Mode.PLAN:
