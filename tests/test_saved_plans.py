@@ -1,0 +1,121 @@
+"""Issue 17.3: saved plans. `--dry-run --out PLAN` writes what every probe found and every intended change;
+`kprov apply PLAN` re-probes every step and refuses, naming the step, if anything differs (exit 3: nothing
+changed); unchanged, it applies with no question. `kprov show PLAN [--markdown]` renders it for a ticket.
+
+The world: in-process moto (the `aws` fixture) as the sandbox environment; "someone" is a boto3 client of the
+same moto making a resource the plan probed. No fake.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from kensium_provision.errors import ExitCode
+from tests.conftest import Kprov
+from tests.e2e import example
+from tests.test_cli import spy_writes
+
+VPC = example("shared-vpc.yaml")
+
+
+def vpcs() -> list[Any]:
+    return list(boto3.client("ec2", region_name="us-east-1").describe_vpcs(
+        Filters=[{"Name": "tag:Name", "Values": ["POS-VPC"]}])["Vpcs"])
+
+
+def subnets() -> list[Any]:
+    return list(boto3.client("ec2", region_name="us-east-1").describe_subnets()["Subnets"])
+
+
+@pytest.fixture
+def confirmations(tmp_path: Path) -> str:
+    """What a person states at the apply (the manual step's confirmation): no answer, the plan holds those."""
+    path = tmp_path / "confirm.yaml"
+    path.write_text("confirm:\n  read-docs: true\n")
+    return str(path)
+
+
+@pytest.fixture
+def plan(aws: None, kprov: Kprov, tmp_path: Path) -> Path:
+    """The shared VPC's plan in an empty sandbox, saved."""
+    path = tmp_path / "vpc-plan.json"
+    done = kprov("provision", "shared", "vpc", "--dry-run", "--answers", VPC, "--out", str(path))
+    assert done.code == ExitCode.OK, done.err
+    assert path.is_file() and f"plan written to {path}" in done.err
+    return path
+
+
+def test_the_plan_file_holds_the_checklist_answers_observations_and_a_digest(plan: Path) -> None:
+    import hashlib
+
+    from kensium_provision import __version__
+    from kensium_provision.checklist.catalog import shared_checklist
+    from kensium_provision.checklist.schema import load_checklist
+
+    document = json.loads(plan.read_text())
+    assert document["format"] == "kprov-plan/1" and document["kprov_version"] == __version__
+    assert document["checklist_sha256"] == load_checklist(shared_checklist("vpc")).sha256
+    assert (document["environment"], document["account"], document["region"]) == ("sandbox", "123456789012",
+                                                                                  "us-east-1")
+    assert document["caller"].endswith(":user/moto") and document["answers"]["vpc_name"] == "POS-VPC"
+    vpc = next(s for s in document["steps"] if s["id"] == "vpc")
+    assert vpc["status"] == "will change" and vpc["observation"]["done"] is False
+    assert vpc["observation"]["current"] == {} and vpc["observation"]["desired"]
+    digest = document.pop("digest")
+    body = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert digest == hashlib.sha256(body).hexdigest()
+
+
+def test_an_unchanged_plan_applies_without_a_question(plan: Path, kprov: Kprov, confirmations: str) -> None:
+    assert vpcs() == []
+    done = kprov("--non-interactive", "apply", str(plan), "--answers", confirmations)
+    assert done.code == ExitCode.OK, done.err
+    assert len(vpcs()) == 1 and len(subnets()) >= 2
+
+
+def test_a_plan_is_refused_naming_the_step_when_someone_made_what_it_probed(
+        plan: Path, kprov: Kprov, confirmations: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "POS-VPC"}]}])  # someone, by hand
+    before = subnets()
+    sent = spy_writes(monkeypatch)
+    refused = kprov("--non-interactive", "apply", str(plan), "--answers", confirmations)
+    assert refused.code == ExitCode.INVALID, refused.err
+    assert "is stale, so nothing was changed" in refused.err and "step vpc (" in refused.err
+    assert [s for s in sent if s.startswith("ec2:")] == [] and subnets() == before and len(vpcs()) == 1
+
+    shown = kprov("--output", "json", "--non-interactive", "apply", str(plan), "--answers", confirmations).json()
+    assert (shown["exit_code"], shown["error"]) == (ExitCode.INVALID, "StalePlan")
+    assert "step vpc (" in shown["message"]
+
+
+def test_an_edited_plan_or_another_checklist_is_refused(plan: Path, kprov: Kprov, tmp_path: Path) -> None:
+    document = json.loads(plan.read_text())
+    document["answers"]["vpc_name"] = "OTHER-VPC"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document))
+    refused = kprov("apply", str(edited))
+    assert refused.code == ExitCode.INVALID and "was edited after it was written" in refused.err
+    assert vpcs() == []
+
+
+def test_show_renders_the_plan_for_a_change_ticket_and_as_json(plan: Path, kprov: Kprov) -> None:
+    shown = kprov("show", str(plan), "--markdown")
+    assert shown.code == ExitCode.OK, shown.err
+    assert shown.out.startswith("# Plan ") and "provision shared vpc" in shown.out
+    assert "| environment | sandbox (account 123456789012, us-east-1) |" in shown.out
+    assert "## Changes (" in shown.out and "(`vpc`, create): creates it" in shown.out
+    document = kprov("--output", "json", "show", str(plan)).json()
+    assert document["kind"] == "plan" and document["digest"] == json.loads(plan.read_text())["digest"]
+    assert kprov("show", "shared/vpc", "--markdown").code == ExitCode.OK  # a checklist is still a runsheet
+
+
+def test_out_needs_a_dry_run(aws: None, kprov: Kprov, tmp_path: Path) -> None:
+    done = kprov("provision", "shared", "vpc", "--answers", VPC, "--out", str(tmp_path / "p.json"))
+    assert done.code == ExitCode.USAGE and "--dry-run" in done.err and vpcs() == []
