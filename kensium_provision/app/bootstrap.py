@@ -247,6 +247,8 @@ class RunRequest:
     # "skip" (--skip-preflight: journaled).
     preflight: str = "auto"
     step_by_step: bool = False  # --step: an apply asks Y/n at each step instead of the plan then one yes
+    plan_out: Path | None = None  # --dry-run --out PLAN: write the saved plan there (plans.saved)
+    saved_plan: Any = None  # apply PLAN: the plans.saved.SavedPlan to re-probe and apply
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -420,10 +422,19 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     names = load_rules()
     checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
+    plan = request.saved_plan
+    if plan is not None:
+        answers = _plan_answers(checklist, plan, answers)
     check_given(checklist, names, answers, request.preset)  # every answer and argument, before any AWS call
 
     connection = connect(context, config, env, request.mode)
     session, identity = connection.session, connection.identity
+    if plan is not None:
+        _refuse_elsewhere(plan, connection)
+    elif request.mode is Mode.APPLY and env.name in config.approval_required:
+        raise GuardError(f"environment {env.name} requires approval: an apply runs only an approved saved plan; "
+                         "nothing was changed", hint="`--dry-run --out PLAN`, a colleague's `kprov approve PLAN`, "
+                                                     "then `kprov apply PLAN`")
     if request.from_record:
         request = _with_record_answers(request, session, config.clients.table)
 
@@ -435,6 +446,8 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     journal.record("guard", guard="identity", outcome="ok", caller=identity.arn, account=identity.account)
     for correction in request.corrections:
         journal.record("answer.corrected", **correction)
+    if plan is not None:
+        _journal_plan(journal, plan, connection, approval=env.name in config.approval_required)
 
     vault_box: list[Vault] = []
 
@@ -470,7 +483,13 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
         values = engine.resolve_inputs(checklist, runtime, request.preset)
         runtime = _with_purpose(runtime, values)
         hooks.after_inputs(checklist, values)
-        if request.mode is Mode.APPLY and not request.step_by_step:  # the plan, then one yes (engine.once)
+        if plan is not None:  # re-probed against the saved plan, then applied (plans.saved)
+            from kensium_provision.plans.saved import apply_saved
+
+            report = apply_saved(checklist, runtime, values, plan)
+        elif request.plan_out is not None:
+            report = _save_plan(request, checklist, runtime, values, answers, connection)
+        elif request.mode is Mode.APPLY and not request.step_by_step:  # the plan, then one yes (engine.once)
             from kensium_provision.engine.once import plan_then_apply
 
             report = plan_then_apply(checklist, runtime, values, recorded=request.recorded)
@@ -497,6 +516,77 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     return RunOutcome(report=report, run_id=run_id, environment=env.name, account=identity.account,
                       region=env.region, caller=identity.arn, api_calls=session.counter.as_dict(),
                       journal_path=str(journal_path))
+
+
+def _plan_answers(checklist: Checklist, plan: Any, given: Answers | None) -> Answers | None:
+    """apply PLAN: its checklist must be the one planned; its secrets come by reference, as an answers file's,
+    and an answers file (an unattended apply) gives only what a person states at the apply: `confirm:` (work
+    done by hand) and `confirm_target:` (a protected environment's typed target), never an answer."""
+    from kensium_provision.checklist.answers import Answers
+
+    if checklist.sha256 != plan.text("checklist_sha256"):
+        raise InputError(f"the checklist {checklist.id} changed since plan {plan.plan_id[:12]} was made (sha256 "
+                         f"{checklist.sha256[:12]}, the plan's {plan.text('checklist_sha256')[:12]}): nothing was "
+                         "changed", hint="make a new plan with today's checklist and have it reviewed")
+    secrets = {spec.id for spec in checklist.inputs if spec.type == "secret"}
+    refs = {k: v for k, v in plan.answers.items() if k in secrets}
+    if given is None:
+        return Answers(values=refs, path="the saved plan") if refs else None
+    extra = [k for k in given.values if k != "confirm_target"]
+    if extra:
+        loc = given.locs.get(extra[0])
+        where = f"{loc.path}:{loc.line}:{loc.column}: " if loc else f"{given.path}: "
+        raise InputError(f"{where}{extra[0]}: the saved plan holds the answers; with `apply PLAN` an answers file "
+                         "gives only confirm: and confirm_target:", hint="remove the answers from the file, or make "
+                                                                          "a new plan with them")
+    return replace(given, values={**given.values, **refs})
+
+
+def _refuse_elsewhere(plan: Any, connection: Connection) -> None:
+    """A plan applies only where it was made: the same environment, account and region (exit 4)."""
+    here = {"environment": connection.env.name, "account": connection.identity.account,
+            "region": connection.env.region}
+    wrong = [f"{k} {plan.text(k)!r} (here {v!r})" for k, v in here.items() if plan.text(k) != v]
+    if wrong:
+        raise GuardError(f"plan {plan.plan_id[:12]} was made for another place: " + ", ".join(wrong)
+                         + "; nothing was changed", hint="apply it with the --env (and credentials) it was made with")
+
+
+def _journal_plan(journal: RunJournal, plan: Any, connection: Connection, *, approval: bool) -> None:
+    """The saved plan applied, and in an environment requiring approval its approver and this applier (exit 4
+    refused: journaled, then raised)."""
+    from kensium_provision.plans.approvals import approval_of, require_approval
+
+    identity = connection.identity
+    journal.record("plan.saved", plan=plan.plan_id, digest=plan.digest, author=plan.text("caller"))
+    if not approval:
+        return
+    try:
+        found = require_approval(approval_of(connection.session.client("dynamodb"), plan.plan_id),
+                                 plan_id=plan.plan_id, digest=plan.digest, applier=identity.arn)
+    except GuardError as exc:
+        journal.record("guard", guard="approval", outcome="refused", applier=identity.arn, message=str(exc))
+        raise
+    journal.record("guard", guard="approval", outcome="ok", approver=found.approver, applier=identity.arn,
+                   digest=found.digest, approved_at=found.approved_at)
+
+
+def _save_plan(request: RunRequest, checklist: Checklist, runtime: Any, values: Mapping[str, object],
+               answers: Answers | None, connection: Connection) -> Any:
+    """--dry-run --out PLAN: the plan pass with every probe's observation, written when every step probed."""
+    from kensium_provision import __version__
+    from kensium_provision.model import Status
+    from kensium_provision.plans.saved import build, observe, write
+
+    report, seen = observe(checklist, runtime, values)
+    if request.plan_out is not None and not any(r.status is Status.FAILED for r in report.results):
+        where = {"environment": connection.env.name, "account": connection.identity.account,
+                 "region": connection.env.region, "caller": connection.identity.arn}
+        plan = build(checklist, values, answers.values if answers else {}, report, seen, where=where,
+                     command=request.command, version=__version__)
+        write(plan, request.plan_out)
+        runtime.journal.record("plan.written", plan=plan.plan_id, digest=plan.digest, path=str(request.plan_out))
+    return report
 
 
 def step_digests(checklist: Checklist) -> list[dict[str, str]]:
