@@ -27,15 +27,17 @@ class CommandInfo:
 
 
 COMMANDS: Mapping[str, CommandInfo] = {
-    "install-client": CommandInfo("provision", "install_client"),
+    "install-client": CommandInfo("plans", "install_client"),  # --out: a saved plan, else provision's
     "remove-client": CommandInfo("lifecycle", "remove_client"),
     "rotate": CommandInfo("lifecycle", "rotate"),
-    "provision shared": CommandInfo("provision", "provision_shared"),
+    "provision shared": CommandInfo("plans", "provision_shared"),
     "resume": CommandInfo("provision", "resume"),
     "check shared": CommandInfo("check", "check_shared"),
     "check client": CommandInfo("check", "check_client"),
     "list": CommandInfo("catalog", "list_checklists"),
-    "show": CommandInfo("catalog", "show"),
+    "show": CommandInfo("plans", "show"),  # a plan file, else a checklist (catalog.show)
+    "apply": CommandInfo("plans", "apply_plan"),
+    "approve": CommandInfo("plans", "approve"),
     "validate": CommandInfo("catalog", "validate"),
     "schema": CommandInfo("catalog", "schema"),
     "names check": CommandInfo("names", "names_check"),
