@@ -103,6 +103,11 @@ SkipPreflight = Annotated[bool, typer.Option("--skip-preflight", help="Apply wit
                                                                       "every step is allowed (journaled).")]
 Step = Annotated[bool, typer.Option("--step", help="Ask Y/n before each step instead of showing the whole plan "
                                                 "and asking once.")]
+Out = Annotated[Path | None, typer.Option("--out", metavar="PLAN", dir_okay=False,
+                                          help="With --dry-run: save the plan to PLAN (JSON) for review, "
+                                               "`kprov approve PLAN` and `kprov apply PLAN`.")]
+PlanFile = Annotated[Path, typer.Argument(metavar="PLAN", exists=True, dir_okay=False,
+                                          help="A plan saved with --dry-run --out PLAN.")]
 RunId = Annotated[str, typer.Argument(help="A run id from `kprov runs list`.", autocompletion=_completion("run"))]
 
 
@@ -112,11 +117,11 @@ def install_client(
     org_id: Annotated[str, typer.Argument(help="The organization id, e.g. acme.",
                                           autocompletion=_completion("org"))],
     dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
-    skip_preflight: SkipPreflight = False, step: Step = False,
+    skip_preflight: SkipPreflight = False, step: Step = False, out: Out = None,
 ) -> int:
     """Install a client: database, hub vhost, tenant, IAM/S3 checks, client record."""
     return _run(ctx, "install-client", org_id=org_id, dry_run=dry_run, answers=answers, yes=yes, preflight=preflight,
-                skip_preflight=skip_preflight, step=step)
+                skip_preflight=skip_preflight, step=step, out=out)
 
 
 @app.command("remove-client")
@@ -156,11 +161,11 @@ def provision_shared(
     resource: Annotated[str, typer.Argument(help="vpc, rds, rabbitmq, ec2, pos or tenant-manager.",
                                             autocompletion=_completion("resource"))],
     dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
-    skip_preflight: SkipPreflight = False, step: Step = False,
+    skip_preflight: SkipPreflight = False, step: Step = False, out: Out = None,
 ) -> int:
     """Provision one shared resource with its checklist."""
     return _run(ctx, "provision shared", resource=resource, dry_run=dry_run, answers=answers, yes=yes,
-                preflight=preflight, skip_preflight=skip_preflight, step=step)
+                preflight=preflight, skip_preflight=skip_preflight, step=step, out=out)
 
 
 @check_app.command("shared")
@@ -202,12 +207,27 @@ def list_checklists(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    checklist: Annotated[str, typer.Argument(help="A checklist id (rds, client/install) or file.",
+    checklist: Annotated[str, typer.Argument(help="A checklist id (rds, client/install) or file, or a saved plan.",
                                              autocompletion=_completion("checklist"))],
-    markdown: Annotated[bool, typer.Option("--markdown", help="Markdown runsheet for a change ticket.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Markdown for a change ticket.")] = False,
 ) -> int:
-    """Render a checklist as a readable runsheet."""
+    """Render a checklist as a readable runsheet, or a saved plan (PLAN.json) for review."""
     return _run(ctx, "show", checklist=checklist, markdown=markdown)
+
+
+@app.command("apply")
+def apply(ctx: typer.Context, plan: PlanFile, answers: Annotated[Path | None, typer.Option(
+        "--answers", exists=True, dir_okay=False, help="Unattended: only confirm: (work by hand) and "
+                                                       "confirm_target: (a protected environment).")] = None,
+          skip_preflight: SkipPreflight = False) -> int:
+    """Apply a saved plan: every step re-probed first; refused, naming the step, if anything differs from it."""
+    return _run(ctx, "apply", plan=plan, answers=answers, skip_preflight=skip_preflight)
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, plan: PlanFile) -> int:
+    """Approve a saved plan as this caller (kept in its account): another identity may then apply it."""
+    return _run(ctx, "approve", plan=plan)
 
 
 @app.command("validate")
