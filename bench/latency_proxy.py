@@ -86,6 +86,7 @@ class Call:
     operation: str
     status: int
     at: float  # seconds on the monotonic clock
+    concurrent: int = 1  # requests in flight when it arrived, itself included
     detail: str = ""  # a read's parameters (query protocols only): to tell a repeated read from a new one
 
     @property
@@ -118,6 +119,7 @@ class LatencyProxy:
         self.delay = delay
         self._lock = threading.Lock()
         self._calls: list[Call] = []
+        self._in_flight = 0
         self._local = threading.local()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -141,8 +143,14 @@ class LatencyProxy:
             calls, self._calls = self._calls, []
         return calls
 
+    def _arrive(self) -> int:
+        with self._lock:
+            self._in_flight += 1
+            return self._in_flight
+
     def _record(self, call: Call) -> None:
         with self._lock:
+            self._in_flight -= 1
             self._calls.append(call)
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> http.client.HTTPResponse:
@@ -170,7 +178,7 @@ class LatencyProxy:
             def _relay(self) -> None:
                 body = self._body()
                 service, operation = operation_of(self.command, self.path, self.headers, body)
-                arrived = time.monotonic()
+                arrived, concurrent = time.monotonic(), proxy._arrive()
                 time.sleep(proxy.delay)  # the round trip to a region, once per call
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 headers["Content-Length"] = str(len(body))
@@ -180,7 +188,7 @@ class LatencyProxy:
                 answer = proxy._forward(self.command, self.path, headers, body)
                 payload = answer.read()
                 detail = _parameters(self.path, body) if is_read(service, operation) else ""  # never a write's
-                proxy._record(Call(service, operation, answer.status, arrived, detail))
+                proxy._record(Call(service, operation, answer.status, arrived, concurrent, detail))
                 self.send_response_only(answer.status, answer.reason)  # upstream sends Server, Date
                 for key, value in answer.getheaders():
                     if key.lower() not in _HOP_BY_HOP:
