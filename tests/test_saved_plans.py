@@ -32,6 +32,15 @@ def subnets() -> list[Any]:
     return list(boto3.client("ec2", region_name="us-east-1").describe_subnets()["Subnets"])
 
 
+def journal_records(event: str) -> list[dict[str, Any]]:
+    from kensium_provision.app.config import state_dir
+
+    found = []
+    for path in sorted((state_dir() / "runs").glob("*.jsonl")):
+        found += [r for r in map(json.loads, path.read_text().splitlines()) if r.get("event") == event]
+    return found
+
+
 @pytest.fixture
 def confirmations(tmp_path: Path) -> str:
     """What a person states at the apply (the manual step's confirmation): no answer, the plan holds those."""
@@ -73,9 +82,14 @@ def test_the_plan_file_holds_the_checklist_answers_observations_and_a_digest(pla
 
 def test_an_unchanged_plan_applies_without_a_question(plan: Path, kprov: Kprov, confirmations: str) -> None:
     assert vpcs() == []
-    done = kprov("--non-interactive", "apply", str(plan), "--answers", confirmations)
+    done = kprov("--output", "json", "--non-interactive", "apply", str(plan), "--answers", confirmations)
     assert done.code == ExitCode.OK, done.err
     assert len(vpcs()) == 1 and len(subnets()) >= 2
+    document = done.json()
+    assert document["plan"]["digest"] == json.loads(plan.read_text())["digest"]
+    assert any(r["status"] == "changed" for r in document["steps"])
+    [reprobed] = journal_records("plan.reprobed")
+    assert reprobed["stale"] == [] and reprobed["digest"] == document["plan"]["digest"]
 
 
 def test_a_plan_is_refused_naming_the_step_when_someone_made_what_it_probed(
@@ -119,3 +133,20 @@ def test_show_renders_the_plan_for_a_change_ticket_and_as_json(plan: Path, kprov
 def test_out_needs_a_dry_run(aws: None, kprov: Kprov, tmp_path: Path) -> None:
     done = kprov("provision", "shared", "vpc", "--answers", VPC, "--out", str(tmp_path / "p.json"))
     assert done.code == ExitCode.USAGE and "--dry-run" in done.err and vpcs() == []
+
+
+def test_a_plan_of_a_built_network_is_refused_when_someone_changed_a_rule_it_probed(
+        aws: None, kprov: Kprov, tmp_path: Path, confirmations: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kprov("provision", "shared", "vpc", "--answers", VPC, "--yes").code == ExitCode.OK
+    path = tmp_path / "again.json"
+    assert kprov("provision", "shared", "vpc", "--dry-run", "--answers", VPC, "--out", str(path)).code == ExitCode.OK
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    [group] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["SG-POS-OPS"]}])["SecurityGroups"]
+    rdp = [p for p in group["IpPermissions"] if p.get("FromPort") == 3389]
+    ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=rdp)  # someone, in the console
+    sent = spy_writes(monkeypatch)
+    refused = kprov("--non-interactive", "apply", str(path), "--answers", confirmations)
+    assert refused.code == ExitCode.INVALID, refused.err
+    assert "step operator-rdp-rule (" in refused.err and [s for s in sent if s.startswith("ec2:")] == []
+    [group] = ec2.describe_security_groups(GroupIds=[group["GroupId"]])["SecurityGroups"]
+    assert not [p for p in group["IpPermissions"] if p.get("FromPort") == 3389]  # nothing was put back
