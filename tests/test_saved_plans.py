@@ -150,3 +150,31 @@ def test_a_plan_of_a_built_network_is_refused_when_someone_changed_a_rule_it_pro
     assert "step operator-rdp-rule (" in refused.err and [s for s in sent if s.startswith("ec2:")] == []
     [group] = ec2.describe_security_groups(GroupIds=[group["GroupId"]])["SecurityGroups"]
     assert not [p for p in group["IpPermissions"] if p.get("FromPort") == 3389]  # nothing was put back
+
+
+def test_a_plan_keeps_a_secret_only_as_its_reference_and_masks_what_probes_found() -> None:
+    from kensium_provision.checklist.schema import load_checklist_text
+    from kensium_provision.engine.run import RunReport
+    from kensium_provision.errors import InputError
+    from kensium_provision.model import Mode, Risk, Status, StepResult
+    from kensium_provision.plans.saved import build, observation
+    from kensium_provision.secret import Secret
+    from kensium_provision.steps.base import Probe
+
+    checklist = load_checklist_text(
+        "schema: 1\nid: tiny\ntitle: Tiny\nscope: client\n"
+        "inputs:\n  - {id: org_id, type: string, prompt: 'Org?'}\n  - {id: password, type: secret, prompt: 'Pw?'}\n"
+        "steps:\n  - {id: tell, title: Tell, type: manual, risk: read, params: {instructions: 'Hi {{ org_id }}'}}\n",
+        "tiny.yaml")
+    values = {"org_id": "acme", "password": Secret("hunter2-never-written")}
+    report = RunReport(checklist_id="tiny", mode=Mode.PLAN, results=(
+        StepResult(step_id="tell", title="Tell", status=Status.CHANGE, risk=Risk.READ),))
+    seen = {"tell": observation(Probe(done=False, desired={"password": values["password"]},
+                                      current={"login": {"password": Secret("hunter2-never-written")}}))}
+    where = {"environment": "sandbox", "account": "123456789012", "region": "us-east-1", "caller": "arn:x"}
+    plan = build(checklist, values, {"password": "vault:kprov/sandbox/acme-pw"}, report, seen, where=where,
+                 command="install-client acme", version="0")
+    text = json.dumps(plan.document())
+    assert "hunter2" not in text and plan.answers == {"org_id": "acme", "password": "vault:kprov/sandbox/acme-pw"}
+    with pytest.raises(InputError, match="a secret typed at a prompt cannot be saved in a plan"):
+        build(checklist, values, {}, report, seen, where=where, command="install-client acme", version="0")
