@@ -22,6 +22,7 @@ from kensium_provision.errors import ExitCode
 from tests.conftest import Kprov
 from tests.e2e import example
 from tests.test_cli import spy_writes
+from tests.test_saved_plans import journal_records
 
 ACCOUNT = "123456789012"  # moto's
 QA = (f'environments:\n  qa: {{account_id: "{ACCOUNT}", region: us-east-1, purposes: [qa, development, demo],\n'
@@ -66,13 +67,7 @@ def vpcs() -> list[Any]:
 
 
 def approval_records() -> list[dict[str, Any]]:
-    from kensium_provision.app.config import state_dir
-
-    found = []
-    for path in sorted((state_dir() / "runs").glob("*.jsonl")):
-        found += [r for r in map(json.loads, path.read_text().splitlines())
-                  if r.get("event") == "guard" and r.get("guard") == "approval"]
-    return found
+    return [r for r in journal_records("guard") if r.get("guard") == "approval"]
 
 
 def test_self_approval_is_refused_and_an_unapproved_plan_is_not_applied(world: dict[str, Any],
@@ -101,6 +96,8 @@ def test_a_second_identity_approves_and_the_journal_records_both(world: dict[str
     item = boto3.client("dynamodb", region_name="us-east-1").get_item(
         TableName="kprov-approvals", Key={"plan_id": {"S": document["plan"]}})["Item"]
     assert item["approver"]["S"].endswith("user/bob") and item["approved_at"]["S"]
+    [journaled] = journal_records("plan.approved")  # the approver's own journal says so too
+    assert (journaled["approver"], journaled["author"]) == (document["approver"], document["author"])
     again = as_(bob, "approve", plan)  # the conditional write: an approval is never replaced
     assert again.code == ExitCode.GUARD and "approved already by" in again.err
 

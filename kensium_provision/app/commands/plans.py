@@ -27,7 +27,7 @@ def _saving(context: Context, checklist: Path, *, out: Path, dry_run: bool, answ
         raise UsageError("--out writes the plan of a dry run: add --dry-run (then `kprov apply PLAN`)",
                          param_hint="--out")
     request = RunRequest(checklist=checklist, mode=Mode.PLAN, answers_path=answers, preset=preset,
-                         interactive=answers is None, command=command, live=not context.json, preflight=preflight,
+                         command=command, live=not context.json, preflight=preflight,
                          plan_out=out)
     code, document = _run(context, request, context.console())
     if out.is_file() and code == 0:
@@ -79,7 +79,7 @@ def apply_plan(context: Context, *, plan: Path, answers: Path | None = None, ski
     preset = {k: v for k, v in saved.answers.items() if k not in secrets}
     request = RunRequest(checklist=checklist, mode=Mode.APPLY, env_name=context.env or saved.text("environment"),
                          preset=preset, command=f"apply {plan}", live=not context.json, saved_plan=saved,
-                         answers_path=answers, interactive=answers is None,
+                         answers_path=answers,
                          preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
     code, document = _run(context, request, context.console())
     return _shown(context, code, {**document, "plan": {"id": saved.plan_id, "digest": saved.digest}})
@@ -93,7 +93,7 @@ def _secret_inputs(path: Path) -> set[str]:
 
 def approve(context: Context, *, plan: Path) -> int:
     """Record this caller's approval of a plan in its account (a conditional write; never its author's)."""
-    from kensium_provision.app.bootstrap import connect, open_config
+    from kensium_provision.app.bootstrap import connect, new_run_id, open_config, open_journal
     from kensium_provision.errors import GuardError
     from kensium_provision.plans.approvals import approve as record
     from kensium_provision.plans.saved import load
@@ -107,8 +107,19 @@ def approve(context: Context, *, plan: Path) -> int:
         raise GuardError(f"plan {saved.plan_id[:12]} is for {saved.text('environment')} (account "
                          f"{saved.text('account')}, {saved.text('region')}), not {env.name} (account "
                          f"{identity.account}, {env.region}): an approval is kept in the account the plan changes")
-    approval = record(connection.session.client("dynamodb"), plan_id=saved.plan_id, digest=saved.digest,
-                      author=saved.text("caller"), approver=identity.arn)
+    header = {"checklist": saved.text("checklist"), "checklist_sha256": saved.text("checklist_sha256"),
+              "mode": "approve", "target": "", "command": f"approve {plan}"}
+    journal, _ = open_journal(connection, new_run_id(), mode=Mode.APPLY, header=header)
+    journal.record("guard", guard="identity", outcome="ok", caller=identity.arn, account=identity.account)
+    outcome = "refused"
+    try:
+        approval = record(connection.session.client("dynamodb"), plan_id=saved.plan_id, digest=saved.digest,
+                          author=saved.text("caller"), approver=identity.arn)
+        journal.record("plan.approved", plan=saved.plan_id, digest=approval.digest, author=saved.text("caller"),
+                       approver=approval.approver, approved_at=approval.approved_at)
+        outcome = "ok"
+    finally:
+        journal.close(outcome)
     context.console().print(f"plan {saved.plan_id[:12]} (digest {saved.digest[:12]}) approved by {approval.approver}"
                             f" at {approval.approved_at}", markup=False, soft_wrap=True)
     return _shown(context, 0, {"kind": "approval", "plan": saved.plan_id, "digest": approval.digest,
