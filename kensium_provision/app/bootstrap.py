@@ -155,17 +155,19 @@ def _writer(state: Path, run_id: str, header: Mapping[str, object], env: Environ
 
 def open_operator(console: Console, *, interactive: bool, assume_yes: bool = False, answers: Answers | None = None,
                   answers_source: str = "", fetch_secret: Callable[[str], object] | None = None) -> Operator:
-    """Who answers: the answers file (or nobody, never prompting) unless a person is at a terminal."""
-    if answers is not None or not interactive:
-        from kensium_provision.checklist.answers import Answers as NoAnswers
-        from kensium_provision.checklist.answers import AnswersOperator
-        from kensium_provision.ui.render import manual_note
-
-        return AnswersOperator(answers or NoAnswers(), assume_yes=assume_yes, fetch_secret=fetch_secret,
-                               notes=manual_note(console, answers_source))
+    """Who answers: a person at a terminal, the answers file first when there is one; without a terminal
+    the answers file alone (or nobody), never prompting."""
     from kensium_provision.ui.console import ConsoleOperator
 
-    return ConsoleOperator(console, assume_yes=assume_yes, fetch_secret=fetch_secret)
+    terminal = ConsoleOperator(console, assume_yes=assume_yes, fetch_secret=fetch_secret) if interactive else None
+    if answers is None and terminal is not None:
+        return terminal
+    from kensium_provision.checklist.answers import Answers as NoAnswers
+    from kensium_provision.checklist.answers import AnswersOperator
+    from kensium_provision.ui.render import manual_note
+
+    return AnswersOperator(answers or NoAnswers(), assume_yes=assume_yes, fetch_secret=fetch_secret,
+                           notes=manual_note(console, answers_source), terminal=terminal)
 
 
 def open_vault(connection: Connection, operator: Operator) -> Vault:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kensium_provision.errors import AbortedError, ChecklistError, InputError, Issue
 from kensium_provision.model import Checklist, InputSpec
+from kensium_provision.runtime import Operator
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import StepType, evidence_of
 from kensium_provision.yamlio import Loc, load_file
@@ -124,17 +125,20 @@ def check_given(checklist: Checklist, names: object, answers: Answers | None = N
 
 
 class AnswersOperator:
-    """Answers from a file; never prompts."""
-
-    interactive = False
+    """Answers from a file. Without a terminal it never prompts; with one (`terminal`, the person at the
+    keyboard) what the file lacks is asked there, a checklist default offered rather than taken silently,
+    and every confirmation the file does not give (the plan's one yes, a protected environment's typed
+    target, work done by hand) is asked there too: a file makes a run shorter, never one nobody confirms."""
 
     def __init__(self, answers: Answers, *, assume_yes: bool = False,
                  fetch_secret: Callable[[str], object] | None = None,
-                 notes: Callable[[str, str], None] | None = None) -> None:
+                 notes: Callable[[str, str], None] | None = None, terminal: Operator | None = None) -> None:
         self.answers = answers
         self.assume_yes = assume_yes
         self.fetch_secret = fetch_secret
         self.notes = notes or (lambda title, text: None)
+        self.terminal = terminal
+        self.interactive = terminal is not None
 
     def _where(self, key: str) -> str:
         loc = self.answers.locs.get(key)
@@ -148,6 +152,8 @@ class AnswersOperator:
                 if self.fetch_secret is None:
                     raise InputError(f"{spec.id}: cannot read {value} without a password manager")
                 value = self.fetch_secret(str(value)[len("vault:"):])
+        elif self.terminal is not None:
+            return self.terminal.ask(spec, default=default, choices=choices, validate=validate)
         elif default is not None and spec.default_from is None and spec.choices_from is None:
             value = default  # a default written in the checklist, never one found live
         else:
@@ -163,16 +169,22 @@ class AnswersOperator:
         if key:  # work done by hand: only the answers file can say so, never --yes
             if key in self.answers.confirm:
                 return self.answers.confirm[key]
+            if self.terminal is not None:
+                return self.terminal.confirm(message, default=default, key=key)
             raise InputError(f"{message!r} ({key}) needs an answer: --yes never confirms work done by hand",
                              hint=f"add `confirm: {{{key}: true}}` to the answers file once it is done, or run in a "
                                   "terminal")
         if self.assume_yes:
             return True
+        if self.terminal is not None:
+            return self.terminal.confirm(message, default=default, key=key)
         raise InputError(f"cannot confirm {message!r} without a terminal",
                          hint="pass --yes for routine confirmations")
 
     def type_to_confirm(self, message: str, expected: str) -> bool:
         typed = self.answers.values.get("confirm_target")
+        if typed is None and self.terminal is not None:
+            return self.terminal.type_to_confirm(message, expected)
         if typed is None:
             raise AbortedError(f"{message} A typed confirmation is needed: the operator types "
                                f"{expected!r} (add `confirm_target: {expected}` to the answers file for an "
@@ -180,8 +192,16 @@ class AnswersOperator:
         return typed == expected
 
     def instruct(self, title: str, text: str) -> None:
-        self.notes(title, text)
+        if self.terminal is not None:
+            self.terminal.instruct(title, text)
+        else:
+            self.notes(title, text)
 
     def show_secret_once(self, label: str, secret: object) -> None:
+        from kensium_provision.secret import Secret
+
+        if self.terminal is not None and isinstance(secret, Secret):
+            self.terminal.show_secret_once(label, secret)
+            return
         raise InputError(f"the manual password manager needs a terminal to show {label} once",
                          hint="configure the secretsmanager or command backend for unattended runs")

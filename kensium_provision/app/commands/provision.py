@@ -49,7 +49,7 @@ def run_checklist(context: Context, checklist: Path, mode: Mode, *, answers: Pat
     from kensium_provision.app.bootstrap import RunRequest
 
     request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
-                         interactive=answers is None, command=command, live=not context.json,
+                         command=command, live=not context.json,
                          from_record=from_record, preflight=preflight, step_by_step=step)
     return _run(context, request, console or context.console())
 
@@ -250,7 +250,7 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, ch
                          "journaled": was, "value": now, **({"file": str(answers)} if name not in changes else {}),
                          "resumes": run_id} for name, source, was, now in replaced)
     request = RunRequest(checklist=path, mode=Mode.APPLY, env_name=context.env or str(log.header.get("environment")),
-                         answers_path=answers, preset=preset, assume_yes=yes, interactive=answers is None,
+                         answers_path=answers, preset=preset, assume_yes=yes,
                          command=f"resume {run_id}", resume_run_id=run_id, recorded=dict(point.outputs),
                          live=not context.json, corrections=corrections,
                          preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
