@@ -23,7 +23,7 @@ from kensium_provision.aws.idempotent import create_client, create_once
 from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.steps.aws_helpers import in_sandbox
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 
 __all__ = ["BY_PURPOSE", "FAILED_STATES", "MqBroker", "instance_type_for"]
 
@@ -241,7 +241,7 @@ class MqBroker:
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="mq-broker", doc="The broker name, mq-POS-NN, unique in the account."),
         Param(name="engine", required=False, choices=("RABBITMQ",), default="RABBITMQ", doc="Always RABBITMQ."),
-        Param(name="engine_version", doc="RabbitMQ version as text, e.g. '3.13'."),
+        Param(name="engine_version", kind="version", doc="RabbitMQ version as text, e.g. '3.13'."),
         Param(name="deployment_mode", required=False, choices=_MODES, default="SINGLE_INSTANCE",
               doc="SINGLE_INSTANCE (today) or CLUSTER_MULTI_AZ."),
         Param(name="host_instance_type", required=False, default=BY_PURPOSE,
@@ -260,6 +260,24 @@ class MqBroker:
     outputs: ClassVar[tuple[str, ...]] = (
         "broker_id", "broker_arn", "name", "state", "host_instance_type", "engine_version", "console_url",
         "endpoints", "amqp_endpoint")
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]:
+        """The subnets a deployment mode takes (CreateBroker's SubnetIds, cited above): SINGLE_INSTANCE exactly
+        one; CLUSTER_MULTI_AZ none when public, at least one when private; several must be several zones' (not
+        checkable without a read: `_spec` and AWS do it)."""
+        if not ctx.known(params, "subnet_ids"):
+            return []
+        subnets = params.get("subnet_ids") or []
+        count = len(subnets) if isinstance(subnets, list) else 0
+        mode = params.get("deployment_mode", "SINGLE_INSTANCE")
+        if mode == "SINGLE_INSTANCE" and count != 1:
+            return [f"subnet_ids: a SINGLE_INSTANCE broker takes exactly one subnet of the POS VPC, not {count} "
+                    "(for example [subnet-0123456789abcdef0]); without one Amazon MQ uses the default VPC"]
+        public = params.get("publicly_accessible", True)
+        if mode == "CLUSTER_MULTI_AZ" and public is False and count == 0:
+            return ["subnet_ids: a private CLUSTER_MULTI_AZ broker needs at least one subnet "
+                    "(for example [subnet-0123456789abcdef0])"]
+        return []
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         spec = _spec(ctx, params)

@@ -51,7 +51,7 @@ def usable(status: object) -> bool:
 
 
 _STORAGE_GB = (20, 16384)  # SQL Server Express/Web on gp2/gp3 (moto accepts anything)
-_VERSION = re.compile(r"^\d{2}\.\d{2}(?:\.\d+){1,2}(?:\.v\d+)?$")  # 15.00.4415.2.v1
+_VERSION = re.compile(r"^\d{2}\.\d{2}(?:(?:\.\d+){1,2}(?:\.v\d+)?)?$")  # 15.00.4415.2.v1, or 15.00 (latest 15.00.x)
 _CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ZONE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
 _SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -240,11 +240,13 @@ class RdsDbInstance:
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="identifier", rule="rds-instance", doc="The instance name, db-POS-NN."),
         Param(name="edition", choices=("Express", "Web"), doc="SQL Server 2019 edition."),
-        Param(name="engine_version", doc="RDS engine version, SQL Server 2019 = 15.00.x, e.g. 15.00.4415.2.v1.",
-              check=_shape(_VERSION, "an RDS SQL Server version such as 15.00.4415.2.v1")),
+        Param(name="engine_version", kind="version",
+              doc="RDS engine version, SQL Server 2019 = 15.00.x, e.g. 15.00.4415.2.v1 (15.00: AWS's latest 15.00.x).",
+              check=_shape(_VERSION, "an RDS SQL Server version such as 15.00.4415.2.v1 or 15.00")),
         Param(name="instance_class", doc="DB instance class, e.g. db.t3.small.",
               check=_shape(_CLASS, "an instance class such as db.t3.small")),
-        Param(name="allocated_storage", kind="int", doc="Storage in GB, 20-16384."),
+        Param(name="allocated_storage", kind="int", minimum=_STORAGE_GB[0], maximum=_STORAGE_GB[1],
+              doc="Storage in GB, 20-16384."),
         Param(name="zone", doc="Availability zone (one of the subnet group's)."),
         Param(name="db_subnet_group", doc="The VPC's DB subnet group."),
         Param(name="security_group_ids", kind="list", doc="VPC security group ids, e.g. SG-POS-OPS's."),

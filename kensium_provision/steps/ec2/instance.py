@@ -33,7 +33,7 @@ from kensium_provision.steps.aws_helpers import (
     with_defaults,
     zone_param,
 )
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 from kensium_provision.steps.credential import vault_can_find
 
 __all__ = ["STEP_TYPES", "Ec2Instance", "Ec2KeyPair", "Ec2LaunchCheck", "Ec2Tags", "Ec2WindowsPassword",
@@ -546,6 +546,13 @@ class Ec2WindowsPassword:
         Param(name="interval", kind="int", required=False, default=30, doc="Seconds between polls."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("password_ref",)
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]:
+        """The sandbox (moto) runs no Windows and returns no password data to decrypt: refuse before any change."""
+        if ctx.settings is not None and ctx.settings.get("sandbox") is True:
+            return ["admin_password_source \"decrypt\": decrypt needs Windows; answer manual (the sandbox has no "
+                    "Windows to give a password)"]
+        return []
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)

@@ -34,7 +34,7 @@ from kensium_provision.steps.aws_helpers import (
     with_defaults,
     zone_param,
 )
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 
 __all__ = ["STEP_TYPES", "Ec2InternetGateway", "Ec2RouteTable", "Ec2Subnet", "Ec2Vpc"]
 
@@ -78,7 +78,8 @@ class Ec2Vpc:
     summary: ClassVar[str] = "A VPC found by its Name tag: CIDR, tenancy, no IPv6, DNS support and hostnames on."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="vpc-entity-name", doc="The VPC's Name tag, e.g. POS-VPC."),
-        Param(name="cidr", required=False, default="10.0.0.0/16", rule="vpc-cidr", doc="IPv4 block (10.0.0.0/16)."),
+        Param(name="cidr", kind="cidr", required=False, default="10.0.0.0/16", rule="vpc-cidr",
+              doc="IPv4 block (10.0.0.0/16)."),
         Param(name="tenancy", required=False, default="default", choices=("default",),
               doc="Instance tenancy: default (dedicated hosting is per instance, never per VPC)."),
         Param(name="dns_support", kind="bool", required=False, default=True, doc="enableDnsSupport."),
@@ -177,7 +178,7 @@ class Ec2Subnet:
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="vpc-entity-name", doc="The subnet's Name tag."),
         Param(name="vpc_id", doc="The VPC (an earlier step's output)."),
-        Param(name="cidr", doc="IPv4 block inside the VPC's, /16 to /28, e.g. 10.0.0.0/20."),
+        Param(name="cidr", kind="cidr", doc="IPv4 block inside the VPC's, /16 to /28, e.g. 10.0.0.0/20."),
         Param(name="zone", doc="Availability zone, e.g. us-east-1a."),
         Param(name="public", kind="bool", required=False, default=False,
               doc="true: a public subnet (instances get a public IPv4 address at launch)."),
@@ -185,6 +186,15 @@ class Ec2Subnet:
               doc="A zone this subnet must not be in (the primary zone, for a secondary subnet)."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("subnet_id", "zone", "cidr")
+
+    def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]:
+        """The secondary zone differs from the primary, refused before the first change once both are known."""
+        if ctx.known(params, "zone", "other_than_zone") and params["other_than_zone"] \
+                and params["zone"] == params["other_than_zone"]:
+            return [f"zone \"{params['zone']}\" is the zone this subnet must differ from (other_than_zone): the "
+                    "primary and secondary zones must be two different zones (for example us-east-1a and us-east-1b)"]
+        return []
+
     _FIXABLE: ClassVar[set[str]] = {"MapPublicIpOnLaunch"}
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:

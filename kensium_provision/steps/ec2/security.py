@@ -177,7 +177,7 @@ class Ec2OperatorIp:
     name: ClassVar[str] = "ec2.operator-ip"
     summary: ClassVar[str] = "Check an operator's public IPv4 address (no AWS call) and give its /32 CIDR."
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="ip", doc="The operator's public IPv4 address, e.g. 203.0.113.10."),
+        Param(name="ip", kind="ipv4", doc="The operator's public IPv4 address, e.g. 203.0.113.10."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("cidr",)
 
