@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from kensium_provision.errors import AbortedError, InputError, KprovError
 from kensium_provision.fleet.facts import SnapshotFacts, SnapshotVault
-from kensium_provision.fleet.model import WORKERS, ClientResult, FleetFinding, FleetReport, FleetRequest
+from kensium_provision.fleet.model import (
+    WORKERS,
+    ClientResult,
+    FleetFinding,
+    FleetReport,
+    FleetRequest,
+    WallException,
+)
 from kensium_provision.fleet.snapshot import (
     REPORT_MAX_AGE,
     BrokerListing,
@@ -237,6 +244,17 @@ def check_fleet(request: FleetRequest) -> FleetReport:
         pool.shutdown(wait=True, cancel_futures=True)
     journal.record("fleet.result", clients=len(results), with_findings=[r.org_id for r in results if not r.ok],
                    not_checked=sorted(not_checked))
-    return FleetReport(clients=tuple(results), not_checked=not_checked, api_calls=session.counter.as_dict(),
+    api_calls = session.counter.as_dict()
+    return FleetReport(clients=tuple(results), not_checked=not_checked, api_calls=api_calls,
                        management_api_calls=sum(management_calls), credential_report=report_note,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, wall_exceptions=wall_exceptions(api_calls))
+
+
+def wall_exceptions(api_calls: Mapping[str, Any]) -> tuple[WallException, ...]:
+    """The read-only wall's exceptions this check really sent, from the call counter (what reached AWS or was
+    attempted), not from what the code meant to do: empty when a fresh credential report was reused."""
+    from kensium_provision.aws.wall import EXCEPTIONS
+
+    by_operation: Mapping[str, Mapping[str, int]] = api_calls.get("by_operation") or {}
+    return tuple(WallException(operation=op, reason=reason, calls=int(by_operation[op]["calls"]))
+                 for op, reason in sorted(EXCEPTIONS.items()) if by_operation.get(op, {}).get("calls"))

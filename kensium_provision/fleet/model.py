@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from kensium_provision.guards import Environment
     from kensium_provision.runtime import Journal, Operator
 
-__all__ = ["WORKERS", "ClientResult", "FleetFinding", "FleetReport", "FleetRequest"]
+__all__ = ["WORKERS", "ClientResult", "FleetFinding", "FleetReport", "FleetRequest", "WallException"]
 
 WORKERS = 8  # concurrent reads; botocore's standard retry mode backs off on throttling within each
 
@@ -44,6 +44,18 @@ class ClientResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WallException:
+    """A non-read the check sent through the read-only wall's named exception (aws.wall.EXCEPTIONS)."""
+
+    operation: str  # "iam:GenerateCredentialReport"
+    reason: str
+    calls: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"operation": self.operation, "reason": self.reason, "calls": self.calls}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FleetReport:
     """A fleet check: per client its findings; what was read and what it cost."""
 
@@ -53,6 +65,7 @@ class FleetReport:
     management_api_calls: int  # RabbitMQ management API requests (not AWS)
     credential_report: str  # how the IAM credential report was obtained
     seconds: float
+    wall_exceptions: tuple[WallException, ...] = ()  # only those really sent (the counter says so)
 
     @property
     def ok(self) -> bool:

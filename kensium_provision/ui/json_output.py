@@ -72,7 +72,9 @@ def check_shared(*, ok: bool, runs: Sequence[Mapping[str, object]], conventions:
 
 def fleet(report: FleetView, *, run_id: str, environment: str, account: str, region: str,
           caller: str) -> Document:
-    """`check client --all`."""
+    """`check client --all`; `wall_exceptions` only when the check sent a non-read through the wall's named
+    exception (fleet.model.WallException; FleetView predates it, hence getattr)."""
+    exceptions = [e.as_json() for e in getattr(report, "wall_exceptions", ())]
     return _document(
         "fleet", ok=report.ok,
         # `findings` stays text (the contract of version 1); `details` adds each one's step and values.
@@ -82,6 +84,7 @@ def fleet(report: FleetView, *, run_id: str, environment: str, account: str, reg
         run_id=run_id, environment=environment, account=account, region=region, caller=caller,
         seconds=round(report.seconds, 3), api_calls=report.api_calls,
         management_api_calls=report.management_api_calls, credential_report=report.credential_report,
+        **({"wall_exceptions": exceptions} if exceptions else {}),
     )
 
 
