@@ -195,9 +195,11 @@ def _changed(then: object, now: object) -> str:
 def apply_saved(checklist: Checklist, runtime: Runtime, values: Mapping[str, object], plan: SavedPlan) -> RunReport:
     """Re-probe every step (under the apply's lock), refuse a stale plan naming its steps, else apply it with
     no per-step question (what the environment itself requires, a protected one's typed target, still asks)."""
-    from kensium_provision.engine.once import _PlanJournal  # the plan pass's records: no result a resume skips
+    # engine.once's plan pass: its records under plan.* (no result a resume skips), no step lines of its own
+    from kensium_provision.engine.once import _PlanJournal, _quiet
 
-    report, seen = observe(checklist, replace(runtime, journal=_PlanJournal(runtime.journal)), values)
+    with _quiet(runtime):
+        report, seen = observe(checklist, replace(runtime, journal=_PlanJournal(runtime.journal)), values)
     stale = stale_steps(plan, report, seen)
     runtime.journal.record("plan.reprobed", plan=plan.plan_id, digest=plan.digest, stale=stale)
     if stale:
