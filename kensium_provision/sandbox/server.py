@@ -47,6 +47,7 @@ SERVER_FILE = "server.json"
 LOCK_FILE = "start.lock"
 LOG_FILE = "server.log"
 HEALTH_PATH = "/kprov-sandbox/health"
+HEALTH_TIMEOUT = 3.0  # seconds; a server that answers nothing in this time is hung (its pid alive)
 RABBITMQ_ADMIN_USER = "admin"  # as on Amazon MQ
 # Where the emulator's admin password is handed over: Secrets Manager inside the sandbox itself, under
 # the name the secretsmanager vault uses for entry `rabbitmq-emulator/admin` of environment `sandbox`.
@@ -101,8 +102,9 @@ def ensure_running(state_dir: Path, *, region: str = "us-east-1", timeout: float
         info = status(state_dir)  # another process may have started it while we waited
         if info is not None:
             return info
+        _refuse_hung(state_dir)  # never a second server for one state dir, and never an empty one in its place
         with contextlib.suppress(FileNotFoundError):
-            (folder / SERVER_FILE).unlink()  # stale: its server no longer answers
+            (folder / SERVER_FILE).unlink()  # stale: its server no longer runs
         pid = _spawn(state_dir, region)
         return _wait_ready(state_dir, pid, deadline)
 
@@ -129,6 +131,7 @@ def reset(state_dir: Path) -> SandboxInfo:
     """Empty the sandbox (every AWS resource and RabbitMQ object); it keeps running."""
     info = status(state_dir)
     if info is None:
+        _refuse_hung(state_dir)
         raise SandboxError("the sandbox is not running", hint="Start it with `kprov sandbox start`.")
     request = urllib.request.Request(f"{info.endpoint}/moto-api/reset", method="POST", data=b"")  # noqa: S310
     try:
@@ -154,7 +157,7 @@ def _opener() -> urllib.request.OpenerDirector:
 
 def _healthy(info: SandboxInfo) -> bool:
     try:
-        with _opener().open(f"{info.endpoint}{HEALTH_PATH}", timeout=3) as response:
+        with _opener().open(f"{info.endpoint}{HEALTH_PATH}", timeout=HEALTH_TIMEOUT) as response:
             answer = json.loads(response.read())
     except (OSError, ValueError, urllib.error.URLError):
         return False
@@ -208,6 +211,29 @@ def _wait_ready(state_dir: Path, pid: int, deadline: float) -> SandboxInfo:
     raise SandboxError(f"the sandbox did not answer in time: {_log_tail(sandbox_dir(state_dir))}")
 
 
+def _refuse_hung(state_dir: Path) -> None:
+    """A recorded server whose process still runs our serve command but fails the health check (stopped by
+    SIGSTOP or Ctrl-Z, or stuck): reported, never replaced by an empty one (its AWS state would seem lost)."""
+    info = _read_info(state_dir)
+    if info is None or not _alive(info.pid) or not _is_our_server(info.pid, state_dir):
+        return
+    why = "is stopped (SIGSTOP or Ctrl-Z)" if _process_state(info.pid) == "T" else "is stuck"
+    raise SandboxError(
+        f"the sandbox server (pid {info.pid}, {info.endpoint}) is running but does not answer its health "
+        f"check within {HEALTH_TIMEOUT:g} s: it {why}",
+        hint=f"`kill -CONT {info.pid}` resumes a stopped one with its state; `kprov sandbox stop` ends it (its AWS "
+             "state is lost), and the next command starts a fresh one")
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of /proc/PID/stat (R running, S sleeping, T stopped, Z zombie), or "" when unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    return next(iter(stat.rpartition(")")[2].split()), "")
+
+
 def _log_tail(folder: Path) -> str:
     try:
         lines = (folder / LOG_FILE).read_text(encoding="utf-8", errors="replace").strip().splitlines()
@@ -224,11 +250,7 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     # The detached server's parent is init (or a subreaper), which may reap it late: a zombie is dead.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+    return _process_state(pid) != "Z"
 
 
 def _is_our_server(pid: int, state_dir: Path) -> bool:
@@ -243,6 +265,7 @@ def _is_our_server(pid: int, state_dir: Path) -> bool:
 def _terminate(pid: int, deadline: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)  # a stopped (hung) server handles its SIGTERM only once it runs again
     while time.monotonic() < deadline:
         if not _alive(pid):
             return
