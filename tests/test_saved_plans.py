@@ -86,10 +86,10 @@ def test_an_unchanged_plan_applies_without_a_question(plan: Path, kprov: Kprov, 
     assert done.code == ExitCode.OK, done.err
     assert len(vpcs()) == 1 and len(subnets()) >= 2
     document = done.json()
-    assert document["plan"]["digest"] == json.loads(plan.read_text())["digest"]
+    assert document["saved_plan"]["digest"] == json.loads(plan.read_text())["digest"]
     assert any(r["status"] == "changed" for r in document["steps"])
     [reprobed] = journal_records("plan.reprobed")
-    assert reprobed["stale"] == [] and reprobed["digest"] == document["plan"]["digest"]
+    assert reprobed["stale"] == [] and reprobed["digest"] == document["saved_plan"]["digest"]
 
 
 def test_a_plan_is_refused_naming_the_step_when_someone_made_what_it_probed(
@@ -126,7 +126,7 @@ def test_show_renders_the_plan_for_a_change_ticket_and_as_json(plan: Path, kprov
     assert "| environment | sandbox (account 123456789012, us-east-1) |" in shown.out
     assert "## Changes (" in shown.out and "(`vpc`, create): creates it" in shown.out
     document = kprov("--output", "json", "show", str(plan)).json()
-    assert document["kind"] == "plan" and document["digest"] == json.loads(plan.read_text())["digest"]
+    assert document["kind"] == "saved-plan" and document["digest"] == json.loads(plan.read_text())["digest"]
     assert kprov("show", "shared/vpc", "--markdown").code == ExitCode.OK  # a checklist is still a runsheet
 
 

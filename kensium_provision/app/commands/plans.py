@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kensium_provision.app.commands.provision import _run, _shown, preflight_choice
 from kensium_provision.app.context import Context, UsageError
 from kensium_provision.model import Mode, Status
+from kensium_provision.ui.json_output import VERSION
+
+if TYPE_CHECKING:
+    from kensium_provision.plans.saved import SavedPlan
 
 __all__ = ["apply_plan", "approve", "install_client", "plan_markdown", "provision_shared", "show"]
 
@@ -31,10 +35,17 @@ def _saving(context: Context, checklist: Path, *, out: Path, dry_run: bool, answ
                          plan_out=out)
     code, document = _run(context, request, context.console())
     if out.is_file() and code == 0:
+        from kensium_provision.plans.saved import load
+
         context.console().print(f"plan written to {out}: review it (`kprov show {out}`), then `kprov apply {out}`",
                                 markup=False, soft_wrap=True)
-        document = {**document, "plan": str(out)}
+        document = {**document, "saved_plan": _about(load(out), out)}
     return _shown(context, code, document)
+
+
+def _about(saved: SavedPlan, path: Path) -> dict[str, str]:
+    """The saved plan a run's JSON report names (`saved_plan`): added to the plan and apply kinds."""
+    return {"path": str(path), "id": saved.plan_id, "digest": saved.digest}
 
 
 def install_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool,
@@ -82,7 +93,7 @@ def apply_plan(context: Context, *, plan: Path, answers: Path | None = None, ski
                          answers_path=answers,
                          preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
     code, document = _run(context, request, context.console())
-    return _shown(context, code, {**document, "plan": {"id": saved.plan_id, "digest": saved.digest}})
+    return _shown(context, code, {**document, "saved_plan": _about(saved, plan)})
 
 
 def _secret_inputs(path: Path) -> set[str]:
@@ -122,10 +133,10 @@ def approve(context: Context, *, plan: Path) -> int:
         journal.close(outcome)
     context.console().print(f"plan {saved.plan_id[:12]} (digest {saved.digest[:12]}) approved by {approval.approver}"
                             f" at {approval.approved_at}", markup=False, soft_wrap=True)
-    return _shown(context, 0, {"kind": "approval", "plan": saved.plan_id, "digest": approval.digest,
-                               "approver": approval.approver, "approved_at": approval.approved_at,
-                               "author": saved.text("caller"), "environment": env.name,
-                               "account": identity.account})
+    return _shown(context, 0, {"kprov_json": VERSION, "kind": "approval", "plan": saved.plan_id,
+                               "digest": approval.digest, "approver": approval.approver,
+                               "approved_at": approval.approved_at, "author": saved.text("caller"),
+                               "environment": env.name, "account": identity.account})
 
 
 def _is_plan(argument: str) -> bool:
@@ -149,7 +160,7 @@ def show(context: Context, *, checklist: str, markdown: bool) -> int:
 
     saved = load(Path(checklist))
     if context.json:
-        return _shown(context, 0, {"kind": "plan", **saved.document()})
+        return _shown(context, 0, {"kprov_json": VERSION, "kind": "saved-plan", **saved.document()})
     text = plan_markdown(saved.document())
     if markdown:
         write_plain(text)
