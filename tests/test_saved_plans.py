@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
 
 from kensium_provision.errors import ExitCode
@@ -88,6 +89,8 @@ def test_an_unchanged_plan_applies_without_a_question(plan: Path, kprov: Kprov, 
     document = done.json()
     assert document["saved_plan"]["digest"] == json.loads(plan.read_text())["digest"]
     assert any(r["status"] == "changed" for r in document["steps"])
+    jsonschema.validate(document, json.loads((Path(__file__).parent.parent / "docs" / "json-output.schema.json")
+                                             .read_text()))  # the apply report, with saved_plan added
     [reprobed] = journal_records("plan.reprobed")
     assert reprobed["stale"] == [] and reprobed["digest"] == document["saved_plan"]["digest"]
 
