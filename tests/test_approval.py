@@ -10,7 +10,6 @@ user's credentials (STS answers with that user's ARN). No fake.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from kensium_provision.errors import ExitCode
 from tests.conftest import Kprov
 from tests.e2e import example
 from tests.test_cli import spy_writes
-from tests.test_saved_plans import journal_records
+from tests.test_saved_plans import journal_records, rewritten
 
 ACCOUNT = "123456789012"  # moto's
 QA = (f'environments:\n  qa: {{account_id: "{ACCOUNT}", region: us-east-1, purposes: [qa, development, demo],\n'
@@ -121,13 +120,8 @@ def test_an_approval_of_another_digest_is_refused(world: dict[str, Any], tmp_pat
     as_, alice, bob, plan = world["as"], world["alice"], world["bob"], world["plan"]
     assert as_(bob, "approve", str(plan)).code == ExitCode.OK
     # After the approval, the plan is changed and its digest computed again (a digest is no signature).
-    document = json.loads(plan.read_text())
-    document.pop("digest")
-    document["answers"]["operator_name"] = "Someone Else"
-    document["digest"] = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":"),
-                                                   ensure_ascii=False).encode()).hexdigest()
-    changed = tmp_path / "changed.json"
-    changed.write_text(json.dumps(document))
+    answers = {**json.loads(plan.read_text())["answers"], "operator_name": "Someone Else"}
+    changed = rewritten(plan, tmp_path, answers=answers)
     refused = as_(alice, "apply", str(changed), "--answers", world["at_apply"])
     assert refused.code == ExitCode.GUARD, refused.err
     assert "was approved by" in refused.err and "not for this plan's digest" in refused.err and vpcs() == []

@@ -122,6 +122,34 @@ def test_an_edited_plan_or_another_checklist_is_refused(plan: Path, kprov: Kprov
     assert vpcs() == []
 
 
+def rewritten(plan: Path, tmp_path: Path, **changes: object) -> Path:
+    """The plan with `changes` and its digest computed again (a digest proves no author: approvals do)."""
+    import hashlib
+
+    document = json.loads(plan.read_text())
+    document.pop("digest")
+    document.update(changes)
+    document["digest"] = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":"),
+                                                   ensure_ascii=False).encode()).hexdigest()
+    path = tmp_path / "rewritten.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_plan_of_another_checklist_version_or_environment_is_refused(
+        plan: Path, kprov: Kprov, tmp_path: Path, confirmations: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    older = rewritten(plan, tmp_path, checklist_sha256="0" * 64)
+    refused = kprov("apply", str(older), "--answers", confirmations)
+    assert refused.code == ExitCode.INVALID and "changed since plan" in refused.err and vpcs() == []
+
+    config = tmp_path / "config.yaml"
+    config.write_text('environments:\n  qa: {account_id: "123456789012", region: us-east-1, purposes: [qa]}\n')
+    monkeypatch.setenv("KPROV_CONFIG", str(config))
+    elsewhere = kprov("--env", "qa", "apply", str(plan), "--answers", confirmations)
+    assert elsewhere.code == ExitCode.GUARD and "was made for another place: environment 'sandbox'" in elsewhere.err
+    assert vpcs() == []
+
+
 def test_show_renders_the_plan_for_a_change_ticket_and_as_json(plan: Path, kprov: Kprov) -> None:
     shown = kprov("show", str(plan), "--markdown")
     assert shown.code == ExitCode.OK, shown.err

@@ -40,6 +40,9 @@ def _saving(context: Context, checklist: Path, *, out: Path, dry_run: bool, answ
         context.console().print(f"plan written to {out}: review it (`kprov show {out}`), then `kprov apply {out}`",
                                 markup=False, soft_wrap=True)
         document = {**document, "saved_plan": _about(load(out), out)}
+    elif code:
+        context.console().print(f"no plan written to {out}: a step could not be probed (see above)", style="yellow",
+                                markup=False, soft_wrap=True)
     return _shown(context, code, document)
 
 
