@@ -93,6 +93,7 @@ def test_an_unchanged_plan_applies_without_a_question(plan: Path, kprov: Kprov, 
                                              .read_text()))  # the apply report, with saved_plan added
     [reprobed] = journal_records("plan.reprobed")
     assert reprobed["stale"] == [] and reprobed["digest"] == document["saved_plan"]["digest"]
+    assert kprov("audit", "verify").code == ExitCode.OK  # the plan's run and the apply's journals verify
 
 
 def test_a_plan_is_refused_naming_the_step_when_someone_made_what_it_probed(
