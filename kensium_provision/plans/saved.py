@@ -167,7 +167,7 @@ def stale_steps(plan: SavedPlan, report: RunReport, seen: Mapping[str, object]) 
             found.append(f"step {sid}: no longer in the checklist")
             continue
         if now.status.value != step["status"]:
-            found.append(f"step {sid} ({step['title']}): was {step['status']}, now {now.status.value}")
+            found.append(f"step {sid} ({step['title']}): planned {step['status']!r}, now {now.status.value!r}")
             continue
         then, current = step.get("observation"), seen.get(sid)
         if then != current:
