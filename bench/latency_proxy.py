@@ -87,6 +87,7 @@ class Call:
     status: int
     at: float  # seconds on the monotonic clock
     concurrent: int = 1  # requests in flight when it arrived, itself included
+    upstream: float = 0.0  # seconds the server (moto) took to answer, the added delay not included
     detail: str = ""  # a read's parameters (query protocols only): to tell a repeated read from a new one
 
     @property
@@ -185,10 +186,12 @@ class LatencyProxy:
                 # The sandbox answers only to its own loopback Host (no DNS rebinding); moto checks no
                 # signature, so the signed Host of the proxy may be replaced.
                 headers["Host"] = "{}:{}".format(*proxy.upstream)
+                sent = time.monotonic()
                 answer = proxy._forward(self.command, self.path, headers, body)
                 payload = answer.read()
+                upstream = time.monotonic() - sent
                 detail = _parameters(self.path, body) if is_read(service, operation) else ""  # never a write's
-                proxy._record(Call(service, operation, answer.status, arrived, concurrent, detail))
+                proxy._record(Call(service, operation, answer.status, arrived, concurrent, upstream, detail))
                 self.send_response_only(answer.status, answer.reason)  # upstream sends Server, Date
                 for key, value in answer.getheaders():
                     if key.lower() not in _HOP_BY_HOP:
