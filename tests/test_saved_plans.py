@@ -106,6 +106,8 @@ def test_a_plan_is_refused_naming_the_step_when_someone_made_what_it_probed(
     refused = kprov("--non-interactive", "apply", str(plan), "--answers", confirmations)
     assert refused.code == ExitCode.INVALID, refused.err
     assert "is stale, so nothing was changed" in refused.err and "step vpc (" in refused.err
+    assert "the probe finds other current.CidrBlock" in refused.err  # the same status, another observation
+    assert "and 6 more step(s)" in refused.err and len(journal_records("plan.reprobed")[-1]["stale"]) == 9
     assert [s for s in sent if s.startswith("ec2:")] == [] and subnets() == before and len(vpcs()) == 1
 
     shown = kprov("--output", "json", "--non-interactive", "apply", str(plan), "--answers", confirmations).json()

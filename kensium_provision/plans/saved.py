@@ -203,7 +203,9 @@ def apply_saved(checklist: Checklist, runtime: Runtime, values: Mapping[str, obj
     stale = stale_steps(plan, report, seen)
     runtime.journal.record("plan.reprobed", plan=plan.plan_id, digest=plan.digest, stale=stale)
     if stale:
-        raise StalePlan(f"the plan {plan.plan_id[:12]} is stale, so nothing was changed: " + "; ".join(stale),
+        more = f"; and {len(stale) - 3} more step(s) (the journal's plan.reprobed lists them)" if len(stale) > 3 else ""
+        raise StalePlan(f"the plan {plan.plan_id[:12]} is stale, so nothing was changed: "
+                        + "; ".join(stale[:3]) + more,
                         hint="someone changed the account since the plan was made: make a new plan (--dry-run "
                              "--out PLAN), review it, and apply that")
     return run(checklist, runtime, values, confirmed=True)
