@@ -6,10 +6,23 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
+import boto3
+
+from kensium_provision.app.config import SANDBOX_ENVIRONMENT
+from kensium_provision.checklist.schema import load_checklist
+from kensium_provision.guards import Environment
+from kensium_provision.model import Mode
 from kensium_provision.sandbox.server import ensure_running, stop
+from kensium_provision.steps.base import StepContext
+from tests.checklist_harness import moto_runtime
 from tests.test_terminal import Terminal
+
+CHECKLISTS = Path(__file__).resolve().parents[1] / "kensium_provision" / "checklists"
 
 
 def servers_of(state: Path) -> list[int]:
@@ -52,3 +65,82 @@ def test_sandbox_stop_ends_a_stopped_server_by_its_sigterm(tmp_path: Path) -> No
     assert stop(tmp_path, timeout=10) is True
     assert time.monotonic() - started < 8
     assert servers_of(tmp_path) == []
+
+
+# --- defaults that surprise (issue 15) ------------------------------------------------------------------------
+
+
+class _Offered:
+    """Records what the person at the terminal would be offered (the real one is questionary: tmux only)."""
+
+    def __init__(self, *, interactive: bool) -> None:
+        self.interactive = interactive
+        self.offered: list[tuple[object, list[str]]] = []
+
+    def ask(self, spec: Any, *, default: object, choices: Sequence[str], validate: Any) -> object:
+        self.offered.append((default, list(choices)))
+        return default if default is not None else choices[0]
+
+
+class _Hooks:
+    """The run's purpose guard: only its environment and check (the real _Hooks needs a connected run)."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def check_purpose(self, purpose: str) -> None:
+        return None
+
+
+def _ask_purpose(env: Environment, *, interactive: bool = True) -> tuple[object, list[str]]:
+    from kensium_provision.app.bootstrap import _PurposeFirst
+
+    [spec] = [s for s in load_checklist(CHECKLISTS / "client" / "install.yaml").inputs if s.id == "purpose"]
+    inner = _Offered(interactive=interactive)
+    _PurposeFirst(inner, _Hooks(env)).ask(spec, default=spec.default, choices=spec.choices,  # type: ignore[arg-type]
+                                          validate=lambda value: None)
+    return inner.offered[0]
+
+
+def test_the_sandbox_suggests_purpose_qa_not_production() -> None:
+    default, offered = _ask_purpose(SANDBOX_ENVIRONMENT)
+    assert default == "qa" and "production" in offered  # the sandbox hosts every purpose; Enter takes qa
+
+
+def test_a_production_environment_offers_only_its_purposes() -> None:
+    production = Environment(name="production", account_id="222222222222", region="us-east-1",
+                             purposes=("production", "staging"), protected=True)
+    assert _ask_purpose(production) == (None, ["production", "staging"])
+
+
+def test_an_answers_run_is_never_given_a_purpose_default() -> None:
+    assert _ask_purpose(SANDBOX_ENVIRONMENT, interactive=False)[0] is None
+
+
+def test_the_rds_edition_suggests_web_as_its_help_says() -> None:
+    [edition] = [s for s in load_checklist(CHECKLISTS / "shared" / "rds.yaml").inputs if s.id == "edition"]
+    assert edition.default == "Web" and "Web for everyone" in " ".join(edition.help.split())
+
+
+def test_after_a_failed_ec2_run_the_host_it_launched_is_suggested_not_the_next(aws: None) -> None:
+    from kensium_provision.records.shared import put_shared_record
+    from kensium_provision.steps.lookups import next_free_name
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.register_image(Name="windows", RootDeviceName="/dev/sda1")["ImageId"]
+
+    def launch(name: str) -> None:
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}])
+
+    [host] = [s for s in load_checklist(CHECKLISTS / "shared" / "ec2.yaml").inputs if s.id == "host"]
+    assert host.default_from is not None
+    params = dict(host.default_from.params)
+    def ctx() -> StepContext:  # a new run each time: a run reads the instances once (steps.facts)
+        return StepContext(moto_runtime(Mode.APPLY), "host", MappingProxyType({}))
+
+    launch("POS01")
+    put_shared_record(boto3.client("ssm", region_name="us-east-1"), "shared-ec2", "POS01", {"host": "POS01"}, "r1")
+    assert next_free_name(ctx(), params) == "POS02"  # POS01 finished (recorded): the next number
+    launch("POS02")  # a run that failed after the launch: never recorded
+    assert next_free_name(ctx(), params) == "POS02"  # Enter finishes POS02 instead of launching POS03

@@ -407,10 +407,22 @@ class _PurposeFirst:
         return getattr(self._inner, name)
 
     def ask(self, spec: Any, **kwargs: Any) -> object:
+        if spec.id == "purpose":
+            kwargs = self._purposes(kwargs)
         value = self._inner.ask(spec, **kwargs)
         if spec.id == "purpose" and isinstance(value, str):
             self._hooks.check_purpose(value)
         return value
+
+    def _purposes(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Offer only the purposes the environment hosts (a production account never offers qa), and in the
+        sandbox suggest qa: Enter must not make a production install by accident."""
+        env = self._hooks.env
+        offered = [c for c in kwargs.get("choices", ()) if c in env.purposes] or list(kwargs.get("choices", ()))
+        default = kwargs.get("default")
+        if default not in offered:  # a suggestion for a person only: an answers file's run never guesses one
+            default = "qa" if env.sandbox and "qa" in offered and self.interactive else None
+        return {**kwargs, "choices": offered, "default": default}
 
 
 def execute(request: RunRequest, context: Context, console: Console) -> RunOutcome:

@@ -131,7 +131,8 @@ def vpc_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
 
 
 def next_free_name(ctx: StepContext, params: Mapping[str, Any]) -> str:
-    """The next free numbered name (`mq-POS-03` when 01 and 02 exist), from live AWS."""
+    """The next free numbered name (`mq-POS-03` when 01 and 02 exist), from live AWS; with `unfinished_of`
+    (a shared checklist's id), the name of one that exists but whose run never finished, first."""
     rule = str(params.get("rule", ""))
     source = str(params.get("source", ""))
     existing_by: dict[str, Callable[[StepContext, Mapping[str, Any]], list[str]]] = {
@@ -139,7 +140,21 @@ def next_free_name(ctx: StepContext, params: Mapping[str, Any]) -> str:
     if source not in existing_by:
         raise InputError(f"next-free-name needs source: one of {', '.join(existing_by)}")
     existing = existing_by[source](ctx, {"shared_only": False})
+    unfinished = _unfinished(ctx, str(params.get("unfinished_of", "")), existing)
+    if unfinished:  # a failed run's resource: finishing it, not a second one, is what Enter should do
+        return unfinished[0]
     return str(ctx.runtime.names.next_free(rule, existing))
+
+
+def _unfinished(ctx: StepContext, checklist_id: str, existing: list[str]) -> list[str]:
+    """`existing` names that `checklist_id` never recorded as done (records.shared: written only after a
+    successful apply), e.g. the host a failed shared-ec2 run launched."""
+    if not checklist_id:
+        return []
+    from kensium_provision.records.shared import list_shared_records
+
+    done = {record.name for record in list_shared_records(ctx.client("ssm"), checklist_id)}
+    return sorted(name for name in existing if name not in done)
 
 
 LOOKUPS: Mapping[str, Callable[[StepContext, Mapping[str, Any]], object]] = {
