@@ -167,6 +167,8 @@ def test_show_renders_the_plan_for_a_change_ticket_and_as_json(plan: Path, kprov
 def test_out_needs_a_dry_run(aws: None, kprov: Kprov, tmp_path: Path) -> None:
     done = kprov("provision", "shared", "vpc", "--answers", VPC, "--out", str(tmp_path / "p.json"))
     assert done.code == ExitCode.USAGE and "--dry-run" in done.err and vpcs() == []
+    client = kprov("install-client", "acme", "--out", str(tmp_path / "p.json"))
+    assert client.code == ExitCode.USAGE and "--dry-run" in client.err and not (tmp_path / "p.json").exists()
 
 
 def test_a_plan_of_a_built_network_is_refused_when_someone_changed_a_rule_it_probed(
