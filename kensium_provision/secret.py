@@ -132,12 +132,16 @@ def json_default(value: object) -> object:
 # journal must keep references.
 _SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "token", "credential", "privatekey",
                  "apikey", "authorization", "cookie", "connectionstring")
-_NOT_SECRET_SUFFIXES = ("id", "ids", "arn", "name", "ref", "reference", "policy", "length", "type", "manager")
+# Where a credential is, not the credential: `admin_password_entry` names the password manager's entry.
+_NOT_SECRET_SUFFIXES = ("id", "ids", "arn", "name", "ref", "refs", "reference", "references", "entry", "entries",
+                        "policy", "length", "type", "manager")
+_VAULT_REFERENCE = re.compile(r"^vault:\S+$")  # an answers file's reference to a secret (checklist.answers)
 
 
-def is_secret_key(key: object) -> bool:
-    """Whether a mapping key names a credential (its value is masked by `Redactor.redact_obj`)."""
-    if not isinstance(key, str):
+def is_secret_key(key: object, value: object = None) -> bool:
+    """Whether a mapping key names a credential (its value is masked by `Redactor.redact_obj`); a value that
+    is a vault reference (`vault:<reference>`) is where the secret is, never the secret itself."""
+    if not isinstance(key, str) or (isinstance(value, str) and _VAULT_REFERENCE.match(value)):
         return False
     flat = re.sub(r"[^a-z0-9]", "", key.lower())
     return any(word in flat for word in _SECRET_WORDS) and not flat.endswith(_NOT_SECRET_SUFFIXES)
@@ -202,7 +206,7 @@ class Redactor:
             # counts of `secretsmanager:*`) are walked like any other, numbers and flags kept.
             return {
                 self.redact(k) if isinstance(k, str) else k:
-                    MASK if is_secret_key(k) and isinstance(v, str | bytes | Secret) else self.redact_obj(v)
+                    MASK if is_secret_key(k, v) and isinstance(v, str | bytes | Secret) else self.redact_obj(v)
                 for k, v in obj.items()
             }
         if isinstance(obj, list | tuple | set | frozenset):

@@ -12,12 +12,14 @@ from types import MappingProxyType
 from typing import Any
 
 import boto3
+import pytest
 
 from kensium_provision.app.config import SANDBOX_ENVIRONMENT
 from kensium_provision.checklist.schema import load_checklist
 from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
 from kensium_provision.sandbox.server import ensure_running, stop
+from kensium_provision.secret import MASK, REDACTOR
 from kensium_provision.steps.base import StepContext
 from tests.checklist_harness import moto_runtime
 from tests.test_terminal import Terminal
@@ -144,3 +146,16 @@ def test_after_a_failed_ec2_run_the_host_it_launched_is_suggested_not_the_next(a
     assert next_free_name(ctx(), params) == "POS02"  # POS01 finished (recorded): the next number
     launch("POS02")  # a run that failed after the launch: never recorded
     assert next_free_name(ctx(), params) == "POS02"  # Enter finishes POS02 instead of launching POS03
+
+
+# --- a reference is not a secret (issue 15) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("record", "shown"), [
+    ({"admin_password_entry": "KeePass: Shared/POS01 Administrator"}, "KeePass: Shared/POS01 Administrator"),
+    ({"sql_password_ref": "Kensium PM / acme / sql"}, "Kensium PM / acme / sql"),
+    ({"sql_password": "vault:kensium/acme/sql"}, "vault:kensium/acme/sql"),
+    ({"sql_password": "Tr0ub4dor&3-not-a-reference"}, MASK),  # a password under a password key stays masked
+])
+def test_a_password_manager_reference_is_journaled_as_written(record: dict[str, str], shown: str) -> None:
+    assert REDACTOR.redact_obj(record) == dict.fromkeys(record, shown)
