@@ -15,7 +15,8 @@ import boto3
 import pytest
 
 from kensium_provision.app.config import SANDBOX_ENVIRONMENT
-from kensium_provision.checklist.schema import load_checklist
+from kensium_provision.checklist.schema import load_checklist, load_checklist_text
+from kensium_provision.errors import ChecklistError, ExitCode
 from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
 from kensium_provision.sandbox.server import ensure_running, stop
@@ -159,3 +160,18 @@ def test_after_a_failed_ec2_run_the_host_it_launched_is_suggested_not_the_next(a
 ])
 def test_a_password_manager_reference_is_journaled_as_written(record: dict[str, str], shown: str) -> None:
     assert REDACTOR.redact_obj(record) == dict.fromkeys(record, shown)
+
+
+# --- validate and the exit codes (issue 15) -------------------------------------------------------------------
+
+
+def test_a_duplicate_step_id_is_found_when_its_first_step_has_another_error() -> None:
+    text = ("schema: 1\nid: twice\ntitle: Twice\nscope: client\n"
+            "steps:\n  - id: look\n    type: manual\n    risk: read\n"  # no title: the first step is not read
+            "    params: {instructions: 'Look'}\n"
+            "  - id: look\n    title: Look again\n    type: manual\n    risk: read\n"
+            "    params: {instructions: 'Look again'}\n")
+    with pytest.raises(ChecklistError) as caught:
+        load_checklist_text(text, "twice.yaml")
+    assert "twice.yaml:10:5: steps[1] (id=look): duplicate step id 'look' (first at line 6)" in str(caught.value)
+    assert caught.value.exit_code is ExitCode.INVALID

@@ -308,11 +308,18 @@ def parse_checklist(
         if spec is not None:
             inputs.append(spec)
     steps: list[Step] = []
+    first_at: dict[str, Loc] = {}  # every step's id, read or not: a step with another error still has one
     for index, record in _positions(top, "steps"):
         step, more = _read_step(reader, record, index, types)
         uses += more
         if step is not None:
             steps.append(step)
+        step_id = record.text("id") if "id" in record.values else ""
+        if step_id in first_at:
+            reader.add(record.node.loc, f"steps[{index}] (id={step_id})",
+                       f"duplicate step id {step_id!r} (first at line {first_at[step_id].line})")
+        elif step_id:
+            first_at[step_id] = record.node.loc
     _check_names(reader, inputs, steps, uses, types, set(rule_ids) if rule_ids is not None else None)
     reader.fail()
     return Checklist(id=top.text("id"), title=top.text("title"), scope=top.text("scope"),
@@ -343,14 +350,8 @@ def _check_names(reader: Reader, inputs: Sequence[InputSpec], steps: Sequence[St
         defined[spec.id] = -1
         if rule_ids is not None and spec.rule and spec.rule not in rule_ids:
             reader.add(_where(spec.loc), f"inputs (id={spec.id}) › rule", f"unknown naming rule {spec.rule!r}")
-    seen_steps: dict[str, Step] = {}
     for index, step in enumerate(steps):
         crumb = f"steps[{index}] (id={step.id})"
-        if step.id in seen_steps:
-            first = seen_steps[step.id].loc
-            reader.add(_where(step.loc), crumb,
-                       f"duplicate step id {step.id!r} (first at line {first.line if first else '?'})")
-        seen_steps[step.id] = step
         for name in [*step.outputs, *_evidence_ids(reader, step, types, crumb)]:
             if name in defined:
                 reader.add(_where(step.loc), f"{crumb} › outputs", f"{name!r} is already defined"
