@@ -175,3 +175,13 @@ def test_a_duplicate_step_id_is_found_when_its_first_step_has_another_error() ->
         load_checklist_text(text, "twice.yaml")
     assert "twice.yaml:10:5: steps[1] (id=look): duplicate step id 'look' (first at line 6)" in str(caught.value)
     assert caught.value.exit_code is ExitCode.INVALID
+
+
+def test_a_missing_aws_profile_is_a_config_error_exit_3_not_a_finding(tmp_path: Path) -> None:
+    terminal = Terminal(tmp_path, tmp_path / "state")
+    config = tmp_path / "config.yaml"
+    config.write_text('environments:\n  qa: {account_id: "123456789012", region: us-east-1, purposes: [qa], '
+                      "profile: no-such-profile}\n")
+    done = terminal.kprov("--config", str(config), "--env", "qa", "check", "shared", "vpc")
+    assert "the AWS profile 'no-such-profile'" in done.stderr and "is not configured" in done.stderr
+    assert done.returncode == ExitCode.INVALID, done.stderr  # 1 would read "a check found problems"

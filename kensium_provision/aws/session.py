@@ -15,7 +15,7 @@ from kensium_provision.aws.cache import ReadCache
 from kensium_provision.aws.calls import CallCounter
 from kensium_provision.aws.settle import Settling
 from kensium_provision.aws.wall import install_wall
-from kensium_provision.errors import KprovError
+from kensium_provision.errors import InputError, KprovError
 from kensium_provision.guards import Environment, Identity
 from kensium_provision.model import Mode
 
@@ -74,8 +74,8 @@ class AwsSession:
                 try:
                     self._session = boto3.Session(profile_name=self.env.profile or None,
                                                   region_name=self.env.region)
-                except ProfileNotFound:
-                    raise KprovError(
+                except ProfileNotFound:  # the config names what is not there: exit 3, nothing attempted
+                    raise InputError(
                         f"the AWS profile {self.env.profile!r} of {self.env.describe()} is not configured",
                         hint=f"Create it (`aws configure sso --profile {self.env.profile}`) or fix `profile:` in "
                              "the kprov config.") from None
