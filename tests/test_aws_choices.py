@@ -17,7 +17,11 @@ from kensium_provision.errors import ExitCode, InputError
 from kensium_provision.model import Mode
 from kensium_provision.steps import registry
 from kensium_provision.steps.base import CheckContext, param_problems
-from tests.checklist_harness import moto_runtime, mutating_calls, names
+from tests.checklist_harness import moto_runtime, mutating_calls, names, raw_client
+from tests.fakes import MemoryVault
+from tests.test_shared_data import MQ, RDS, network, pos_vpc, run_with, vault
+
+__all__ = ["pos_vpc", "vault"]  # the fixtures, shared with test_shared_data
 
 _RDS = {"identifier": "db-POS-01", "edition": "Web", "engine_version": "15.00.4415.2.v1",
         "instance_class": "db.t3.small", "allocated_storage": 20, "zone": "us-east-1a",
@@ -98,3 +102,92 @@ def test_storage_19_stops_the_run_before_the_vpc_is_created(aws: None, mode: Mod
         run(checklist, runtime, {"storage": 19}, types=types)
     assert caught.value.exit_code is ExitCode.INVALID
     assert mutating_calls(runtime) == []  # before: ec2:CreateVpc, then the create refused at the db step's turn
+
+
+# --- versions and sizes from AWS's own answers (issue 16.7) --------------------------------------------------
+# The sandbox answers DescribeDBEngineVersions, DescribeOrderableDBInstanceOptions, DescribeBrokerEngineTypes and
+# DescribeBrokerInstanceOptions from sandbox.aws_data (moto implements none of them for SQL Server or RabbitMQ).
+
+
+def test_an_instance_class_express_does_not_offer_is_refused_with_the_offered_classes(
+        aws: None, vault: MemoryVault) -> None:
+    network()
+    with pytest.raises(InputError, match=r"instance_class: 'db.m5.large' must be one of: .*db.t3.micro") as caught:
+        run_with("shared/rds", Mode.PLAN, {**RDS, "instance_class": "db.m5.large"}, vault)  # Web has it, Express not
+    assert caught.value.exit_code is ExitCode.INVALID
+    assert raw_client("rds").describe_db_instances()["DBInstances"] == [] and vault.items == {}
+
+
+def test_an_engine_version_aws_does_not_list_is_refused_with_the_listed_versions(aws: None, vault: MemoryVault) -> None:
+    network()
+    with pytest.raises(InputError, match=r"15.00.9999.1.v1 is not an engine version AWS offers.*15.00.4420.2.v1"):
+        run_with("shared/rds", Mode.PLAN, {**RDS, "engine_version": "15.00.9999.1.v1"}, vault)
+    assert vault.items == {}
+
+
+def test_the_major_alone_creates_the_latest_version_aws_lists(aws: None, vault: MemoryVault) -> None:
+    from kensium_provision.sandbox.aws_data import SQLSERVER_VERSIONS
+
+    network()
+    report, _ = run_with("shared/rds", Mode.APPLY, {**RDS, "engine_version": "15.00"}, vault)
+    assert report.exit_code is ExitCode.OK, report.error
+    created = raw_client("rds").describe_db_instances()["DBInstances"]
+    assert [d["EngineVersion"] for d in created] == [SQLSERVER_VERSIONS[-1]]  # before: "15.00" sent as it was
+
+
+def test_rabbitmq_4_on_mq_m5_is_refused_with_the_m7g_types(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
+    with pytest.raises(InputError, match=r"host_instance_type: 'mq.m5.large' must be one of: .*mq.m7g.large") as caught:
+        run_with("shared/rabbitmq", Mode.PLAN, {**MQ, "engine_version": "4.2", "host_instance_type": "mq.m5.large"},
+                 vault)
+    assert "mq.m5" not in str(caught.value).split("must be one of:")[1]
+    assert raw_client("mq").list_brokers()["BrokerSummaries"] == []
+
+
+def test_rabbitmq_4_on_mq_m7g_is_created(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
+    report, _ = run_with("shared/rabbitmq", Mode.APPLY,
+                         {**MQ, "engine_version": "4.2", "host_instance_type": "mq.m7g.large"}, vault)
+    assert report.exit_code is ExitCode.OK, report.error
+    broker = raw_client("mq").list_brokers()["BrokerSummaries"][0]
+    assert broker["HostInstanceType"] == "mq.m7g.large"
+
+
+LITERAL = """
+schema: 1
+id: literal
+title: Literal
+scope: shared
+steps:
+  - id: db
+    title: DB
+    type: rds.db-instance
+    risk: create
+    params: {identifier: db-POS-01, edition: Express, engine_version: "15.00", instance_class: db.m5.large,
+             allocated_storage: 20, zone: us-east-1a, db_subnet_group: pos-db-subnets,
+             security_group_ids: [sg-0123456789abcdef0], master_username: posadmin, master_password_ref: "vault:x"}
+"""
+
+
+def test_the_step_itself_checks_the_pair_with_aws_in_the_plan(aws: None) -> None:
+    # A checklist that does not offer choices (a literal class) meets the same answer in the step's probe.
+    types = registry()
+    checklist = load_checklist_text(LITERAL, "literal.yaml", types=types)
+    runtime = moto_runtime(Mode.PLAN)
+    with pytest.raises(InputError, match=r"db.m5.large is not offered for Express \(sqlserver-ex\) 15.00.4420.2.v1 "
+                                         r"\(licence included\); AWS offers: db.t3.large, db.t3.medium, db.t3.micro"):
+        run(checklist, runtime, {}, types=types)
+    assert mutating_calls(runtime) == []
+
+
+def test_the_sandbox_refuses_the_pairs_aws_refuses(aws: None) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="InvalidParameterCombination"):
+        raw_client("rds").create_db_instance(
+            DBInstanceIdentifier="db-pos-09", Engine="sqlserver-ex", EngineVersion="15.00.4415.2.v1",
+            DBInstanceClass="db.m5.large", AllocatedStorage=20, MasterUsername="posadmin",
+            MasterUserPassword="Passw0rd-long-1", LicenseModel="license-included")
+    with pytest.raises(ClientError, match=r"Engine version \[4.2\] is not supported on broker instance type"):
+        raw_client("mq").create_broker(
+            BrokerName="mq-POS-09", EngineType="RABBITMQ", EngineVersion="4.2", DeploymentMode="SINGLE_INSTANCE",
+            HostInstanceType="mq.m5.large", PubliclyAccessible=True, AutoMinorVersionUpgrade=True,
+            Users=[{"Username": "admin", "Password": "Adm1n-Passw0rd-x"}])

@@ -74,6 +74,8 @@ _PATHS = ("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecur
 _ACTIVE_KEYS = ("iam:GetUser", "iam:ListAccessKeys")
 _ARCHIVED = ("s3:HeadBucket", "s3:GetBucketTagging", "s3:GetPublicAccessBlock", "s3:GetBucketPolicy",
              "s3:GetBucketLifecycleConfiguration")
+_RDS_OFFERS = ("rds:DescribeDBEngineVersions", "rds:DescribeOrderableDBInstanceOptions")
+_MQ_OFFERS = ("mq:DescribeBrokerEngineTypes", "mq:DescribeBrokerInstanceOptions")
 _BACKUP_OPTION = ("rds:DescribeDBInstances", "rds:DescribeOptionGroups")
 # The management API as the broker admin: its password from the vault (`find` when the settings name an
 # entry), and, for a `broker:` given by name, its console URL from Amazon MQ (steps.rabbitmq_vhost).
@@ -165,7 +167,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                                     act=("iam:GetUser", "iam:CreateUser", "iam:CreateAccessKey", "vault:store"),
                                     verify=_DESCRIBE_USER),
     "manual": Uses(probe=("params:probe",), verify=("params:probe",)),
-    "mq.broker": Uses(probe=("mq:ListBrokers", "mq:DescribeBroker"),
+    # A new broker's or instance's choices are checked with AWS's own offerings first (steps.*.offered).
+    "mq.broker": Uses(probe=("mq:ListBrokers", "mq:DescribeBroker", *_MQ_OFFERS),
                       act=("mq:ListBrokers", "mq:DescribeBroker", "mq:CreateBroker", "vault:fetch"),
                       verify=("mq:ListBrokers", "mq:DescribeBroker")),
     "rabbitmq.remove-vhost": Uses(probe=_MANAGEMENT, act=_MANAGEMENT, verify=_MANAGEMENT, untested=_BY_BROKER_NAME),
@@ -174,9 +177,9 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                                  untested=_BY_BROKER_NAME),
     "rabbitmq.vhost": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store"), verify=_MANAGEMENT,
                            undo=_MANAGEMENT, untested=_BY_BROKER_NAME),
-    "rds.db-instance": Uses(probe=("rds:DescribeDBInstances",),
-                           act=("rds:DescribeDBInstances", "rds:CreateDBInstance", "rds:ModifyDBInstance",
-                                "vault:fetch"),
+    "rds.db-instance": Uses(probe=("rds:DescribeDBInstances", *_RDS_OFFERS),
+                           act=("rds:DescribeDBInstances", *_RDS_OFFERS, "rds:CreateDBInstance",
+                                "rds:ModifyDBInstance", "vault:fetch"),
                            verify=("rds:DescribeDBInstances",),
                            untested={"rds:ModifyDBInstance": "only for an instance whose security groups differ"}),
     "rds.db-subnet-group": Uses(probe=("ec2:DescribeSubnets", "rds:DescribeDBSubnetGroups"),
@@ -214,13 +217,16 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
 LOOKUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "region": (),
     "availability-zones": ("ec2:DescribeAvailabilityZones",),
-    "next-free-name": ("ec2:DescribeInstances", "mq:ListBrokers", "rds:DescribeDBInstances"),
+    "next-free-name": ("ec2:DescribeInstances", "mq:ListBrokers", "rds:DescribeDBInstances",
+                       "ssm:GetParametersByPath"),  # unfinished_of: the shared records (records.shared)
     "rds-instances": ("rds:DescribeDBInstances",),
     "ec2-hosts": ("ec2:DescribeInstances",),
     "brokers": ("mq:ListBrokers",),
     "vpcs": ("ec2:DescribeVpcs",),
     "subnets": ("ec2:DescribeSubnets",),
     "vpc-zones": ("ec2:DescribeVpcs", "ec2:DescribeSubnets"),
+    "rds-instance-classes": _RDS_OFFERS,
+    "broker-instance-types": _MQ_OFFERS,
 })
 
 # The password manager's methods, when the config's vault is Secrets Manager (vault.backends).

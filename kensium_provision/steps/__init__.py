@@ -26,6 +26,8 @@ LOOKUP_NAMES = (
     "vpcs",
     "subnets",
     "vpc-zones",
+    "rds-instance-classes",
+    "broker-instance-types",
 )
 
 

@@ -14,7 +14,7 @@ https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/mq/aws.sdk.kotlin.services
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,7 +25,8 @@ from kensium_provision.model import Mode
 from kensium_provision.steps.aws_helpers import in_sandbox
 from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
 
-__all__ = ["BY_PURPOSE", "FAILED_STATES", "MqBroker", "instance_type_for"]
+__all__ = ["BY_PURPOSE", "FAILED_STATES", "MqBroker", "by_purpose_type", "fitting_types", "instance_type_for",
+           "offered"]
 
 BY_PURPOSE = "by-purpose"
 # domain.md 2.5: "micro" for QA/staging, "large" for production.
@@ -56,6 +57,11 @@ def instance_type_for(purpose: str) -> str:
         raise InputError(f"host_instance_type {BY_PURPOSE} needs the environment's purpose, and it is "
                          f"{purpose or 'not set'}", hint="choose the instance type explicitly: mq.t3.micro for "
                          "QA/staging, mq.m5.large for production") from None
+
+
+def by_purpose_type(ctx: StepContext) -> str:
+    """The host instance type `by-purpose` gives in this run (an InputError when the purpose is unknown)."""
+    return instance_type_for(ctx.runtime.purpose or _environment_purpose(ctx))
 
 
 def _environment_purpose(ctx: StepContext) -> str:
@@ -121,7 +127,7 @@ def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
                          "(quote it in YAML)")
     kind = str(params.get("host_instance_type") or BY_PURPOSE)
     if kind == BY_PURPOSE:
-        kind = instance_type_for(ctx.runtime.purpose or _environment_purpose(ctx))
+        kind = by_purpose_type(ctx)
     if not _TYPE.fullmatch(kind):
         raise InputError(f"mq.broker host_instance_type: {kind!r} is not an Amazon MQ RabbitMQ type "
                          "(mq.t3.micro, mq.m5.large..., mq.m7g.large...)")
@@ -153,6 +159,50 @@ def _spec(ctx: StepContext, params: Mapping[str, Any]) -> _Spec:
     return _Spec(name=name, engine_version=version, deployment_mode=mode, host_instance_type=kind, public=public,
                  admin_user=user, password_ref=ref, subnet_ids=subnets, security_groups=groups,
                  auto_minor=auto_minor, tags={"Name": name, **extra, "kprov:name": name})
+
+
+def _all_pages(ctx: StepContext, operation: str, key: str, resource: str, **params: Any) -> list[Any]:
+    """Every item of a read botocore has no paginator for (Amazon MQ's Describe*Options: NextToken)."""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page = call(ctx.client("mq"), operation, resource=resource, sandbox=in_sandbox(ctx),
+                    **params, **({"NextToken": token} if token else {}))
+        items += (page or {}).get(key) or []
+        token = str((page or {}).get("NextToken") or "")
+        if not token:
+            return items
+
+
+def _runs(version: str, listed: Iterable[str] | None) -> bool:
+    """Whether a listed version covers `version` (3.13 covers 3.13 and its patches, 3.13.7)."""
+    return any(version == v or version.startswith(f"{v}.") for v in listed or ())
+
+
+def fitting_types(ctx: StepContext, version: str, mode: str) -> list[str]:
+    """The RabbitMQ host instance types Amazon MQ runs `version` on in `mode`, from its own answers
+    (DescribeBrokerEngineTypes, DescribeBrokerInstanceOptions; RabbitMQ 4 runs on mq.m7g only); an InputError
+    listing the versions when it offers no such version.
+    https://docs.aws.amazon.com/amazon-mq/latest/api-reference/broker-instance-options.html"""
+    engines = _all_pages(ctx, "DescribeBrokerEngineTypes", "BrokerEngineTypes", "RABBITMQ", EngineType="RABBITMQ")
+    versions = sorted({str(v["Name"]) for e in engines for v in e.get("EngineVersions") or ()})
+    if not _runs(version, versions):
+        raise InputError(f"engine_version: {version} is not a RabbitMQ version Amazon MQ offers; it lists: "
+                         f"{', '.join(versions) or 'none'}", hint="answer one of them")
+    options = _all_pages(ctx, "DescribeBrokerInstanceOptions", "BrokerInstanceOptions", "RABBITMQ",
+                         EngineType="RABBITMQ")
+    return sorted({str(o["HostInstanceType"]) for o in options if _runs(version, o.get("SupportedEngineVersions"))
+                   and mode in (o.get("SupportedDeploymentModes") or ())})
+
+
+def offered(ctx: StepContext, spec: _Spec) -> None:
+    """The broker's engine version and host instance type checked with Amazon MQ's own answers before any create;
+    a refusal lists the valid choices."""
+    fitting = fitting_types(ctx, spec.engine_version, spec.deployment_mode)
+    if spec.host_instance_type not in fitting:
+        raise InputError(f"host_instance_type: {spec.host_instance_type} does not run RabbitMQ {spec.engine_version} "
+                         f"as {spec.deployment_mode} on Amazon MQ; the types that do: {', '.join(fitting) or 'none'}",
+                         hint="answer one of those types, or another version")
 
 
 def _find(ctx: StepContext, name: str) -> dict[str, Any] | None:
@@ -283,6 +333,7 @@ class MqBroker:
         spec = _spec(ctx, params)
         found = _find(ctx, spec.name)
         if found is None:
+            offered(ctx, spec)  # before any create: Amazon MQ's own answer, not a constant
             return Probe(done=False, note=f"{spec.name} does not exist: it will be created", desired=spec.desired())
         diffs = _differences(spec, found)
         if diffs:

@@ -130,6 +130,30 @@ def vpc_zones(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
                    if _tags(s.get("Tags")).get("Name", "").startswith(prefix)})
 
 
+def rds_instance_classes(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """The DB instance classes AWS offers for an edition (Express, Web) and engine version (a major alone, 15.00,
+    is its latest listed version); an unoffered version is refused with the versions AWS lists."""
+    from kensium_provision.steps.rds import EDITIONS, offered_version, orderable_classes
+
+    engine = EDITIONS.get(str(params.get("edition", "")).lower(), str(params.get("edition", "")))
+    return orderable_classes(ctx, engine, offered_version(ctx, engine, str(params.get("engine_version", ""))))
+
+
+def broker_instance_types(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """The RabbitMQ host instance types Amazon MQ runs `engine_version` on in `deployment_mode` (default
+    SINGLE_INSTANCE), `by-purpose` first when the purpose's size is one of them; an unoffered version is refused
+    with the versions Amazon MQ lists."""
+    from kensium_provision.steps.amazonmq import BY_PURPOSE, by_purpose_type, fitting_types
+
+    fitting = fitting_types(ctx, str(params.get("engine_version", "")),
+                            str(params.get("deployment_mode") or "SINGLE_INSTANCE"))
+    try:
+        sized = by_purpose_type(ctx)
+    except InputError:  # no purpose: offered, so that the broker step says why it needs an explicit type
+        return [BY_PURPOSE, *fitting]
+    return [BY_PURPOSE, *fitting] if sized in fitting else fitting
+
+
 def next_free_name(ctx: StepContext, params: Mapping[str, Any]) -> str:
     """The next free numbered name (`mq-POS-03` when 01 and 02 exist), from live AWS; with `unfinished_of`
     (a shared checklist's id), the name of one that exists but whose run never finished, first."""
@@ -167,6 +191,8 @@ LOOKUPS: Mapping[str, Callable[[StepContext, Mapping[str, Any]], object]] = {
     "vpcs": vpcs,
     "subnets": subnets,
     "vpc-zones": vpc_zones,
+    "rds-instance-classes": rds_instance_classes,
+    "broker-instance-types": broker_instance_types,
 }
 
 

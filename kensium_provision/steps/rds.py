@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kensium_provision.aws.call import translating
+from kensium_provision.aws.call import pages, translating
 from kensium_provision.aws.idempotent import create_client, create_once
 from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
@@ -21,7 +21,7 @@ from kensium_provision.steps.aws_helpers import in_sandbox, step_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 
 __all__ = ["EDITIONS", "FAILED_STATES", "SETTLING_STATES", "USABLE_STATES", "RdsDbInstance", "RdsInstanceReady",
-           "usable"]
+           "engine_versions", "offered", "offered_version", "orderable_classes", "usable"]
 
 EDITIONS: Mapping[str, str] = {"express": "sqlserver-ex", "web": "sqlserver-web"}
 _EDITION_OF = {engine: edition.capitalize() for edition, engine in EDITIONS.items()}
@@ -163,6 +163,54 @@ def _spec(params: Mapping[str, Any]) -> _Spec:
         hosting=hosting, tags=tags)
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def engine_versions(ctx: StepContext, engine: str) -> list[str]:
+    """The available versions of an engine, oldest first, as DescribeDBEngineVersions lists them (all pages)."""
+    found = pages(ctx.client("rds"), "DescribeDBEngineVersions", "DBEngineVersions", resource=engine,
+                  sandbox=in_sandbox(ctx), Engine=engine)
+    return sorted({str(v["EngineVersion"]) for v in found if v.get("Status", "available") == "available"},
+                  key=_version_key)
+
+
+def offered_version(ctx: StepContext, engine: str, version: str) -> str:
+    """The listed version to create: `version` itself, or for a major alone (`15.00`) the latest 15.00.x AWS
+    lists; an InputError listing the versions when AWS offers neither."""
+    listed = engine_versions(ctx, engine)
+    if version in listed:
+        return version
+    same_major = [v for v in listed if v.startswith(version + ".")]
+    if re.fullmatch(r"\d+\.\d+", version) and same_major:
+        return same_major[-1]
+    raise InputError(f"engine_version: {version} is not an engine version AWS offers for {_shown_edition(engine)}; "
+                     f"AWS lists: {', '.join(listed[-8:]) or 'none'}",
+                     hint="answer one of them, or the major alone (15.00) for the latest")
+
+
+def orderable_classes(ctx: StepContext, engine: str, version: str) -> list[str]:
+    """The classes DescribeOrderableDBInstanceOptions offers for an engine version, licence included (all pages).
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeOrderableDBInstanceOptions.html"""
+    found = pages(ctx.client("rds"), "DescribeOrderableDBInstanceOptions", "OrderableDBInstanceOptions",
+                  resource=engine, sandbox=in_sandbox(ctx), Engine=engine, EngineVersion=version,
+                  LicenseModel="license-included")
+    return sorted({str(o["DBInstanceClass"]) for o in found})
+
+
+def offered(ctx: StepContext, spec: _Spec) -> str:
+    """The engine version to create, checked with AWS's own answers before any create: a version AWS lists for
+    the edition (`offered_version`) and an instance class it offers for that version. A refusal lists the valid
+    choices."""
+    version = offered_version(ctx, spec.engine, spec.engine_version)
+    classes = orderable_classes(ctx, spec.engine, version)
+    if spec.instance_class not in classes:
+        raise InputError(f"instance_class: {spec.instance_class} is not offered for {_shown_edition(spec.engine)} "
+                         f"{version} (licence included); AWS offers: {', '.join(classes) or 'none'}",
+                         hint="answer one of those classes")
+    return version
+
+
 def _describe(ctx: StepContext, identifier: str) -> dict[str, Any] | None:
     """The instance, or None; RDS matches identifiers ignoring case (it stores them lower-case)."""
     found = step_call(ctx, "rds", "DescribeDBInstances", resource=identifier, DBInstanceIdentifier=identifier.lower(),
@@ -267,7 +315,9 @@ class RdsDbInstance:
         spec = _spec(params)
         found = _describe(ctx, spec.name)
         if found is None:
-            return Probe(done=False, note=f"{spec.name} does not exist: it will be created", desired=spec.desired())
+            version = offered(ctx, spec)  # before any create: AWS's own answer, not a constant
+            return Probe(done=False, note=f"{spec.name} does not exist: it will be created",
+                         desired={**spec.desired(), "engine_version": version})
         diffs = _differences(spec, found)
         if diffs:
             return Probe(done=False, note=f"{spec.name} exists but differs; kprov does not change it in place",
@@ -297,11 +347,12 @@ class RdsDbInstance:
         problems = check_password("rds-sqlserver-master", password, username=spec.master_username)
         if problems:  # never quotes the value
             raise InputError(f"the master password of {spec.name} would be refused by RDS: {'; '.join(problems)}")
+        version = offered(ctx, spec)
         client = create_client(ctx.runtime.aws, "rds")
 
         def create() -> dict[str, Any]:
             response = client.create_db_instance(
-                DBInstanceIdentifier=spec.name, Engine=spec.engine, EngineVersion=spec.engine_version,
+                DBInstanceIdentifier=spec.name, Engine=spec.engine, EngineVersion=version,
                 DBInstanceClass=spec.instance_class, AllocatedStorage=spec.storage, LicenseModel="license-included",
                 MasterUsername=spec.master_username, MasterUserPassword=password.reveal(),
                 DBSubnetGroupName=spec.subnet_group, VpcSecurityGroupIds=list(spec.security_group_ids),
