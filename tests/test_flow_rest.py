@@ -23,7 +23,7 @@ from kensium_provision.sandbox.server import ensure_running, stop
 from kensium_provision.secret import MASK, REDACTOR
 from kensium_provision.steps.base import StepContext
 from tests.checklist_harness import moto_runtime
-from tests.test_terminal import Terminal
+from tests.test_terminal import Terminal, example
 
 CHECKLISTS = Path(__file__).resolve().parents[1] / "kensium_provision" / "checklists"
 
@@ -185,3 +185,20 @@ def test_a_missing_aws_profile_is_a_config_error_exit_3_not_a_finding(tmp_path: 
     done = terminal.kprov("--config", str(config), "--env", "qa", "check", "shared", "vpc")
     assert "the AWS profile 'no-such-profile'" in done.stderr and "is not configured" in done.stderr
     assert done.returncode == ExitCode.INVALID, done.stderr  # 1 would read "a check found problems"
+
+
+def test_without_a_terminal_every_missing_answer_is_listed_at_once_and_nothing_is_attempted(tmp_path: Path) -> None:
+    terminal = Terminal(tmp_path, tmp_path / "state")
+    partial = tmp_path / "vpc.yaml"
+    text = (Path(example("shared-vpc.yaml"))).read_text()
+    partial.write_text("".join(line for line in text.splitlines(keepends=True)
+                               if not line.startswith(("operator_name:", "operator_ip:", "vpc_name:"))))
+    try:
+        done = terminal.kprov("provision", "shared", "vpc", "--answers", str(partial), "--yes")
+    finally:
+        terminal.stop()
+    assert done.returncode == ExitCode.INVALID, done.stderr
+    assert f"missing answers in {partial}: operator_name (Your name (the description" in done.stderr
+    assert "; operator_ip (Your public IPv4 address)" in done.stderr
+    assert "vpc_name" not in done.stderr  # its default is written in the checklist: taken, and shown in the plan
+    assert not terminal.journals()  # refused before a run began: nothing attempted, nothing journaled

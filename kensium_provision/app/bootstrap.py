@@ -451,6 +451,10 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
                                                      "then `kprov apply PLAN`")
     if request.from_record:
         request = _with_record_answers(request, session, config.clients.table)
+    if not (request.interactive and context.interactive) and plan is None:
+        from kensium_provision.checklist.answers import refuse_missing
+
+        refuse_missing(checklist, answers, request.preset)  # every missing answer at once, nothing attempted
 
     run_id = request.run_id or new_run_id()
     journal, journal_path = open_journal(connection, run_id, mode=request.mode, header={

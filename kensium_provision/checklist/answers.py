@@ -21,7 +21,7 @@ from kensium_provision.steps.base import StepType, evidence_of
 from kensium_provision.yamlio import Loc, load_file
 from kensium_provision.yamlschema import Anything, Bool, Field, Int, Kind, Map, MapOf, Reader, Str
 
-__all__ = ["Answers", "AnswersOperator", "answers_schema", "check_given", "load_answers"]
+__all__ = ["Answers", "AnswersOperator", "answers_schema", "check_given", "load_answers", "refuse_missing"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +124,32 @@ def check_given(checklist: Checklist, names: object, answers: Answers | None = N
         raise ChecklistError(issues)
 
 
+def _taken_without_asking(spec: InputSpec) -> bool:
+    """A default written in the checklist (reviewed, and shown in the plan) answers an unattended run; one
+    found live never does (it could change between the plan and the apply)."""
+    return spec.default is not None and spec.default_from is None and spec.choices_from is None
+
+
+def refuse_missing(checklist: Checklist, answers: Answers | None, preset: Mapping[str, object]) -> None:
+    """Without a terminal: every input the run will need that neither the answers file, the arguments nor a
+    written default gives, all at once and before any AWS call (exit 3), instead of one per attempt. An
+    input under a `when` that the given answers do not decide is left to the run (it names it then)."""
+    values: dict[str, object] = {**(answers.values if answers is not None else {}), **preset}
+    missing = []
+    for spec in checklist.inputs:
+        if spec.when is not None and not spec.when.holds(values):
+            continue
+        if spec.id not in values:
+            if _taken_without_asking(spec):
+                values[spec.id] = spec.default
+            else:
+                missing.append(f"{spec.id} ({spec.prompt})")
+    if missing:
+        source = f" in {answers.path}" if answers is not None and answers.path else ""
+        raise InputError(f"missing answer{'s' if len(missing) > 1 else ''}{source}: {'; '.join(missing)}",
+                         hint="add them to the answers file (nothing was attempted), or run in a terminal")
+
+
 class AnswersOperator:
     """Answers from a file. Without a terminal it never prompts; with one (`terminal`, the person at the
     keyboard) what the file lacks is asked there, a checklist default offered rather than taken silently,
@@ -154,7 +180,7 @@ class AnswersOperator:
                 value = self.fetch_secret(str(value)[len("vault:"):])
         elif self.terminal is not None:
             return self.terminal.ask(spec, default=default, choices=choices, validate=validate)
-        elif default is not None and spec.default_from is None and spec.choices_from is None:
+        elif default is not None and _taken_without_asking(spec):
             value = default  # a default written in the checklist, never one found live
         else:
             source = f" in {self.answers.path}" if self.answers.path else ""
