@@ -71,6 +71,8 @@ READ_ONLY_COMMANDS = (
     ("provision", "shared", "vpc", "--dry-run", "--answers", example("shared-vpc.yaml")),
     ("provision", "shared", "rds", "--dry-run", "--answers", example("shared-rds.yaml")),
     ("install-client", "acme", "--dry-run", "--answers", example("client-acme.yaml")),
+    # the permission preflight on request: iam:SimulatePrincipalPolicy evaluates, it changes nothing
+    ("install-client", "acme", "--dry-run", "--preflight", "--answers", example("client-acme.yaml")),
     ("check", "shared"),
     ("check", "client", "acme"),
     ("check", "client", "--all"),
@@ -137,9 +139,9 @@ def test_plans_and_checks_send_no_write_to_aws_or_rabbitmq_with_every_feature_on
             assert done.returncode == ExitCode.OK, f"{args}: {done.stderr[-3000:]}"
             sent, managed = aws.take(), rabbitmq.take()
             assert not [c for c in sent if c.service == "?" and c.operation.split(" ")[0] != "GET"]
-            seen[" ".join(args[:3])] = (aws_writes(sent), [c.operation for c in managed
-                                                           if c.operation.startswith(RABBITMQ_WRITES)],
-                                        sum(c.service != "?" for c in sent), len(managed))
+            command = " ".join(a for a in args if not a.startswith("/"))
+            rabbit_writes = [c.operation for c in managed if c.operation.startswith(RABBITMQ_WRITES)]
+            seen[command] = (aws_writes(sent), rabbit_writes, sum(c.service != "?" for c in sent), len(managed))
         # The control: the spy does see writes. An apply with nothing to change still locks (DynamoDB) and ships
         # its journal (CloudWatch Logs): what a plan would send if its journal or lock were not read-only.
         done = estate.kprov("provision", "shared", "vpc", "--answers", example("shared-vpc.yaml"), "--yes")
@@ -155,3 +157,4 @@ def test_plans_and_checks_send_no_write_to_aws_or_rabbitmq_with_every_feature_on
         else:
             assert writes == [], f"{command}: writes {writes}"
     assert seen["check client acme"][3] > 0, "the client check read the RabbitMQ management API"
+    assert len(seen) == len(READ_ONLY_COMMANDS)
