@@ -219,7 +219,7 @@ LOOKUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "availability-zones": ("ec2:DescribeAvailabilityZones",),
     "next-free-name": ("ec2:DescribeInstances", "mq:ListBrokers", "rds:DescribeDBInstances",
                        "ssm:GetParametersByPath"),  # unfinished_of: the shared records (records.shared)
-    "rds-instances": ("rds:DescribeDBInstances",),
+    "rds-instances": ("rds:DescribeDBInstances", "dynamodb:Scan"),  # the client records: databases per instance
     "ec2-hosts": ("ec2:DescribeInstances",),
     "brokers": ("mq:ListBrokers",),
     "vpcs": ("ec2:DescribeVpcs",),

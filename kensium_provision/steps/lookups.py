@@ -71,9 +71,28 @@ def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     return _conforming(ctx, params.get("rule", ""), [b["BrokerName"] for b in found])
 
 
+def _databases_by_instance(ctx: StepContext) -> dict[str, int]:
+    """How many client records name each RDS instance (lower-case): the databases kprov put there."""
+    from kensium_provision.records.clients import RETIRED, list_clients, table_of
+
+    counts: dict[str, int] = {}
+    for record in list_clients(ctx.client("dynamodb"), table_of(ctx.runtime.settings)):
+        if record.rds_instance and record.status not in RETIRED:  # a removed client's database is gone
+            counts[record.rds_instance.lower()] = counts.get(record.rds_instance.lower(), 0) + 1
+    return counts
+
+
 def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
-    """Shared RDS instances: conforming names, the wanted engine/zone, never tagged Dedicated."""
-    names = []
+    """Shared RDS instances: conforming names, the wanted engine/zone, never tagged Dedicated; and, to place a
+    client (`room`, default: outside check mode when shared only), only those under RDS's databases-per-instance
+    limit of their class (counted from the client records), so a full one is refused with those that have room;
+    when every one is full, an InputError that says so and suggests a new instance."""
+    from kensium_provision.model import Mode
+    from kensium_provision.steps.rds import database_limit
+
+    room = params.get("room", ctx.runtime.mode is not Mode.CHECK and params.get("shared_only", True) is True)
+    used = _databases_by_instance(ctx) if room is True else {}
+    names, full = [], []
     for db in facts(ctx).db_instances(ctx):
         tags = _tags(db.get("TagList"))
         if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
@@ -82,8 +101,19 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
             continue
         if params.get("zone") and db.get("AvailabilityZone") != params["zone"]:
             continue
-        names.append(tags.get("kprov:name", db["DBInstanceIdentifier"]))
-    return _conforming(ctx, params.get("rule", ""), names)
+        name = tags.get("kprov:name", db["DBInstanceIdentifier"])
+        limit = database_limit(str(db.get("DBInstanceClass", "")))
+        count = used.get(name.lower(), 0) + (used.get(str(db["DBInstanceIdentifier"]).lower(), 0)
+                                             if name.lower() != str(db["DBInstanceIdentifier"]).lower() else 0)
+        if count >= limit:
+            full.append(f"{name} ({count} of {limit} databases, {db.get('DBInstanceClass')})")
+            continue
+        names.append(name)
+    found = _conforming(ctx, params.get("rule", ""), names)
+    if full and not found:
+        raise InputError(f"every shared RDS instance of this kind is full: {', '.join(full)}",
+                         hint="answer Shared (New) for a new shared instance (kprov provision shared rds)")
+    return found
 
 
 def ec2_hosts(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
