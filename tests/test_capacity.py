@@ -21,7 +21,7 @@ def _instance(name: str, instance_class: str = "db.t3.small") -> None:
     raw_client("rds").create_db_instance(
         DBInstanceIdentifier=name.lower(), Engine="sqlserver-web", EngineVersion="15.00.4415.2.v1",
         DBInstanceClass=instance_class, AllocatedStorage=20, MasterUsername="posadmin",
-        MasterUserPassword="Passw0rd-long-1", LicenseModel="license-included",
+        MasterUserPassword="Passw0rd-long-1", LicenseModel="license-included", PubliclyAccessible=True,
         Tags=[{"Key": "kprov:name", "Value": name}, {"Key": "kprov:hosting", "Value": "Shared"}])
 
 
@@ -67,3 +67,18 @@ def test_when_every_instance_is_full_install_client_is_told_to_make_a_new_one(aw
                                          r"databases, db.t3.small\)") as caught:
         _shared()
     assert "Shared (New)" in (caught.value.hint or "")
+
+
+def test_check_shared_shows_each_instances_use(aws: None) -> None:
+    from kensium_provision.steps.rds import RdsDbInstance
+
+    _instance("db-POS-01")
+    _clients_on("db-POS-01", 12)
+    made = raw_client("rds").describe_db_instances()["DBInstances"][0]
+    params = {"identifier": "db-POS-01", "edition": "Web", "engine_version": "15.00.4415.2.v1",
+              "instance_class": "db.t3.small", "allocated_storage": 20, "zone": made["AvailabilityZone"],
+              "db_subnet_group": "default",
+              "security_group_ids": [g["VpcSecurityGroupId"] for g in made["VpcSecurityGroups"]],
+              "master_username": "posadmin", "master_password_ref": "vault:x"}
+    ctx = StepContext(moto_runtime(Mode.CHECK), "create-instance", {})
+    assert "12 of 30 client databases" in RdsDbInstance().probe(ctx, params).note

@@ -177,10 +177,10 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                                  untested=_BY_BROKER_NAME),
     "rabbitmq.vhost": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store"), verify=_MANAGEMENT,
                            undo=_MANAGEMENT, untested=_BY_BROKER_NAME),
-    "rds.db-instance": Uses(probe=("rds:DescribeDBInstances", *_RDS_OFFERS),
+    "rds.db-instance": Uses(probe=("rds:DescribeDBInstances", *_RDS_OFFERS, "dynamodb:Scan"),  # Scan: its use, check
                            act=("rds:DescribeDBInstances", *_RDS_OFFERS, "rds:CreateDBInstance",
                                 "rds:ModifyDBInstance", "vault:fetch"),
-                           verify=("rds:DescribeDBInstances",),
+                           verify=("rds:DescribeDBInstances",), resources={"dynamodb:*": (CLIENTS_TABLE,)},
                            untested={"rds:ModifyDBInstance": "only for an instance whose security groups differ"}),
     "rds.db-subnet-group": Uses(probe=("ec2:DescribeSubnets", "rds:DescribeDBSubnetGroups"),
                                act=("ec2:DescribeSubnets", "rds:CreateDBSubnetGroup"),

@@ -21,7 +21,7 @@ from kensium_provision.steps.facts import facts
 from kensium_provision.steps.generic import call_read, search
 from kensium_provision.template import render_value
 
-__all__ = ["LOOKUPS", "read_db_instances", "read_ec2_instances", "run_lookup"]
+__all__ = ["LOOKUPS", "databases_by_instance", "read_db_instances", "read_ec2_instances", "run_lookup"]
 
 
 def _tags(items: object) -> dict[str, str]:
@@ -71,7 +71,7 @@ def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     return _conforming(ctx, params.get("rule", ""), [b["BrokerName"] for b in found])
 
 
-def _databases_by_instance(ctx: StepContext) -> dict[str, int]:
+def databases_by_instance(ctx: StepContext) -> dict[str, int]:
     """How many client records name each RDS instance (lower-case): the databases kprov put there."""
     from kensium_provision.records.clients import RETIRED, list_clients, table_of
 
@@ -91,7 +91,7 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     from kensium_provision.steps.rds import database_limit
 
     room = params.get("room", ctx.runtime.mode is not Mode.CHECK and params.get("shared_only", True) is True)
-    used = _databases_by_instance(ctx) if room is True else {}
+    used = databases_by_instance(ctx) if room is True else {}
     names, full = [], []
     for db in facts(ctx).db_instances(ctx):
         tags = _tags(db.get("TagList"))

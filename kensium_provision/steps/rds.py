@@ -278,6 +278,18 @@ def _outputs(spec: _Spec, found: Mapping[str, Any]) -> dict[str, object]:
     return {k: v for k, v in outputs.items() if v is not None}
 
 
+def _use(ctx: StepContext, found: Mapping[str, Any]) -> str:
+    """In `check shared`: how many client databases the instance holds of what its class allows (client records)."""
+    if ctx.runtime.mode is not Mode.CHECK:
+        return ""
+    from kensium_provision.steps.lookups import databases_by_instance
+
+    used = databases_by_instance(ctx)
+    names = {str(found.get("DBInstanceIdentifier", "")).lower(), _tags(found).get("kprov:name", "").lower()} - {""}
+    count, limit = sum(used.get(n, 0) for n in names), database_limit(str(found.get("DBInstanceClass", "")))
+    return f"; {count} of {limit} client databases{' (full)' if count >= limit else ''}"
+
+
 class RdsDbInstance:
     """A SQL Server 2019 instance on RDS: Express or Web edition, licence included, publicly accessible.
 
@@ -337,8 +349,8 @@ class RdsDbInstance:
         if diffs:
             return Probe(done=False, note=f"{spec.name} exists but differs; kprov does not change it in place",
                          current=_current(found), desired=spec.desired(), differences=diffs)
-        return Probe(done=True, note=f"{spec.name} exists ({found.get('DBInstanceStatus')})", current=_current(found),
-                     desired=spec.desired(), outputs=_outputs(spec, found))
+        return Probe(done=True, note=f"{spec.name} exists ({found.get('DBInstanceStatus')}){_use(ctx, found)}",
+                     current=_current(found), desired=spec.desired(), outputs=_outputs(spec, found))
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         from kensium_provision.secret import check_password
