@@ -323,7 +323,10 @@ class _Run:
         rt.journal.record("step.intent", step=step.id, type=step.type, risk=step.risk.value,
                           params=common.params, diff=[list(d) for d in common.diff])
         invalidate = getattr(rt.aws, "invalidate", None)
-        if invalidate is not None:  # what is read from here on must be read again (see aws.cache)
+        if invalidate is not None and confirmed_by_hand(step_type):
+            # A person's work by hand changes what is there: read it again (see aws.cache). Otherwise the
+            # probe's reads stand until kprov's own first write empties the cache (bench/latency: 5 reads
+            # of the fresh VPC job were the same describe again right after its probe).
             invalidate()
         result = dict(probe.outputs)
         result.update(step_type.act(ctx, params, probe))
