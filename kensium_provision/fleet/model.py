@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from kensium_provision.guards import Environment
     from kensium_provision.runtime import Journal, Operator
 
-__all__ = ["WORKERS", "ClientResult", "FleetFinding", "FleetReport", "FleetRequest", "WallException"]
+__all__ = ["WORKERS", "Capacity", "ClientResult", "ClientRow", "FleetFinding", "FleetOverview", "FleetReport",
+           "FleetRequest", "WallException"]
 
 WORKERS = 8  # concurrent reads; botocore's standard retry mode backs off on throttling within each
 
@@ -92,3 +93,57 @@ class FleetRequest:
     workers: int = WORKERS
     checklist: Path | None = None  # default: the catalog's client/install
     sleep: Callable[[float], None] = time.sleep
+
+
+# --- the fleet at a glance (`kprov fleet`, issue 18.4) ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRow:
+    """One client in the fleet table: where it runs, its POS version, and what the last check found."""
+
+    org_id: str
+    status: str
+    rds_instance: str = ""
+    ec2_host: str = ""
+    broker: str = ""
+    pos_version: str = ""
+    last_check: str = ""  # ISO time of the check behind `findings`; "" when not checked
+    findings: int | None = None  # None: not checked (an install in progress, or no check run)
+
+    def as_json(self) -> dict[str, object]:
+        return {"org_id": self.org_id, "status": self.status, "rds_instance": self.rds_instance,
+                "ec2_host": self.ec2_host, "broker": self.broker, "pos_version": self.pos_version,
+                "last_check": self.last_check, "findings": self.findings}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capacity:
+    """One shared resource's use: clients placed on it against its limit (None: no limit known to kprov)."""
+
+    kind: str  # "RDS instance", "EC2 host", "broker"
+    name: str
+    used: int
+    limit: int | None = None
+    basis: str = ""  # where the limit comes from (the instance class), or why there is none
+
+    @property
+    def percent(self) -> int | None:
+        return None if not self.limit else min(100, round(100 * self.used / self.limit))
+
+    def as_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "used": self.used, "limit": self.limit,
+                "basis": self.basis, "percent": self.percent}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetOverview:
+    """`kprov fleet`: every client, and each shared resource's use against its limit."""
+
+    clients: tuple[ClientRow, ...]
+    capacity: tuple[Capacity, ...]
+    generated: str  # ISO time
+
+    def as_json(self) -> dict[str, object]:
+        return {"kind": "fleet-overview", "generated": self.generated,
+                "clients": [c.as_json() for c in self.clients], "capacity": [c.as_json() for c in self.capacity]}
