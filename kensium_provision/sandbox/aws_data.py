@@ -8,10 +8,10 @@ a CreateDBInstance or CreateBroker whose pair is not offered.
 
 Where the data comes from, honestly: no maintained package on PyPI ships AWS's RDS or Amazon MQ offerings
 (botocore ships the API models only; `awspricing` and `ec2instances-info` are unmaintained and fetch the
-Pricing API's offer files online, which this workplace cannot reach). So this is a small table written on 2026-12-02 after
-AWS's documentation pages, each entry marked with its page; those pages could not be re-read from this workplace
-(no internet), so the table is a realistic sample to check against them, not a copy. On a real account kprov reads
-the live answers, never this table.
+Pricing API's offer files online, which this workplace cannot reach). So this is a small table written on
+2026-12-02 after AWS's documentation pages, each entry marked with its page; those pages could not be re-read from
+this workplace (no internet), so the table is a realistic sample to check against them, not a copy. On a real
+account kprov reads the live answers, never this table.
 """
 
 from __future__ import annotations
