@@ -1,0 +1,131 @@
+"""`kprov fleet`: the fleet at a glance (issue 18.4), read-only.
+
+Every client from its record (placement, POS version) with what a fleet check finds now (`fleet.check`,
+the same check as `check client --all`), and each shared resource's use against its limit. Opened like
+every check: the bootstrap in check mode, so the guards run first and the session is walled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kensium_provision.fleet.model import Capacity, ClientRow, FleetOverview
+
+if TYPE_CHECKING:
+    from kensium_provision.app.context import Context
+    from kensium_provision.fleet.model import FleetReport
+    from kensium_provision.records.clients import ClientRecord
+
+__all__ = ["build_overview", "fleet", "instance_classes", "to_csv"]
+
+_NO_LIMIT = "no limit known to kprov"
+
+
+def instance_classes(rds: Any) -> dict[str, str]:
+    """Each RDS for SQL Server instance (name lower-cased) and its class: one paginated DescribeDBInstances."""
+    from kensium_provision.aws.call import pages
+
+    return {i["DBInstanceIdentifier"].lower(): i["DBInstanceClass"]
+            for i in pages(rds, "DescribeDBInstances", "DBInstances", resource="fleet")
+            if str(i.get("Engine", "")).startswith("sqlserver")}
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        if value:
+            counts[value.lower()] = counts.get(value.lower(), 0) + 1
+    return counts
+
+
+def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], report: FleetReport | None = None,
+                   *, generated: str = "") -> FleetOverview:
+    """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
+
+    Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
+    `steps.rds.database_limit` (cited there); kprov knows no limit for tenants per host or vhosts per broker.
+    """
+    from kensium_provision.records.clients import RETIRED
+    from kensium_provision.steps.rds import database_limit
+
+    generated = generated or datetime.now(UTC).isoformat(timespec="seconds")
+    findings = {c.org_id.lower(): len(c.findings) for c in report.clients} if report else {}
+    records = sorted(records, key=lambda r: r.org_id.lower())
+    rows = tuple(ClientRow(org_id=r.org_id, status=r.status, rds_instance=r.rds_instance, ec2_host=r.ec2_host,
+                           broker=r.broker, pos_version=r.pos_version, findings=findings.get(r.org_id.lower()),
+                           last_check=generated if r.org_id.lower() in findings else "") for r in records)
+    live = [r for r in records if r.status not in RETIRED]
+    databases = _count(r.rds_instance for r in live)
+    capacity = [Capacity(kind="RDS instance", name=name, used=databases.get(name, 0),
+                         limit=database_limit(classes[name]) if name in classes else None,
+                         basis=classes.get(name, "not found by DescribeDBInstances"))
+                for name in sorted(set(databases) | set(classes))]
+    for kind, counts in (("EC2 host", _count(r.ec2_host for r in live)), ("broker", _count(r.broker for r in live))):
+        capacity += [Capacity(kind=kind, name=name, used=used, basis=_NO_LIMIT)
+                     for name, used in sorted(counts.items())]
+    return FleetOverview(clients=rows, capacity=tuple(capacity), generated=generated)
+
+
+def to_csv(overview: FleetOverview) -> str:
+    """One CSV: a `table` column says which table a row belongs to (client or capacity)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    client_keys = ["org_id", "status", "rds_instance", "ec2_host", "broker", "pos_version", "last_check", "findings"]
+    writer.writerow(["table", *client_keys])
+    for row in overview.clients:
+        values = row.as_json()
+        writer.writerow(["client", *(values[k] for k in client_keys)])
+    capacity_keys = ["kind", "name", "used", "limit", "percent", "basis"]
+    writer.writerow(["table", *capacity_keys])
+    for cap in overview.capacity:
+        values = cap.as_json()
+        writer.writerow(["capacity", *(values[k] for k in capacity_keys)])
+    return out.getvalue()
+
+
+def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None = None) -> int:
+    """Show the overview (and write --html / --csv); exit 1 when the fleet check found anything."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from kensium_provision.app.bootstrap import connect, open_config, run_settings
+    from kensium_provision.fleet.check import FleetRequest, check_fleet
+    from kensium_provision.model import Mode
+    from kensium_provision.records.clients import list_clients, table_of
+    from kensium_provision.ui import json_output
+    from kensium_provision.ui.boundary import shown
+    from kensium_provision.ui.report_html import render_html
+
+    console = context.console()
+    config, env = open_config(context)
+    connection = connect(context, config, env, Mode.CHECK)
+    session, settings = connection.session, run_settings(connection)
+    report = check_fleet(FleetRequest(env=env, session=session, settings=settings,
+                                      vault_backend=config.vault.backend, vault_settings=config.vault.settings(),
+                                      environments=tuple(config.environments)))
+    records = list_clients(session.client("dynamodb"), table_of(settings))
+    overview = build_overview(records, instance_classes(session.client("rds")), report)
+    clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
+                    title_justify="left")
+    for c in overview.clients:
+        clients.add_row(*(shown(str(v), one_line=True) for v in (c.org_id, c.status, c.rds_instance, c.ec2_host,
+                                                                  c.broker, c.pos_version)),
+                        Text("-" if c.findings is None else str(c.findings), "red" if c.findings else "green"))
+    console.print(clients)
+    shared = Table("kind", "name", "used", "limit", "use", title="Shared resources", title_justify="left")
+    for cap in overview.capacity:
+        shared.add_row(cap.kind, shown(cap.name, one_line=True), str(cap.used),
+                       "" if cap.limit is None else str(cap.limit), "" if cap.percent is None else f"{cap.percent}%")
+    console.print(shared)
+    if html is not None:
+        html.write_text(render_html(overview), encoding="utf-8")
+    if csv_file is not None:
+        csv_file.write_text(to_csv(overview), encoding="utf-8", newline="")
+    if context.json:
+        json_output.emit(overview.as_json())
+    return int(report.exit_code)
