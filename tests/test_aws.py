@@ -303,10 +303,10 @@ def test_a_lost_answer_says_it_may_have_happened() -> None:
 def test_what_moto_does_not_implement(aws: None) -> None:
     rds = aws_session().client("rds")
     with pytest.raises(NotImplementedError) as caught:  # moto in-process, query protocol: not a ClientError
-        rds.describe_db_engine_versions(Engine="sqlserver-web")
-    error = translate(caught.value, service="rds", operation="DescribeDBEngineVersions")
+        rds.describe_reserved_db_instances()  # (DescribeDBEngineVersions is answered by sandbox.aws_data now)
+    error = translate(caught.value, service="rds", operation="DescribeReservedDBInstances")
     assert error.code == "NotImplemented"
-    assert str(error).endswith("the sandbox (moto) does not implement rds:DescribeDBEngineVersions")
+    assert str(error).endswith("the sandbox (moto) does not implement rds:DescribeReservedDBInstances")
     from botocore.parsers import ResponseParserError
 
     unreadable = translate(ResponseParserError("<html>500</html>"), service="rds", operation="X", sandbox=True)
