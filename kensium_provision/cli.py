@@ -195,6 +195,16 @@ def check_client(
     return _run(ctx, "check client", org_id=org_id, all_clients=all_clients, answers=answers)
 
 
+@app.command("fleet")
+def fleet(
+    ctx: typer.Context,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the overview as a static HTML page.")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the overview as CSV.")] = None,
+) -> int:
+    """The fleet at a glance, read-only: every client, shared capacity; exit 1 on any finding."""
+    return _run(ctx, "fleet", html=html, csv_file=csv_file)
+
+
 @app.command("list")
 def list_checklists(
     ctx: typer.Context,
