@@ -34,6 +34,7 @@ COMMANDS: Mapping[str, CommandInfo] = {
     "resume": CommandInfo("provision", "resume"),
     "check shared": CommandInfo("check", "check_shared"),
     "check client": CommandInfo("check", "check_client"),
+    "fleet": CommandInfo("fleet", "fleet"),
     "list": CommandInfo("catalog", "list_checklists"),
     "show": CommandInfo("plans", "show"),  # a plan file, else a checklist (catalog.show)
     "apply": CommandInfo("plans", "apply_plan"),
