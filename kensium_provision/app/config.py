@@ -95,6 +95,13 @@ class ClientSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RotationSettings:
+    """When a credential is due for rotation: `check` and `kprov fleet` report older ones (issue 18.2)."""
+
+    max_age_days: int = 90
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RabbitMqSettings:
     base_url: str = ""  # overrides the broker console URL from mq.describe_broker
 
@@ -140,6 +147,7 @@ class Config:
     route53: Route53Settings = field(default_factory=Route53Settings)
     pos_domain: str = ""
     journal: JournalSettings = field(default_factory=JournalSettings)
+    rotation: RotationSettings = field(default_factory=RotationSettings)
     approval_required: tuple[str, ...] = ()  # environments whose applies need a saved plan another identity approved
 
     def environment(self, name: str | None = None) -> Environment:
@@ -164,6 +172,7 @@ class Config:
             "vault": self.vault.settings(),
             "locks": {"backend": self.locks.backend, "table": self.locks.table},
             "clients": {"table": self.clients.table},
+            "rotation": {"max_age_days": self.rotation.max_age_days},
             "journal": {"cloudwatch_log_group": self.journal.cloudwatch_log_group},
         }
 
@@ -265,6 +274,8 @@ LOCKS = Map((
     Field("table", _TABLE, doc="backend: dynamodb: the locks' table."),
 ), name="locks")
 CLIENTS = Map((Field("table", _TABLE, doc="The client records' DynamoDB table."),), name="clients")
+ROTATION = Map((Field("max_age_days", Int(1, 3650), doc="A credential older than this is due for rotation "
+                                                        "(default 90)."),), name="rotation")
 RABBITMQ = Map((Field("base_url", _URL, doc="Overrides the broker console URL from mq.describe_broker."),),
                name="rabbitmq")
 SQL = Map((
@@ -291,6 +302,7 @@ CONFIG = Map((
     Field("vault", VAULT),
     Field("locks", LOCKS),
     Field("clients", CLIENTS),
+    Field("rotation", ROTATION),
     Field("rabbitmq", RABBITMQ),
     Field("sql", SQL),
     Field("route53", ROUTE53),
@@ -326,6 +338,7 @@ def _read_config(reader: Reader, root: Node, path: str) -> Config | None:
         return None
     return Config(path=path, environments=tuple(environments.values()), default_environment=default,
                   vault=vault, locks=locks, clients=clients,
+                  rotation=_settings(RotationSettings, top.record("rotation")),
                   rabbitmq=_settings(RabbitMqSettings, top.record("rabbitmq")),
                   sql=_settings(SqlSettings, top.record("sql")),
                   route53=_settings(Route53Settings, top.record("route53")),
