@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from kensium_provision.guards import Environment
     from kensium_provision.runtime import Journal, Operator
 
-__all__ = ["WORKERS", "Capacity", "ClientResult", "ClientRow", "FleetFinding", "FleetOverview", "FleetReport",
-           "FleetRequest", "WallException"]
+__all__ = ["WORKERS", "Capacity", "ClientResult", "ClientRow", "CredentialAge", "FleetFinding", "FleetOverview",
+           "FleetReport", "FleetRequest", "WallException"]
 
 WORKERS = 8  # concurrent reads; botocore's standard retry mode backs off on throttling within each
 
@@ -137,13 +137,31 @@ class Capacity:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CredentialAge:
+    """A client credential older than the configured age (`rotation.max_age_days`): due for rotation."""
+
+    org_id: str
+    credential: str  # the record's secrets key, or the IAM access key id
+    kind: str  # "secret" (Secrets Manager LastChangedDate) or "access key" (IAM CreateDate)
+    changed: str  # ISO date it was last set
+    age_days: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"org_id": self.org_id, "credential": self.credential, "kind": self.kind,
+                "changed": self.changed, "age_days": self.age_days}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FleetOverview:
     """`kprov fleet`: every client, and each shared resource's use against its limit."""
 
     clients: tuple[ClientRow, ...]
     capacity: tuple[Capacity, ...]
     generated: str  # ISO time
+    due: tuple[CredentialAge, ...] = ()  # credentials due for rotation
+    max_age_days: int = 90
 
     def as_json(self) -> dict[str, object]:
-        return {"kind": "fleet-overview", "generated": self.generated,
-                "clients": [c.as_json() for c in self.clients], "capacity": [c.as_json() for c in self.capacity]}
+        return {"kind": "fleet-overview", "generated": self.generated, "max_age_days": self.max_age_days,
+                "clients": [c.as_json() for c in self.clients], "capacity": [c.as_json() for c in self.capacity],
+                "due_for_rotation": [d.as_json() for d in self.due]}
