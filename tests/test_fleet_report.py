@@ -96,7 +96,7 @@ def run_chromium(tmp_path: Path, *args: str) -> str:
     command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={tmp_path / 'profile'}", *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)  # noqa: S603
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
     return done.stdout
 
 
@@ -115,3 +115,34 @@ def test_the_page_in_headless_chromium_shows_every_client_and_capacity(fleet50: 
         assert f'data-resource="{cap.name}"' in dom
     assert 'aria-valuenow="90"' in dom and 'style="width:90%"' in dom  # kprov-sql-small's bar, 27 of 30
     assert "<script" not in dom  # the escaped POS version stayed text
+
+
+def test_credentials_past_the_configured_age_are_due(tmp_path: Path) -> None:
+    """Secrets Manager's LastChangedDate and IAM's CreateDate, read from moto; `now` moved past the age."""
+    from datetime import UTC, datetime, timedelta
+
+    from kensium_provision.app.commands.fleet import credentials_due
+    from kensium_provision.app.config import load_config
+
+    with mock_aws():
+        sm, iam = boto3.client("secretsmanager", region_name="us-east-1"), boto3.client("iam", region_name="us-east-1")
+        made = sm.create_secret(Name="kprov/sandbox/acme/sql-login", SecretString="s3cret-value")
+        iam.create_user(UserName="rms_acme")
+        key = iam.create_access_key(UserName="rms_acme")["AccessKey"]["AccessKeyId"]
+        iam.create_user(UserName="rms_gone")
+        iam.create_access_key(UserName="rms_gone")
+        records = [ClientRecord(org_id="acme", iam_user="rms_acme",
+                                secrets={"sql_login": f"{made['ARN']}#{made['VersionId']}"}),
+                   ClientRecord(org_id="gone", status="removed", iam_user="rms_gone")]
+        assert credentials_due(records, sm, iam, max_age_days=90) == ()  # just made
+        later = datetime.now(UTC) + timedelta(days=100)
+        due = credentials_due(records, sm, iam, max_age_days=90, now=later)
+        assert [(d.org_id, d.credential, d.kind) for d in due] == [("acme", "sql_login", "secret"),
+                                                                  ("acme", key, "access key")]
+        assert all(d.age_days >= 99 for d in due)
+        assert credentials_due(records, sm, iam, max_age_days=200, now=later) == ()
+    overview = FleetOverview(clients=(), capacity=(), generated="now", due=due)
+    assert key in render_html(overview) and "s3cret" not in render_html(overview) + to_csv(overview)
+    config = tmp_path / "kprov.yaml"
+    config.write_text("rotation:\n  max_age_days: 30\n", encoding="utf-8")
+    assert load_config(config).settings()["rotation"] == {"max_age_days": 30}

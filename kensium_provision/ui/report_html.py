@@ -49,8 +49,16 @@ class OverviewView(Protocol):
     @property
     def generated(self) -> str: ...
 
+    @property
+    def due(self) -> Sequence[RowView]: ...
+
+    @property
+    def max_age_days(self) -> int: ...
+
 
 _CLIENT_COLUMNS = ("org_id", "status", "rds_instance", "ec2_host", "broker", "pos_version", "last_check", "findings")
+
+_DUE_COLUMNS = ("org_id", "credential", "kind", "changed", "age_days")
 
 _CSS = """body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:2em}
 td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}.bar{width:200px;background:#eee;height:12px}
@@ -81,9 +89,12 @@ def render_html(overview: OverviewView) -> str:
         rows.append(f'<tr{bad} data-client="{escape(str(values["org_id"]))}">'
                     + "".join(_cell(values.get(k)) for k in _CLIENT_COLUMNS) + "</tr>")
     capacity = "".join(_capacity_row(c) for c in overview.capacity)
+    due = "".join("<tr>" + "".join(_cell(d.as_json().get(k)) for k in _DUE_COLUMNS) + "</tr>" for d in overview.due)
+    due_head = "".join(f"<th>{escape(name)}</th>" for name in _DUE_COLUMNS)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kprov fleet</title>"
             f"<style>{_CSS}</style></head><body><h1>Fleet</h1><p>generated {escape(overview.generated)} · "
             f"{len(overview.clients)} client(s)</p><h2>Clients</h2><table id=\"clients\"><tr>{head}</tr>"
             + "".join(rows) + "</table><h2>Shared resources</h2><table id=\"capacity\"><tr><th>kind</th>"
             "<th>name</th><th>used</th><th>limit</th><th>use</th><th>limit from</th></tr>"
-            + capacity + "</table></body></html>\n")
+            + capacity + f"</table><h2>Due for rotation (older than {overview.max_age_days} days)</h2>"
+            f'<table id="due"><tr>{due_head}</tr>' + due + "</table></body></html>\n")

@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kensium_provision.fleet.model import Capacity, ClientRow, FleetOverview
+from kensium_provision.fleet.model import Capacity, ClientRow, CredentialAge, FleetOverview
 
 if TYPE_CHECKING:
     from kensium_provision.app.context import Context
     from kensium_provision.fleet.model import FleetReport
     from kensium_provision.records.clients import ClientRecord
 
-__all__ = ["build_overview", "fleet", "instance_classes", "to_csv"]
+__all__ = ["build_overview", "credentials_due", "fleet", "instance_classes", "to_csv"]
 
 _NO_LIMIT = "no limit known to kprov"
 
@@ -35,6 +35,47 @@ def instance_classes(rds: Any) -> dict[str, str]:
             if str(i.get("Engine", "")).startswith("sqlserver")}
 
 
+def credentials_due(records: Iterable[ClientRecord], secretsmanager: Any, iam: Any, *, max_age_days: int,
+                    now: datetime | None = None) -> tuple[CredentialAge, ...]:
+    """The installed clients' credentials last set more than `max_age_days` ago (issue 18.2).
+
+    Secrets Manager: each secret's LastChangedDate (else CreatedDate) from one paginated ListSecrets, matched
+    to the record's references (`ARN#VersionId`, vault.backends.SecretsManagerVault); other vault backends keep
+    no date AWS can read, so their references are not aged here. IAM: each active access key's CreateDate
+    (ListAccessKeys, one call per client IAM user). Reads only; nothing about a secret's value is read.
+    """
+    from kensium_provision.aws.call import pages
+    from kensium_provision.records.clients import RETIRED
+
+    now = now or datetime.now(UTC)
+    live = [r for r in records if r.status not in RETIRED]
+    changed: dict[str, datetime] = {}
+    if any(r.secrets for r in live):
+        for secret in pages(secretsmanager, "ListSecrets", "SecretList", resource="fleet"):
+            when = secret.get("LastChangedDate") or secret.get("CreatedDate")
+            if when is not None:
+                changed[secret["ARN"]] = when
+    due: list[CredentialAge] = []
+
+    def add(org_id: str, credential: str, kind: str, when: datetime) -> None:
+        age = (now - when).days
+        if age > max_age_days:
+            due.append(CredentialAge(org_id=org_id, credential=credential, kind=kind,
+                                     changed=when.date().isoformat(), age_days=age))
+
+    for record in sorted(live, key=lambda r: r.org_id.lower()):
+        for what, reference in sorted(record.secrets.items()):
+            when = changed.get(reference.split("#", 1)[0])
+            if when is not None:
+                add(record.org_id, what, "secret", when)
+        if record.iam_user:
+            for key in pages(iam, "ListAccessKeys", "AccessKeyMetadata", resource=f"IAM user {record.iam_user}",
+                             missing=("NoSuchEntity",), UserName=record.iam_user):
+                if key.get("Status") == "Active":
+                    add(record.org_id, key["AccessKeyId"], "access key", key["CreateDate"])
+    return tuple(due)
+
+
 def _count(values: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for value in values:
@@ -44,7 +85,8 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 
 def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], report: FleetReport | None = None,
-                   *, generated: str = "") -> FleetOverview:
+                   *, generated: str = "", due: tuple[CredentialAge, ...] = (),
+                   max_age_days: int = 90) -> FleetOverview:
     """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
 
     Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
@@ -68,7 +110,8 @@ def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], 
     for kind, counts in (("EC2 host", _count(r.ec2_host for r in live)), ("broker", _count(r.broker for r in live))):
         capacity += [Capacity(kind=kind, name=name, used=used, basis=_NO_LIMIT)
                      for name, used in sorted(counts.items())]
-    return FleetOverview(clients=rows, capacity=tuple(capacity), generated=generated)
+    return FleetOverview(clients=rows, capacity=tuple(capacity), generated=generated, due=due,
+                         max_age_days=max_age_days)
 
 
 def to_csv(overview: FleetOverview) -> str:
@@ -85,6 +128,11 @@ def to_csv(overview: FleetOverview) -> str:
     for cap in overview.capacity:
         values = cap.as_json()
         writer.writerow(["capacity", *(values[k] for k in capacity_keys)])
+    due_keys = ["org_id", "credential", "kind", "changed", "age_days"]
+    writer.writerow(["table", *due_keys])
+    for cred in overview.due:
+        values = cred.as_json()
+        writer.writerow(["due", *(values[k] for k in due_keys)])
     return out.getvalue()
 
 
@@ -109,7 +157,11 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
                                       vault_backend=config.vault.backend, vault_settings=config.vault.settings(),
                                       environments=tuple(config.environments)))
     records = list_clients(session.client("dynamodb"), table_of(settings))
-    overview = build_overview(records, instance_classes(session.client("rds")), report)
+    rotation = settings.get("rotation")
+    max_age = int(rotation.get("max_age_days", 90)) if isinstance(rotation, dict) else 90
+    due = credentials_due(records, session.client("secretsmanager"), session.client("iam"), max_age_days=max_age)
+    overview = build_overview(records, instance_classes(session.client("rds")), report, due=due,
+                              max_age_days=max_age)
     clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
                     title_justify="left")
     for c in overview.clients:
@@ -122,6 +174,12 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
         shared.add_row(cap.kind, shown(cap.name, one_line=True), str(cap.used),
                        "" if cap.limit is None else str(cap.limit), "" if cap.percent is None else f"{cap.percent}%")
     console.print(shared)
+    rotation_table = Table("client", "credential", "kind", "last set", "age (days)",
+                           title=f"Due for rotation (older than {max_age} days)", title_justify="left")
+    for cred in overview.due:
+        rotation_table.add_row(shown(cred.org_id, one_line=True), shown(cred.credential, one_line=True), cred.kind,
+                               cred.changed, str(cred.age_days))
+    console.print(rotation_table)
     if html is not None:
         html.write_text(render_html(overview), encoding="utf-8")
     if csv_file is not None:
