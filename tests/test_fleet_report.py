@@ -146,3 +146,20 @@ def test_credentials_past_the_configured_age_are_due(tmp_path: Path) -> None:
     config = tmp_path / "kprov.yaml"
     config.write_text("rotation:\n  max_age_days: 30\n", encoding="utf-8")
     assert load_config(config).settings()["rotation"] == {"max_age_days": 30}
+
+
+def test_kprov_fleet_writes_the_page_csv_and_json_read_only(aws: None, kprov: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command itself in the in-process sandbox: the check's bootstrap (walled session), records on moto."""
+    import json
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    for n in range(3):
+        put_record(dynamodb, ClientRecord(org_id=f"org{n}", ec2_host="kprov-host-1", broker="kprov-hub-1"))
+    monkeypatch.setenv("KPROV_STATE_DIR", str(tmp_path / "state"))
+    page, table = tmp_path / "fleet.html", tmp_path / "fleet.csv"
+    result = kprov("--output", "json", "fleet", "--html", str(page), "--csv", str(table))
+    document = json.loads(result.out[result.out.index('{\n  "kind": "fleet-overview"'):])
+    assert [c["org_id"] for c in document["clients"]] == ["org0", "org1", "org2"]
+    assert {(c["name"], c["used"]) for c in document["capacity"]} == {("kprov-host-1", 3), ("kprov-hub-1", 3)}
+    assert 'data-client="org2"' in page.read_text() and "capacity,broker,kprov-hub-1,3" in table.read_text()
