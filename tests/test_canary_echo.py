@@ -39,10 +39,6 @@ pytestmark = pytest.mark.slow
 
 _CREDENTIAL = re.compile(r"password|secret|token|privatekey", re.IGNORECASE)
 _REMOVALS = ("Delete", "Release", "Terminate", "Revoke", "Detach", "Disassociate", "Deregister", "Remove")
-# Known, reported to the integrator: records.shared.put_shared_record calls ssm.put_parameter outside
-# aws.call.call, so an AWS error on the shared record is a crash (exit 70, crash report), not a translated
-# AwsError. Remove it from here when that call goes through aws.call.call.
-KNOWN_CRASHES = frozenset({"PutParameter"})
 RETRIES = 60  # runs of one command at most: each meets at most one echo per create operation
 
 
@@ -221,9 +217,8 @@ def test_aws_errors_echoing_every_create_request_leak_no_secret_anywhere(world: 
     assert any("master" in name for name in seen.held) and len(seen.held) >= 6, sorted(seen.held)
     found = seen.leaks(world)
     assert found == [], "\n".join(found)
-    # None held a secret (above), but an echo must be no crash either. KNOWN_CRASHES: see there.
-    crashed = {op for c in seen.crashes for op in c.split(": ", 2)[1].split(",")}
-    assert not seen.crashes or crashed <= KNOWN_CRASHES, "\n\n".join(seen.crashes)
+    # None held a secret (above), but an echo must be no crash either: every AWS error is a translated one.
+    assert not seen.crashes, "\n\n".join(seen.crashes)
 
 
 def test_the_canary_sees_the_echo_when_aws_errors_are_not_redacted(world: World, tmp_path: Path) -> None:

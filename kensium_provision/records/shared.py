@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kensium_provision import __version__
+from kensium_provision.aws.call import call, pages
 
 __all__ = ["SharedRecord", "list_shared_records", "put_shared_record", "record_path"]
 
@@ -48,8 +49,8 @@ def put_shared_record(ssm: Any, checklist_id: str, name: str, answers: Mapping[s
     path = record_path(checklist_id, name)
     body = {"checklist": checklist_id, "name": name, "answers": _plain(answers), "run_id": run_id,
             "updated": datetime.now(UTC).isoformat(timespec="seconds"), "kprov_version": __version__}
-    ssm.put_parameter(Name=path, Value=json.dumps(body, sort_keys=True), Type="String", Overwrite=True,
-                      Description=f"kprov shared record: {checklist_id} {name}")
+    call(ssm, "put_parameter", resource=f"shared record {path}", Name=path, Value=json.dumps(body, sort_keys=True),
+         Type="String", Overwrite=True, Description=f"kprov shared record: {checklist_id} {name}")
     return path
 
 
@@ -57,14 +58,13 @@ def list_shared_records(ssm: Any, checklist_id: str) -> list[SharedRecord]:
     """Every record of one shared checklist (one paginated read)."""
     path = f"{ROOT}/{checklist_id}"
     found: list[SharedRecord] = []
-    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=False):
-        for parameter in page.get("Parameters", []):
-            try:
-                body = json.loads(parameter["Value"])
-            except (ValueError, KeyError):
-                continue
-            if isinstance(body, dict) and isinstance(body.get("answers"), dict):
-                found.append(SharedRecord(checklist=checklist_id, name=str(body.get("name", "")),
-                                          answers=body["answers"], run_id=str(body.get("run_id", "")),
-                                          updated=str(body.get("updated", ""))))
+    for parameter in pages(ssm, "get_parameters_by_path", "Parameters", Path=path, Recursive=False):
+        try:
+            body = json.loads(parameter["Value"])
+        except (ValueError, KeyError):
+            continue
+        if isinstance(body, dict) and isinstance(body.get("answers"), dict):
+            found.append(SharedRecord(checklist=checklist_id, name=str(body.get("name", "")),
+                                      answers=body["answers"], run_id=str(body.get("run_id", "")),
+                                      updated=str(body.get("updated", ""))))
     return sorted(found, key=lambda r: r.name)
