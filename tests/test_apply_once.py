@@ -81,9 +81,10 @@ class Terminal:
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch, sent: list[str]) -> Callable[[str], Terminal]:
     """`terminal("yes")`: every run of the test gets a fresh Terminal that types that at the question."""
-    from kensium_provision.app import bootstrap
+    from kensium_provision.app import bootstrap, context
 
     made: list[Terminal] = []
+    monkeypatch.setattr(context, "_stdin_is_a_terminal", lambda: True)  # the person is at a terminal
 
     def at(typed: str) -> Terminal:
         person = Terminal(VPC, typed, sent)

@@ -325,11 +325,13 @@ class _Run:
         invalidate = getattr(rt.aws, "invalidate", None)
         if invalidate is not None and confirmed_by_hand(step_type):
             # A person's work by hand changes what is there: read it again (see aws.cache). Otherwise the
-            # probe's reads stand until kprov's own first write empties the cache (bench/latency: 5 reads
-            # of the fresh VPC job were the same describe again right after its probe).
+            # act may use its probe's reads (bench/latency: 5 reads of the fresh VPC job were the same
+            # describe again right after its probe); any AWS write of the act empties the cache anyway.
             invalidate()
         result = dict(probe.outputs)
         result.update(step_type.act(ctx, params, probe))
+        if invalidate is not None:  # the act may have changed things outside AWS's view (SQL, RabbitMQ)
+            invalidate()
         # kprov changed something (a person's work by hand is theirs; an act raises InputError only before its
         # first write, as an InputError says nothing was attempted): see `run`'s exit 3 rule.
         self.acted = self.acted or (step.risk is not Risk.READ and not confirmed_by_hand(step_type))
