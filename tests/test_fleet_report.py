@@ -27,7 +27,7 @@ from kensium_provision.fleet.model import FleetOverview
 from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, list_clients, put_record
 from kensium_provision.ui.report_html import render_html
 
-INSTANCES = {"kprov-sql-small": "db.t3.small", "kprov-sql-big": "db.m5.xlarge", "kprov-sql-empty": "db.t3.micro"}
+INSTANCES = {"kprov-sql-small": "db.t3.small", "kprov-sql-big": "db.m5.xlarge", "kprov-sql-empty": "db.t3.small"}
 HOSTS = ("kprov-host-1", "kprov-host-2")
 BROKERS = ("kprov-hub-1",)
 
