@@ -50,9 +50,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    from kensium_provision.sandbox import iam_simulate
+    from kensium_provision.sandbox import lessons
 
-    iam_simulate.install()  # as the sandbox server does: the apply's permission preflight asks it
+    lessons.teach()  # as the sandbox server does: the preflight's simulation, the RDS and MQ offerings
     with mock_aws():
         yield
 

@@ -232,9 +232,9 @@ class MotoServer:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
-        from kensium_provision.sandbox import iam_simulate
+        from kensium_provision.sandbox import lessons
 
-        iam_simulate.install()  # as the sandbox server: an apply's permission preflight asks SimulatePrincipalPolicy
+        lessons.teach()  # as the sandbox server: the preflight's simulation, the RDS and MQ offerings
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # one line per request otherwise
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.calls: list[str] = []

@@ -55,6 +55,9 @@ class StrictSandbox:
 def strict_sandbox() -> Iterator[StrictSandbox]:
     from moto.server import ThreadedMotoServer
 
+    from kensium_provision.sandbox import lessons
+
+    lessons.teach()  # as the sandbox server: the RDS offerings the jobs read, before anything else ran
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -3,7 +3,7 @@
 moto implements neither `DescribeDBEngineVersions` nor `DescribeBrokerEngineTypes` nor
 `DescribeBrokerInstanceOptions`, has no SQL Server orderable options, and creates any engine/class or
 version/instance-type pair. `install()` (idempotent; the sandbox server and the tests' `aws` fixture call it
-through `iam_simulate.install`) makes moto answer those four reads from the data below and refuse, as AWS does,
+through `sandbox.lessons.teach`) makes moto answer those four reads from the data below and refuse, as AWS does,
 a CreateDBInstance or CreateBroker whose pair is not offered.
 
 Where the data comes from, honestly: no maintained package on PyPI ships AWS's RDS or Amazon MQ offerings

@@ -40,10 +40,7 @@ def install() -> None:
     """Teach moto's IAM responses `SimulatePrincipalPolicy` (idempotent; moto looks the method up per call)."""
     from moto.iam.responses import IamResponse
 
-    from kensium_provision.sandbox import aws_data
-
     IamResponse.simulate_principal_policy = _simulate_principal_policy  # type: ignore[attr-defined]
-    aws_data.install()  # the RDS and Amazon MQ offerings moto lacks, taught where the sandbox's moto is taught
 
 
 def _simulate_principal_policy(self: Any) -> Any:

@@ -385,10 +385,10 @@ def serve(state_dir: Path, *, region: str = "us-east-1") -> int:
 
     from moto.server import ThreadedMotoServer
 
-    from kensium_provision.sandbox import iam_simulate
+    from kensium_provision.sandbox import lessons
     from kensium_provision.sandbox.strict import Strict
 
-    iam_simulate.install()  # iam:SimulatePrincipalPolicy, which moto lacks (the permission preflight asks it)
+    lessons.teach()  # what moto lacks: the permission preflight's simulation, the RDS and Amazon MQ offerings
     server = _Server(state_dir, region)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # loopback only, never 0.0.0.0
     moto.start()

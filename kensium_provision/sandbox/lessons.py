@@ -1,0 +1,17 @@
+"""Everything the sandbox teaches moto that moto lacks: the one call every in-process moto makes first.
+
+The sandbox server, the test suite's `aws` fixture and its moto servers all call `teach()`, so each meets the
+same AWS: iam:SimulatePrincipalPolicy (sandbox.iam_simulate, the permission preflight asks it) and the RDS and
+Amazon MQ offerings with their refusals (sandbox.aws_data). Idempotent: moto looks methods up per call.
+"""
+
+from __future__ import annotations
+
+__all__ = ["teach"]
+
+
+def teach() -> None:
+    from kensium_provision.sandbox import aws_data, iam_simulate
+
+    iam_simulate.install()
+    aws_data.install()
