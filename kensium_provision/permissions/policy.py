@@ -40,6 +40,7 @@ class Scope:
     locks_table: str = ""  # "": local locks, no locks table
     log_group: str = ""  # "": the journal stays on the operator's machine
     vault: str = "secretsmanager"
+    approvals: bool = False  # the environment requires approval: its applies read (and approvers write) approvals
 
     def render(self, template: str) -> str:
         return Template(template).substitute(
@@ -125,7 +126,8 @@ def needs(checklists: Sequence[Checklist], mode: Mode, scope: Scope,
 def _wanted(name: str, checklists: Sequence[Checklist], scope: Scope) -> bool:
     scopes = {c.scope for c in checklists}
     return {"locks": bool(scope.locks_table), "journal": bool(scope.log_group), "shared-records": "shared" in scopes,
-            "client-records": "client" in scopes, "fleet": "client" in scopes}.get(name, True)
+            "client-records": "client" in scopes, "fleet": "client" in scopes,
+            "approvals": scope.approvals}.get(name, True)
 
 
 def _moded(name: str, operations: tuple[str, ...], mode: Mode) -> tuple[str, ...]:

@@ -32,7 +32,8 @@ def scope_of(config: Config, env: Environment) -> Scope:
     return Scope(partition=botocore.session.get_session().get_partition_for_region(env.region), region=env.region,
                  account=env.account_id or "*", environment=env.name, clients_table=config.clients.table,
                  locks_table=config.locks.table if config.locks.backend == "dynamodb" else "",
-                 log_group=config.journal.cloudwatch_log_group, vault=config.vault.backend)
+                 log_group=config.journal.cloudwatch_log_group, vault=config.vault.backend,
+                 approvals=env.name in config.approval_required)
 
 
 def iam_policy(context: Context, *, checklists: list[str] | None, mode: str) -> int:
