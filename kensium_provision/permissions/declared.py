@@ -273,10 +273,18 @@ COMPONENTS: Mapping[str, Component] = MappingProxyType({
         operations=("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
         resources={"logs:CreateLogGroup": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}",),
                    "logs:*": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}:log-stream:*",)}),
+    # `kprov approve` writes an approval, `kprov apply PLAN` reads it (plans.approvals; its own table, created by
+    # the first approval): only where an environment says `approval: required`.
+    "approvals": Component(
+        summary="four eyes: the approvals of saved plans (DynamoDB, approval: required)", modes=(Mode.APPLY,),
+        operations=("dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:CreateTable", "dynamodb:PutItem"),
+        resources={"dynamodb:*": ("arn:${Partition}:dynamodb:${Region}:${Account}:table/kprov-approvals",)},
+        untested={"dynamodb:CreateTable": "only the first approval in an account creates the table"}),
     "fleet": Component(
-        summary="`check client --all`: the whole fleet read in batches", modes=(Mode.CHECK,),
+        summary="`check client --all` and `kprov fleet`: the whole fleet read in batches", modes=(Mode.CHECK,),
         operations=("dynamodb:Scan", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
                     "iam:GetAccountAuthorizationDetails", "iam:GetCredentialReport", "iam:GenerateCredentialReport",
+                    "iam:ListAccessKeys",
                     "mq:ListBrokers", "rds:DescribeDBInstances", "resourcegroupstaggingapi:GetResources",
                     "s3:ListBuckets", "s3:GetBucketPolicy", "s3:GetPublicAccessBlock", "s3control:GetPublicAccessBlock",
                     "secretsmanager:ListSecrets",
