@@ -125,3 +125,34 @@ def test_an_approval_of_another_digest_is_refused(world: dict[str, Any], tmp_pat
     refused = as_(alice, "apply", str(changed), "--answers", world["at_apply"])
     assert refused.code == ExitCode.GUARD, refused.err
     assert "was approved by" in refused.err and "not for this plan's digest" in refused.err and vpcs() == []
+
+
+def test_a_failed_approved_apply_says_to_plan_again_and_its_resume_is_refused(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where approval is required, a resume would apply what nobody approved (the rest of a plan that no longer
+    # matches the account): the failure says to plan again, and `kprov resume` refuses, naming that way.
+    from kensium_provision.errors import StepError
+    from kensium_provision.steps import registry
+
+    as_, alice, bob, plan = world["as"], world["alice"], world["bob"], str(world["plan"])
+    assert as_(bob, "approve", plan).code == ExitCode.OK
+    subnet = type(registry()["ec2.subnet"])
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise StepError("the subnet could not be made (injected)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(subnet, "act", broken)
+        failed = as_(alice, "apply", plan, "--answers", world["at_apply"])
+    assert failed.code == ExitCode.FAILED, failed.err
+    assert "kprov resume" not in failed.err and "--dry-run --out" in failed.err, failed.err
+    resumed = as_(alice, "resume", _last_run_id(), "--answers", world["at_apply"])
+    assert resumed.code == ExitCode.GUARD, resumed.err
+    assert "requires approval" in resumed.err and "--dry-run --out" in resumed.err
+    assert len(vpcs()) == 1  # the VPC the failed run made, and nothing after it
+
+
+def _last_run_id() -> str:
+    from kensium_provision.app.commands.history import state
+
+    return sorted(p.stem for p in (state() / "runs").glob("*.jsonl"))[-1]

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from kensium_provision.runtime import Operator, Vault
 
 __all__ = [
+    "AGAIN_WITH_APPROVAL",
     "Connection",
     "RunJournal",
     "RunOutcome",
@@ -54,6 +55,7 @@ __all__ = [
     "open_locks",
     "open_operator",
     "open_vault",
+    "requires_approval",
     "run_settings",
     "sandbox_endpoint",
     "step_digests",
@@ -425,6 +427,17 @@ class _PurposeFirst:
         return {**kwargs, "choices": offered, "default": default}
 
 
+# Where approval is required, the way on after a failure too: a new plan (its probes see what was made), approved.
+AGAIN_WITH_APPROVAL = ("make a plan from here with `--dry-run --out PLAN`, have a colleague `kprov approve PLAN`, "
+                       "then `kprov apply PLAN`")
+
+
+def requires_approval(context: Context, env_name: str | None) -> bool:
+    """Whether the run's environment requires an approved saved plan for an apply."""
+    config, env = open_config(context, env_name=env_name)
+    return env.name in config.approval_required
+
+
 def execute(request: RunRequest, context: Context, console: Console) -> RunOutcome:
     """Load, guard, run and journal one checklist run."""
     from kensium_provision.checklist.answers import check_given, load_answers
@@ -446,9 +459,10 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     if plan is not None:
         _refuse_elsewhere(plan, connection)
     elif request.mode is Mode.APPLY and env.name in config.approval_required:
+        # A resume too: what is left of an approved plan after a failure is a change nobody has reviewed.
+        what = f"run {request.resume_run_id} is not resumed" if request.resume_run_id else "nothing was changed"
         raise GuardError(f"environment {env.name} requires approval: an apply runs only an approved saved plan; "
-                         "nothing was changed", hint="`--dry-run --out PLAN`, a colleague's `kprov approve PLAN`, "
-                                                     "then `kprov apply PLAN`")
+                         f"{what}", hint=AGAIN_WITH_APPROVAL)
     if request.from_record:
         request = _with_record_answers(request, session, config.clients.table)
     if not (request.interactive and context.interactive) and plan is None:

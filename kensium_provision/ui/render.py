@@ -320,9 +320,11 @@ def _print_result(console: Console, result: StepResult, *, terse: bool = False) 
         console.print(row)
 
 
-def print_report(console: Console, report: RunReport, *, run_id: str = "", resume: str = "") -> None:
+def print_report(console: Console, report: RunReport, *, run_id: str = "", resume: str = "",
+                 instead: str = "") -> None:
     """The end of an apply or check: findings, what failed and what to do next, a summary. `resume` is the
-    exact command that resumes the run (with its answers file and options), else `kprov resume RUN_ID`."""
+    exact command that resumes the run (with its answers file and options), else `kprov resume RUN_ID`;
+    `instead` the way on after a failure where a resume is refused (an environment requiring approval)."""
     resume = resume or (f"kprov resume {run_id}" if run_id else "kprov resume RUN_ID (the run id is below)")
     if report.mode is Mode.CHECK:
         for finding in report.findings:
@@ -355,7 +357,9 @@ def print_report(console: Console, report: RunReport, *, run_id: str = "", resum
                            + f", {report.count(Status.DONE) + checked} already done, "
                            f"{report.count(Status.SKIPPED)} skipped" + (f", {not_run} not run" if not_run else "")
                            + ".", style="bold red" if report.error else "bold green"))
-        if report.error:
+        if report.error and instead:
+            console.print(Text(f"Next: fix the cause, then {instead}.", style="yellow"))
+        elif report.error:
             console.print(Text(f"Next: fix the cause, then `{resume}`: every step is probed again, nothing "
                                "done is done twice.", style="yellow"))
         elif check := _check_command(report):

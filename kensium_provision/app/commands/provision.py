@@ -69,7 +69,7 @@ def _run(context: Context, request: RunRequest, console: Console, *, resumes: st
 
     from rich.text import Text
 
-    from kensium_provision.app.bootstrap import execute, new_run_id
+    from kensium_provision.app.bootstrap import AGAIN_WITH_APPROVAL, execute, new_run_id, requires_approval
     from kensium_provision.app.commands.history import state
     from kensium_provision.app.outcome import RunInterrupted
     from kensium_provision.errors import ExitCode, KprovError
@@ -82,6 +82,10 @@ def _run(context: Context, request: RunRequest, console: Console, *, resumes: st
     run_id = request.run_id
     again = resume_command(context, run_id, answers=request.answers_path, yes=request.assume_yes)
     began = (state() / "runs" / f"{run_id}.jsonl").is_file
+
+    def instead() -> str:  # where approval is required, a resume would apply what nobody approved
+        saved = request.saved_plan is not None and requires_approval(context, request.env_name)
+        return AGAIN_WITH_APPROVAL if saved else ""
     try:
         outcome = execute(request, context, console)
     except KeyboardInterrupt:
@@ -90,13 +94,14 @@ def _run(context: Context, request: RunRequest, console: Console, *, resumes: st
         raise RunInterrupted(run_id, again if request.mode is Mode.APPLY else "") from None
     except KprovError as exc:
         if began() and request.mode is Mode.APPLY and exc.exit_code == ExitCode.FAILED:
-            exc.hint = "; ".join(filter(None, (exc.hint, f"run {run_id} stopped; resume it with `{again}`")))
+            on = instead() or f"resume it with `{again}`"
+            exc.hint = "; ".join(filter(None, (exc.hint, f"run {run_id} stopped; {on}")))
         raise
     report = outcome.report
     if report.mode is Mode.PLAN:
         print_plan(console, report)
     else:
-        print_report(console, report, run_id=run_id, resume=again)
+        print_report(console, report, run_id=run_id, resume=again, instead=instead() if report.error else "")
     if context.verbose:
         print_api_calls(console, outcome.api_calls)
     resumed = f" (resumes {resumes})" if resumes else ""
