@@ -34,6 +34,7 @@ from kensium_provision.fleet.model import (
     FleetRequest,
     WallException,
 )
+from kensium_provision.fleet.recorded import recorded_checklist, unoffered
 from kensium_provision.fleet.snapshot import (
     REPORT_MAX_AGE,
     BrokerListing,
@@ -147,7 +148,8 @@ def _input_owners(checklist: Checklist) -> dict[str, str]:
 
 
 def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[str, StepType], runtime: Runtime,
-                  request: FleetRequest, owners: Mapping[str, str]) -> ClientResult:
+                  request: FleetRequest, owners: Mapping[str, str],
+                  offers: tuple[Checklist, dict[str, tuple[str, ...] | str]] | None = None) -> ClientResult:
     from kensium_provision.engine import run as engine
     from kensium_provision.guards import check_purpose
 
@@ -175,6 +177,10 @@ def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[
         return finding(step, f"the recorded answers no longer hold: {exc}")
     purpose = values.get("purpose")
     problems: list[FleetFinding] = []
+    if offers is not None:  # what the install's live choices would no longer offer (fleet.recorded)
+        problems += [FleetFinding(org_id=org_id, step=owners.get(u.input_id, "inputs"), message=u.message,
+                                  expected=list(u.expected), actual=u.actual)
+                     for u in unoffered(offers[0], rt, values, offers[1])]
     if isinstance(purpose, str):
         rt = replace(rt, purpose=purpose)
         try:
@@ -211,8 +217,10 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     journal = request.journal if request.journal is not None else NullJournal()
     who = run_guards(session.identity(), request.env)  # the same guards as every command (guards.run_guards)
     journal.record("guard", guard="identity", outcome="ok", caller=who.arn, account=who.account)
-    checklist = load_checklist(request.checklist or install_checklist(),
-                               rule_ids=load_rules().ids)
+    installed = load_checklist(request.checklist or install_checklist(), rule_ids=load_rules().ids)
+    # Answered from each record: a drifted shared resource is a finding of its steps, not an input error.
+    checklist = recorded_checklist(installed)
+    offered: dict[str, tuple[str, ...] | str] = {}  # the live-choice lookups, shared by the clients
     management_calls: list[int] = []
     results: list[ClientResult] = []
     not_checked: dict[str, str] = {}
@@ -235,7 +243,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                 not_checked[org_id] = f"{record.status} by run {record.run_id or '?'}: nothing installed to check"
                 continue
             result = _check_client(record, checklist=checklist, types=types, runtime=runtime, request=request,
-                                   owners=owners)
+                                   owners=owners, offers=(installed, offered))
             for f in result.findings:
                 journal.record("finding", client=f.org_id, step=f.step, message=f.message, expected=f.expected,
                                actual=f.actual)

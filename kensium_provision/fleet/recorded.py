@@ -1,0 +1,85 @@
+"""A check's answers come from the client record: what was installed, not what an install would offer today.
+
+An install offers an input's choices from a live lookup (`choices_from`: the running hosts with the client's
+POS version, the live RDS instances of its edition, the brokers). Asked in a check, that lookup turned drift
+of a shared resource (a host's PosVersion tag removed, an instance stopped, a broker gone) into an input
+error that stopped the whole client's check ("no choices for ec2_host", exit 3), hiding every other finding.
+
+`recorded_checklist` takes those inputs as the recorded text instead (still held to the lookup's naming
+rule), so every step runs and judges its resource (`tenant-host-version`, `db-instance-ready`, `hub-vhost`);
+`unoffered` asks each lookup as the install would, and a recorded answer it no longer offers is one more
+finding, of the step that uses the answer (a deleted broker, a host tagged Dedicated: no step reads those).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from kensium_provision.errors import KprovError
+
+if TYPE_CHECKING:
+    from kensium_provision.model import Checklist, InputSpec
+    from kensium_provision.runtime import Runtime
+
+__all__ = ["Unoffered", "recorded_checklist", "unoffered"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unoffered:
+    """A recorded answer the install's live lookup no longer offers."""
+
+    input_id: str
+    message: str
+    expected: tuple[str, ...]  # what the lookup offers now
+    actual: object  # the recorded answer
+
+
+def _as_recorded(spec: InputSpec) -> InputSpec:
+    if spec.choices_from is None:
+        return spec
+    rule = spec.choices_from.params.get("rule")
+    return replace(spec, type="string", choices=(), choices_from=None, default_from=None,
+                   rule=spec.rule or (rule if isinstance(rule, str) and "{{" not in rule else ""))
+
+
+def recorded_checklist(checklist: Checklist) -> Checklist:
+    """`checklist` with every live-choice input taken as the recorded text (for a check from the record)."""
+    return replace(checklist, inputs=tuple(_as_recorded(spec) for spec in checklist.inputs))
+
+
+def unoffered(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
+              cache: MutableMapping[str, tuple[str, ...] | str]) -> list[Unoffered]:
+    """The recorded answers of `checklist`'s (the original's) live-choice inputs that its lookups do not offer.
+
+    `cache` keeps each lookup's answer by its rendered parameters (the fleet's clients share a few)."""
+    from kensium_provision.steps.base import StepContext
+    from kensium_provision.steps.lookups import run_lookup
+    from kensium_provision.template import render_value
+
+    found: list[Unoffered] = []
+    for spec in checklist.inputs:
+        lookup = spec.choices_from
+        if lookup is None or spec.id not in values or (spec.when is not None and not spec.when.holds(values)):
+            continue
+        key = json.dumps([lookup.name, lookup.service, lookup.operation, lookup.query,
+                          render_value(dict(lookup.params), values)], sort_keys=True, default=str)
+        if key not in cache:
+            try:
+                answer = run_lookup(StepContext(runtime, "inputs", MappingProxyType(dict(values))), lookup, values)
+                cache[key] = tuple(str(c) for c in (answer if isinstance(answer, list) else [answer]) if c is not None)
+            except KprovError as exc:
+                cache[key] = str(exc)
+        offered, value = cache[key], values[spec.id]
+        if isinstance(offered, str):
+            found.append(Unoffered(input_id=spec.id, actual=value, expected=(),
+                                   message=f"{spec.prompt}: cannot tell whether {value} is still offered: {offered}"))
+        elif str(value) not in offered:
+            now = ", ".join(offered) if offered else "none"
+            found.append(Unoffered(input_id=spec.id, actual=value, expected=offered,
+                                   message=f"{spec.prompt}: {value} is no longer among them (an install offers "
+                                           f"now: {now})"))
+    return found
