@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -283,3 +283,51 @@ def test_the_journal_is_also_shipped_to_cloudwatch_logs_when_configured(
     records = [json.loads(e["message"]) for e in events]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert records[0]["event"] == "run.started" and records[-1]["event"] == "run.finished"
+
+
+def test_install_client_on_a_full_instance_is_refused_before_any_change(sandbox_world: World,
+                                                                        estate: dict[str, str]) -> None:
+    # Issue 16.8 through the whole command: the estate's one shared instance filled to its class's limit with
+    # client records, `install-client beta` names it full and suggests a new one, exit 3, nothing made.
+    import boto3
+
+    from kensium_provision.aws.session import SANDBOX_CREDENTIALS
+    from kensium_provision.records.clients import DEFAULT_TABLE, RETIRED, ClientRecord, list_clients, put_record
+    from kensium_provision.steps.rds import database_limit
+
+    endpoint = json.loads(sandbox_world.kprov("--output", "json", "sandbox", "status").stdout)["endpoint"]
+    key, secret = SANDBOX_CREDENTIALS
+
+    def client(service: str) -> Any:
+        make: Any = boto3.client
+        return make(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key,
+                    aws_secret_access_key=secret)
+
+    dynamodb, rds = client("dynamodb"), client("rds")
+    [db] = [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == "db-pos-01"]
+    limit = database_limit(db["DBInstanceClass"])
+    taken = sum(1 for r in list_clients(dynamodb) if r.rds_instance == "db-POS-01" and r.status not in RETIRED)
+    fillers = [f"fill{n}" for n in range(limit - taken)]
+
+    def inventory() -> dict[str, Any]:
+        return {"records": sorted(r.org_id for r in list_clients(dynamodb)),
+                "users": sorted(u["UserName"] for u in client("iam").list_users()["Users"]),
+                "buckets": sorted(b["Name"] for b in client("s3").list_buckets()["Buckets"]),
+                "secrets": sorted(s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"])}
+
+    try:
+        for org in fillers:
+            put_record(dynamodb, ClientRecord(org_id=org, client_name=org, status="installed",
+                                              rds_instance="db-POS-01"))
+        before = inventory()
+        answers = sandbox_world.answers("beta.yaml", Path(example("client-acme.yaml")).read_text()
+                                        .replace("acme", "beta").replace("Acme", "Beta"))
+        refused = sandbox_world.kprov("install-client", "beta", "--answers", str(answers), "--yes")
+        assert refused.returncode == ExitCode.INVALID, refused.stderr
+        said = one_line(refused.stderr)
+        assert f"every shared RDS instance of this kind is full: db-POS-01 ({limit} of {limit} databases" in said
+        assert "Shared (New)" in said
+        assert inventory() == before
+    finally:
+        for org in fillers:
+            dynamodb.delete_item(TableName=DEFAULT_TABLE, Key={"OrgId": {"S": org}})
