@@ -145,8 +145,12 @@ def rotate(
     ctx: typer.Context,
     owner: Annotated[str, typer.Argument(metavar="ORG_ID|shared", help="A client's org id (or shared).",
                                          autocompletion=_completion("org"))],
-    resource: Annotated[str, typer.Argument(help="sql (the client's SQL login) or rabbitmq (its hub user).")],
-    credential: Annotated[str | None, typer.Option("--credential", help="Which credential of RESOURCE.")] = None,
+    resource: Annotated[str, typer.Argument(help="A client's: sql (its SQL login), rabbitmq (its hub user) or iam "
+                                                 "(its access key); shared: rds (an instance's master password) or "
+                                                 "rabbitmq (a broker's admin).")],
+    credential: Annotated[str | None, typer.Option("--credential", help="Which credential of RESOURCE (default its "
+                                                   "first): iam access-key or old-key (delete the inactive old key "
+                                                   "after its grace), rds master, rabbitmq admin (shared).")] = None,
     dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, preflight: Preflight = False,
     skip_preflight: SkipPreflight = False,
 ) -> int:
@@ -322,6 +326,17 @@ def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="An in
     first one not done. A plan, a check or a journal that fails `audit verify` is not resumed."""
     return _run(ctx, "resume", run_id=run_id, answers=answers, yes=yes, change=tuple(change or ()),
                 skip_preflight=skip_preflight)
+
+
+@app.command("undo")
+def undo(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run whose changes to remove.",
+                                                                   autocompletion=_completion("run"))],
+         dry_run: DryRun = False, answers: Answers = None, yes: Yes = False) -> int:
+    """Remove what a run created, newest first, and only that; refused if any of it changed since (exit 3).
+
+    It destroys, so the target's name is typed first on every environment (--yes never does it). Run it
+    again to continue an undo that stopped."""
+    return _run(ctx, "undo", run_id=run_id, dry_run=dry_run, answers=answers, yes=yes)
 
 
 @sandbox_app.command("start")

@@ -200,8 +200,12 @@ def test_a_removed_client_is_not_rotated(world: RotationWorld) -> None:
 # --- the command line ----------------------------------------------------------------------------------
 
 
-def test_rotate_refuses_what_it_cannot_rotate_yet(kprov: Kprov) -> None:
-    shared = kprov("rotate", "shared", "rds")
-    assert shared.code == ExitCode.USAGE and "not built yet" in shared.err
+def test_rotate_refuses_what_it_has_no_rotation_for(kprov: Kprov) -> None:
     assert kprov("rotate", "acme", "tenant").code == ExitCode.USAGE
     assert kprov("rotate", "acme", "sql", "--credential", "master").code == ExitCode.USAGE
+    assert kprov("rotate", "shared", "ec2").code == ExitCode.USAGE
+    wrong = kprov("rotate", "shared", "rds", "--credential", "admin")
+    assert wrong.code == ExitCode.USAGE and "master" in wrong.err
+    # Which instance is the checklist's input: without a terminal or an answer, refused before anything is done.
+    unanswered = kprov("rotate", "shared", "rds")
+    assert unanswered.code == ExitCode.INVALID and "missing answer: name" in unanswered.err

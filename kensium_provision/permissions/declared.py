@@ -163,6 +163,16 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "iam.client-user": Uses(probe=_DESCRIBE_USER, verify=_DESCRIBE_USER),  # checks a user made by hand
     "iam.deactivate-access-keys": Uses(probe=_ACTIVE_KEYS, act=(*_ACTIVE_KEYS, "iam:UpdateAccessKey"),
                                        verify=_ACTIVE_KEYS),
+    # A key rotation: room first (an old inactive key, or one an interrupted rotation made, deleted), the rotation
+    # tag, the new key stored, checked with sts signed by it (a client of its own), the old one deactivated.
+    "iam.rotate-access-key": Uses(
+        probe=("iam:ListAccessKeys", "iam:ListUserTags", "vault:find", "vault:fetch"),
+        act=("iam:ListAccessKeys", "iam:ListUserTags", "iam:DeleteAccessKey", "iam:TagUser", "iam:CreateAccessKey",
+             "iam:UpdateAccessKey", "iam:UntagUser", "sts:GetCallerIdentity", "vault:find", "vault:fetch",
+             "vault:store", "vault:update"),
+        verify=("iam:ListAccessKeys", "vault:find", "vault:fetch"),
+        untested={"sts:GetCallerIdentity": "signed with the new key by a client of its own, not the run's session",
+                  "iam:DeleteAccessKey": "only for an old key past its grace (or asked), or one a killed run made"}),
     "iam.sandbox-client-user": Uses(probe=(*_DESCRIBE_USER, "vault:find"),
                                     act=("iam:GetUser", "iam:CreateUser", "iam:CreateAccessKey", "vault:store"),
                                     verify=_DESCRIBE_USER),
@@ -172,6 +182,9 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                       act=("mq:ListBrokers", "mq:DescribeBroker", "mq:CreateBroker", "vault:fetch"),
                       verify=("mq:ListBrokers", "mq:DescribeBroker")),
     "rabbitmq.remove-vhost": Uses(probe=_MANAGEMENT, act=_MANAGEMENT, verify=_MANAGEMENT, untested=_BY_BROKER_NAME),
+    # The broker admin logs in as itself: its old value is kept first (`store`, later `update` of <entry>-previous).
+    "rabbitmq.rotate-admin": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store", "vault:update"),
+                                  verify=_MANAGEMENT, untested=_BY_BROKER_NAME),
     # A rotation reads the entry's current value, stores the new one (`update`), and checks it on the service.
     "rabbitmq.rotate-user": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:update"), verify=_MANAGEMENT,
                                  untested=_BY_BROKER_NAME),
@@ -182,6 +195,11 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                                 "rds:ModifyDBInstance", "vault:fetch"),
                            verify=("rds:DescribeDBInstances",), resources={"dynamodb:*": (CLIENTS_TABLE,)},
                            untested={"rds:ModifyDBInstance": "only for an instance whose security groups differ"}),
+    # ModifyDBInstance's MasterUserPassword, then DescribeDBInstances until RDS applied it (or a SQL login as master).
+    "rds.rotate-master": Uses(probe=("rds:DescribeDBInstances", "vault:find", "vault:fetch"),
+                              act=("rds:DescribeDBInstances", "rds:ModifyDBInstance", "vault:find", "vault:fetch",
+                                   "vault:update"),
+                              verify=("rds:DescribeDBInstances", "vault:find", "vault:fetch")),
     "rds.db-subnet-group": Uses(probe=("ec2:DescribeSubnets", "rds:DescribeDBSubnetGroups"),
                                act=("ec2:DescribeSubnets", "rds:CreateDBSubnetGroup"),
                                verify=("rds:DescribeDBSubnetGroups",)),

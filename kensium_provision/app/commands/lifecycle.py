@@ -20,10 +20,37 @@ from kensium_provision.app.commands.provision import _shown, preflight_choice, r
 from kensium_provision.app.context import Context
 from kensium_provision.model import Mode
 
-__all__ = ["ROTATIONS", "names_free", "remove_client", "rotate"]
+__all__ = ["ROTATIONS", "SHARED_ROTATIONS", "names_free", "remove_client", "rotate"]
 
-# kprov rotate ORG_ID RESOURCE: the client resources whose credential client/rotate rotates, and which.
-ROTATIONS = {"sql": "sql-login", "rabbitmq": "rabbitmq-user"}
+# kprov rotate ORG_ID RESOURCE [--credential NAME]: per client resource, its credentials (the first is the
+# default) and the answer of client/rotate's `credential` input that rotates each.
+ROTATIONS: dict[str, dict[str, str]] = {
+    "sql": {"login": "sql-login"},
+    "rabbitmq": {"user": "rabbitmq-user"},
+    "iam": {"access-key": "iam-access-key", "old-key": "iam-old-key"},  # old-key: delete the inactive one
+}
+# kprov rotate shared RESOURCE [--credential NAME]: the shared resources' credentials and their checklists.
+SHARED_ROTATIONS: dict[str, dict[str, str]] = {
+    "rds": {"master": "shared/rotate-rds"},
+    "rabbitmq": {"admin": "shared/rotate-rabbitmq"},
+}
+
+
+def _chosen(table: dict[str, dict[str, str]], resource: str, credential: str | None, whose: str) -> str:
+    """What rotates `credential` of `resource` (its first when not named); a UsageError naming the choices."""
+    from kensium_provision.app.context import UsageError
+
+    if resource not in table:
+        raise UsageError(f"{resource!r} is not one of {whose}: {', '.join(table)}", param_hint="RESOURCE")
+    credentials = table[resource]
+    if credential is None:
+        return next(iter(credentials.values()))
+    if credential in credentials.values():  # the checklist's own name of it (sql-login)
+        return credential
+    if credential not in credentials:
+        raise UsageError(f"{resource} of {whose} has: {', '.join(credentials)}; not {credential!r}",
+                         param_hint="--credential")
+    return credentials[credential]
 
 
 def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path | None, yes: bool,
@@ -39,22 +66,20 @@ def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path
 
 def rotate(context: Context, *, owner: str, resource: str, credential: str | None, dry_run: bool,
            answers: Path | None, yes: bool, preflight: bool = False, skip_preflight: bool = False) -> int:
-    """Rotate one credential of a client (`client/rotate`); the shared resources' credentials are not yet."""
-    from kensium_provision.app.context import UsageError
+    """Rotate one credential: a client's (`client/rotate`) or a shared resource's (`shared/rotate-*`)."""
     from kensium_provision.checklist.catalog import find
 
-    if owner == "shared":
-        raise UsageError("rotating a shared resource's credential (RDS master, broker admin) is not built yet; "
-                         "rotate a client's: kprov rotate ORG_ID sql|rabbitmq", param_hint="ORG_ID")
-    if resource not in ROTATIONS:
-        raise UsageError(f"{resource!r} is not one of: {', '.join(ROTATIONS)}", param_hint="RESOURCE")
-    wanted = ROTATIONS[resource]
-    if credential not in (None, wanted):
-        raise UsageError(f"{resource} of a client has one credential, {wanted}", param_hint="--credential")
-    code, document = run_checklist(context, find("client/rotate").path, Mode.PLAN if dry_run else Mode.APPLY,
-                                   answers=answers, yes=yes, preset={"org_id": owner, "credential": wanted},
-                                   command=f"rotate {owner} {resource}",
-                                   preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
+    mode, chosen_preflight = Mode.PLAN if dry_run else Mode.APPLY, preflight_choice(preflight=preflight,
+                                                                                     skip_preflight=skip_preflight)
+    if owner == "shared":  # which instance or broker: the checklist's input, its choices read from AWS
+        checklist = _chosen(SHARED_ROTATIONS, resource, credential, "the shared resources")
+        code, document = run_checklist(context, find(checklist).path, mode, answers=answers, yes=yes, preset={},
+                                       command=f"rotate shared {resource}", preflight=chosen_preflight)
+        return _shown(context, code, document)
+    wanted = _chosen(ROTATIONS, resource, credential, "a client")
+    code, document = run_checklist(context, find("client/rotate").path, mode, answers=answers, yes=yes,
+                                   preset={"org_id": owner, "credential": wanted},
+                                   command=f"rotate {owner} {resource}", preflight=chosen_preflight)
     return _shown(context, code, document)
 
 
