@@ -15,7 +15,8 @@ from typing import Any
 
 from kensium_provision.journal.files import journal_path, run_ids
 
-__all__ = ["RunLog", "RunSummary", "filter_runs", "list_runs", "parse_journal", "read_run"]
+__all__ = ["Evidence", "RunLog", "RunSummary", "filter_runs", "list_runs", "parse_journal", "read_run", "run_evidence",
+           "run_target"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +89,58 @@ def read_run(state_dir: Path, run_id: str) -> RunLog:
     return RunLog(run_id=run_id, path=path, header=header, records=records, problems=tuple(problems))
 
 
+def run_target(log: RunLog) -> tuple[str, bool]:
+    """What the run acted on, and whether that is known: the last `target` record (the writer journals the
+    header's template rendered once its answers are in), else the header's target. A template nobody
+    answered reads `client:(org_id unknown)`, never as template syntax."""
+    rendered = [r["target"] for r in log.records if r.get("event") == "target" and isinstance(r.get("target"), str)]
+    if rendered:
+        return str(rendered[-1]), True
+    from kensium_provision.template import TemplateError, placeholders, render
+
+    target = str(log.header.get("target", ""))
+    try:
+        names = {p.name for p in placeholders(target)}
+        return render(target, {name: f"({name} unknown)" for name in names}), not names
+    except TemplateError:  # not a template kprov writes (`{{ n:02 }}` needs a number): shown as journaled
+        return target, False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What a person stated at a manual step, as journaled: the step's `evidence` item and its answer.
+
+    Evidence is a reference or a fact typed by the operator (a tenant name, a DNS target), not a
+    secret; a value the writer masked stays masked."""
+
+    step: str
+    id: str
+    prompt: str
+    value: object
+
+
+def run_evidence(log: RunLog) -> tuple[Evidence, ...]:
+    """Every manual step's evidence in the run, in step order: its intent names the items (`params.evidence`),
+    its last done or changed result holds the answers (`outputs`, keyed by item id)."""
+    asked: dict[str, list[tuple[str, str]]] = {}
+    given: dict[str, Mapping[str, object]] = {}
+    for rec in log.records:
+        step, event = rec.get("step"), rec.get("event")
+        if not isinstance(step, str):
+            continue
+        params = rec.get("params")
+        items = params.get("evidence") if event == "step.intent" and isinstance(params, dict) else None
+        if isinstance(items, list):
+            asked[step] = [(str(i["id"]), str(i.get("prompt") or i["id"])) for i in items
+                           if isinstance(i, dict) and isinstance(i.get("id"), str)]
+        outputs = rec.get("outputs")
+        if event == "step.result" and rec.get("status") in ("done", "changed") and isinstance(outputs, dict):
+            given[step] = outputs
+    return tuple(Evidence(step=step, id=item, prompt=prompt, value=given[step][item])
+                 for step, items in asked.items() if step in given
+                 for item, prompt in items if item in given[step])
+
+
 def _summary(log: RunLog) -> RunSummary:
     header = log.header
     finished = next((r for r in reversed(log.records) if r.get("event") == "run.finished"), None)
@@ -97,10 +150,8 @@ def _summary(log: RunLog) -> RunSummary:
         outcome = "interrupted"
     else:
         outcome = "unfinished"  # crashed, killed, or still running
-    # The header holds the checklist's target template; the run journals the rendered one once known.
-    rendered = [r.get("target") for r in log.records if r.get("event") == "target" and isinstance(r.get("target"), str)]
-    target = str(rendered[-1]) if rendered else str(header.get("target", ""))
-    client = str(header.get("client") or (target.split(":", 1)[1] if target.startswith("client:") else ""))
+    target, known = run_target(log)
+    client = str(header.get("client") or (target.split(":", 1)[1] if known and target.startswith("client:") else ""))
     return RunSummary(
         run_id=log.run_id,
         started=str(header.get("ts", "")),

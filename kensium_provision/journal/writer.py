@@ -1,7 +1,8 @@
 """The journal's writer: one hash-chained, fsync'ed JSONL record per event of a run.
 
-Stdlib only. Format and checks: design.md section 5, research/reliability-notes.md section 4. A record's
-hash covers its canonical JSON (`canonical`, `record_hash`); `journal.verify` checks the chain.
+Stdlib only (and the package's template engine, for the target). Format and checks: design.md section 5,
+research/reliability-notes.md section 4. A record's hash covers its canonical JSON (`canonical`,
+`record_hash`); `journal.verify` checks the chain.
 """
 
 from __future__ import annotations
@@ -106,6 +107,34 @@ def _key(key: object, redact: Redact | None) -> str:
     return f"<unrecordable {type(key).__name__}>"
 
 
+class _Target:
+    """The header's target template, rendered once the answers it names are known (each at most once)."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.values: dict[str, object] = {}
+        self.recorded = ""
+
+    def answered(self, name: object, value: object) -> str | None:
+        """The newly rendered target after this answer, or None (still incomplete, or unchanged)."""
+        from kensium_provision.template import TemplateError, render
+
+        if not isinstance(name, str):
+            return None
+        if type(value) in (str, int) and value != MASK:  # never a secret, a flag or a placeholder text
+            self.values[name] = value
+        else:
+            self.values.pop(name, None)
+        try:
+            rendered = render(self.template, self.values)
+        except TemplateError:
+            return None
+        if rendered == self.recorded:
+            return None
+        self.recorded = rendered
+        return rendered
+
+
 class JournalWriteError(KprovError):
     """The journal could not be written (disk full, a read-only or missing state dir).
 
@@ -190,9 +219,12 @@ class JournalWriter:
     hash) and `hash`. The head (last seq and hash) is also kept in `state_dir/heads/<run_id>.head`.
     Field values pass through `redact`, then anything that is not plain JSON is masked or replaced.
 
-    Fields the readers rely on: `answer` (input, value | reference), `step.intent` (step, phase, risk,
-    params), `step.result` (step, status, outputs, error), `step.skipped` (step, reason), `interrupted`,
-    `run.finished` (outcome).
+    Fields the readers rely on: `answer` (input, value | reference), `target` (target), `step.intent`
+    (step, phase, risk, params), `step.result` (step, status, outputs, error), `step.skipped` (step, reason),
+    `interrupted`, `run.finished` (outcome).
+
+    A header `target` that is a template (`client:{{ org_id }}`) is journaled rendered, as a `target` record,
+    as soon as the answers it names are recorded: a run stopped at a later prompt still says what it was for.
     """
 
     def __init__(
@@ -222,6 +254,8 @@ class JournalWriter:
         self._fd: int | None = None
         self._state_dir = state_dir
         self.anchor_key = anchor_key  # HMAC key of the ledger's run.closed entry; may be set once known
+        template = header.get("target")
+        self._target = _Target(template) if isinstance(template, str) and "{{" in template else None
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
             _private_dir(self.path.parent)
@@ -265,6 +299,10 @@ class JournalWriter:
                 self._write_head()
             except OSError as exc:  # the record stands; the head one behind is what a crash leaves too
                 raise self._broke(exc) from None
+        if self._target is not None and event == "answer":
+            rendered = self._target.answered(rec.get("input"), rec.get("value"))
+            if rendered is not None:
+                self.record("target", target=rendered)
 
     def _broke(self, exc: OSError) -> JournalWriteError:
         self._broken = JournalWriteError(self.path, exc, started=self.seq > 0)

@@ -38,12 +38,14 @@ from kensium_provision.ui.boundary import BoundaryConsole, safe, shown
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
+    from kensium_provision.journal.reader import Evidence
     from kensium_provision.steps.base import StepType
 
 __all__ = [
     "JSON_SCHEMA_VERSION",
     "LineReporter",
     "LiveReporter",
+    "evidence_markdown",
     "make_console",
     "make_reporter",
     "manual_note",
@@ -403,6 +405,22 @@ def report_json(report: RunReport, **extra: object) -> dict[str, Any]:
 def _cell(text: object) -> str:
     """A Markdown table cell: one line, pipes escaped."""
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _literal(text: str) -> str:
+    """Text Markdown shows as it is: the operator's `acme_*` stays `acme_*`, never emphasis."""
+    return re.sub(r"([\\`*_\[\]<>|~#])", r"\\\1", " ".join(text.split()))
+
+
+def evidence_markdown(evidence: Sequence[Evidence]) -> str:
+    """A run's manual evidence (`journal.reader.run_evidence`) as a runsheet section: each step, what was
+    asked and what the operator answered, in clear (evidence is a reference, never a secret: a value the
+    journal masked stays masked). Empty when the run has none."""
+    if not evidence:
+        return ""
+    lines = ["## Evidence", "", "| step | asked | answered |", "|---|---|---|"]
+    lines += [f"| `{_cell(e.step)}` | {_literal(e.prompt)} | {_literal(_short(e.value))} |" for e in evidence]
+    return "\n".join(lines) + "\n"
 
 
 def runsheet_markdown(checklist: Checklist, types: Mapping[str, StepType] | None = None) -> str:

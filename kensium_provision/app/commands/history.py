@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,16 +81,20 @@ def runs_list(context: Context, *, limit: int) -> int:
 def runs_show(context: Context, *, run_id: str, markdown: bool) -> int:
     """One run as a readable runsheet."""
     from kensium_provision.journal.history import run_json, run_markdown
-    from kensium_provision.journal.reader import read_run
+    from kensium_provision.journal.reader import read_run, run_evidence
     from kensium_provision.ui import json_output
+    from kensium_provision.ui.boundary import write_plain
+    from kensium_provision.ui.render import evidence_markdown
 
     log = read_run(state(), known_run(run_id))
+    evidence = run_evidence(log)  # what the operator stated at manual steps: part of the runsheet
     if context.json:
-        json_output.emit(run_json(log))
+        json_output.emit({**run_json(log), "evidence": [{"step": e.step, "id": e.id, "prompt": e.prompt,
+                                                          "value": e.value} for e in evidence]})
         return 0
-    text = run_markdown(log)
+    text = run_markdown(log) + ("\n" + evidence_markdown(evidence) if evidence else "")
     if markdown:
-        sys.stdout.write(text)
+        write_plain(text)  # the journal's text, neutralised like everything kprov writes for a person
         return 0
     from rich.markdown import Markdown
 

@@ -1,0 +1,134 @@
+"""History shows what a run was for and what the operator stated (issue 15): the rendered target, never
+`client:{{ org_id }}`, in `runs list`, `audit show` and `runs show`, also for a run stopped at a prompt;
+and a manual step's evidence in `runs show`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kensium_provision.journal.reader import list_runs, read_run, run_evidence
+from kensium_provision.journal.writer import JournalWriter
+from kensium_provision.secret import MASK
+from tests.terminal import require_tmux
+from tests.test_terminal import Terminal, example, read_records
+
+HEADER = {"who": "arn:aws:sts::123456789012:user/moto", "account": "123456789012", "region": "us-east-1",
+          "environment": "sandbox", "checklist": "shared-ec2", "checklist_sha256": "0" * 64, "mode": "apply",
+          "target": "shared:ec2:{{ host }}", "command": "provision shared ec2"}
+
+
+def _journal(state: Path, run_id: str, **answers: object) -> JournalWriter:
+    journal = JournalWriter(state, run_id, header=HEADER)
+    for name, value in answers.items():
+        journal.record("answer", input=name, value=value, evidence=False)
+    return journal
+
+
+def test_the_target_is_journaled_rendered_as_soon_as_its_answers_are(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, "20261203T050000Z-aaaaaa", region="us-east-1", host="POS07", size=3)
+    journal.close("interrupted")  # stopped at a later prompt: the target is known all the same
+    records = read_records(journal.path)
+    assert [r["target"] for r in records if r["event"] == "target"] == ["shared:ec2:POS07"]
+    assert [r["event"] for r in records][:4] == ["run.started", "answer", "answer", "target"]  # right after host
+    [summary] = list_runs(tmp_path)
+    assert summary.target == "shared:ec2:POS07"
+
+
+def test_a_secret_or_unanswered_placeholder_is_never_rendered_into_the_target(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, "20261203T050000Z-bbbbbb", host=MASK)
+    journal.close("interrupted")
+    assert not [r for r in read_records(journal.path) if r["event"] == "target"]
+    [summary] = list_runs(tmp_path)
+    assert summary.target == "shared:ec2:(host unknown)"  # no template syntax, no masked value in a name
+    assert summary.client == ""
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
+    """The shared estate an install needs, built unattended from the example answers files."""
+    require_tmux()
+    root = tmp_path_factory.mktemp("history")
+    terminal = Terminal(root, root / "state")
+    try:
+        for resource in ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager"):
+            done = terminal.kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
+                                  "--yes")
+            assert done.returncode == 0, f"provision shared {resource}:\n{done.stderr}"
+        yield terminal
+    finally:
+        terminal.stop()
+
+
+def _run_of(terminal: Terminal, client: str) -> str:
+    return next(rid for rid, recs in terminal.journals().items() if recs and recs[0].get("client") == client)
+
+
+@pytest.mark.terminal
+def test_an_install_stopped_at_a_prompt_is_listed_under_its_client(estate: Terminal) -> None:
+    pane = estate.pane("install-client", "beta")
+    try:
+        pane.wait_for("Who at the client signed off the org id beta?")
+        pane.send("C-c")
+        code, screen = pane.exit_code(), pane.screen()
+    finally:
+        pane.close()
+    assert code == 130, screen
+    run_id = _run_of(estate, "beta")
+    listed = estate.kprov("runs", "list")
+    audit = estate.kprov("audit", "show", "--client", "beta")
+    sheet = estate.kprov("runs", "show", run_id, "--markdown")
+    shown = estate.kprov("--output", "json", "runs", "show", run_id)
+    for done in (listed, audit, sheet, shown):
+        assert done.returncode == 0, done.stderr
+    assert any(run_id in line and "client:beta" in line for line in listed.stderr.splitlines()), listed.stderr
+    assert run_id in audit.stderr and "client:beta" in audit.stderr
+    assert "| target | client:beta |" in sheet.stdout
+    assert json.loads(shown.stdout)["target"] == "client:beta"
+    for text in (listed.stderr, audit.stderr, sheet.stdout, shown.stdout):
+        assert "{{" not in text and "‹" not in text
+
+
+@pytest.mark.terminal
+def test_runs_show_has_the_evidence_of_manual_steps(estate: Terminal) -> None:
+    done = estate.kprov("install-client", "acme", "--answers", example("client-acme.yaml"), "--yes")
+    assert done.returncode == 0, done.stderr
+    run_id = _run_of(estate, "acme")
+    evidence = {(e.step, e.prompt): e.value for e in run_evidence(read_run(estate.state, run_id))}
+    assert evidence == {("create-tenant", "Tenant name as created"): "acme",
+                        ("create-tenant", "Host name as entered"): "acme.kensiumpos.example",
+                        ("create-tenant", "Recipe as chosen"): "POS_Tenant",
+                        ("dns-record", "The address (or name) the record points at"):
+                            "POS01's Elastic IP (sandbox: no DNS)"}
+    sheet = estate.kprov("runs", "show", run_id, "--markdown")
+    assert "## Evidence" in sheet.stdout
+    assert "| `create-tenant` | Recipe as chosen | POS\\_Tenant |" in sheet.stdout  # literal, not emphasis
+    assert "| `dns-record` | The address (or name) the record points at | POS01's Elastic IP (sandbox: no DNS) |" \
+        in sheet.stdout
+    text = estate.kprov("runs", "show", run_id)
+    assert "Evidence" in text.stderr and "POS_Tenant" in text.stderr and "POS01's Elastic IP" in text.stderr
+    document = json.loads(estate.kprov("--output", "json", "runs", "show", run_id).stdout)
+    assert {"step": "create-tenant", "id": "tenant_name", "prompt": "Tenant name as created",
+            "value": "acme"} in document["evidence"]
+
+
+def test_evidence_from_the_journal_is_shown_inert(tmp_path: Path) -> None:
+    """The journal's text reaches the terminal through the output boundary: an escape sequence typed as evidence
+    (or written into the file) is shown as `\\u001b`, in the Markdown on stdout too, never run."""
+    terminal = Terminal(tmp_path, tmp_path / "state")
+    run_id = "20261203T050000Z-cccccc"
+    journal = _journal(terminal.state, run_id, host="POS07")
+    hostile = "\x1b]0;pwned\x07POS07\u202e"
+    journal.record("step.intent", step="tenant", type="manual", risk="create",
+                   params={"instructions": "Create it", "evidence": [{"id": "tenant_name", "prompt": "Tenant name"}]})
+    journal.record("step.result", step="tenant", status="changed", reason="", outputs={"tenant_name": hostile})
+    journal.close("ok")
+    for args in (("runs", "show", run_id, "--markdown"), ("runs", "show", run_id)):
+        done = terminal.kprov(*args)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout + done.stderr
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "\\u001b" in out and "pwned" in out and "POS07\\u202e" in out  # shown, as escapes
