@@ -1,0 +1,26 @@
+"""Independent AWS reads at once: at 50 ms a call, two reads in a row cost twice what they cost side by side.
+
+`gather(*reads)` runs each zero-argument read on a thread of its own and returns their answers in
+order; the first failure (in that order) is raised once all have ended, so no read is left running.
+Only for reads that do not depend on each other: botocore clients, the run's read cache and the
+settling retries are thread-safe; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = ["gather"]
+
+T = TypeVar("T")
+
+
+def gather(*reads: Callable[[], T]) -> list[T]:
+    """The answers of `reads`, run concurrently (one alone runs on the caller's thread)."""
+    if len(reads) <= 1:
+        return [read() for read in reads]
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="kprov-read") as pool:
+        futures = [pool.submit(read) for read in reads]
+    return [future.result() for future in futures]  # the pool has waited for all: raises the first failure
