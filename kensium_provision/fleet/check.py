@@ -34,7 +34,7 @@ from kensium_provision.fleet.model import (
     FleetRequest,
     WallException,
 )
-from kensium_provision.fleet.recorded import recorded_checklist, unoffered
+from kensium_provision.fleet.recorded import input_owners, recorded_checklist, with_unoffered
 from kensium_provision.fleet.snapshot import (
     REPORT_MAX_AGE,
     BrokerListing,
@@ -123,30 +123,6 @@ class _StepTracker:
         return None
 
 
-def _input_owners(checklist: Checklist) -> dict[str, str]:
-    """Each input id -> the first step that uses it (a finding about an answer belongs to that step)."""
-    from kensium_provision.template import placeholders
-
-    def names(value: object) -> set[str]:
-        if isinstance(value, str):
-            return {p.name for p in placeholders(value)}
-        if isinstance(value, Mapping):
-            return set().union(*(names(v) for v in value.values())) if value else set()
-        if isinstance(value, list | tuple):
-            return set().union(*(names(v) for v in value)) if value else set()
-        return set()
-
-    owners: dict[str, str] = {}
-    for step in checklist.steps:
-        used = names(step.params)
-        if step.type == "flow.select":
-            cases = step.params.get("cases")
-            used |= {str(v) for v in cases.values()} if isinstance(cases, Mapping) else set()
-        for name in used:
-            owners.setdefault(name, step.id)
-    return owners
-
-
 def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[str, StepType], runtime: Runtime,
                   request: FleetRequest, owners: Mapping[str, str],
                   offers: tuple[Checklist, dict[str, tuple[str, ...] | str]] | None = None) -> ClientResult:
@@ -177,10 +153,6 @@ def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[
         return finding(step, f"the recorded answers no longer hold: {exc}")
     purpose = values.get("purpose")
     problems: list[FleetFinding] = []
-    if offers is not None:  # what the install's live choices would no longer offer (fleet.recorded)
-        problems += [FleetFinding(org_id=org_id, step=owners.get(u.input_id, "inputs"), message=u.message,
-                                  expected=list(u.expected), actual=u.actual)
-                     for u in unoffered(offers[0], rt, values, offers[1])]
     if isinstance(purpose, str):
         rt = replace(rt, purpose=purpose)
         try:
@@ -189,6 +161,8 @@ def _check_client(record: ClientRecord, *, checklist: Checklist, types: Mapping[
             problems.append(FleetFinding(org_id=org_id, step=owners.get("purpose", "org-id"), message=str(exc)))
     try:
         report = engine.run(checklist, rt, values, types=types)
+        if offers is not None:  # what the install's live choices would no longer offer (fleet.recorded)
+            report = with_unoffered(report, offers[0], rt, values, offers[1])
     except (InputError, AbortedError) as exc:
         return ClientResult(org_id=org_id, findings=(*problems, FleetFinding(
             org_id=org_id, step=tracker.current or "inputs", message=str(exc))))
@@ -232,7 +206,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                        credential_report=report_note)
         runtime = snapshot_runtime(request, snapshot)
         types = registry()
-        owners = _input_owners(checklist)
+        owners = input_owners(installed)
         # The per-client runs compute over the snapshot in this one thread (deterministic, and JMESPath's
         # parser cache is not thread-safe) while the pool still reads the buckets.
         for org_id, record in sorted(snapshot.records.items()):

@@ -7,14 +7,16 @@ error that stopped the whole client's check ("no choices for ec2_host", exit 3),
 
 `recorded_checklist` takes those inputs as the recorded text instead (still held to the lookup's naming
 rule), so every step runs and judges its resource (`tenant-host-version`, `db-instance-ready`, `hub-vhost`);
-`unoffered` asks each lookup as the install would, and a recorded answer it no longer offers is one more
-finding, of the step that uses the answer (a deleted broker, a host tagged Dedicated: no step reads those).
+`with_unoffered` then asks each lookup as the install would, and a recorded answer it no longer offers is
+one more finding, of the step that uses the answer (a deleted broker, a host tagged Dedicated: no step
+reads those). `check client --all` does both for each client (`fleet.check`); `check client ORG` should
+(its run is opened by `app.bootstrap.execute`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -22,10 +24,11 @@ from typing import TYPE_CHECKING
 from kensium_provision.errors import KprovError
 
 if TYPE_CHECKING:
+    from kensium_provision.engine.run import RunReport
     from kensium_provision.model import Checklist, InputSpec
     from kensium_provision.runtime import Runtime
 
-__all__ = ["Unoffered", "recorded_checklist", "unoffered"]
+__all__ = ["Unoffered", "input_owners", "recorded_checklist", "unoffered", "with_unoffered"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,3 +86,48 @@ def unoffered(checklist: Checklist, runtime: Runtime, values: Mapping[str, objec
                                    message=f"{spec.prompt}: {value} is no longer among them (an install offers "
                                            f"now: {now})"))
     return found
+
+
+def input_owners(checklist: Checklist) -> dict[str, str]:
+    """Each input id -> the first step that uses it (a finding about an answer belongs to that step)."""
+    from kensium_provision.template import placeholders
+
+    def names(value: object) -> set[str]:
+        if isinstance(value, str):
+            return {p.name for p in placeholders(value)}
+        if isinstance(value, Mapping):
+            return set().union(*(names(v) for v in value.values())) if value else set()
+        if isinstance(value, Sequence):
+            return set().union(*(names(v) for v in value)) if value else set()
+        return set()
+
+    owners: dict[str, str] = {}
+    for step in checklist.steps:
+        used = names(step.params)
+        if step.type == "flow.select":
+            cases = step.params.get("cases")
+            used |= {str(v) for v in cases.values()} if isinstance(cases, Mapping) else set()
+        for name in used:
+            owners.setdefault(name, step.id)
+    return owners
+
+
+def with_unoffered(report: RunReport, installed: Checklist, runtime: Runtime, values: Mapping[str, object],
+                   cache: MutableMapping[str, tuple[str, ...] | str]) -> RunReport:
+    """`report` of a check run over `recorded_checklist(installed)`, with each recorded answer the live lookups
+    no longer offer a finding of the step that uses it (that step then failed, as any step with a finding)."""
+    from kensium_provision.model import Finding, Status
+
+    found = unoffered(installed, runtime, values, cache)
+    if not found or not report.results:
+        return report
+    owners = input_owners(installed)
+    steps = {r.step_id for r in report.results}
+    extra: dict[str, list[Unoffered]] = {}
+    for u in found:  # an answer no step uses (none in the catalog's checklists) goes to the first step
+        extra.setdefault(owners[u.input_id] if owners.get(u.input_id) in steps else report.results[0].step_id,
+                         []).append(u)
+    results = tuple(replace(r, status=Status.FAILED, findings=(*(
+        Finding(step_id=r.step_id, message=f"{r.title}: {u.message}", expected=list(u.expected), actual=u.actual)
+        for u in extra[r.step_id]), *r.findings)) if r.step_id in extra else r for r in report.results)
+    return replace(report, results=results)
