@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 __all__ = [
     "RABBITMQ_ADMIN_USER",
     "RABBITMQ_SECRET_NAME",
+    "Hung",
     "SandboxError",
     "SandboxInfo",
     "ensure_running",
+    "hung",
     "main",
     "reset",
     "sandbox_dir",
@@ -75,6 +77,23 @@ class SandboxInfo:
     rabbitmq_url: str = ""  # the RabbitMQ management API emulator (empty only in a server.json of an old kprov)
     rabbitmq_secret: str = ""  # Secrets Manager name (in the sandbox) of the emulator's admin password
     region: str = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Hung:
+    """A recorded server whose process still runs our serve command but fails its health check."""
+
+    info: SandboxInfo
+    why: str  # "is stopped (SIGSTOP or Ctrl-Z)" or "is stuck"
+
+    def __str__(self) -> str:
+        return (f"the sandbox server (pid {self.info.pid}, {self.info.endpoint}) is running but does not answer "
+                f"its health check within {HEALTH_TIMEOUT:g} s: it {self.why}")
+
+    @property
+    def hint(self) -> str:
+        return (f"`kill -CONT {self.info.pid}` resumes a stopped one with its state; `kprov sandbox stop` ends it "
+                "(its AWS state is lost), and the next command starts a fresh one")
 
 
 def sandbox_dir(state_dir: Path) -> Path:
@@ -211,18 +230,21 @@ def _wait_ready(state_dir: Path, pid: int, deadline: float) -> SandboxInfo:
     raise SandboxError(f"the sandbox did not answer in time: {_log_tail(sandbox_dir(state_dir))}")
 
 
-def _refuse_hung(state_dir: Path) -> None:
-    """A recorded server whose process still runs our serve command but fails the health check (stopped by
-    SIGSTOP or Ctrl-Z, or stuck): reported, never replaced by an empty one (its AWS state would seem lost)."""
+def hung(state_dir: Path) -> Hung | None:
+    """The sandbox of `state_dir` when its server process is alive but does not answer (stopped by SIGSTOP or
+    Ctrl-Z, or stuck); None when no server of ours runs. Only after `status` found none: it does not wait
+    for a health check again (a stopped server makes each one take HEALTH_TIMEOUT)."""
     info = _read_info(state_dir)
     if info is None or not _alive(info.pid) or not _is_our_server(info.pid, state_dir):
-        return
-    why = "is stopped (SIGSTOP or Ctrl-Z)" if _process_state(info.pid) == "T" else "is stuck"
-    raise SandboxError(
-        f"the sandbox server (pid {info.pid}, {info.endpoint}) is running but does not answer its health "
-        f"check within {HEALTH_TIMEOUT:g} s: it {why}",
-        hint=f"`kill -CONT {info.pid}` resumes a stopped one with its state; `kprov sandbox stop` ends it (its AWS "
-             "state is lost), and the next command starts a fresh one")
+        return None
+    return Hung(info, "is stopped (SIGSTOP or Ctrl-Z)" if _process_state(info.pid) == "T" else "is stuck")
+
+
+def _refuse_hung(state_dir: Path) -> None:
+    """A hung server (`hung`) is reported, never replaced by an empty one (its AWS state would seem lost)."""
+    found = hung(state_dir)
+    if found is not None:
+        raise SandboxError(str(found), hint=found.hint)
 
 
 def _process_state(pid: int) -> str:

@@ -32,7 +32,7 @@ def sandbox_stop(context: Context) -> int:
 
 
 def sandbox_status(context: Context) -> int:
-    """Exit 0 while it runs, 1 when it does not."""
+    """Exit 0 while it runs and answers, 1 when it does not run or does not answer (hung)."""
     from rich.text import Text
 
     from kensium_provision.app.config import state_dir as state
@@ -40,9 +40,16 @@ def sandbox_status(context: Context) -> int:
     from kensium_provision.ui import json_output
 
     info = sandbox.status(state())
+    hung = sandbox.hung(state()) if info is None else None
     if context.json:
         json_output.emit(json_output.sandbox(info, account_id=SANDBOX_ACCOUNT_ID))
     console = context.console()
+    if hung is not None:  # alive but silent: "not running" would invite a second, empty server
+        console.print(Text(f"sandbox running but not answering: its server (pid {hung.info.pid}, "
+                           f"{hung.info.endpoint}) {hung.why} and did not answer within {sandbox.HEALTH_TIMEOUT:g} s",
+                           style="red"))
+        console.print(Text(f"hint: {hung.hint}"))
+        return int(ExitCode.FAILED)
     if info is None:
         console.print(Text("sandbox not running (it starts on demand)"))
         return int(ExitCode.FAILED)
