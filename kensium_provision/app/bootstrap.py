@@ -253,6 +253,8 @@ class RunRequest:
     step_by_step: bool = False  # --step: an apply asks Y/n at each step instead of the plan then one yes
     plan_out: Path | None = None  # --dry-run --out PLAN: write the saved plan there (plans.saved)
     saved_plan: Any = None  # apply PLAN: the plans.saved.SavedPlan to re-probe and apply
+    # A run whose checklist is made in memory (engine.undo.UndoRun): its `checklist`, and `run(runtime, values)`
+    prepared: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -447,7 +449,8 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
 
     config, env = open_config(context, env_name=request.env_name)
     names = load_rules()
-    checklist = load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
+    checklist = request.prepared.checklist if request.prepared is not None else \
+        load_checklist(request.checklist, display=_display(request.checklist), rule_ids=names.ids)
     answers = load_answers(request.answers_path, checklist) if request.answers_path else None
     plan = request.saved_plan
     if plan is not None:
@@ -515,7 +518,9 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
         values = engine.resolve_inputs(checklist, runtime, request.preset)
         runtime = _with_purpose(runtime, values)
         hooks.after_inputs(checklist, values)
-        if plan is not None:  # re-probed against the saved plan, then applied (plans.saved)
+        if request.prepared is not None:
+            report = request.prepared.run(runtime, values)
+        elif plan is not None:  # re-probed against the saved plan, then applied (plans.saved)
             from kensium_provision.plans.saved import apply_saved
 
             report = apply_saved(checklist, runtime, values, plan)

@@ -3,7 +3,10 @@
 - `probe` is read-only: is the step already done, and what is there?
 - `act` makes the change and returns the step's outputs.
 - `verify` is read-only: after act (or in `check`), is everything right? It lists what differs.
-- `undo` (optional) removes only what this run created.
+- `undo` (optional) removes only what this run created: the resources its act journaled with
+  `record_created` the moment it made them (`step.created`), never what was there before. An undoable
+  step type also has `undo_check`, read-only like a probe: is each of them still as the run left it?
+  A step type that creates but cannot undo says why (`NotUndoable`), and `kprov undo` shows the reason.
 
 The engine is the only caller; plan and check never call `act` (and the AWS read-only wall
 refuses any mutating call in those modes as a second line of defence).
@@ -41,19 +44,27 @@ __all__ = [
     "ChecksParams",
     "CollectsEvidence",
     "ConfirmedByHand",
+    "Created",
     "Difference",
     "GivesInstructions",
     "MayLackProbe",
+    "NotUndoable",
     "Param",
     "Probe",
     "StepContext",
     "StepType",
+    "Undo",
+    "UndoCheck",
+    "Undoable",
     "confirmed_by_hand",
     "evidence_of",
     "has_probe",
     "instructions_of",
+    "not_undoable_reason",
     "param_problems",
+    "record_created",
     "refusal",
+    "undoable",
 ]
 
 
@@ -178,7 +189,74 @@ class StepType(Protocol):
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]: ...
 
 
-Undo = Callable[[StepContext, Mapping[str, Any], Mapping[str, object]], None]
+# --- undo: what a run created, and only that ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Created:
+    """One resource a step's act made, as journaled by `record_created` (`kind` is the step type's own word:
+    vhost, user, bucket, vpc...; `id` names it in its service; `details` what its undo needs besides)."""
+
+    kind: str
+    id: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+def record_created(ctx: StepContext, kind: str, resource_id: str, **details: str) -> None:
+    """Journal one resource this step has just made (`step.created`), before the act goes on: what `kprov
+    undo` may remove, and only that, even when the act fails later or the run is interrupted."""
+    ctx.runtime.journal.record("step.created", step=ctx.step_id, kind=kind, id=resource_id, **details)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UndoCheck:
+    """What an undo's re-probe found of the resources a step created.
+
+    `present`: the ones still there, to remove (none: nothing left to undo); `changed`: how they differ
+    from what the run left (tags, rules, contents), each a sentence; any refuses the whole undo. `by_hand`:
+    kprov cannot remove them here (no SQL connection, a password manager without delete): what a person
+    does instead, shown in the undo plan."""
+
+    present: tuple[Created, ...] = ()
+    changed: tuple[str, ...] = ()
+    note: str = ""
+    by_hand: str = ""
+
+
+Undo = Callable[[StepContext, Mapping[str, Any], Sequence[Created]], None]
+
+
+@runtime_checkable
+class Undoable(Protocol):
+    """A step type that can remove what its act created (`record_created`)."""
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        """Read-only: which of `created` are still there, and whether any changed since the run."""
+        ...
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        """Remove `created` (those `undo_check` found present), newest first; only after its check passed."""
+        ...
+
+
+@runtime_checkable
+class NotUndoable(Protocol):
+    """A step type that creates but that kprov cannot undo: the reason, shown in the undo plan."""
+
+    def not_undoable(self, params: Mapping[str, Any]) -> str: ...
+
+
+def undoable(step_type: object) -> bool:
+    """True when the step type can undo what it created (`Undoable`)."""
+    return callable(getattr(step_type, "undo", None)) and callable(getattr(step_type, "undo_check", None))
+
+
+def not_undoable_reason(step_type: object, params: Mapping[str, Any]) -> str:
+    """Why kprov cannot undo such a step: the type's own reason, or that it has no undo at all."""
+    reason = getattr(step_type, "not_undoable", None)
+    if callable(reason):
+        return str(reason(params))
+    return f"{getattr(step_type, 'name', 'this step type')} has no undo"
 
 
 # --- optional capabilities -------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from kensium_provision.records.clients import (
     table_of,
     utc_now,
 )
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import Created, Difference, Param, Probe, StepContext, UndoCheck, record_created
 from kensium_provision.steps.facts import facts
 
 __all__ = ["ClientEvidence", "ClientOrgId", "ClientRecordStep", "records_table"]
@@ -64,6 +64,12 @@ def _owner(ctx: StepContext, org_id: str, client_name: str, table: str) -> Clien
     own = any(u.kind == "client record" and u.org_id == org_id for u in uses)
     record = source.client_record(ctx, org_id, table) if own else None
     return decide_owner(uses, record, org_id, client_name, table)
+
+
+def _undone_runs(ctx: StepContext) -> tuple[str, ...]:
+    """An undo's re-probe: the runs being undone (the run and those resuming it), whose writes are theirs."""
+    runs = ctx.values.get("undone_runs")
+    return tuple(str(r) for r in runs) if isinstance(runs, (list, tuple)) else ()
 
 
 def _refuse_secrets(text: str) -> None:
@@ -124,7 +130,40 @@ class ClientOrgId:
             if org_id_owner(ctx, org_id, client_name, table) is None:
                 raise StepError(str(exc),
                                 hint="another install holds this org id now; run again to see whose") from None
+        else:
+            record_created(ctx, "client record", org_id, table=table, run=ctx.runtime.run_id)
         return {"org_id": org_id, "status": CLAIMED, "record": record_name(org_id, table)}
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        """The record this run reserved: gone, or still this run's (claimed, or completed by its client.record
+        step); written since by another run, it is that run's now and is refused."""
+        present: list[Created] = []
+        changed: list[str] = []
+        for made in created:
+            table = made.details.get("table") or records_table(ctx)
+            record = get_client(ctx.client("dynamodb"), made.id, table)
+            if record is None:
+                continue
+            present.append(made)
+            runs = {made.details.get("run"), *_undone_runs(ctx)}
+            if record.run_id not in runs or record.status not in (CLAIMED, INSTALLED):
+                changed.append(f"the client record {record_name(made.id, table)} was written since by run "
+                               f"{record.run_id or '?'} (status {record.status})")
+        return UndoCheck(present=tuple(present), changed=tuple(changed))
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        """Delete the record, only while it is still as `undo_check` saw it (same status: a conditional write)."""
+        from kensium_provision.aws.call import call
+
+        for made in created:
+            table = made.details.get("table") or records_table(ctx)
+            record = get_client(ctx.client("dynamodb"), made.id, table)
+            if record is None:
+                continue
+            ctx.progress(f"deleting the client record {record_name(made.id, table)}")
+            call(ctx.client("dynamodb"), "DeleteItem", TableName=table, Key={"OrgId": {"S": made.id.lower()}},
+                 ConditionExpression="RecordStatus = :status AND Org = :org",
+                 ExpressionAttributeValues={":status": {"S": record.status}, ":org": {"S": made.id}})
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         org_id, client_name, table = str(params["org_id"]), str(params["client_name"]), records_table(ctx)
@@ -310,6 +349,10 @@ class ClientRecordStep:
             raise StepError(str(exc), hint="another install took this org id; kprov check client shows whose") from None
         return {"record": record_name(desired.org_id, table), "org_id": desired.org_id, "created": desired.created,
                 "updated": desired.updated}
+
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        return ("it completes the client record: the record goes with the org id's reservation (client.org-id) "
+                "when the same run made it, and is kept otherwise")
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         table = records_table(ctx)

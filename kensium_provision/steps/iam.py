@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 
 from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import InputError, StepError
-from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import (
+    CheckContext,
+    Created,
+    Difference,
+    Param,
+    Probe,
+    StepContext,
+    UndoCheck,
+    record_created,
+)
 from kensium_provision.steps.facts import facts
 
 __all__ = [
@@ -260,15 +269,68 @@ class IamSandboxClientUser(SandboxOnly):
         if facts(ctx).iam_user(ctx, user) is None:
             ctx.progress(f"sandbox stand-in for POS: creating IAM user {user}")
             call(iam, "create_user", UserName=user, Tags=[{"Key": "OrgID", "Value": org_id}])
+            record_created(ctx, "IAM user", user)
         from kensium_provision.secret import Secret
+        from kensium_provision.steps.credential import ENTRY
 
         key = call(iam, "create_access_key", UserName=user)["AccessKey"]
+        record_created(ctx, "access key", str(key["AccessKeyId"]), user=user)
         secret = Secret(str(key.pop("SecretAccessKey")))  # masked from here on; only the vault sees it
         reference = ctx.runtime.vault.store(
             str(params["access_key_entry"]), secret,
             description=f"IAM access key {key['AccessKeyId']} of {user} (sandbox)",
             tags={"iam-user": user, "access-key-id": str(key["AccessKeyId"])})
+        record_created(ctx, ENTRY, reference, name=str(params["access_key_entry"]))
         return {"user": user, "access_key_ref": reference}
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        """The user, its key and the key's entry, as the run made them: a user given a console login, policies,
+        groups, other keys or other tags since is refused."""
+        from kensium_provision.steps.credential import ENTRY, entry_check
+
+        iam = ctx.client("iam")
+        present: list[Created] = []
+        changed: list[str] = []
+        keys = {c.id for c in created if c.kind == "access key"}
+        for made in created:
+            if made.kind == "IAM user":
+                found = read_user(ctx, made.id)
+                if found is None:
+                    continue
+                present.append(made)
+                listed = {k["AccessKeyId"] for k in pages(iam, "list_access_keys", "AccessKeyMetadata",
+                                                           UserName=made.id)}
+                extra = [what for what, there in (
+                    ("a console login", found.console_login), (f"policies {', '.join(found.attached)}", found.attached),
+                    (f"inline policies {', '.join(found.inline)}", found.inline),
+                    (f"groups {', '.join(found.groups)}", found.groups),
+                    (f"access keys {', '.join(sorted(listed - keys))}", listed - keys),
+                    (f"tags {found.tags}", found.tags != {"OrgID": str(params.get("org_id"))})) if there]
+                if extra:
+                    changed.append(f"IAM user {made.id} has " + ", ".join(extra) + " since the run")
+            elif made.kind == "access key":
+                user = made.details.get("user", str(params.get("user")))
+                there = pages(iam, "list_access_keys", "AccessKeyMetadata", UserName=user) \
+                    if read_user(ctx, user) is not None else []
+                if any(k["AccessKeyId"] == made.id for k in there):
+                    present.append(made)
+        entries = entry_check(ctx, [c for c in created if c.kind == ENTRY])
+        return UndoCheck(present=(*present, *entries.present), changed=(*changed, *entries.changed),
+                         by_hand=entries.by_hand)
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        """The key's entry, the key, then the user (IAM deletes no user that still has a key)."""
+        from kensium_provision.steps.credential import delete_entries
+
+        iam = ctx.client("iam")
+        delete_entries(ctx, created)
+        for made in (c for c in created if c.kind == "access key"):
+            ctx.progress(f"deleting access key {made.id}")
+            call(iam, "delete_access_key", UserName=made.details.get("user", str(params.get("user"))),
+                 AccessKeyId=made.id, missing=("NoSuchEntity",))
+        for made in (c for c in created if c.kind == "IAM user"):
+            ctx.progress(f"deleting IAM user {made.id}")
+            call(iam, "delete_user", UserName=made.id, missing=("NoSuchEntity",))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         found = facts(ctx).iam_user(ctx, str(params["user"]))

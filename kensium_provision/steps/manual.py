@@ -97,6 +97,11 @@ class Manual:
                 raise AbortedError(f"step {ctx.step_id} was not confirmed as done")
         return evidence
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """A person did it, so a person undoes it: what they did, in the instructions' first line."""
+        first = next((line.strip() for line in str(params.get("instructions") or "").splitlines() if line.strip()), "")
+        return "a person did this step, not kprov: undo it by hand" + (f" (it was: {first})" if first else "")
+
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         check = params.get("probe")
         return AwsAssert().verify(ctx, check) if check else ()

@@ -16,7 +16,17 @@ from kensium_provision.aws.call import translating
 from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.rabbitmq.management import ManagementClient, check_name
-from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext, refusal
+from kensium_provision.steps.base import (
+    CheckContext,
+    Created,
+    Difference,
+    Param,
+    Probe,
+    StepContext,
+    UndoCheck,
+    record_created,
+    refusal,
+)
 from kensium_provision.steps.facts import facts
 
 __all__ = [
@@ -243,6 +253,7 @@ class RabbitMQVhost:
             ctx.progress(f"creating vhost {vhost}")
             if client.put_vhost(vhost, description=str(params.get("description") or "")):
                 created.append("vhost")
+                record_created(ctx, "vhost", vhost)
         reference = vault.find(entry)
         if seen.user is None:
             # The password is stored before the user exists: a crash in between leaves a stored, unused
@@ -255,11 +266,16 @@ class RabbitMQVhost:
                 password = generate_password("rabbitmq-user")
                 reference = vault.store(entry, password, description=f"RabbitMQ user {user} (vhost {vhost})",
                                         tags={"rabbitmq-user": user, "rabbitmq-vhost": vhost})
+                from kensium_provision.steps.credential import ENTRY
+
+                record_created(ctx, ENTRY, reference, name=entry)
             ctx.progress(f"creating user {user}")
             if client.put_user(user, password, tags=""):
                 created.append("user")
+                record_created(ctx, "user", user)
         if seen.here != FULL_ACCESS and client.put_permissions(vhost, user, **FULL_ACCESS) and "user" not in created:
             created.append("permissions")
+            record_created(ctx, "permissions", f"{user} on {vhost}")
         for other in seen.elsewhere:
             ctx.progress(f"revoking {user}'s permissions on {other}")
             client.delete_permissions(other, user)
@@ -269,20 +285,53 @@ class RabbitMQVhost:
         vhost, user = _names(ctx, params)
         return facts(ctx).vhost(ctx, params, vhost, user).differences(vhost, user)
 
-    def undo(self, ctx: StepContext, params: Mapping[str, Any], outputs: Mapping[str, object]) -> None:
-        """Delete what this run created (from its `created` output). Revoked permissions are not restored,
-        and the password-manager entry stays (kprov never deletes a stored credential)."""
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        """What the run made, still there; refused when the user was given tags or other vhosts, or another user
+        was given access to the vhost, since (the admin that made it has access from the start, as RabbitMQ gives)."""
+        from kensium_provision.steps.credential import ENTRY, entry_check
+
         vhost, user = _names(ctx, params)
-        created = outputs.get("created") or ()
-        if not isinstance(created, list | tuple):
-            raise StepError(f"step {ctx.step_id}: cannot undo, its `created` output is {created!r}")
         client = management_client(ctx, params)
-        if "user" in created:
+        seen = _look(client, vhost, user)
+        kinds = {c.kind for c in created}
+        present = [c for c in created if (c.kind == "vhost" and seen.vhost) or (c.kind == "user" and seen.user)
+                   or (c.kind == "permissions" and seen.here is not None)]
+        changed: list[str] = []
+        if "user" in kinds and seen.user is not None and seen.user.get("tags"):
+            changed.append(f"RabbitMQ user {user} has tags {seen.user.get('tags')} since the run")
+        if "user" in kinds and seen.elsewhere:
+            changed.append(f"RabbitMQ user {user} has permissions on {', '.join(seen.elsewhere)} since the run")
+        others = sorted({str(p.get("user")) for p in client.list_permissions()
+                         if p.get("vhost") == vhost and p.get("user") not in (user, client.username)})
+        if "vhost" in kinds and seen.vhost and others:
+            changed.append(f"vhost {vhost} gives access to {', '.join(others)} since the run")
+        entries = entry_check(ctx, [c for c in created if c.kind == ENTRY])
+        return UndoCheck(present=(*present, *entries.present), changed=(*changed, *entries.changed),
+                         by_hand=entries.by_hand)
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any],
+             outputs: Mapping[str, object] | Sequence[Created]) -> None:
+        """Delete what this run created (`record_created`, or the act's `created` output). Permissions revoked
+        elsewhere are not restored; the user's password-manager entry goes when the run stored it."""
+        from kensium_provision.steps.credential import delete_entries
+
+        vhost, user = _names(ctx, params)
+        if isinstance(outputs, Mapping):
+            created = outputs.get("created") or ()
+            if not isinstance(created, list | tuple):
+                raise StepError(f"step {ctx.step_id}: cannot undo, its `created` output is {created!r}")
+            kinds = {str(c) for c in created}
+        else:
+            kinds = {c.kind for c in outputs}
+        client = management_client(ctx, params)
+        if "user" in kinds:
             client.delete_user(user)
-        elif "permissions" in created:
+        elif "permissions" in kinds:
             client.delete_permissions(vhost, user)
-        if "vhost" in created:
+        if "vhost" in kinds:
             client.delete_vhost(vhost)
+        if not isinstance(outputs, Mapping):
+            delete_entries(ctx, outputs)
 
 
 def _allowed(name: str) -> bool:

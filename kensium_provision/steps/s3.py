@@ -21,7 +21,16 @@ from typing import Any, ClassVar
 
 from kensium_provision.aws.call import call
 from kensium_provision.errors import InputError, StepError
-from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import (
+    CheckContext,
+    Created,
+    Difference,
+    Param,
+    Probe,
+    StepContext,
+    UndoCheck,
+    record_created,
+)
 from kensium_provision.steps.facts import facts
 from kensium_provision.steps.iam import SandboxOnly, billing_tag_keys, billing_tag_problem, require_sandbox
 
@@ -365,6 +374,7 @@ class S3SandboxClientBucket(SandboxOnly):
             extra: dict[str, Any] = {} if region == "us-east-1" else \
                 {"CreateBucketConfiguration": {"LocationConstraint": region}}
             call(s3, "create_bucket", Bucket=bucket, **extra)
+            record_created(ctx, "bucket", bucket)
         call(s3, "put_bucket_tagging", Bucket=bucket, Tagging={"TagSet": [{"Key": "OrgId", "Value": org_id}]})
         # New buckets block public access; it must go before a public policy is accepted (as POS does).
         call(s3, "delete_public_access_block", Bucket=bucket)
@@ -377,3 +387,30 @@ class S3SandboxClientBucket(SandboxOnly):
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         found = read_bucket(ctx, str(params["bucket"]))
         return () if found is not None and found.policy is not None else (Difference("bucket", None, params["bucket"]),)
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        """The bucket as the run made it: only its `pub/` folder in it, only its OrgId tag; else refused."""
+        s3 = ctx.client("s3")
+        present: list[Created] = []
+        changed: list[str] = []
+        for made in (c for c in created if c.kind == "bucket"):
+            if call(s3, "head_bucket", Bucket=made.id, missing=("404", "NoSuchBucket", "NotFound")) is None:
+                continue
+            present.append(made)
+            keys = [o["Key"] for o in call(s3, "list_object_versions", Bucket=made.id).get("Versions", ())]
+            others = sorted(k for k in keys if k != PUBLIC_FOLDER)
+            if others:
+                changed.append(f"bucket {made.id} holds objects the run did not put there: {', '.join(others[:5])}"
+                               + (f" and {len(others) - 5} more" if len(others) > 5 else ""))
+            tags = read_bucket_tags(s3, made.id)
+            if tags != {"OrgId": str(params.get("org_id"))}:
+                changed.append(f"bucket {made.id}'s tags are {tags or 'none'} since the run")
+        return UndoCheck(present=tuple(present), changed=tuple(changed))
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        """Its `pub/` folder, then the bucket (its policy and tags go with it)."""
+        s3 = ctx.client("s3")
+        for made in (c for c in created if c.kind == "bucket"):
+            ctx.progress(f"deleting bucket {made.id}")
+            call(s3, "delete_object", Bucket=made.id, Key=PUBLIC_FOLDER, missing=("NoSuchBucket",))
+            call(s3, "delete_bucket", Bucket=made.id, missing=("NoSuchBucket",))

@@ -26,7 +26,16 @@ from typing import Any, ClassVar
 
 from kensium_provision.errors import AbortedError, InputError, StepError
 from kensium_provision.model import Mode
-from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import (
+    CheckContext,
+    Created,
+    Difference,
+    Param,
+    Probe,
+    StepContext,
+    UndoCheck,
+    record_created,
+)
 
 # The script-running kit the other SQL step types (offboarding, rotation) share: connection, rows,
 # run_batches, run_script, probe_by_hand, run_by_hand, checked_name, CONNECTION_PARAMS.
@@ -364,7 +373,18 @@ class SqlDatabase:
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         database, script = self._plan(ctx, params)
         run_script(ctx, params, script, f"creating database {database}")
+        if _settings(ctx) is not None and not probe.current:  # kprov ran it (by hand it is the person's work)
+            record_created(ctx, "database", database)
         return {"database": database, "script": script.text}
+
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        return _drop_by_hand(params, _drops("database", str(params.get("name", ""))))
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        return _undo_check(ctx, params, created, "sys.databases")
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        _undo(ctx, params, created)
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         database, _ = self._plan(ctx, params)
@@ -495,7 +515,18 @@ class SqlLogin:
                 batches = [_batch(password, plan, i) for i in range(len(plan.shown.batches))]
                 ctx.progress(f"creating login {plan.login} on {plan.database}")
                 run_batches(conn, batches, ctx.step_id)
+                if not probe.current:
+                    record_created(ctx, "login", plan.login)
         return {"login": plan.login, "database": plan.database, "script": plan.shown.text}
+
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        return _drop_by_hand(params, _drops("login", str(params.get("login", ""))))
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        return _undo_check(ctx, params, created, "sys.server_principals")
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        _undo(ctx, params, created)
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         plan = self._plan(ctx, params)
@@ -509,3 +540,36 @@ def _batch(password: Any, plan: _LoginPlan, index: int) -> Any:
     """Batch `index` of the real script, as a Secret (it may hold the password)."""
     make: Callable[[str], str] = lambda value: plan.script(value).batches[index]  # noqa: E731
     return password.derive(make)
+
+
+# --- undo: a database or login the run created over the SQL connection --------------------------------------
+
+
+def _drops(kind: str, name: str) -> SqlScript:
+    from kensium_provision.steps.offboard import drop_database_script, drop_login_script  # it builds on this module
+
+    return drop_database_script(name) if kind == "database" else drop_login_script(name)
+
+
+def _drop_by_hand(params: Mapping[str, Any], script: SqlScript) -> str:
+    return (f"no SQL connection was configured, so a person ran its script: to undo it, connect to {_where(params)} "
+            f"as the RDS master and run:\n{script.text}")
+
+
+def _undo_check(ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created], catalog: str) -> UndoCheck:
+    with connection(ctx, params) as conn:
+        if conn is None:
+            return UndoCheck(present=tuple(created), by_hand=_drop_by_hand(
+                params, SqlScript(tuple(b for c in created for b in _drops(c.kind, c.id).batches))))
+        present = [c for c in created if rows(conn, f"SELECT name FROM {catalog} WHERE name = {quote_string(c.id)}")]
+    return UndoCheck(present=tuple(present))
+
+
+def _undo(ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+    with connection(ctx, params) as conn:
+        if conn is None:
+            raise StepError(f"step {ctx.step_id}: no SQL connection is configured, so kprov cannot drop "
+                            f"{', '.join(c.id for c in created)}")
+        for made in created:
+            ctx.progress(f"dropping {made.kind} {made.id}")
+            run_batches(conn, _drops(made.kind, made.id).batches, ctx.step_id)
