@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["rabbitmq_fixtures"]
 
 ROTATE = CHECKLISTS_DIR / "client" / "rotate.yaml"
-CONFIRM = {"tenant-connection-string": True, "pos-hub-settings": True}
+CONFIRM = {"tenant-connection-string": True, "pos-hub-settings": True, "pos-aws-settings": True}
 
 
 def _unquoted(text: str) -> str:
@@ -69,13 +69,18 @@ class PasswordSqlServer(RemovingSqlServer):
 class RotationWorld(RemovalWorld):
     journal: NullJournal
 
-    def rotate(self, credential: str, mode: Mode = Mode.APPLY, org_id: str = "acme") -> RunReport:
+    def rotate(self, credential: str, mode: Mode = Mode.APPLY, org_id: str = "acme", **answers: object) -> RunReport:
         checklist = load_checklist(ROTATE, rule_ids=load_rules().ids)
         rt: Runtime = self.runtime(mode, AnswersOperator(Answers(values={}, confirm=dict(CONFIRM)), assume_yes=True))
         self.journal = NullJournal()
         rt = Runtime(**{**{f: getattr(rt, f) for f in rt.__dataclass_fields__}, "journal": self.journal})
-        values = resolve_inputs(checklist, rt, {"org_id": org_id, "credential": credential})
+        values = resolve_inputs(checklist, rt, {"org_id": org_id, "credential": credential, **answers})
         return run(checklist, rt, values, types=self.types())
+
+    def access_keys(self, user: str = "rms_acme") -> dict[str, str]:
+        """The user's access keys: id -> Active/Inactive."""
+        listed = self.client("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]
+        return {str(k["AccessKeyId"]): str(k["Status"]) for k in listed}
 
     def secret(self, name: str, stage: str = "AWSCURRENT") -> str:
         found = self.client("secretsmanager").get_secret_value(SecretId=f"kprov/sandbox/{name}", VersionStage=stage)
@@ -195,6 +200,123 @@ def test_a_removed_client_is_not_rotated(world: RotationWorld) -> None:
     with pytest.raises(InputError, match="a removed client's credentials are not rotated") as refused:
         world.rotate("sql-login")
     assert refused.value.exit_code is ExitCode.INVALID
+
+
+# --- the IAM access key ---------------------------------------------------------------------------------
+
+
+def _stored_key(world: RotationWorld) -> tuple[str, str]:
+    key_id, _, secret = world.secret("acme/iam-access-key").partition(":")
+    return key_id, secret
+
+
+def test_rotating_the_access_key_stores_and_checks_the_new_key_before_the_old_one_stops(world: RotationWorld) -> None:
+    (old_id, status), = world.access_keys().items()
+    old_secret = world.secret("acme/iam-access-key")  # the install stored the secret alone
+    assert status == "Active" and ":" not in old_secret
+    report = world.rotate("iam-access-key")
+    assert report.exit_code is ExitCode.OK, report.error
+    new_id, new_secret = _stored_key(world)
+    assert new_id != old_id and new_secret != old_secret
+    assert world.access_keys() == {old_id: "Inactive", new_id: "Active"}  # kept inactive through the grace period
+    assert world.secret("acme/iam-access-key-previous") == f"{old_id}:{old_secret}"  # readable until deleted
+    import boto3  # the new key signs in as the user (moto answers by the key id)
+
+    signed = boto3.client("sts", region_name="us-east-1", aws_access_key_id=new_id, aws_secret_access_key=new_secret)
+    assert signed.get_caller_identity()["Arn"].endswith("/rms_acme")
+    assert report.values["iam_key_ref"] == world.client("secretsmanager").describe_secret(
+        SecretId="kprov/sandbox/acme/iam-access-key")["ARN"] + "#" + str(report.values["iam_key_ref"]).split("#")[1]
+    tags = world.client("iam").list_user_tags(UserName="rms_acme")["Tags"]
+    assert not [t for t in tags if t["Key"].startswith("kprov:key-rotation")]  # the rotation is over
+    _no_value_in_journal(world, old_secret, new_secret)
+    check = world.check()
+    assert check.exit_code is ExitCode.OK, [f.message for f in check.findings]
+
+
+def test_a_user_with_two_keys_is_rotated_only_after_the_old_one_goes(world: RotationWorld) -> None:
+    assert world.rotate("iam-access-key").exit_code is ExitCode.OK
+    first_old, = (k for k, s in world.access_keys().items() if s == "Inactive")
+    current_id, _ = _stored_key(world)
+    # Within the grace period the old key stays: a second rotation has no room and changes nothing.
+    with pytest.raises(InputError, match="already has two access keys") as refused:
+        world.rotate("iam-access-key")
+    assert refused.value.exit_code is ExitCode.INVALID
+    assert world.access_keys() == {first_old: "Inactive", current_id: "Active"}
+    # Retiring it before its grace is over does nothing, unless asked explicitly.
+    kept = world.rotate("iam-old-key")
+    assert kept.exit_code is ExitCode.OK and first_old in world.access_keys()
+    assert statuses(kept)["retire-old-key"] is Status.DONE
+    assert world.rotate("iam-old-key", grace_days=0).exit_code is ExitCode.OK  # its grace is over
+    assert world.access_keys() == {current_id: "Active"}
+    # Asked explicitly, the old key goes at once and the rotation goes on.
+    assert world.rotate("iam-access-key").exit_code is ExitCode.OK
+    second_id, _ = _stored_key(world)
+    again = world.rotate("iam-access-key", delete_old_key=True)
+    assert again.exit_code is ExitCode.OK, again.error
+    third_id, _ = _stored_key(world)
+    assert world.access_keys() == {second_id: "Inactive", third_id: "Active"}
+
+
+def test_an_active_key_the_password_manager_does_not_hold_is_never_touched(world: RotationWorld) -> None:
+    assert world.rotate("iam-access-key").exit_code is ExitCode.OK  # the entry now names its key
+    assert world.rotate("iam-old-key", delete_old_key=True).exit_code is ExitCode.OK
+    other = world.client("iam").create_access_key(UserName="rms_acme")["AccessKey"]["AccessKeyId"]  # by hand
+    before = world.access_keys()
+    assert len(before) == 2
+    with pytest.raises(InputError, match=f"another active access key, {other}"):
+        world.rotate("iam-access-key", delete_old_key=True)
+    assert world.access_keys() == before
+
+
+def test_a_rotation_killed_before_storing_its_new_key_deletes_that_key_on_resume(
+        world: RotationWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    (old_id, _), = world.access_keys().items()
+    old_secret = world.secret("acme/iam-access-key")
+
+    def killed(*args: Any, **kwargs: Any) -> str:
+        raise KeyboardInterrupt  # kill -9 between CreateAccessKey and the vault's update
+
+    real = rotation._update
+    calls: list[str] = []
+
+    def update(ctx: Any, entry: str, secret: Any) -> str:
+        calls.append(entry)
+        if calls.count("acme/iam-access-key") == 2:  # the first gives the installed secret its key id
+            return killed()
+        return real(ctx, entry, secret)
+
+    monkeypatch.setattr(rotation, "_update", update)
+    with pytest.raises(KeyboardInterrupt):
+        world.rotate("iam-access-key")
+    orphan = next(k for k in world.access_keys() if k != old_id)  # made, its secret never stored
+    assert world.access_keys() == {old_id: "Active", orphan: "Active"}
+    assert world.secret("acme/iam-access-key") == f"{old_id}:{old_secret}"  # still the working key
+    monkeypatch.setattr(rotation, "_update", real)
+    again = world.rotate("iam-access-key")
+    assert again.exit_code is ExitCode.OK, again.error
+    new_id, _ = _stored_key(world)
+    assert orphan not in world.access_keys() and world.access_keys() == {old_id: "Inactive", new_id: "Active"}
+
+
+def test_a_rotation_killed_after_storing_finishes_without_a_new_key(
+        world: RotationWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    (old_id, _), = world.access_keys().items()
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt  # kill -9 after the new key is stored, before the old one is deactivated
+
+    real = rotation.IamRotateAccessKey._deactivate
+    monkeypatch.setattr(rotation.IamRotateAccessKey, "_deactivate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        world.rotate("iam-access-key")
+    new_id, _ = _stored_key(world)
+    assert world.access_keys() == {old_id: "Active", new_id: "Active"}  # both work: nobody is locked out
+    monkeypatch.setattr(rotation.IamRotateAccessKey, "_deactivate", real)
+    plan = world.rotate("iam-access-key", Mode.PLAN)
+    assert next(r for r in plan.results if r.step_id == "rotate-access-key").reason.startswith("resume:")
+    again = world.rotate("iam-access-key")
+    assert again.exit_code is ExitCode.OK, again.error
+    assert _stored_key(world)[0] == new_id and world.access_keys() == {old_id: "Inactive", new_id: "Active"}
 
 
 # --- the command line ----------------------------------------------------------------------------------

@@ -615,6 +615,13 @@ class IamRotateAccessKey:
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         iam, user, entry = ctx.client("iam"), str(params["user"]), str(params["secret_name"])
         plan = self._plan(ctx, params)
+        rotating = not plan["deactivate"] and not params.get("retire_only")
+        if rotating and plan["blocked"]:  # refused before any change (exit 3)
+            raise InputError(plan["blocked"], hint=f"if nobody uses it, delete it in the IAM console (Users › {user} "
+                                                   "› Security credentials), then run this again")
+        if rotating and plan["old_inactive"]:
+            raise InputError(f"{user} already has two access keys: {plan['old_inactive']}",
+                             hint="answer delete_old_key: true to delete it now, or rotate after its grace")
         for key_id in plan["delete"]:
             ctx.progress(f"deleting {user}'s access key {key_id} (inactive, or never stored)")
             call(iam, "delete_access_key", UserName=user, AccessKeyId=key_id, missing=("NoSuchEntity",))
@@ -626,14 +633,11 @@ class IamRotateAccessKey:
             return {**outputs, "old_access_key_id": plan["deactivate"], "rotated": utc_now()}
         if params.get("retire_only"):
             return outputs
-        if plan["blocked"]:
-            raise InputError(plan["blocked"], hint=f"if nobody uses it, delete it in the IAM console (Users › {user} "
-                                                   "› Security credentials), then run this again")
-        if plan["old_inactive"]:
-            raise InputError(f"{user} already has two access keys: {plan['old_inactive']}",
-                             hint="answer delete_old_key: true to delete it now, or rotate after its grace")
-        old_id = plan["held"]
-        _keep_previous(ctx, entry, _stored(ctx, entry)[1])  # the working key stays readable until replaced
+        old_id, (_, value) = plan["held"], _stored(ctx, entry)
+        if _split_key(value)[0] is None:  # the secret alone (as installed): its id with it, before anything else
+            value = access_key_value(old_id, value)
+            plan["reference"] = _update(ctx, entry, value)
+        _keep_previous(ctx, entry, value)  # the working key stays readable until replaced
         call(iam, "tag_user", UserName=user, Tags=[{"Key": _STARTED_TAG, "Value": utc_now()}])
         made = call(iam, "create_access_key", UserName=user)["AccessKey"]
         from kensium_provision.secret import Secret
