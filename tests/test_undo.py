@@ -256,3 +256,35 @@ def test_every_undo_step_destroys_so_the_typed_confirmation_is_asked_everywhere(
     assert checklist.target == "client:acme" and checklist.scope == "undo"
     protected = Environment(name="production", account_id="222222222222", region="us-east-1", protected=True)
     assert needs_typed_confirmation(protected, destroys=True)
+
+
+def test_every_call_an_undo_makes_is_declared_as_its_step_types_undo(
+        world: UndoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """permissions.declared `Uses.undo` (what `kprov iam policy` grants): each call of a whole install's undo is
+    declared there for its step type, and each declared one is made (this undo reaches every undoable type)."""
+    from kensium_provision.permissions import declared
+
+    run_id, installed = world.install_journaled()
+    assert installed.exit_code is ExitCode.OK, installed.error
+    made: set[str] = set()
+    make = AwsSession.client
+
+    def client(self: AwsSession, service: str, **kwargs: Any) -> Any:
+        found = make(self, service, **kwargs)
+        found.meta.events.register("before-parameter-build",
+                                   lambda model, **_: made.add(f"{service}:{model.name}"), unique_id="undo-recorder")
+        return found
+
+    monkeypatch.setattr(AwsSession, "client", client)
+    _, report = world.undo(run_id)
+    assert report.exit_code is ExitCode.OK, report.error
+    changed = {k for k, v in statuses(report).items() if v is Status.CHANGED}
+    undone = {r["type"] for r in read_run(state_dir(), run_id).records
+              if r["event"] == "step.intent" and f"undo-{r['step']}" in changed}
+    said = {op for name in undone for entry in declared.STEPS[name].undo
+            for op in (declared.VAULT[entry.removeprefix("vault:")] if entry.startswith("vault:") else (entry,))}
+    assert undone >= {"client.org-id", "credential.password", "rabbitmq.vhost", "iam.sandbox-client-user",
+                      "s3.sandbox-client-bucket", "sql.database", "sql.login"}
+    assert sorted(made - said) == []
+    untested = {op for name in undone for op in declared.STEPS[name].untested}
+    assert sorted(said - made - untested) == []

@@ -18,7 +18,7 @@ Templates: ${Partition} ${Region} ${Account} ${Environment} ${ClientsTable} ${Lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from kensium_provision.model import Mode
@@ -84,6 +84,8 @@ _BY_BROKER_NAME = MappingProxyType(dict.fromkeys(
     ("mq:ListBrokers", "mq:DescribeBroker"), "only for a broker given by name: the sandbox's emulator has a base_url"))
 _SQL = Uses(probe=("vault:fetch",), act=("vault:fetch",), verify=("vault:fetch",),
             untested={"vault:fetch": "only with a SQL connection configured (settings sql): the sandbox has none"})
+# kprov undo: an entry a run stored in Secrets Manager, deleted at once (steps.credential.entry_check)
+_ENTRY_UNDO = ("secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret")
 
 STEPS: Mapping[str, Uses] = MappingProxyType({
     "aws.assert": _ASSERT,
@@ -93,6 +95,7 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         probe=("dynamodb:GetItem", "dynamodb:Scan", "iam:ListUsers", "s3:ListBuckets"),
         act=("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:PutItem"),
         verify=("dynamodb:GetItem", "dynamodb:Scan", "iam:ListUsers", "s3:ListBuckets"),
+        undo=("dynamodb:GetItem", "dynamodb:DeleteItem"),
         resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "client.mark-removed": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
                                 verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
@@ -101,7 +104,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                                  verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
     "client.record": Uses(probe=("dynamodb:GetItem",), act=("dynamodb:GetItem", "dynamodb:PutItem"),
                           verify=("dynamodb:GetItem",), resources={"dynamodb:*": (CLIENTS_TABLE,)}),
-    "credential.password": Uses(probe=("vault:find", "params:owner"), act=("vault:store",), verify=("vault:find",)),
+    "credential.password": Uses(probe=("vault:find", "params:owner"), act=("vault:store",), verify=("vault:find",),
+                                undo=_ENTRY_UNDO, resources={"secretsmanager:*": (SECRETS,)}),
     # Secrets Manager's own calls, made only when the vault is Secrets Manager (else a manual step).
     "credential.schedule-deletion": Uses(
         probe=("secretsmanager:DescribeSecret",),
@@ -175,7 +179,9 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                   "iam:DeleteAccessKey": "only for an old key past its grace (or asked), or one a killed run made"}),
     "iam.sandbox-client-user": Uses(probe=(*_DESCRIBE_USER, "vault:find"),
                                     act=("iam:GetUser", "iam:CreateUser", "iam:CreateAccessKey", "vault:store"),
-                                    verify=_DESCRIBE_USER),
+                                    verify=_DESCRIBE_USER,
+                                    undo=(*_DESCRIBE_USER, "iam:DeleteAccessKey", "iam:DeleteUser", *_ENTRY_UNDO),
+                                    resources={"secretsmanager:*": (SECRETS,)}),
     "manual": Uses(probe=("params:probe",), verify=("params:probe",)),
     # A new broker's or instance's choices are checked with AWS's own offerings first (steps.*.offered).
     "mq.broker": Uses(probe=("mq:ListBrokers", "mq:DescribeBroker", *_MQ_OFFERS),
@@ -189,7 +195,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "rabbitmq.rotate-user": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:update"), verify=_MANAGEMENT,
                                  untested=_BY_BROKER_NAME),
     "rabbitmq.vhost": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store"), verify=_MANAGEMENT,
-                           undo=_MANAGEMENT, untested=_BY_BROKER_NAME),
+                           undo=(*_MANAGEMENT, *_ENTRY_UNDO), untested=_BY_BROKER_NAME,
+                           resources={"secretsmanager:*": (SECRETS,)}),
     "rds.db-instance": Uses(probe=("rds:DescribeDBInstances", *_RDS_OFFERS, "dynamodb:Scan"),  # Scan: its use, check
                            act=("rds:DescribeDBInstances", *_RDS_OFFERS, "rds:CreateDBInstance",
                                 "rds:ModifyDBInstance", "vault:fetch"),
@@ -219,9 +226,11 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         probe=_DESCRIBE_BUCKET,
         act=("sts:GetCallerIdentity", "s3:HeadBucket", "s3:CreateBucket", "s3:DeletePublicAccessBlock",
              "s3:PutBucketPolicy", "s3:PutBucketTagging", "s3:PutObject"),
-        verify=_DESCRIBE_BUCKET),
+        verify=_DESCRIBE_BUCKET,
+        undo=("s3:HeadBucket", "s3:ListObjectsV2", "s3:GetBucketTagging", "s3:DeleteObject", "s3:DeleteBucket")),
     # SQL Server over TDS as the master login (its password fetched from the vault), or by hand: no AWS call.
-    "sql.database": _SQL, "sql.drop-database": _SQL, "sql.drop-login": _SQL, "sql.login": _SQL,
+    "sql.database": replace(_SQL, undo=("vault:fetch",)), "sql.drop-database": _SQL, "sql.drop-login": _SQL,
+    "sql.login": replace(_SQL, undo=("vault:fetch",)),
     "sql.rotate-login": Uses(probe=("vault:find", "vault:fetch"), act=("vault:find", "vault:fetch", "vault:update"),
                              verify=("vault:find", "vault:fetch")),
     "sql.final-backup": Uses(

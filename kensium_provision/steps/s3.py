@@ -397,7 +397,7 @@ class S3SandboxClientBucket(SandboxOnly):
             if call(s3, "head_bucket", Bucket=made.id, missing=("404", "NoSuchBucket", "NotFound")) is None:
                 continue
             present.append(made)
-            keys = [o["Key"] for o in call(s3, "list_object_versions", Bucket=made.id).get("Versions", ())]
+            keys = [o["Key"] for o in call(s3, "list_objects_v2", Bucket=made.id).get("Contents", ())]
             others = sorted(k for k in keys if k != PUBLIC_FOLDER)
             if others:
                 changed.append(f"bucket {made.id} holds objects the run did not put there: {', '.join(others[:5])}"
