@@ -279,7 +279,7 @@ def test_every_call_an_undo_makes_is_declared_as_its_step_types_undo(
     _, report = world.undo(run_id)
     assert report.exit_code is ExitCode.OK, report.error
     changed = {k for k, v in statuses(report).items() if v is Status.CHANGED}
-    undone = {r["type"] for r in read_run(state_dir(), run_id).records
+    undone = {str(r["type"]) for r in read_run(state_dir(), run_id).records
               if r["event"] == "step.intent" and f"undo-{r['step']}" in changed}
     said = {op for name in undone for entry in declared.STEPS[name].undo
             for op in (declared.VAULT[entry.removeprefix("vault:")] if entry.startswith("vault:") else (entry,))}
