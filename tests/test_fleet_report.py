@@ -117,32 +117,17 @@ def test_the_page_in_headless_chromium_shows_every_client_and_capacity(fleet50: 
     assert "<script" not in dom  # the escaped POS version stayed text
 
 
-def test_credentials_past_the_configured_age_are_due(tmp_path: Path) -> None:
-    """Secrets Manager's LastChangedDate and IAM's CreateDate, read from moto; `now` moved past the age."""
-    from datetime import UTC, datetime, timedelta
-
-    from kensium_provision.app.commands.fleet import credentials_due
+def test_credentials_due_are_shown_and_the_age_is_configured(tmp_path: Path) -> None:
+    """The due list itself is the fleet check's (tests/test_check_credential_age.py); here what shows it."""
     from kensium_provision.app.config import load_config
+    from kensium_provision.fleet.model import CredentialAge
 
-    with mock_aws():
-        sm, iam = boto3.client("secretsmanager", region_name="us-east-1"), boto3.client("iam", region_name="us-east-1")
-        made = sm.create_secret(Name="kprov/sandbox/acme/sql-login", SecretString="s3cret-value")
-        iam.create_user(UserName="rms_acme")
-        key = iam.create_access_key(UserName="rms_acme")["AccessKey"]["AccessKeyId"]
-        iam.create_user(UserName="rms_gone")
-        iam.create_access_key(UserName="rms_gone")
-        records = [ClientRecord(org_id="acme", iam_user="rms_acme",
-                                secrets={"sql_login": f"{made['ARN']}#{made['VersionId']}"}),
-                   ClientRecord(org_id="gone", status="removed", iam_user="rms_gone")]
-        assert credentials_due(records, sm, iam, max_age_days=90) == ()  # just made
-        later = datetime.now(UTC) + timedelta(days=100)
-        due = credentials_due(records, sm, iam, max_age_days=90, now=later)
-        assert [(d.org_id, d.credential, d.kind) for d in due] == [("acme", "sql_login", "secret"),
-                                                                  ("acme", key, "access key")]
-        assert all(d.age_days >= 99 for d in due)
-        assert credentials_due(records, sm, iam, max_age_days=200, now=later) == ()
+    due = (CredentialAge(org_id="acme", credential="sql_login", kind="secret", changed="2026-08-01", age_days=124),
+           CredentialAge(org_id="acme", credential="AKIAEXAMPLEKEY", kind="access key", changed="2026-08-02",
+                         age_days=123))
     overview = FleetOverview(clients=(), capacity=(), generated="now", due=due)
-    assert key in render_html(overview) and "s3cret" not in render_html(overview) + to_csv(overview)
+    page, table = render_html(overview), to_csv(overview)
+    assert "AKIAEXAMPLEKEY" in page and "sql_login" in page and "due,acme,sql_login,secret,2026-08-01,124" in table
     config = tmp_path / "kprov.yaml"
     config.write_text("rotation:\n  max_age_days: 30\n", encoding="utf-8")
     assert load_config(config).settings()["rotation"] == {"max_age_days": 30}

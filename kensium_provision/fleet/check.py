@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kensium_provision.errors import AbortedError, InputError, KprovError
@@ -29,12 +30,14 @@ from kensium_provision.fleet.facts import SnapshotFacts, SnapshotVault
 from kensium_provision.fleet.model import (
     WORKERS,
     ClientResult,
+    CredentialAge,
     FleetFinding,
     FleetReport,
     FleetRequest,
     WallException,
 )
 from kensium_provision.fleet.recorded import input_owners, recorded_checklist, with_unoffered
+from kensium_provision.fleet.rotation import age_findings, credential_ages, max_age_days, secret_dates
 from kensium_provision.fleet.snapshot import (
     REPORT_MAX_AGE,
     BrokerListing,
@@ -205,6 +208,8 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                        buckets=len(snapshot.bucket_names), brokers=sorted(snapshot.listings),
                        credential_report=report_note)
         runtime = snapshot_runtime(request, snapshot)
+        max_age = max_age_days(request.settings)
+        due = _due(snapshot, runtime, max_age, request.now or datetime.now(UTC))
         types = registry()
         owners = input_owners(installed)
         # The per-client runs compute over the snapshot in this one thread (deterministic, and JMESPath's
@@ -218,6 +223,8 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                 continue
             result = _check_client(record, checklist=checklist, types=types, runtime=runtime, request=request,
                                    owners=owners, offers=(installed, offered))
+            aged = age_findings((d for d in due if d.org_id == org_id), max_age_days=max_age)
+            result = replace(result, findings=(*result.findings, *aged)) if aged else result
             for f in result.findings:
                 journal.record("finding", client=f.org_id, step=f.step, message=f.message, expected=f.expected,
                                actual=f.actual)
@@ -229,7 +236,21 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     api_calls = session.counter.as_dict()
     return FleetReport(clients=tuple(results), not_checked=not_checked, api_calls=api_calls,
                        management_api_calls=sum(management_calls), credential_report=report_note,
-                       seconds=time.perf_counter() - start, wall_exceptions=wall_exceptions(api_calls))
+                       seconds=time.perf_counter() - start, wall_exceptions=wall_exceptions(api_calls),
+                       due=due, max_age_days=max_age)
+
+
+def _due(snapshot: Snapshot, runtime: Runtime, max_age: int, now: datetime) -> tuple[CredentialAge, ...]:
+    """The checked clients' credentials due for rotation, dated from the snapshot (`fleet.rotation`)."""
+    from kensium_provision.steps.base import StepContext
+
+    records = snapshot.checked()
+    source = runtime.facts
+    ctx = StepContext(runtime, "credential-age", {})
+    keys = {r.iam_user: source.access_key_dates(ctx, r.iam_user) for r in records
+            if r.iam_user and isinstance(source, SnapshotFacts)}
+    secrets = secret_dates((snapshot.secrets or {}).values())
+    return credential_ages(records, secrets, keys, max_age_days=max_age, now=now)
 
 
 def wall_exceptions(api_calls: Mapping[str, Any]) -> tuple[WallException, ...]:

@@ -37,6 +37,7 @@ from kensium_provision.fleet.snapshot import HELD_STATES, BrokerListing, Snapsho
 from kensium_provision.steps.facts import LIVE
 
 if TYPE_CHECKING:
+    from kensium_provision.fleet.rotation import KeyDate
     from kensium_provision.records.clients import ClientRecord, OrgIdUse
     from kensium_provision.runtime import Vault
     from kensium_provision.secret import Secret
@@ -162,6 +163,19 @@ class SnapshotFacts:
         if table != self.snapshot.table:
             return LIVE.org_id_uses(ctx, org_id, table)
         return self.snapshot.uses.get(org_id.casefold(), ())
+
+    def access_key_dates(self, ctx: StepContext, user: str) -> list[KeyDate]:
+        """A user's active access keys and when each was made: from the credential report, else (a user made
+        since) its own ListAccessKeys, the same read `iam_user` makes for it, once."""
+        from kensium_provision.fleet.rotation import report_key_dates
+
+        row = (self.snapshot.report or {}).get(user)
+        if row is not None:
+            return report_key_dates(row)
+        if user not in self.snapshot.users:
+            return []
+        return [(str(k["AccessKeyId"]), k["CreateDate"]) for k in self._user_credentials(ctx, user)[1]
+                if k.get("Status") == "Active" and k.get("CreateDate") is not None]
 
     # -- what the snapshot lacks, read once -------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,8 @@ class FleetReport:
     credential_report: str  # how the IAM credential report was obtained
     seconds: float
     wall_exceptions: tuple[WallException, ...] = ()  # only those really sent (the counter says so)
+    due: tuple[CredentialAge, ...] = ()  # client credentials older than max_age_days (also among the findings)
+    max_age_days: int = 90  # rotation.max_age_days the check used
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,7 @@ class FleetRequest:
     workers: int = WORKERS
     checklist: Path | None = None  # default: the catalog's client/install
     sleep: Callable[[float], None] = time.sleep
+    now: datetime | None = None  # the time credentials are aged at (None: now)
 
 
 # --- the fleet at a glance (`kprov fleet`, issue 18.4) ----------------------------------------------------

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from kensium_provision.fleet.model import FleetReport
     from kensium_provision.records.clients import ClientRecord
 
-__all__ = ["build_overview", "credentials_due", "fleet", "instance_classes", "to_csv"]
+__all__ = ["build_overview", "fleet", "instance_classes", "to_csv"]
 
 _NO_LIMIT = "no limit known to kprov"
 
@@ -33,47 +33,6 @@ def instance_classes(rds: Any) -> dict[str, str]:
     return {i["DBInstanceIdentifier"].lower(): i["DBInstanceClass"]
             for i in pages(rds, "DescribeDBInstances", "DBInstances", resource="fleet")
             if str(i.get("Engine", "")).startswith("sqlserver")}
-
-
-def credentials_due(records: Iterable[ClientRecord], secretsmanager: Any, iam: Any, *, max_age_days: int,
-                    now: datetime | None = None) -> tuple[CredentialAge, ...]:
-    """The installed clients' credentials last set more than `max_age_days` ago (issue 18.2).
-
-    Secrets Manager: each secret's LastChangedDate (else CreatedDate) from one paginated ListSecrets, matched
-    to the record's references (`ARN#VersionId`, vault.backends.SecretsManagerVault); other vault backends keep
-    no date AWS can read, so their references are not aged here. IAM: each active access key's CreateDate
-    (ListAccessKeys, one call per client IAM user). Reads only; nothing about a secret's value is read.
-    """
-    from kensium_provision.aws.call import pages
-    from kensium_provision.records.clients import RETIRED
-
-    now = now or datetime.now(UTC)
-    live = [r for r in records if r.status not in RETIRED]
-    changed: dict[str, datetime] = {}
-    if any(r.secrets for r in live):
-        for secret in pages(secretsmanager, "ListSecrets", "SecretList", resource="fleet"):
-            when = secret.get("LastChangedDate") or secret.get("CreatedDate")
-            if when is not None:
-                changed[secret["ARN"]] = when
-    due: list[CredentialAge] = []
-
-    def add(org_id: str, credential: str, kind: str, when: datetime) -> None:
-        age = (now - when).days
-        if age > max_age_days:
-            due.append(CredentialAge(org_id=org_id, credential=credential, kind=kind,
-                                     changed=when.date().isoformat(), age_days=age))
-
-    for record in sorted(live, key=lambda r: r.org_id.lower()):
-        for what, reference in sorted(record.secrets.items()):
-            when = changed.get(reference.split("#", 1)[0])
-            if when is not None:
-                add(record.org_id, what, "secret", when)
-        if record.iam_user:
-            for key in pages(iam, "ListAccessKeys", "AccessKeyMetadata", resource=f"IAM user {record.iam_user}",
-                             missing=("NoSuchEntity",), UserName=record.iam_user):
-                if key.get("Status") == "Active":
-                    add(record.org_id, key["AccessKeyId"], "access key", key["CreateDate"])
-    return tuple(due)
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -157,10 +116,9 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
                                       vault_backend=config.vault.backend, vault_settings=config.vault.settings(),
                                       environments=tuple(config.environments)))
     records = list_clients(session.client("dynamodb"), table_of(settings))
-    rotation = settings.get("rotation")
-    max_age = int(rotation.get("max_age_days", 90)) if isinstance(rotation, dict) else 90
-    due = credentials_due(records, session.client("secretsmanager"), session.client("iam"), max_age_days=max_age)
-    overview = build_overview(records, instance_classes(session.client("rds")), report, due=due,
+    # Due for rotation: dated by the check's own snapshot (fleet.rotation), no read of its own.
+    max_age = report.max_age_days
+    overview = build_overview(records, instance_classes(session.client("rds")), report, due=report.due,
                               max_age_days=max_age)
     clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
                     title_justify="left")
