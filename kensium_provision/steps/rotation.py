@@ -370,7 +370,7 @@ class RdsRotateMaster(_Rotation):
         call(ctx.client("rds"), "modify_db_instance", DBInstanceIdentifier=identifier,
              MasterUserPassword=secret.reveal(), ApplyImmediately=True)
         runtime = ctx.runtime
-        start, budget = runtime.monotonic(), float(params.get("budget") or 0)
+        start, budget = runtime.monotonic(), float(params.get("budget", 1800))
         while (pending := self._pending(self._describe(ctx, params))) is not None:
             left = budget - (runtime.monotonic() - start)
             if left <= 0:
@@ -378,7 +378,7 @@ class RdsRotateMaster(_Rotation):
                                 hint="the new password is stored; run the same command again once the instance "
                                      "is available (the stored value is set again, nothing is lost)")
             ctx.progress(f"waiting for RDS to apply the new master password: {pending}, {left:.0f} s left")
-            runtime.sleep(min(float(params.get("interval") or 15), left))
+            runtime.sleep(min(float(params.get("interval", 15)), left))
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         done = dict(super().act(ctx, params, probe))
@@ -551,7 +551,7 @@ class IamRotateAccessKey:
     def _grace(self, ctx: StepContext, params: Mapping[str, Any]) -> timedelta:
         rotation = ctx.runtime.settings.get("rotation")
         days = rotation.get("access_key_grace_days") if isinstance(rotation, Mapping) else None
-        return timedelta(days=int(days if isinstance(days, int) else params.get("grace_days") or 0))
+        return timedelta(days=int(days if isinstance(days, int) else params.get("grace_days", 7)))
 
     def _plan(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         """What act will do, from what there is (also the probe's account of it)."""
@@ -664,7 +664,7 @@ class IamRotateAccessKey:
         runtime, meta = ctx.runtime, ctx.client("sts").meta  # the run's own endpoint, region and settings
         sts = boto3.client("sts", endpoint_url=meta.endpoint_url, region_name=meta.region_name, config=meta.config,
                            aws_access_key_id=key_id, aws_secret_access_key=secret.reveal())
-        start, budget, delay = runtime.monotonic(), float(params.get("budget") or 0), 1.0
+        start, budget, delay = runtime.monotonic(), float(params.get("budget", 120)), 1.0
         user = str(params["user"])
         while True:
             try:
