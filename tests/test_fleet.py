@@ -410,3 +410,49 @@ def test_the_wall_lets_through_only_the_credential_report_and_only_where_permitt
             iam.generate_credential_report()
         with pytest.raises(ValueError, match="not an allowed exception"), permit("iam:CreateUser"):
             pass
+
+
+# --- what is sent: 2 reads per client at the transport, concurrently ---------------------------------------
+
+
+def test_what_reaches_the_transport_is_two_reads_per_client_plus_batched_listings(
+        three: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted where botocore sends each attempt (retries included, as the bench's proxy counts them), not by
+    kprov's own counter; the per-bucket reads go through one client whose pool holds every worker's connection."""
+    from botocore.endpoint import Endpoint
+
+    sent: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    real = Endpoint._do_get_response  # type: ignore[attr-defined]  # botocore: one call per attempt
+
+    def counted(self: Endpoint, request: Any, operation_model: Any, context: Any) -> Any:
+        with lock:
+            sent.append((operation_model.service_model.service_name, operation_model.name))
+        return real(self, request, operation_model, context)
+
+    def sent_by(report: fleet.FleetReport) -> list[tuple[str, str]]:
+        assert report.ok, by_client(report)
+        # IAM's report is polled until complete (moto: 1 or 2 generate calls), whatever the fleet's size.
+        return [op for op in sent if op[1] not in ("GenerateCredentialReport", "GetCredentialReport")]
+
+    monkeypatch.setattr(Endpoint, "_do_get_response", counted)
+    made: list[Any] = []
+
+    def wide(*args: Any) -> Any:
+        made.append(snapshot.wide_client(*args))
+        return made[-1]
+
+    monkeypatch.setattr(fleet, "wide_client", wide)
+    small = sent_by(three.check())
+    sent.clear()
+    for n in range(9):
+        three.clone(f"fleet{n:02d}")
+    sent.clear()
+    report = three.check()
+    large = sent_by(report)
+    assert len(report.clients) == 12
+    per_bucket = [op for op in large if op in (("s3", "GetBucketPolicy"), ("s3", "GetPublicAccessBlock"))]
+    assert len(per_bucket) == 2 * 12
+    assert len(large) - len(small) == 2 * 9  # 9 more clients: their 2 reads each, the listings one page still
+    assert len(large) <= 2 * 12 + SHARED_READS
+    assert len(made) == 2 and all(c.meta.config.max_pool_connections == fleet.WORKERS > 10 for c in made)

@@ -45,6 +45,7 @@ from kensium_provision.fleet.snapshot import (
     prefetch_exposure,
     read_broker_listings,
     read_snapshot,
+    wide_client,
 )
 from kensium_provision.model import Mode
 from kensium_provision.records.clients import CLAIMED, RETIRED, UNREADABLE, ClientRecord, record_name, table_of
@@ -99,12 +100,14 @@ def take_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
                   management_calls: list[int]) -> tuple[Snapshot, str]:
     """The fleet's snapshot (`fleet.snapshot`), and how the credential report was obtained: the batched reads,
     then each broker's management API listings, and the per-client bucket reads started on `pool`."""
-    snapshot, report_note = read_snapshot(request, journal, pool)
+    # Per client, only what S3 has no batch read for: started on the pool once the records and the bucket
+    # list are in, and read while the other listings and then the clients' checks go on.
+    s3 = wide_client(request.session, "s3", request.workers)
+    snapshot, report_note = read_snapshot(request, journal, pool,
+                                          exposure=lambda buckets: prefetch_exposure(s3, buckets, pool))
     listings = read_broker_listings(snapshot_runtime(request, snapshot), snapshot.client_brokers(), pool,
                                     management_calls)
-    # Per client, only what S3 has no batch read for, on the pool while the clients are checked.
-    exposure = prefetch_exposure(request.session.client("s3"), snapshot.client_buckets(), pool)
-    return replace(snapshot, listings=listings, exposure=exposure), report_note
+    return replace(snapshot, listings=listings), report_note
 
 
 # --- one client -----------------------------------------------------------------------------------

@@ -54,9 +54,11 @@ __all__ = [
     "BrokerListing",
     "Exposure",
     "Snapshot",
+    "client_buckets",
     "prefetch_exposure",
     "read_broker_listings",
     "read_snapshot",
+    "wide_client",
 ]
 
 REPORT_MAX_AGE = timedelta(hours=4)  # IAM itself regenerates a credential report at most this often
@@ -100,7 +102,7 @@ class Snapshot:
     def checked(self) -> list[ClientRecord]:
         """The records the check runs the install for (not an install in progress, not unreadable, not a
         removed client's kept record)."""
-        return [r for r in self.records.values() if r.status not in (CLAIMED, UNREADABLE, *RETIRED)]
+        return _checked(self.records.values())
 
     def client_brokers(self) -> list[str]:
         """The brokers the checked clients' hub vhosts are on."""
@@ -108,15 +110,30 @@ class Snapshot:
 
     def client_buckets(self) -> list[str]:
         """The checked clients' buckets that exist."""
-        named = {str(r.answers.get("s3_bucket") or r.s3_bucket or "") for r in self.checked()}
-        return sorted(named & self.bucket_names)
+        return client_buckets(self.records.values(), self.bucket_names)
+
+
+def _checked(records: Iterable[ClientRecord]) -> list[ClientRecord]:
+    return [r for r in records if r.status not in (CLAIMED, UNREADABLE, *RETIRED)]
+
+
+def client_buckets(records: Iterable[ClientRecord], bucket_names: frozenset[str]) -> list[str]:
+    """The buckets of the clients a check runs the install for, those that exist, in name order."""
+    named = {str(r.answers.get("s3_bucket") or r.s3_bucket or "") for r in _checked(records)}
+    return sorted(named & bucket_names)
 
 
 # --- the batched reads ----------------------------------------------------------------------------------
 
 
-def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor) -> tuple[Snapshot, str]:
-    """The batched reads, concurrently on `pool` (no listings, no exposure yet); how the report was got."""
+def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
+                  exposure: Callable[[list[str]], Mapping[str, Future[Exposure]]] | None = None,
+                  ) -> tuple[Snapshot, str]:
+    """The batched reads, concurrently on `pool` (no broker listings yet); how the report was got.
+
+    `exposure`, given the client buckets, starts their per-bucket reads: called as soon as the records' Scan
+    and ListBuckets are in, so those reads run alongside the slower listings (ListSecrets' pages, which each
+    wait for the previous page's token), not after them."""
     from kensium_provision.steps.rabbitmq_vhost import read_brokers
     from kensium_provision.vault.backends import secret_name
 
@@ -126,7 +143,11 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
     tagging = session.client("resourcegroupstaggingapi")
     prefix = secret_name(request.env.name, "x", "x")[: -len("x/x")]  # kprov/<env>/
     table = table_of(request.settings)
-    batched: dict[str, Future[Any]] = {
+    batched: dict[str, Future[Any]] = {}
+    if request.vault_backend == "secretsmanager":  # first: its pages come one after another, the longest read
+        batched["secrets"] = pool.submit(_listed, session.client("secretsmanager"), "list_secrets", "SecretList",
+                                         Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True)
+    batched |= {
         # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
         "items": pool.submit(scan_items, session.client("dynamodb"), table),
         "bucket_tags": pool.submit(_tag_map, tagging, ["s3:bucket"]),
@@ -138,14 +159,12 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         "report": pool.submit(_credential_report, iam, journal, request.sleep, datetime.now(UTC)),
         "buckets": pool.submit(lambda: call(s3, "list_buckets").get("Buckets", [])),
     }
-    if request.vault_backend == "secretsmanager":
-        batched["secrets"] = pool.submit(_listed, session.client("secretsmanager"), "list_secrets", "SecretList",
-                                         Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True)
-    got = {key: future.result() for key, future in batched.items()}
-    by_key = {str((i.get("OrgId") or {}).get("S", "")): parse_item(i) for i in got["items"]}
+    by_key = {str((i.get("OrgId") or {}).get("S", "")): parse_item(i) for i in batched.pop("items").result()}
     records = {r.org_id: r for r in by_key.values()}
+    bucket_names = frozenset(str(b["Name"]) for b in batched.pop("buckets").result())
+    started = exposure(client_buckets(records.values(), bucket_names)) if exposure is not None else {}
+    got = {key: future.result() for key, future in batched.items()}
     users = {str(u["UserName"]): u for u in got["users"]}
-    bucket_names = frozenset(str(b["Name"]) for b in got["buckets"])
     report, report_note = got["report"]
     snapshot = Snapshot(
         identity={"UserId": who.user_id, "Account": who.account, "Arn": who.arn},
@@ -160,7 +179,7 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         secrets={str(s["Name"]): s for s in got["secrets"]} if "secrets" in got else None,
         secret_prefix=prefix,
         uses=_uses(records.values(), users, bucket_names, table),
-        listings={}, exposure={},
+        listings={}, exposure=started,
     )
     return snapshot, report_note
 
@@ -282,6 +301,32 @@ def read_broker_listings(runtime: Runtime, brokers: Sequence[str], pool: ThreadP
     read = {key: pool.submit(listing, client) for key, client in endpoints.items()}
     done = {key: future.result() for key, future in read.items()}
     return {broker: (done[key] if isinstance(key, tuple) else key) for broker, key in of_broker.items()}
+
+
+def wide_client(session: Any, service: str, connections: int) -> Any:
+    """A client of `session` (counted, walled and settled as `AwsSession.client` makes them) whose connection
+    pool holds `connections`: botocore keeps 10 by default, so more threads than that on one client open and
+    discard a connection per call (a TLS handshake each, on AWS) and log a warning for each.
+
+    Built here because `AwsSession.client` takes no pool size; it reaches into the session's boto3 session
+    under its lock (boto3 sessions are not thread-safe). A session without one (a test's stand-in) gives
+    its own client."""
+    boto3_session, lock = getattr(session, "_boto3_session", None), getattr(session, "_lock", None)
+    if boto3_session is None or lock is None or connections <= 10:
+        return session.client(service)
+    from botocore.config import Config
+
+    from kensium_provision.aws.wall import install_wall
+
+    kwargs: dict[str, Any] = {"config": session.config().merge(Config(max_pool_connections=connections))}
+    if session.endpoint_url:
+        kwargs["endpoint_url"] = session.endpoint_url
+    with lock:
+        client = boto3_session().client(service, **kwargs)
+    session.counter.register(client)
+    session.settling.register(client)
+    install_wall(client, session.mode)
+    return client
 
 
 def prefetch_exposure(s3: Any, buckets: Iterable[str], pool: ThreadPoolExecutor) -> dict[str, Future[Exposure]]:
