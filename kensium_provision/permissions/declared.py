@@ -248,7 +248,8 @@ LOOKUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                        "ssm:GetParametersByPath"),  # unfinished_of: the shared records (records.shared)
     "rds-instances": ("rds:DescribeDBInstances", "dynamodb:Scan"),  # the client records: databases per instance
     "ec2-hosts": ("ec2:DescribeInstances",),
-    "brokers": ("mq:ListBrokers",),
+    # room: the client records (vhosts per broker), and an mq.m7g broker's version and configuration (vhost_max)
+    "brokers": ("mq:ListBrokers", "dynamodb:Scan", "mq:DescribeBroker", "mq:DescribeConfigurationRevision"),
     "vpcs": ("ec2:DescribeVpcs",),
     "subnets": ("ec2:DescribeSubnets",),
     "vpc-zones": ("ec2:DescribeVpcs", "ec2:DescribeSubnets"),

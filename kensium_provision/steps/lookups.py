@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from kensium_provision.aws.call import pages
+from kensium_provision.aws.call import call, pages
 from kensium_provision.errors import InputError
 from kensium_provision.model import Lookup
 from kensium_provision.steps.base import StepContext
@@ -21,7 +21,7 @@ from kensium_provision.steps.facts import facts
 from kensium_provision.steps.generic import call_read, search
 from kensium_provision.template import render_value
 
-__all__ = ["LOOKUPS", "databases_by_instance", "read_db_instances", "read_ec2_instances", "run_lookup"]
+__all__ = ["LOOKUPS", "databases_by_instance", "placed", "read_db_instances", "read_ec2_instances", "run_lookup"]
 
 
 def _tags(items: object) -> dict[str, str]:
@@ -67,19 +67,67 @@ def read_ec2_instances(ctx: StepContext, *, states: Collection[str], tags: Mappi
 
 
 def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
+    """Brokers with conforming names; to place a client's hub vhost (`room: true`, never in check mode), only
+    those under their `vhost_max` (steps.capacity; counted from the client records), so a full one is refused
+    with those that have room; when every one is full, an InputError that says so and suggests a new broker."""
+    from kensium_provision.model import Mode
+
     found = facts(ctx).brokers(ctx)
-    return _conforming(ctx, params.get("rule", ""), [b["BrokerName"] for b in found])
+    room = params.get("room") is True and ctx.runtime.mode is not Mode.CHECK
+    used = placed(ctx, "broker") if room else {}
+    names, full = [], []
+    for broker in found:
+        name = str(broker["BrokerName"])
+        limit = _vhost_limit(ctx, broker) if room else None
+        count = used.get(name.lower(), 0)
+        if limit is not None and count >= limit:
+            full.append(f"{name} ({count} of {limit} vhosts, {broker.get('HostInstanceType')})")
+            continue
+        names.append(name)
+    conforming = _conforming(ctx, params.get("rule", ""), names)
+    if full and not conforming:
+        raise InputError(f"every shared broker is full: {', '.join(full)}",
+                         hint="make a new shared broker first (kprov provision shared rabbitmq)")
+    return conforming
 
 
-def databases_by_instance(ctx: StepContext) -> dict[str, int]:
-    """How many client records name each RDS instance (lower-case): the databases kprov put there."""
+def _vhost_limit(ctx: StepContext, broker: Mapping[str, Any]) -> int | None:
+    """The broker's vhost limit: from its type and version, and its configuration's `vhost_max` (RabbitMQ 4);
+    an mq.m7g broker only (no other type has a documented limit), so others cost no call."""
+    from kensium_provision.steps.capacity import configured_vhost_max, vhost_limit
+
+    kind = str(broker.get("HostInstanceType") or "")
+    if not kind.startswith("mq.m7g."):
+        return None
+    mq = ctx.client("mq")
+    described = call(mq, "describe_broker", BrokerId=str(broker["BrokerId"]))
+    version = str(described.get("EngineVersion") or "")
+    current = (described.get("Configurations") or {}).get("Current") or {}
+    configured = None
+    if version.startswith("4") and current.get("Id"):
+        revision = call(mq, "describe_configuration_revision", ConfigurationId=str(current["Id"]),
+                        ConfigurationRevision=str(current.get("Revision", "")))
+        configured = configured_vhost_max(str(revision.get("Data") or ""), kind,
+                                          str(described.get("DeploymentMode") or ""))
+    return vhost_limit(kind, version, configured)
+
+
+def placed(ctx: StepContext, resource: str) -> dict[str, int]:
+    """How many installed clients' records name each shared resource (`rds_instance`, `broker`; lower-case):
+    what kprov placed there. A removed client's database and vhost are gone."""
     from kensium_provision.records.clients import RETIRED, list_clients, table_of
 
     counts: dict[str, int] = {}
     for record in list_clients(ctx.client("dynamodb"), table_of(ctx.runtime.settings)):
-        if record.rds_instance and record.status not in RETIRED:  # a removed client's database is gone
-            counts[record.rds_instance.lower()] = counts.get(record.rds_instance.lower(), 0) + 1
+        name = str(getattr(record, resource) or "").lower()
+        if name and record.status not in RETIRED:
+            counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def databases_by_instance(ctx: StepContext) -> dict[str, int]:
+    """How many client records name each RDS instance (lower-case): the databases kprov put there."""
+    return placed(ctx, "rds_instance")
 
 
 def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:

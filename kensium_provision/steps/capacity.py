@@ -1,0 +1,70 @@
+"""How many client vhosts a shared Amazon MQ for RabbitMQ broker may hold (issue 16.8): its `vhost_max`.
+
+Each client has one hub vhost on a shared broker. Amazon MQ for RabbitMQ 4 applies a default `vhost_max` by
+instance type, which a broker configuration may change; RabbitMQ 3 brokers run with the maximum and cannot
+change it. Both tables from AWS's documentation (read 2026-12-03):
+
+- defaults of RabbitMQ 4 single-instance brokers, "Default resource limits":
+  https://docs.aws.amazon.com/amazon-mq/latest/developer-guide/rabbitmq-resource-limits-configuration.html
+- the maxima (RabbitMQ 3's fixed limit, and RabbitMQ 4's ceiling), "Amazon MQ for RabbitMQ maximum resource
+  limit": https://docs.aws.amazon.com/amazon-mq/latest/developer-guide/rabbitmq-resource-hard-limit.html
+- the configuration key `vhost_max`, "Resource Limit Configuration", with instance-specific sections
+  `{{<family>.<size>.<mode>}}`: https://docs.aws.amazon.com/amazon-mq/latest/developer-guide/configure-resource-limits.html
+
+Both pages list mq.m7g only (the maxima up to 8xlarge, the defaults up to 12xlarge, as far as they were
+readable); for mq.t3.micro and mq.m5 brokers (RabbitMQ 3) AWS documents no vhost limit (its sizing guide gives
+connections, channels, queues and shovels), so none is applied there, nor to a size missing above: `None`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+__all__ = ["configured_vhost_max", "vhost_limit"]
+
+_DEFAULT_V4 = {"medium": 10, "large": 50, "xlarge": 100, "2xlarge": 150, "4xlarge": 200, "8xlarge": 250,
+               "12xlarge": 300}
+_MAXIMUM = {"medium": 10, "large": 1500, "xlarge": 1500, "2xlarge": 1500, "4xlarge": 1500, "8xlarge": 1500}
+_SECTION = re.compile(r"^\{\{\s*([a-z0-9]+\.[a-z0-9]+\.[a-z]+)\s*\}\}$")
+_SETTING = re.compile(r"^vhost_max\s*=\s*(\d+)\s*$")
+
+
+def vhost_limit(host_instance_type: str, engine_version: str, configured: int | None = None) -> int | None:
+    """The vhosts a broker of this type and version may hold, or None where AWS documents no limit."""
+    family, _, size = host_instance_type.removeprefix("mq.").partition(".")
+    if family != "m7g":
+        return None
+    if not engine_version.startswith("4"):
+        return _MAXIMUM.get(size)  # RabbitMQ 3: the maximum, which no configuration changes
+    if configured is not None:
+        return min(configured, _MAXIMUM.get(size, configured))
+    return _DEFAULT_V4.get(size)
+
+
+def configured_vhost_max(data: str, host_instance_type: str, deployment_mode: str) -> int | None:
+    """`vhost_max` of a broker configuration revision's base64 `Data`: the broker's own section (family.size.mode,
+    mode `single` or `cluster`) wins over the general setting; None when neither sets it."""
+    try:
+        text = base64.b64decode(data, validate=True).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return None
+    mode = "single" if deployment_mode == "SINGLE_INSTANCE" else "cluster"
+    own = f"{host_instance_type.removeprefix('mq.')}.{mode}"
+    general: int | None = None
+    mine: int | None = None
+    section = ""
+    for line in (raw.strip() for raw in text.splitlines()):
+        header = _SECTION.match(line)
+        if header:
+            section = header.group(1)
+            continue
+        setting = _SETTING.match(line)
+        if setting is None:
+            continue
+        if not section:
+            general = int(setting.group(1))
+        elif section == own:
+            mine = int(setting.group(1))
+    return mine if mine is not None else general
