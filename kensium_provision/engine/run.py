@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kensium_provision.aws.errors import sdk_errors, translate
 from kensium_provision.checklist.checks import input_problems, preflight
@@ -37,7 +37,8 @@ from kensium_provision.steps.base import (
 from kensium_provision.steps.kinds import coerce_answer
 from kensium_provision.template import TemplateError, placeholders, render, render_value
 
-__all__ = ["RunReport", "answer_problem", "coerce_input", "refuse_invalid", "resolve_inputs", "run", "shown_value"]
+__all__ = ["RunReport", "VerifiesAct", "answer_problem", "coerce_input", "refuse_invalid", "resolve_inputs", "run",
+           "shown_value", "verify_after_act"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,15 +329,16 @@ class _Run:
             # act may use its probe's reads (bench/latency: 5 reads of the fresh VPC job were the same
             # describe again right after its probe); any AWS write of the act empties the cache anyway.
             invalidate()
+        acted = step_type.act(ctx, params, probe)
         result = dict(probe.outputs)
-        result.update(step_type.act(ctx, params, probe))
+        result.update(acted)
         if invalidate is not None:  # the act may have changed things outside AWS's view (SQL, RabbitMQ)
             invalidate()
         # kprov changed something (a person's work by hand is theirs; an act raises InputError only before its
         # first write, as an InputError says nothing was attempted): see `run`'s exit 3 rule.
         self.acted = self.acted or (step.risk is not Risk.READ and not confirmed_by_hand(step_type))
         bound = self.bind_outputs(step, result)
-        problems = step_type.verify(ctx, params)
+        problems = verify_after_act(step_type, ctx, params, acted)
         if problems:
             raise StepError(f"step {step.id} did not verify after it ran: " + "; ".join(map(str, problems)))
         return replace(common, status=Status.CHANGED, reason=probe.note, outputs=_shown_map(bound),
@@ -410,6 +412,36 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
             break
     return RunReport(checklist_id=checklist.id, mode=runtime.mode, results=tuple(results),
                      values={k: shown_value(v) for k, v in state.values.items()}, error=error)
+
+
+@runtime_checkable
+class VerifiesAct(Protocol):
+    """A step type whose act's own answers from AWS tell whether it is right, so the verify right after its
+    act need not read again (a 200 to CreateSubnet or AuthorizeSecurityGroupIngress is authoritative; at
+    AWS's latency each re-read costs tens of milliseconds: bench/latency). `verify_act` gets what `act`
+    returned and lists what differs, or None when the act cannot tell (then `verify` reads). Check mode
+    and every later run still read: only what this very act just did is taken from its answers.
+    (Belongs with the capabilities of `steps.base`; here until that module can take it.)
+    """
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None: ...
+
+
+def verify_after_act(step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
+                     acted: Mapping[str, object]) -> Sequence[Difference]:
+    """The verify right after `act`: from the act's answers where the step type can tell (`VerifiesAct`),
+    else `verify`'s reads."""
+    # A subclass that adds to `verify` but inherits `verify_act` would lose its additions: only a pair.
+    if isinstance(step_type, VerifiesAct) and _owner(step_type, "verify_act") is _owner(step_type, "verify"):
+        found = step_type.verify_act(ctx, params, acted)
+        if found is not None:
+            return found
+    return step_type.verify(ctx, params)
+
+
+def _owner(obj: object, name: str) -> type | None:
+    return next((cls for cls in type(obj).__mro__ if name in vars(cls)), None)
 
 
 def refuse_invalid(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],

@@ -47,6 +47,15 @@ def _named_in_vpc(ctx: StepContext, operation: str, key: str, name: str, vpc_id:
     return [item for item in found if tags_of(item.get("Tags")).get("Name") == name]
 
 
+# Under this key an act returns the resource as AWS's answers to its own writes show it (`verify_act`).
+_SEEN = "seen"
+
+
+def _seen(acted: Mapping[str, object]) -> dict[str, Any] | None:
+    seen = acted.get(_SEEN)
+    return dict(seen) if isinstance(seen, Mapping) else None
+
+
 def _cidr(ctx: StepContext, value: object, what: str) -> str:
     """A canonical IPv4 network of /16 to /28, the sizes AWS allows for VPCs and subnets."""
     try:
@@ -107,15 +116,21 @@ class Ec2Vpc:
         vpc = self._find(ctx, p["name"])
         if vpc is None:
             return {}, []
-        ipv6 = sorted(a["Ipv6CidrBlock"] for a in vpc.get("Ipv6CidrBlockAssociationSet") or ()
-                      if (a.get("Ipv6CidrBlockState") or {}).get("State") in ("associated", "associating"))
         # The two attributes are one call each (an AWS rule) and independent: asked at once.
         support, hostnames = gather(lambda: self._attribute(ctx, vpc["VpcId"], "enableDnsSupport"),
                                     lambda: self._attribute(ctx, vpc["VpcId"], "enableDnsHostnames"))
-        current = {"vpc_id": vpc["VpcId"], "CidrBlock": vpc["CidrBlock"], "InstanceTenancy": vpc["InstanceTenancy"],
-                   "Ipv6CidrBlocks": ipv6, "enableDnsSupport": support, "enableDnsHostnames": hostnames}
-        wanted = self._desired(p)
-        return current, [Difference(k, current[k], v) for k, v in wanted.items() if current[k] != v]
+        current = self._state(vpc, support, hostnames)
+        return current, self._compare(current, p)
+
+    @staticmethod
+    def _state(vpc: Mapping[str, Any], support: object, hostnames: object) -> dict[str, Any]:
+        ipv6 = sorted(a["Ipv6CidrBlock"] for a in vpc.get("Ipv6CidrBlockAssociationSet") or ()
+                      if (a.get("Ipv6CidrBlockState") or {}).get("State") in ("associated", "associating"))
+        return {"vpc_id": vpc["VpcId"], "CidrBlock": vpc["CidrBlock"], "InstanceTenancy": vpc["InstanceTenancy"],
+                "Ipv6CidrBlocks": ipv6, "enableDnsSupport": support, "enableDnsHostnames": hostnames}
+
+    def _compare(self, current: Mapping[str, Any], p: Mapping[str, Any]) -> list[Difference]:
+        return [Difference(k, current.get(k), v) for k, v in self._desired(p).items() if current.get(k) != v]
 
     def _desired(self, p: Mapping[str, Any]) -> dict[str, object]:
         return {"CidrBlock": p["cidr"], "InstanceTenancy": p["tenancy"], "Ipv6CidrBlocks": [],
@@ -138,6 +153,7 @@ class Ec2Vpc:
         if probe.current:
             vpc_id = str(probe.current["vpc_id"])
             support, hostnames = probe.current["enableDnsSupport"], probe.current["enableDnsHostnames"]
+            seen = dict(probe.current)
         else:
             vpc = creating(ctx, "ec2", "CreateVpc", find=lambda: self._find(ctx, p["name"]), resource=p["name"],
                            make=lambda client: client.create_vpc(
@@ -148,13 +164,21 @@ class Ec2Vpc:
                 wait_until(ctx, f"VPC {vpc_id}", lambda: (self._find(ctx, p["name"]) or {}).get("State"),
                            ["available"])
             support, hostnames = None, None  # set both: a new VPC has hostnames off
+            seen = self._state(vpc, None, None)  # CreateVpc's answer: CIDR, tenancy, IPv6
         # One attribute per call (an AWS rule); hostnames need support, so support goes on first and off last.
         order = [("EnableDnsSupport", support, p["dns_support"]), ("EnableDnsHostnames", hostnames, p["dns_hostnames"])]
         for attribute, actual, wanted in order if p["dns_support"] else reversed(order):
             if actual != bool(wanted):
                 step_call(ctx, "ec2", "ModifyVpcAttribute", resource=vpc_id, VpcId=vpc_id,
                          **{attribute: {"Value": bool(wanted)}})
-        return {"vpc_id": vpc_id}
+            seen["e" + attribute[1:]] = bool(wanted)  # set now, or already so
+        return {"vpc_id": vpc_id, _SEEN: seen}
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: CreateVpc's answer and the attributes ModifyVpcAttribute just set, no read."""
+        seen = _seen(acted)
+        return None if seen is None else self._compare(seen, self._args(ctx, params))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         p = self._args(ctx, params)
@@ -225,7 +249,10 @@ class Ec2Subnet:
         if subnet is None:
             return {}, []
         current = {"subnet_id": subnet["SubnetId"], **{k: subnet.get(k) for k in self._desired(p)}}
-        return current, [Difference(k, current[k], v) for k, v in self._desired(p).items() if current[k] != v]
+        return current, self._compare(current, p)
+
+    def _compare(self, current: Mapping[str, Any], p: Mapping[str, Any]) -> list[Difference]:
+        return [Difference(k, current.get(k), v) for k, v in self._desired(p).items() if current.get(k) != v]
 
     @staticmethod
     def _outputs(current: Mapping[str, Any]) -> dict[str, object]:
@@ -247,16 +274,25 @@ class Ec2Subnet:
         refuse_unfixable(ctx, f"subnet {p['name']}", probe.differences, self._FIXABLE)
         if probe.current:
             subnet_id, public = str(probe.current["subnet_id"]), probe.current["MapPublicIpOnLaunch"]
+            seen = dict(probe.current)
         else:
             subnet = creating(ctx, "ec2", "CreateSubnet", find=lambda: self._find(ctx, p), resource=p["name"],
                               make=lambda client: client.create_subnet(
                                   VpcId=p["vpc_id"], CidrBlock=p["cidr"], AvailabilityZone=p["zone"],
                                   TagSpecifications=tag_spec("subnet", {"Name": p["name"]}))["Subnet"])
             subnet_id, public = subnet["SubnetId"], subnet.get("MapPublicIpOnLaunch", False)
+            seen = {"subnet_id": subnet_id, **{k: subnet.get(k) for k in self._desired(p)}}  # CreateSubnet's answer
         if bool(public) != bool(p["public"]):
             step_call(ctx, "ec2", "ModifySubnetAttribute", resource=subnet_id, SubnetId=subnet_id,
                      MapPublicIpOnLaunch={"Value": bool(p["public"])})
-        return {"subnet_id": subnet_id, "zone": p["zone"], "cidr": p["cidr"]}
+            seen["MapPublicIpOnLaunch"] = bool(p["public"])
+        return {"subnet_id": subnet_id, "zone": p["zone"], "cidr": p["cidr"], _SEEN: seen}
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: CreateSubnet's answer and the attribute ModifySubnetAttribute just set, no read."""
+        seen = _seen(acted)
+        return None if seen is None else self._compare(seen, self._args(ctx, params))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         p = self._args(ctx, params)
@@ -303,7 +339,12 @@ class Ec2InternetGateway:
         attached = sorted(a["VpcId"] for a in igw.get("Attachments") or ()
                           if a.get("State") in ("available", "attached", "attaching"))
         current = {"igw_id": igw["InternetGatewayId"], "attached to": attached}
-        return current, [] if attached == [p["vpc_id"]] else [Difference("attached to", attached, [p["vpc_id"]])]
+        return current, self._compare(current, p)
+
+    @staticmethod
+    def _compare(current: Mapping[str, Any], p: Mapping[str, Any]) -> list[Difference]:
+        attached = current.get("attached to")
+        return [] if attached == [p["vpc_id"]] else [Difference("attached to", attached, [p["vpc_id"]])]
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         p = self._args(ctx, params)
@@ -338,7 +379,13 @@ class Ec2InternetGateway:
                                TagSpecifications=tag_spec("internet-gateway", {"Name": p["name"]}))["InternetGateway"])
             igw_id = igw["InternetGatewayId"]
         step_call(ctx, "ec2", "AttachInternetGateway", resource=igw_id, InternetGatewayId=igw_id, VpcId=p["vpc_id"])
-        return {"igw_id": igw_id}
+        return {"igw_id": igw_id, _SEEN: {"igw_id": igw_id, "attached to": [p["vpc_id"]]}}  # AWS said yes to it
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: the gateway AttachInternetGateway just attached, no read."""
+        seen = _seen(acted)
+        return None if seen is None else self._compare(seen, self._args(ctx, params))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         p = self._args(ctx, params)
@@ -400,6 +447,11 @@ class Ec2RouteTable:
             if default.get("State") == "blackhole":
                 target = f"{target} (blackhole)"
         current = {"route_table_id": table["RouteTableId"], "subnets": subnets, "0.0.0.0/0": target}
+        return current, self._compare(current, p)
+
+    @staticmethod
+    def _compare(current: Mapping[str, Any], p: Mapping[str, Any]) -> list[Difference]:
+        subnets, target = current["subnets"], current["0.0.0.0/0"]
         differences = []
         missing = [s for s in p["subnet_ids"] if s not in subnets]
         extra = [s for s in subnets if s not in p["subnet_ids"]]
@@ -410,7 +462,7 @@ class Ec2RouteTable:
         if target != (p["gateway_id"] or None):
             field = "0.0.0.0/0" if p["gateway_id"] else "unexpected 0.0.0.0/0"
             differences.append(Difference(field, target, p["gateway_id"] or None))
-        return current, differences
+        return differences
 
     def _desired(self, p: Mapping[str, Any]) -> dict[str, object]:
         return {"subnets": p["subnet_ids"], "0.0.0.0/0": p["gateway_id"] or None}
@@ -445,6 +497,8 @@ class Ec2RouteTable:
         elif p["gateway_id"] and target != p["gateway_id"]:
             step_call(ctx, "ec2", "ReplaceRoute", resource=table_id, RouteTableId=table_id,
                      DestinationCidrBlock="0.0.0.0/0", GatewayId=p["gateway_id"])
+        seen = {"route_table_id": table_id, "subnets": sorted({*subnets, *p["subnet_ids"]}),
+                "0.0.0.0/0": p["gateway_id"] or target}  # as the writes below and above leave it
         for subnet_id in (s for s in p["subnet_ids"] if s not in subnets):
             # A subnet has one explicit association: move it if it has one elsewhere (AWS refuses a second).
             elsewhere = associated.get(subnet_id)
@@ -455,7 +509,13 @@ class Ec2RouteTable:
             else:
                 step_call(ctx, "ec2", "AssociateRouteTable", resource=subnet_id, RouteTableId=table_id,
                           SubnetId=subnet_id)
-        return {"route_table_id": table_id}
+        return {"route_table_id": table_id, _SEEN: seen}
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: the route and the associations AWS just accepted, no read."""
+        seen = _seen(acted)
+        return None if seen is None else self._compare(seen, self._args(ctx, params))
 
     @staticmethod
     def _associations(ctx: StepContext, vpc_id: str) -> dict[str, tuple[str, str]]:

@@ -74,6 +74,14 @@ def operator_cidr(value: object, *, sandbox: bool) -> str:
 # --- ec2.security-group ----------------------------------------------------------------------------
 
 
+# Under this key an act returns what AWS's answers to its own writes show (`engine.run.VerifiesAct`).
+_SEEN = "seen"
+
+
+def _seen(acted: Mapping[str, object]) -> Any:
+    return acted.get(_SEEN)
+
+
 def _sg_text(ctx: StepContext, value: object, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 255 or not _SG_TEXT.fullmatch(value):
         raise param_error(ctx, f"{what} {value!r}: 1 to 255 of ASCII letters, digits, spaces and "
@@ -124,8 +132,12 @@ class Ec2SecurityGroup:
             return {}, []
         current = {"group_id": group["GroupId"], "GroupName": group["GroupName"], "Description": group["Description"],
                    "tag Name": tags_of(group.get("Tags")).get("Name")}
+        return current, self._compare(current, p)
+
+    @staticmethod
+    def _compare(current: Mapping[str, Any], p: Mapping[str, Any]) -> list[Difference]:
         wanted = {"GroupName": p["name"], "Description": p["description"], "tag Name": p["name"]}
-        return current, [Difference(k, current[k], v) for k, v in wanted.items() if current[k] != v]
+        return [Difference(k, current.get(k), v) for k, v in wanted.items() if current.get(k) != v]
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         p = self._args(ctx, params)
@@ -144,16 +156,31 @@ class Ec2SecurityGroup:
             group_id = str(probe.current["group_id"])
             step_call(ctx, "ec2", "CreateTags", resource=group_id, Resources=[group_id],
                      Tags=[{"Key": "Name", "Value": p["name"]}])
+            seen: dict[str, Any] | None = {**probe.current, "tag Name": p["name"]}
         else:
+            found: list[str] = []
+
             def find() -> str | None:
                 group = self._find(ctx, p)
+                if group:
+                    found.append(group["GroupId"])
                 return group["GroupId"] if group else None
 
             group_id = creating(ctx, "ec2", "CreateSecurityGroup", find=find, resource=p["name"],
                                 make=lambda client: client.create_security_group(
                                     GroupName=p["name"], Description=p["description"], VpcId=p["vpc_id"],
                                     TagSpecifications=tag_spec("security-group", {"Name": p["name"]}))["GroupId"])
-        return {"group_id": group_id, "vpc_id": p["vpc_id"]}
+            # CreateSecurityGroup answers only the id; its success says the group is as sent. A group found
+            # after a lost answer may be another's: `verify` reads that one.
+            seen = None if found else {"group_id": group_id, "GroupName": p["name"],
+                                       "Description": p["description"], "tag Name": p["name"]}
+        return {"group_id": group_id, "vpc_id": p["vpc_id"], _SEEN: seen}
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: the group CreateSecurityGroup (or CreateTags) just made as sent, no read."""
+        seen = _seen(acted)
+        return None if not isinstance(seen, Mapping) else self._compare(seen, self._args(ctx, params))
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         p = self._args(ctx, params)
@@ -247,7 +274,11 @@ class Ec2IngressRule:
 
     def _state(self, ctx: StepContext, p: Mapping[str, Any]) -> tuple[bool, dict[str, Any], list[Difference], str]:
         """(done, current rules, differences, note) for the operator's rule."""
-        ranges = self._ranges(ctx, p)
+        return self._judge(self._ranges(ctx, p), p)
+
+    @staticmethod
+    def _judge(ranges: Sequence[tuple[str, str]],
+               p: Mapping[str, Any]) -> tuple[bool, dict[str, Any], list[Difference], str]:
         mine = sorted(c for c, d in ranges if d == p["description"])
         holders = sorted(d for c, d in ranges if c == p["cidr"])
         current: dict[str, Any] = {"rules": [f"{c} ({d or 'no description'})" for c, d in ranges]} if ranges else {}
@@ -297,11 +328,27 @@ class Ec2IngressRule:
             if description == p["description"] and cidr != p["cidr"]:
                 step_call(ctx, "ec2", "RevokeSecurityGroupIngress", resource=p["group_id"], GroupId=p["group_id"],
                          IpPermissions=self._permission(p, cidr, None))
-        return {"cidr": p["cidr"]}
+        # The port's rules as AWS's answers to these writes leave them (the act's read, then its changes).
+        kept = [(c, d) for c, d in ranges if d != p["description"] or c == p["cidr"]]
+        after = [(c, p["description"] if c == p["cidr"] and not d else d) for c, d in kept]
+        if p["cidr"] not in present:
+            after.append((p["cidr"], p["description"]))
+        return {"cidr": p["cidr"], _SEEN: after}
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: the rules it read, with what AWS just accepted, no read."""
+        seen, p = _seen(acted), self._args(ctx, params)
+        return self._verdict(p, self._judge(seen, p)) if isinstance(seen, list) else None
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         p = self._args(ctx, params)
-        done, _, differences, _ = self._state(ctx, p)
+        return self._verdict(p, self._state(ctx, p))
+
+    @staticmethod
+    def _verdict(p: Mapping[str, Any],
+                 state: tuple[bool, dict[str, Any], list[Difference], str]) -> Sequence[Difference]:
+        done, _, differences, _ = state
         if done:
             return ()
         return differences or [Difference("rule", None, f"{p['cidr']} on TCP {p['port']} ({p['description']})")]
@@ -373,17 +420,25 @@ class Ec2GroupRules:
 
     def _state(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, list[Rule], list[Rule]]:
         """(group id, declared rules missing, rules present that are wider than allowed)."""
-        group_id, declared, ports = self._args(ctx, params)
+        group_id, _, _ = self._args(ctx, params)
+        return group_id, *self._judge(self._read(ctx, group_id), params, ctx)
+
+    @staticmethod
+    def _read(ctx: StepContext, group_id: str) -> tuple[Rule, ...]:
         groups = step_call(ctx, "ec2", "DescribeSecurityGroups", resource=group_id,
                            GroupIds=[group_id])["SecurityGroups"]
-        present = ingress_rules(groups[0]) if groups else ()
+        return tuple(ingress_rules(groups[0])) if groups else ()
+
+    def _judge(self, present: Sequence[Rule], params: Mapping[str, Any],
+               ctx: StepContext) -> tuple[list[Rule], list[Rule]]:
+        _, declared, ports = self._args(ctx, params)
         wanted = {_key(r) for r in declared}
         have = {_key(r) for r in present}
         missing = [r for r in declared if _key(r) not in have]
         wider = [r for r in present if _key(r) not in wanted and not (
             r.protocol == "tcp" and r.from_port == r.to_port and r.from_port in ports
             and not r.from_group and r.source.endswith("/32"))]
-        return group_id, missing, wider
+        return missing, wider
 
     @staticmethod
     def _differences(missing: Sequence[Rule], wider: Sequence[Rule]) -> list[Difference]:
@@ -399,14 +454,23 @@ class Ec2GroupRules:
                      outputs={"group_id": group_id})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        group_id, missing, wider = self._state(ctx, params)
+        group_id, _, _ = self._args(ctx, params)
+        present = self._read(ctx, group_id)
+        missing, wider = self._judge(present, params, ctx)
         if missing:  # first allow what is needed, then take away what is too wide: nothing lapses
             step_call(ctx, "ec2", "AuthorizeSecurityGroupIngress", resource=group_id, GroupId=group_id,
                       IpPermissions=[_permission(r) for r in missing])
         if wider:
             step_call(ctx, "ec2", "RevokeSecurityGroupIngress", resource=group_id, GroupId=group_id,
                       IpPermissions=[_permission(r) for r in wider])
-        return {"group_id": group_id}
+        # The rules the act's read found, as AWS's answers to these writes leave them.
+        return {"group_id": group_id, _SEEN: [*(r for r in present if r not in wider), *missing]}
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        """Right after act: the rules it read, with what AWS just added and revoked, no read."""
+        seen = _seen(acted)
+        return self._differences(*self._judge(seen, params, ctx)) if isinstance(seen, list) else None
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         _, missing, wider = self._state(ctx, params)

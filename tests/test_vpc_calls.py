@@ -1,0 +1,204 @@
+"""The calls of the shared-VPC job, pinned (issue 16: at AWS's latency every call costs tens of milliseconds).
+
+The real `kprov provision shared vpc` in a subprocess, against a moto server in this process wrapped as
+the sandbox wraps it (`sandbox.strict`: the first call naming each new EC2 id is refused with AWS's
+NotFound), whose log is every action received, refused ones and botocore's retries included. The
+fresh job and its repeat send exactly the calls below: a change that adds a read shows here, by name.
+Budget: at most one read per resource the job creates plus a constant (`bench/latency` measures the
+time; tests never assert timings).
+
+Also here: the route table's move of a subnet associated with another table, which now reads the
+VPC's route tables once instead of once per subnet, and the engine's verify right after an act, taken
+from the act's own answers where the step type can tell (toy step types: the rule is the engine's).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from kensium_provision.aws.wall import READ_PREFIXES
+from kensium_provision.engine.run import verify_after_act
+from kensium_provision.errors import ExitCode
+from kensium_provision.model import Mode, Status
+from kensium_provision.sandbox.strict import Strict
+from kensium_provision.steps.base import Difference
+from tests.checklist_harness import answers_operator, load, moto_runtime, run_checklist
+from tests.e2e import MotoServer, World, example
+
+pytestmark = pytest.mark.slow
+
+QA_CONFIG = 'environments:\n  qa: {account_id: "123456789012", region: us-east-1, purposes: [qa, development, demo]}\n'
+
+# What the job makes (as bench/README.md counts them): the VPC, 4 subnets, the internet gateway, 2 route
+# tables, the default route, 4 subnet associations, the DB subnet group, 3 security groups, 4 inbound rules
+# (2 operator rules, HTTPS, SQL Server by group reference) and the shared record.
+CREATED = 22
+# Reads of the run itself, whatever it makes: the caller's identity, the zones (an input's choices) and
+# the permission preflight (one simulation of the job's actions, three of the run's own: IAM, roles, SSM).
+CONSTANT = 6
+
+FRESH_WRITES = Counter({
+    "CreateVpc": 1, "ModifyVpcAttribute": 2, "CreateSubnet": 4, "ModifySubnetAttribute": 2,
+    "CreateInternetGateway": 1, "AttachInternetGateway": 1, "CreateRouteTable": 2, "CreateRoute": 1,
+    "AssociateRouteTable": 4, "CreateDBSubnetGroup": 1, "CreateSecurityGroup": 3,
+    "AuthorizeSecurityGroupIngress": 4, "PutParameter": 1,
+})
+# Each id a create returns is refused once, by the first call that names it: the sandbox's eventual
+# consistency (11 new ids named later: the VPC, 4 subnets, the gateway, 2 route tables, 3 groups).
+REFUSED = 11
+
+
+class StrictMotoServer(MotoServer):
+    """MotoServer's call log in front of the sandbox's strict layer: refused calls are logged too."""
+
+    strict: Strict
+
+    def _wrap(self, app: Callable[..., Any]) -> Callable[..., Any]:
+        self.strict = Strict(app)
+        return super()._wrap(self.strict)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[StrictMotoServer]:
+    server = StrictMotoServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def is_read(action: str) -> bool:
+    return action.startswith(READ_PREFIXES) or action == "SimulatePrincipalPolicy"
+
+
+def vpc_job(world: World, server: StrictMotoServer) -> Counter[str]:
+    before = len(server.calls)
+    answers = (Path(example("shared-vpc.yaml")).read_text(encoding="utf-8")
+               .replace("203.0.113.10", "52.94.76.10"))  # outside the sandbox: a public address
+    done = world.kprov("--env", "qa", "provision", "shared", "vpc", "--yes",
+                       "--answers", str(world.answers("vpc.yaml", answers)))
+    assert done.returncode == ExitCode.OK, done.stderr
+    return Counter(server.calls[before:])
+
+
+def test_the_fresh_vpc_job_sends_one_read_per_resource_it_makes_plus_a_constant(
+        tmp_path_factory: pytest.TempPathFactory, server: StrictMotoServer) -> None:
+    server.reset()
+    world = World(tmp_path_factory.mktemp("vpc-calls"), extra_env={"AWS_ENDPOINT_URL": server.endpoint})
+    world.write_config(QA_CONFIG)
+
+    fresh = vpc_job(world, server)
+    reads = Counter({a: n for a, n in fresh.items() if is_read(a)})
+    writes = fresh - reads
+    refused = len(server.strict.refused)
+    # The writes are the job itself, plus one retry of each write that was the first to name a new id.
+    assert writes - FRESH_WRITES == Counter(a.split(":")[0] for a in server.strict.refused
+                                            if not is_read(a.split(":")[0])), writes
+    assert refused == REFUSED, server.strict.refused
+    assert reads == Counter({
+        "GetCallerIdentity": 1, "DescribeAvailabilityZones": 1, "SimulatePrincipalPolicy": 4,
+        # A probe per step (the subnets' four, the route tables' two: one listing of the VPC each) and no
+        # verify after an act, which AWS's answers to the act tell (engine.run.VerifiesAct); the gateway's
+        # act asks who else is attached (a VPC takes one); rds.db-subnet-group reads its probe (404), its
+        # subnets and its verify; the groups' probes (3), the rules' (5) and each new group's refused first.
+        "DescribeVpcs": 1, "DescribeSubnets": 4 + 1, "DescribeInternetGateways": 1 + 1, "DescribeRouteTables": 2,
+        "DescribeDBSubnetGroups": 2, "DescribeSecurityGroups": 3 + 5 + 3,
+    }), reads
+    refused_reads = sum(1 for a in server.strict.refused if is_read(a.split(":")[0]))
+    assert sum(reads.values()) - refused_reads <= CREATED + CONSTANT, reads
+
+    again = vpc_job(world, server)  # nothing to change: no write, and each resource read once
+    assert all(is_read(a) for a in again), again
+    assert again == Counter({
+        "GetCallerIdentity": 1, "DescribeAvailabilityZones": 1, "SimulatePrincipalPolicy": 4,
+        "DescribeVpcs": 1, "DescribeVpcAttribute": 2, "DescribeSubnets": 1, "DescribeInternetGateways": 1,
+        "DescribeRouteTables": 1, "DescribeDBSubnetGroups": 1, "DescribeSecurityGroups": 4,
+    }), again
+
+
+def test_a_subnet_associated_with_another_table_is_moved_with_one_read_of_the_vpcs_tables(
+        aws: None, tmp_path: Path) -> None:
+    """The VPC's route tables, read once by the probe, tell the act each subnet's association (moto in
+    process): the subnet associated elsewhere is moved, the other associated, and no read per subnet."""
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+               for cidr in ("10.0.0.0/20", "10.0.16.0/20")]
+    other = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=other, SubnetId=subnets[0])
+    checklist = tmp_path / "one-table.yaml"
+    checklist.write_text(f"""\
+schema: 1
+id: one-table
+title: One route table
+scope: shared
+steps:
+  - id: routes
+    title: The private route table
+    type: ec2.route-table
+    risk: create
+    params: {{name: POS-private-routes, vpc_id: {vpc}, subnet_ids: [{subnets[0]}, {subnets[1]}]}}
+""", encoding="utf-8")
+    runtime = moto_runtime(Mode.APPLY, operator=answers_operator(load(checklist), {}))
+
+    report = run_checklist(checklist, Mode.APPLY, {}, runtime=runtime)
+
+    assert report.exit_code == ExitCode.OK, report.results
+    assert report.results[0].status is Status.CHANGED
+    found = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    owners = {a["SubnetId"]: t["RouteTableId"] for t in found for a in t["Associations"] if a.get("SubnetId")}
+    ours = next(t["RouteTableId"] for t in found if {"Key": "Name", "Value": "POS-private-routes"} in t.get("Tags", []))
+    assert owners == dict.fromkeys(subnets, ours), owners
+    counted = runtime.aws.counter.as_dict()["by_operation"]  # type: ignore[attr-defined]
+    calls = {key: value["calls"] for key, value in counted.items()}
+    # The probe's listing, which the act takes from the read cache; the verify takes AWS's answers to the act.
+    assert calls["ec2:DescribeRouteTables"] == 1, calls
+    assert calls["ec2:ReplaceRouteTableAssociation"] == 1 and calls["ec2:AssociateRouteTable"] == 1, calls
+
+
+# ---- the verify right after an act, from the act's answers (engine.run.verify_after_act) ----------------
+
+
+class _Reads:
+    """A step type whose verify is a read (counted) and whose act's answers say what differs."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def verify(self, ctx: object, params: Mapping[str, Any]) -> Sequence[Difference]:
+        self.reads += 1
+        return [Difference("read", "as found", "wanted")]
+
+    def verify_act(self, ctx: object, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None:
+        seen = acted.get("seen")
+        if seen is None:
+            return None  # the act cannot tell: verify reads
+        return [] if seen == "10.0.0.0/16" else [Difference("cidr", seen, "10.0.0.0/16")]
+
+
+class _AddsToVerify(_Reads):
+    """Adds a check to `verify` but inherits `verify_act`: its own verify must run, or the check is lost."""
+
+    def verify(self, ctx: object, params: Mapping[str, Any]) -> Sequence[Difference]:
+        return [*super().verify(ctx, params), Difference("pending", "yes", "no")]
+
+
+def test_the_verify_after_an_act_takes_the_acts_answers_and_reads_only_when_they_cannot_tell() -> None:
+    step: Any = _Reads()
+    ctx: Any = None  # neither toy step type reads AWS
+    assert verify_after_act(step, ctx, {}, {"seen": "10.0.0.0/16"}) == [] and step.reads == 0
+    assert [str(d) for d in verify_after_act(step, ctx, {}, {"seen": "10.1.0.0/16"})] == [
+        "cidr: 10.1.0.0/16, should be 10.0.0.0/16"] and step.reads == 0
+    assert [d.field for d in verify_after_act(step, ctx, {}, {})] == ["read"] and step.reads == 1
+
+    sub: Any = _AddsToVerify()
+    assert [d.field for d in verify_after_act(sub, ctx, {}, {"seen": "10.0.0.0/16"})] == ["read", "pending"]
+    assert sub.reads == 1
