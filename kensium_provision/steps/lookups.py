@@ -10,7 +10,7 @@ listings, read once for every client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from kensium_provision.aws.call import call, pages
@@ -75,19 +75,25 @@ def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     found = facts(ctx).brokers(ctx)
     room = params.get("room") is True and ctx.runtime.mode is not Mode.CHECK
     used = placed(ctx, "broker") if room else {}
-    names, full = [], []
-    for broker in found:
-        name = str(broker["BrokerName"])
-        limit = _vhost_limit(ctx, broker) if room else None
-        count = used.get(name.lower(), 0)
+    return _with_room(ctx, params.get("rule", ""), (
+        (str(b["BrokerName"]), _vhost_limit(ctx, b) if room else None, used.get(str(b["BrokerName"]).lower(), 0),
+         f"vhosts, {b.get('HostInstanceType')}") for b in found),
+        full="every shared broker is full", hint="make a new shared broker first (kprov provision shared rabbitmq)")
+
+
+def _with_room(ctx: StepContext, rule: str, candidates: Iterable[tuple[str, int | None, int, str]], *, full: str,
+               hint: str) -> list[str]:
+    """The conforming names of (name, limit or None for none, count, what is counted) under their limit; when
+    there are candidates but every one is full, an InputError naming each with its use."""
+    names, refused = [], []
+    for name, limit, count, what in candidates:
         if limit is not None and count >= limit:
-            full.append(f"{name} ({count} of {limit} vhosts, {broker.get('HostInstanceType')})")
-            continue
-        names.append(name)
-    conforming = _conforming(ctx, params.get("rule", ""), names)
-    if full and not conforming:
-        raise InputError(f"every shared broker is full: {', '.join(full)}",
-                         hint="make a new shared broker first (kprov provision shared rabbitmq)")
+            refused.append(f"{name} ({count} of {limit} {what})")
+        else:
+            names.append(name)
+    conforming = _conforming(ctx, rule, names)
+    if refused and not conforming:
+        raise InputError(f"{full}: {', '.join(refused)}", hint=hint)
     return conforming
 
 
@@ -140,7 +146,7 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
 
     room = params.get("room", ctx.runtime.mode is not Mode.CHECK and params.get("shared_only", True) is True)
     used = databases_by_instance(ctx) if room is True else {}
-    names, full = [], []
+    candidates = []
     for db in facts(ctx).db_instances(ctx):
         tags = _tags(db.get("TagList"))
         if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
@@ -150,18 +156,12 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
         if params.get("zone") and db.get("AvailabilityZone") != params["zone"]:
             continue
         name = tags.get("kprov:name", db["DBInstanceIdentifier"])
-        limit = database_limit(str(db.get("DBInstanceClass", "")))
         count = used.get(name.lower(), 0) + (used.get(str(db["DBInstanceIdentifier"]).lower(), 0)
                                              if name.lower() != str(db["DBInstanceIdentifier"]).lower() else 0)
-        if count >= limit:
-            full.append(f"{name} ({count} of {limit} databases, {db.get('DBInstanceClass')})")
-            continue
-        names.append(name)
-    found = _conforming(ctx, params.get("rule", ""), names)
-    if full and not found:
-        raise InputError(f"every shared RDS instance of this kind is full: {', '.join(full)}",
-                         hint="answer Shared (New) for a new shared instance (kprov provision shared rds)")
-    return found
+        candidates.append((name, database_limit(str(db.get("DBInstanceClass", ""))), count,
+                           f"databases, {db.get('DBInstanceClass')}"))
+    return _with_room(ctx, params.get("rule", ""), candidates, full="every shared RDS instance of this kind is full",
+                      hint="answer Shared (New) for a new shared instance (kprov provision shared rds)")
 
 
 def ec2_hosts(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
