@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,11 +27,13 @@ from kensium_provision.model import Mode, Status
 from kensium_provision.records.clients import get_client
 from kensium_provision.runtime import Runtime
 from kensium_provision.steps import registry
+from tests.checklist_harness import raw_client
 from tests.faults import inject
 from tests.test_client_install import EXAMPLE, World, build_estate, reset_broker
 from tests.test_remove_client import RemovingSqlServer
 
 if TYPE_CHECKING:
+    from tests.conftest import Kprov
     from tests.rabbitmq_fixtures import Broker
 
 pytest_plugins = ["rabbitmq_fixtures"]
@@ -99,10 +102,19 @@ def world(emulated_rabbitmq: Broker, aws: None) -> Iterator[UndoWorld]:
 
 def inventory(world: World) -> dict[str, Any]:
     """Every resource type kprov touches, as a plain value compared before and after."""
-    ec2, rds, mq = world.client("ec2"), world.client("rds"), world.client("mq")
-    iam, s3, sm, ssm = world.client("iam"), world.client("s3"), world.client("secretsmanager"), world.client("ssm")
-    dynamodb = world.client("dynamodb")
     broker = world.broker.client()
+    return {**aws_inventory(),
+            "vhosts": sorted(str(v["name"]) for v in broker.list_vhosts()),
+            "rabbitmq_users": sorted(str(u["name"]) for u in broker.list_users()),
+            "permissions": sorted(f"{p['user']}@{p['vhost']}" for p in broker.list_permissions()),
+            "databases": sorted(world.sql.databases), "logins": sorted(world.sql.logins)}
+
+
+def aws_inventory() -> dict[str, Any]:
+    """Every AWS resource type kprov touches (in-process moto), as a plain value."""
+    ec2, rds, mq = raw_client("ec2"), raw_client("rds"), raw_client("mq")
+    iam, s3, sm, ssm = raw_client("iam"), raw_client("s3"), raw_client("secretsmanager"), raw_client("ssm")
+    dynamodb = raw_client("dynamodb")
     records: list[str] = []
     for table in dynamodb.list_tables()["TableNames"]:  # kprov's tables themselves are its bookkeeping
         records += [f"{table}/{i['OrgId']['S']}" for i in dynamodb.scan(TableName=table)["Items"]]
@@ -115,10 +127,6 @@ def inventory(world: World) -> dict[str, Any]:
         "access_keys": sorted(k["AccessKeyId"] for u in users
                               for k in iam.list_access_keys(UserName=u)["AccessKeyMetadata"]),
         "buckets": {b: sorted(o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])) for b in buckets},
-        "vhosts": sorted(str(v["name"]) for v in broker.list_vhosts()),
-        "rabbitmq_users": sorted(str(u["name"]) for u in broker.list_users()),
-        "permissions": sorted(f"{p['user']}@{p['vhost']}" for p in broker.list_permissions()),
-        "databases": sorted(world.sql.databases), "logins": sorted(world.sql.logins),
         "vpcs": sorted(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]),
         "subnets": sorted(s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]),
         "gateways": sorted(g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]),
@@ -260,12 +268,23 @@ def test_every_undo_step_destroys_so_the_typed_confirmation_is_asked_everywhere(
 
 def test_every_call_an_undo_makes_is_declared_as_its_step_types_undo(
         world: UndoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    """permissions.declared `Uses.undo` (what `kprov iam policy` grants): each call of a whole install's undo is
-    declared there for its step type, and each declared one is made (this undo reaches every undoable type)."""
-    from kensium_provision.permissions import declared
-
+    """permissions.declared `Uses.undo`: each call of a whole install's undo is declared there for its step type,
+    and each declared one is made (this undo reaches every undoable type of the install)."""
     run_id, installed = world.install_journaled()
     assert installed.exit_code is ExitCode.OK, installed.error
+    made = recording(monkeypatch)
+    _, report = world.undo(run_id)
+    assert report.exit_code is ExitCode.OK, report.error
+    undone = undone_types(run_id, report.results)
+    assert undone >= {"client.org-id", "credential.password", "rabbitmq.vhost", "iam.sandbox-client-user",
+                      "s3.sandbox-client-bucket", "sql.database", "sql.login"}
+    said, untested = declared_undo(undone)
+    assert sorted(made - said) == []
+    assert sorted(said - made - untested) == []
+
+
+def recording(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every AWS operation kprov's sessions call from now on, as `service:Operation`."""
     made: set[str] = set()
     make = AwsSession.client
 
@@ -276,15 +295,142 @@ def test_every_call_an_undo_makes_is_declared_as_its_step_types_undo(
         return found
 
     monkeypatch.setattr(AwsSession, "client", client)
-    _, report = world.undo(run_id)
-    assert report.exit_code is ExitCode.OK, report.error
-    changed = {k for k, v in statuses(report).items() if v is Status.CHANGED}
-    undone = {str(r["type"]) for r in read_run(state_dir(), run_id).records
-              if r["event"] == "step.intent" and f"undo-{r['step']}" in changed}
-    said = {op for name in undone for entry in declared.STEPS[name].undo
+    return made
+
+
+def undone_types(run_id: str, results: Any) -> set[str]:
+    """The step types of the run whose undo step changed something."""
+    changed = {r.step_id for r in results if r.status is Status.CHANGED}
+    return {str(r["type"]) for r in read_run(state_dir(), run_id).records
+            if r["event"] == "step.intent" and f"undo-{r['step']}" in changed}
+
+
+def declared_undo(types: set[str]) -> tuple[set[str], set[str]]:
+    """(the operations permissions.declared says these step types' undo calls, those a sandbox run may not reach)."""
+    from kensium_provision.permissions import declared
+
+    said = {op for name in types for entry in declared.STEPS[name].undo
             for op in (declared.VAULT[entry.removeprefix("vault:")] if entry.startswith("vault:") else (entry,))}
-    assert undone >= {"client.org-id", "credential.password", "rabbitmq.vhost", "iam.sandbox-client-user",
-                      "s3.sandbox-client-bucket", "sql.database", "sql.login"}
-    assert sorted(made - said) == []
-    untested = {op for name in undone for op in declared.STEPS[name].untested}
-    assert sorted(said - made - untested) == []
+    return said, {op for name in types for op in declared.STEPS[name].untested}
+
+
+# --- a shared checklist, on the command line: kprov undo RUN_ID ---------------------------------------------
+
+VPC_ANSWERS = str(Path(__file__).resolve().parents[1] / "examples" / "shared-vpc.yaml")
+
+
+@pytest.fixture
+def undo_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kprov undo` in the command table (app.commands.COMMANDS), while its owner has yet to list it there."""
+    from kensium_provision.app import commands
+
+    if "undo" not in commands.COMMANDS:
+        monkeypatch.setitem(commands.COMMANDS, "undo", commands.CommandInfo("undo", "undo"))
+
+
+def newest_run(before: set[str]) -> str:
+    (fresh,) = {p.stem for p in (state_dir() / "runs").glob("*.jsonl")} - before
+    return fresh
+
+
+def run_ids() -> set[str]:
+    return {p.stem for p in (state_dir() / "runs").glob("*.jsonl")} if (state_dir() / "runs").is_dir() else set()
+
+
+def provisioned_vpc(kprov: Kprov) -> str:
+    before = run_ids()
+    done = kprov("provision", "shared", "vpc", "--answers", VPC_ANSWERS, "--yes")
+    assert done.code == ExitCode.OK, done.err
+    return newest_run(before)
+
+
+def confirmation(tmp_path: Path, target: str) -> str:
+    path = tmp_path / "confirm.yaml"
+    path.write_text(f"confirm_target: {target}\n")
+    return str(path)
+
+
+def test_undo_of_a_shared_vpc_on_the_command_line_with_json(aws: None, kprov: Kprov, undo_command: None,
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = aws_inventory()
+    run_id = provisioned_vpc(kprov)
+    made = aws_inventory()
+    assert len(made["subnets"]) == len(before["subnets"]) + 4 and made["parameters"] != before["parameters"]
+    runs = run_ids()
+    calls = recording(monkeypatch)
+    done = kprov("--output", "json", "undo", run_id, "--yes", "--answers", confirmation(tmp_path, "POS-VPC"))
+    assert done.code == ExitCode.OK, done.err
+    document = done.json()
+    assert document["undoes"] == run_id and document["undone_runs"] == [run_id]
+    steps = {s["id"]: s["status"] for s in document["steps"]}
+    assert steps["undo-vpc"] == "changed" and steps["undo-operator-ip-rule"] == "changed"
+    assert steps["undo-shared-record"] == "changed"  # the record of the VPC goes with it
+    assert list(steps).index("undo-db-group-rules") < list(steps).index("undo-security-group") \
+        < list(steps).index("undo-vpc")
+    assert aws_inventory() == before
+    undo_id = newest_run(runs)
+    assert document["run_id"] == undo_id
+    undone = {str(r["type"]) for r in read_run(state_dir(), run_id).records if r["event"] == "step.intent"
+              and steps.get(f"undo-{r['step']}") == "changed"}
+    said, untested = declared_undo(undone)
+    own = {"sts:GetCallerIdentity", "ssm:GetParameter", "ssm:DeleteParameter"}  # kprov's: guards, shared record
+    assert sorted(calls - said - own) == [] and sorted(said - calls - untested) == []
+    for checked in (run_id, undo_id):
+        verified = kprov("audit", "verify", checked)
+        assert verified.code == ExitCode.OK, verified.err
+
+
+def test_yes_never_gives_the_typed_confirmation_of_an_undo(aws: None, kprov: Kprov, undo_command: None) -> None:
+    run_id = provisioned_vpc(kprov)
+    made = aws_inventory()
+    done = kprov("--non-interactive", "undo", run_id, "--yes")
+    assert done.code == ExitCode.ABORTED, done.err
+    said = " ".join(done.err.split())
+    assert "THIS RUN DESTROYS RESOURCES in sandbox" in said and "confirm_target: POS-VPC" in said
+    assert aws_inventory() == made
+
+
+def test_undo_on_a_protected_environment_asks_the_typed_confirmation(
+        aws: None, kprov: Kprov, undo_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_id = provisioned_vpc(kprov)
+    made = aws_inventory()
+    config = tmp_path / "config.yaml"
+    config.write_text("environments:\n  sandbox: {sandbox: true, region: us-east-1, protected: true}\n")
+    monkeypatch.setenv("KPROV_CONFIG", str(config))
+    wrong = kprov("undo", run_id, "--yes", "--answers", confirmation(tmp_path, "acme"))
+    assert wrong.code == ExitCode.ABORTED, wrong.err
+    assert "PROTECTED ENVIRONMENT: sandbox" in wrong.err and "did not match 'POS-VPC'" in wrong.err
+    assert aws_inventory() == made
+    right = kprov("undo", run_id, "--yes", "--answers", confirmation(tmp_path, "POS-VPC"))
+    assert right.code == ExitCode.OK, right.err
+    assert made["vpcs"] != aws_inventory()["vpcs"]
+
+
+def test_undo_dry_run_on_the_command_line_writes_nothing(aws: None, kprov: Kprov, undo_command: None) -> None:
+    run_id = provisioned_vpc(kprov)
+    made = aws_inventory()
+    runs = run_ids()
+    plan = kprov("--output", "json", "undo", run_id, "--dry-run")
+    assert plan.code == ExitCode.OK, plan.err
+    steps = {s["id"]: s["status"] for s in plan.json()["steps"]}
+    assert steps["undo-vpc"] == "will change" and steps["undo-shared-record"] == "will change", steps
+    assert aws_inventory() == made
+    undo_id = newest_run(runs)
+    calls = read_run(state_dir(), undo_id).records[-1]["api_calls"]
+    assert isinstance(calls, dict) and calls["by_operation"]
+    assert [op for op in calls["by_operation"] if not op.split(":", 1)[1].startswith(("Describe", "Get", "List"))] == []
+
+
+def test_a_changed_rule_refuses_the_undo_naming_the_step_exit_3(aws: None, kprov: Kprov, undo_command: None,
+                                                               tmp_path: Path) -> None:
+    run_id = provisioned_vpc(kprov)
+    ec2 = raw_client("ec2")
+    (group,) = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["SG-POS-DB"]}])["SecurityGroups"]
+    ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "192.0.2.9/32"}]}])
+    made = aws_inventory()
+    done = kprov("--output", "json", "undo", run_id, "--yes", "--answers", confirmation(tmp_path, "POS-VPC"))
+    assert done.code == ExitCode.INVALID, done.err
+    said = " ".join(done.err.split())
+    assert "step db-security-group (ec2.security-group)" in said and "192.0.2.9/32" in said, said
+    assert aws_inventory() == made

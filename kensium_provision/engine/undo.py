@@ -123,12 +123,14 @@ def items_of(logs: Iterable[RunLog]) -> tuple[list[Undone], list[str]]:
     return list(found.values()), [s for s in done if s not in found]
 
 
-def undo_context(runtime: Runtime, step_id: str, runs: Sequence[str]) -> StepContext:
-    """A step's context in an undo: its values name the runs undone (`undone_runs`), whose writes are theirs."""
-    return StepContext(runtime, step_id, MappingProxyType({"undone_runs": tuple(runs)}))
+def undo_context(runtime: Runtime, step_id: str, runs: Sequence[str], ids: Iterable[str] = ()) -> StepContext:
+    """A step's context in an undo: its values name the runs undone (`undone_runs`), whose writes are theirs, and
+    the ids of all they created (`undone_ids`), which what one step created may hold (a VPC its subnets)."""
+    return StepContext(runtime, step_id, MappingProxyType({"undone_runs": tuple(runs), "undone_ids": tuple(ids)}))
 
 
-def _decide(undone: Undone, step_type: StepType | None, runtime: Runtime, runs: Sequence[str]) -> UndoItem:
+def _decide(undone: Undone, step_type: StepType | None, runtime: Runtime, runs: Sequence[str],
+            ids: frozenset[str]) -> UndoItem:
     """What to do with one step: re-probe what it created (read-only), or say why it is not undone."""
     if step_type is None:
         return UndoItem(step=undone, action="not-undoable", present=undone.created,
@@ -148,7 +150,7 @@ def _decide(undone: Undone, step_type: StepType | None, runtime: Runtime, runs: 
     if not undoable(step_type):
         return UndoItem(step=undone, action="not-undoable", present=undone.created,
                         reason=not_undoable_reason(step_type, undone.params))
-    ctx = undo_context(runtime, f"undo-{undone.step_id}", runs)
+    ctx = undo_context(runtime, f"undo-{undone.step_id}", runs, ids)
     check = cast("Undoable", step_type).undo_check(ctx, undone.params, undone.created)
     if check.changed:
         return UndoItem(step=undone, action="refused", present=check.present, changed=tuple(check.changed))
@@ -166,7 +168,8 @@ def plan_undo(run_id: str, logs: Sequence[RunLog], runtime: Runtime,
     steps, kept = items_of(logs)
     chosen = [u for u in reversed(steps) if u.created or (u.status == "changed" and u.risk != Risk.READ.value)]
     runs = [log.run_id for log in logs]
-    return UndoPlan(run_id=run_id, items=tuple(_decide(u, types.get(u.type), runtime, runs) for u in chosen),
+    ids = frozenset(c.id for u in steps for c in u.created)
+    return UndoPlan(run_id=run_id, items=tuple(_decide(u, types.get(u.type), runtime, runs, ids) for u in chosen),
                     kept=tuple(kept))
 
 
@@ -183,11 +186,11 @@ class UndoStep:
     params: ClassVar[tuple[Param, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ("removed",)
 
-    def __init__(self, inner: Undoable, item: UndoItem, runs: Sequence[str]) -> None:
-        self.inner, self.item, self.runs = inner, item, tuple(runs)
+    def __init__(self, inner: Undoable, item: UndoItem, runs: Sequence[str], ids: Iterable[str] = ()) -> None:
+        self.inner, self.item, self.runs, self.ids = inner, item, tuple(runs), tuple(ids)
 
     def _check(self, ctx: StepContext) -> Any:
-        ctx = undo_context(ctx.runtime, ctx.step_id, self.runs)
+        ctx = undo_context(ctx.runtime, ctx.step_id, self.runs, self.ids)
         check = self.inner.undo_check(ctx, self.item.step.params, self.item.step.created)
         if check.changed:  # changed between the undo's plan and now: stop here, nothing more is removed
             raise StepError(f"step {self.item.step.step_id} changed since run {self.item.step.run_id}: "
@@ -204,7 +207,8 @@ class UndoStep:
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         check = self._check(ctx)
-        self.inner.undo(undo_context(ctx.runtime, ctx.step_id, self.runs), self.item.step.params, check.present)
+        self.inner.undo(undo_context(ctx.runtime, ctx.step_id, self.runs, self.ids), self.item.step.params,
+                        check.present)
         ctx.runtime.journal.record("step.undone", step=ctx.step_id, undoes=self.item.step.run_id,
                                    removed=[{"kind": c.kind, "id": c.id} for c in check.present])
         return {"removed": describe(check.present)}
@@ -247,7 +251,8 @@ class UndoRun:
         removable = [i for i in plan.items if i.action in ("remove", "gone") and i.step.created]
         checklist = _checklist(self, [i.step for i in removable])
         runs = [log.run_id for log in self.logs]
-        types = {f"undo:{i.step.step_id}": UndoStep(cast("Undoable", self.types[i.step.type]), i, runs)
+        ids = [c.id for i in plan.items for c in i.step.created]
+        types = {f"undo:{i.step.step_id}": UndoStep(cast("Undoable", self.types[i.step.type]), i, runs, ids)
                  for i in removable}
         report: RunReport
         if not removable:
@@ -261,7 +266,38 @@ class UndoRun:
         left = tuple(_not_undone(i) for i in plan.items if i.action == "not-undoable")
         for row in left:
             runtime.journal.record("step.not_undoable", step=row.step_id, reason=row.reason)
-        return replace(report, results=(*report.results, *left))
+        whole = bool(plan.items) and not left and report.exit_code == 0
+        records = _shared_records(self.logs, runtime, runs) if whole else ()
+        return replace(report, results=(*report.results, *left, *records))
+
+
+def _shared_records(logs: Sequence[RunLog], runtime: Runtime, runs: Sequence[str]) -> tuple[StepResult, ...]:
+    """The shared records (`records.shared`) the undone runs wrote, once all they made is gone: a record still
+    theirs names a resource that is no more, so it goes too (planned in a dry run)."""
+    import json
+
+    from kensium_provision.aws.call import call
+
+    paths = dict.fromkeys(str(r["path"]) for log in logs for r in log.records
+                          if r.get("event") == "shared.recorded" and isinstance(r.get("path"), str))
+    rows: list[StepResult] = []
+    ssm = runtime.aws.client("ssm") if paths else None
+    for path in paths:
+        found = call(ssm, "GetParameter", Name=path, missing=("ParameterNotFound",))
+        try:
+            body = json.loads(str((found or {}).get("Parameter", {}).get("Value", "")))
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict) or body.get("run_id") not in runs:
+            continue  # gone, or written since by another run: its resource is that run's
+        if runtime.mode is Mode.APPLY:
+            call(ssm, "DeleteParameter", resource=f"shared record {path}", Name=path, missing=("ParameterNotFound",))
+            runtime.journal.record("shared.removed", path=path)
+        applied = runtime.mode is Mode.APPLY
+        rows.append(StepResult(step_id="undo-shared-record", title=f"Remove the shared record {path}",
+                               risk=Risk.DESTROY, status=Status.CHANGED if applied else Status.CHANGE,
+                               reason="what it records was removed" if applied else "what it records will be removed"))
+    return tuple(rows)
 
 
 def _not_undone(item: UndoItem) -> StepResult:

@@ -85,6 +85,7 @@ _BY_BROKER_NAME = MappingProxyType(dict.fromkeys(
 _SQL = Uses(probe=("vault:fetch",), act=("vault:fetch",), verify=("vault:fetch",),
             untested={"vault:fetch": "only with a SQL connection configured (settings sql): the sandbox has none"})
 # kprov undo: an entry a run stored in Secrets Manager, deleted at once (steps.credential.entry_check)
+_RULE_UNDO = ("ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress")  # kprov undo: a rule it added
 _ENTRY_UNDO = ("secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret")
 
 STEPS: Mapping[str, Uses] = MappingProxyType({
@@ -121,10 +122,11 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
         probe=("ec2:DescribeSecurityGroups",),
         act=("ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
         verify=("ec2:DescribeSecurityGroups",),
+        undo=_RULE_UNDO,
         untested={"ec2:RevokeSecurityGroupIngress": "only when a rule was widened by hand (drift)"}),
     "ec2.ingress-rule": Uses(probe=("ec2:DescribeSecurityGroups",),
                              act=("ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress"),
-                             verify=("ec2:DescribeSecurityGroups",)),
+                             verify=("ec2:DescribeSecurityGroups",), undo=_RULE_UNDO),
     # DescribeInstanceAttribute reads back the userData that sets a computer name (`computer_name`).
     "ec2.instance": Uses(
         probe=("ec2:DescribeInstances", "ec2:DescribeInstanceAttribute"),
@@ -137,7 +139,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "ec2.internet-gateway": Uses(
         probe=("ec2:DescribeInternetGateways",),
         act=("ec2:DescribeInternetGateways", "ec2:CreateInternetGateway", "ec2:AttachInternetGateway"),
-        verify=("ec2:DescribeInternetGateways",)),
+        verify=("ec2:DescribeInternetGateways",),
+        undo=("ec2:DescribeInternetGateways", "ec2:DetachInternetGateway", "ec2:DeleteInternetGateway")),
     "ec2.key-pair": Uses(probe=("ec2:DescribeKeyPairs", "vault:find"),
                          act=("ec2:DescribeKeyPairs", "ec2:ImportKeyPair", "vault:find", "vault:store"),
                          verify=("ec2:DescribeKeyPairs", "vault:find")),
@@ -147,17 +150,24 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     "ec2.route-table": Uses(
         probe=("ec2:DescribeRouteTables",),
         act=("ec2:DescribeRouteTables", "ec2:CreateRouteTable", "ec2:CreateRoute", "ec2:AssociateRouteTable"),
-        verify=("ec2:DescribeRouteTables",)),
+        verify=("ec2:DescribeRouteTables",),
+        undo=("ec2:DescribeRouteTables", "ec2:DisassociateRouteTable", "ec2:DeleteRouteTable")),
     "ec2.security-group": Uses(probe=("ec2:DescribeSecurityGroups",), act=("ec2:CreateSecurityGroup",),
-                               verify=("ec2:DescribeSecurityGroups",)),
+                               verify=("ec2:DescribeSecurityGroups",),
+                               undo=("ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces",
+                                     "ec2:DeleteSecurityGroup")),
     "ec2.subnet": Uses(probe=("ec2:DescribeSubnets",), act=("ec2:CreateSubnet", "ec2:ModifySubnetAttribute"),
-                       verify=("ec2:DescribeSubnets",)),
+                       verify=("ec2:DescribeSubnets",),
+                       undo=("ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces", "ec2:DeleteSubnet")),
     "ec2.tags": Uses(probe=("ec2:DescribeInstances", "ec2:DescribeTags"),
                      act=("ec2:DescribeInstances", "ec2:DescribeTags", "ec2:CreateTags"),
                      verify=("ec2:DescribeInstances", "ec2:DescribeTags")),
     "ec2.vpc": Uses(probe=("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"),
                     act=("ec2:DescribeVpcs", "ec2:CreateVpc", "ec2:ModifyVpcAttribute"),
-                    verify=("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute")),
+                    verify=("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"),
+                    undo=("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+                          "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways", "ec2:DescribeInstances",
+                          "ec2:DeleteVpc")),
     "ec2.windows-password": Uses(probe=("vault:find",), act=("ec2:GetPasswordData", "vault:store"),
                                  verify=("vault:find",),
                                  untested={"ec2:GetPasswordData": "no packaged checklist uses the step yet"}),
@@ -209,7 +219,9 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                               verify=("rds:DescribeDBInstances", "vault:find", "vault:fetch")),
     "rds.db-subnet-group": Uses(probe=("ec2:DescribeSubnets", "rds:DescribeDBSubnetGroups"),
                                act=("ec2:DescribeSubnets", "rds:CreateDBSubnetGroup"),
-                               verify=("rds:DescribeDBSubnetGroups",)),
+                               verify=("rds:DescribeDBSubnetGroups",),
+                               undo=("rds:DescribeDBSubnetGroups", "rds:DescribeDBInstances",
+                                     "rds:DeleteDBSubnetGroup")),
     "rds.instance-ready": Uses(probe=("rds:DescribeDBInstances",), verify=("rds:DescribeDBInstances",)),
     "route53.release-record": Uses(
         probe=("route53:ListResourceRecordSets",),

@@ -311,6 +311,11 @@ class MqBroker:
         "broker_id", "broker_arn", "name", "state", "host_instance_type", "engine_version", "console_url",
         "endpoints", "amqp_endpoint")
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("kprov does not delete an Amazon MQ broker: client vhosts may live on it by now; delete it in the "
+                "Amazon MQ console once no vhost is left")
+
     def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]:
         """The subnets a deployment mode takes (CreateBroker's SubnetIds, cited above): SINGLE_INSTANCE exactly
         one; CLUSTER_MULTI_AZ none when public, at least one when private; several must be several zones' (not

@@ -338,6 +338,11 @@ class RdsDbInstance:
     outputs: ClassVar[tuple[str, ...]] = (
         "identifier", "name", "zone", "engine", "engine_version", "status", "arn", "endpoint", "port")
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("kprov does not delete an RDS instance: it may hold client databases by now, and a deletion is final;"
+                " delete it in the RDS console after a final snapshot once nothing uses it")
+
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         spec = _spec(params)
         found = _describe(ctx, spec.name)

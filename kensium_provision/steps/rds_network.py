@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from kensium_provision.errors import StepError
 from kensium_provision.steps.aws_helpers import aws_id, aws_ids, creating, param_error, step_call, with_defaults
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import Created, Difference, Param, Probe, StepContext, UndoCheck, record_created
 
 __all__ = ["STEP_TYPES", "RdsDbSubnetGroup"]
 
@@ -119,6 +119,7 @@ class RdsDbSubnetGroup:
                                  DBSubnetGroupName=p["name"], DBSubnetGroupDescription=p["description"],
                                  SubnetIds=p["subnet_ids"],
                                  Tags=[{"Key": "Name", "Value": p["name"]}])["DBSubnetGroup"])
+            record_created(ctx, "DB subnet group", p["name"])
             return {"db_subnet_group": p["name"], "vpc_id": group.get("VpcId")}
         group = self._find(ctx, p["name"])
         return {"db_subnet_group": p["name"], "vpc_id": (group or {}).get("VpcId")}
@@ -127,6 +128,25 @@ class RdsDbSubnetGroup:
         p = self._args(ctx, params)
         current, differences = self._observe(ctx, p)
         return differences if current else [*differences, Difference("DB subnet group", None, p["name"])]
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        """The group the run created; refused while an RDS instance is in it."""
+        present: list[Created] = []
+        changed: list[str] = []
+        for made in created:
+            if self._find(ctx, made.id) is None:
+                continue
+            present.append(made)
+            users = [d["DBInstanceIdentifier"] for d in step_call(ctx, "rds", "DescribeDBInstances")["DBInstances"]
+                     if (d.get("DBSubnetGroup") or {}).get("DBSubnetGroupName") == made.id]
+            if users:
+                changed.append(f"DB subnet group {made.id} holds RDS instances since the run: {', '.join(users)}")
+        return UndoCheck(present=tuple(present), changed=tuple(changed))
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        for made in created:
+            ctx.progress(f"deleting DB subnet group {made.id}")
+            step_call(ctx, "rds", "DeleteDBSubnetGroup", resource=made.id, DBSubnetGroupName=made.id)
 
 
 STEP_TYPES = (RdsDbSubnetGroup,)

@@ -52,6 +52,11 @@ class Ec2ElasticIp:
     )
     outputs: ClassVar[tuple[str, ...]] = ("public_ip", "allocation_id")
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("an Elastic IP is what DNS records point at: once released, the address is gone for good; release it "
+                "in the EC2 console after the DNS records are changed")
+
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)
         text_param(ctx, p, "name")

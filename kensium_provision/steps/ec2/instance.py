@@ -106,6 +106,11 @@ class Ec2KeyPair:
     )
     outputs: ClassVar[tuple[str, ...]] = ("key_name", "key_ref")
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("a key pair's private key is in the password manager and the hosts launched with it need it: delete "
+                "both by hand once no host uses the key")
+
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)
         name = text_param(ctx, p, "name")
@@ -291,6 +296,11 @@ class Ec2Instance:
     _UNFIXABLE: ClassVar[set[str]] = {"AvailabilityZone", "SubnetId", "InstanceType", "ImageId", "KeyName",
                                       "computer name at first boot"}
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("kprov does not terminate a POS host: tenants and their data may be on it by now; terminate it in the"
+                " EC2 console once no tenant is left")
+
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)
         text_param(ctx, p, "name")
@@ -433,6 +443,11 @@ class Ec2Tags:
     )
     outputs: ClassVar[tuple[str, ...]] = ("resource_id",)
 
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("it tags what existed before the run; undo removes only what a run created and never restores earlier"
+                " tags")
+
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)
         text_param(ctx, p, "resource")
@@ -546,6 +561,10 @@ class Ec2WindowsPassword:
         Param(name="interval", kind="int", required=False, default=30, doc="Seconds between polls."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("password_ref",)
+
+    def not_undoable(self, params: Mapping[str, Any]) -> str:
+        """Why `kprov undo` leaves it (shown in the undo plan)."""
+        return ("it stores the host's own Windows password: the password-manager entry stays as long as the host does")
 
     def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]:
         """The sandbox (moto) runs no Windows and returns no password data to decrypt: refuse before any change."""

@@ -35,7 +35,16 @@ from kensium_provision.steps.aws_helpers import (
     with_defaults,
     zone_param,
 )
-from kensium_provision.steps.base import CheckContext, Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import (
+    CheckContext,
+    Created,
+    Difference,
+    Param,
+    Probe,
+    StepContext,
+    UndoCheck,
+    record_created,
+)
 
 __all__ = ["STEP_TYPES", "Ec2InternetGateway", "Ec2RouteTable", "Ec2Subnet", "Ec2Vpc"]
 
@@ -70,10 +79,109 @@ def _cidr(ctx: StepContext, value: object, what: str) -> str:
 
 
 
+# --- undo: what a run created in the VPC (issue 17.5) -------------------------------------------------------
+
+
+def undone_ids(ctx: StepContext) -> frozenset[str]:
+    """In an undo, the ids of everything the undone runs created (`engine.undo`): what a resource may hold."""
+    found = ctx.values.get("undone_ids")
+    return frozenset(str(i) for i in found) if isinstance(found, (list, tuple, frozenset, set)) else frozenset()
+
+
+def _ec2(ctx: StepContext, operation: str, key: str, missing: str, **params: Any) -> list[dict[str, Any]]:
+    found = step_call(ctx, "ec2", operation, missing=(missing,), **params)
+    return list(found[key]) if found else []
+
+
+def _foreign(what: str, ids: Sequence[str], made: frozenset[str]) -> list[str]:
+    others = sorted(i for i in ids if i not in made)
+    return [f"{what}: {', '.join(others)}"] if others else []
+
+
+def _network_state(ctx: StepContext, made: Created, ids: frozenset[str]) -> tuple[bool, list[str]]:
+    """(whether `made` is still there, what it holds or carries that the undone runs did not make)."""
+    vpc_filter = [{"Name": "vpc-id", "Values": [made.id]}]
+    if made.kind == "vpc":
+        if not _ec2(ctx, "DescribeVpcs", "Vpcs", "InvalidVpcID.NotFound", VpcIds=[made.id]):
+            return False, []
+        groups = [g for g in _ec2(ctx, "DescribeSecurityGroups", "SecurityGroups", "", Filters=vpc_filter)
+                  if g.get("GroupName") != "default"]
+        tables = [t for t in _ec2(ctx, "DescribeRouteTables", "RouteTables", "", Filters=vpc_filter)
+                  if not any(a.get("Main") for a in t.get("Associations") or ())]
+        gateways = _ec2(ctx, "DescribeInternetGateways", "InternetGateways", "",
+                        Filters=[{"Name": "attachment.vpc-id", "Values": [made.id]}])
+        instances = [i["InstanceId"] for r in _ec2(ctx, "DescribeInstances", "Reservations", "", Filters=vpc_filter)
+                     for i in r["Instances"] if i.get("State", {}).get("Name") != "terminated"]
+        return True, [
+            *_foreign("subnets", [s["SubnetId"] for s in _ec2(ctx, "DescribeSubnets", "Subnets", "",
+                                                               Filters=vpc_filter)], ids),
+            *_foreign("security groups", [g["GroupId"] for g in groups], ids),
+            *_foreign("route tables", [t["RouteTableId"] for t in tables], ids),
+            *_foreign("internet gateways", [g["InternetGatewayId"] for g in gateways], ids),
+            *_foreign("instances", instances, ids)]
+    if made.kind == "subnet":
+        if not _ec2(ctx, "DescribeSubnets", "Subnets", "InvalidSubnetID.NotFound", SubnetIds=[made.id]):
+            return False, []
+        interfaces = _ec2(ctx, "DescribeNetworkInterfaces", "NetworkInterfaces", "",
+                          Filters=[{"Name": "subnet-id", "Values": [made.id]}])
+        return True, _foreign("network interfaces (instances, databases)",
+                              [n["NetworkInterfaceId"] for n in interfaces], ids)
+    if made.kind == "internet gateway":
+        found = _ec2(ctx, "DescribeInternetGateways", "InternetGateways", "InvalidInternetGatewayID.NotFound",
+                     InternetGatewayIds=[made.id])
+        if not found:
+            return False, []
+        return True, _foreign("attached to", [a["VpcId"] for a in found[0].get("Attachments") or ()], ids)
+    found = _ec2(ctx, "DescribeRouteTables", "RouteTables", "InvalidRouteTableID.NotFound", RouteTableIds=[made.id])
+    if not found:
+        return False, []
+    routes = [str(r.get("GatewayId") or r.get("NatGatewayId") or r.get("NetworkInterfaceId") or "?")
+              for r in found[0].get("Routes") or () if r.get("GatewayId") != "local"]
+    subnets = [str(a["SubnetId"]) for a in found[0].get("Associations") or () if a.get("SubnetId")]
+    return True, [*_foreign("routes to", routes, ids), *_foreign("subnets", subnets, ids)]
+
+
+class NetworkUndo:
+    """The undo of the network step types: each resource the run created (`record_created`), read again by its
+    id; refused when it holds or carries what the undone runs did not make (another's subnet in the VPC, an
+    instance in the subnet, a route to another's gateway)."""
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        present: list[Created] = []
+        changed: list[str] = []
+        ids = undone_ids(ctx)
+        for made in created:
+            there, foreign = _network_state(ctx, made, ids)
+            if there:
+                present.append(made)
+                changed += [f"{made.kind} {made.id} has {f} since the run" for f in foreign]
+        return UndoCheck(present=tuple(present), changed=tuple(changed))
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        for made in reversed(created):
+            ctx.progress(f"deleting {made.kind} {made.id}")
+            if made.kind == "vpc":  # its default security group and main route table go with it
+                step_call(ctx, "ec2", "DeleteVpc", resource=made.id, VpcId=made.id)
+            elif made.kind == "subnet":
+                step_call(ctx, "ec2", "DeleteSubnet", resource=made.id, SubnetId=made.id)
+            elif made.kind == "internet gateway":
+                found = _ec2(ctx, "DescribeInternetGateways", "InternetGateways", "", InternetGatewayIds=[made.id])
+                for attached in (found[0].get("Attachments") or ()) if found else ():
+                    step_call(ctx, "ec2", "DetachInternetGateway", resource=made.id, InternetGatewayId=made.id,
+                              VpcId=attached["VpcId"])
+                step_call(ctx, "ec2", "DeleteInternetGateway", resource=made.id, InternetGatewayId=made.id)
+            else:
+                found = _ec2(ctx, "DescribeRouteTables", "RouteTables", "", RouteTableIds=[made.id])
+                for association in (found[0].get("Associations") or ()) if found else ():
+                    step_call(ctx, "ec2", "DisassociateRouteTable", resource=made.id,
+                              AssociationId=association["RouteTableAssociationId"])
+                step_call(ctx, "ec2", "DeleteRouteTable", resource=made.id, RouteTableId=made.id)
+
+
 # --- ec2.vpc ---------------------------------------------------------------------------------------
 
 
-class Ec2Vpc:
+class Ec2Vpc(NetworkUndo):
     """The region's POS VPC, found by its Name tag: CIDR, default tenancy, no IPv6, DNS support and hostnames.
 
     Params: `name` (Name tag, rule vpc-entity-name), `cidr` (rule vpc-cidr, 10.0.0.0/16), `tenancy`
@@ -160,6 +268,7 @@ class Ec2Vpc:
                                CidrBlock=p["cidr"], InstanceTenancy=p["tenancy"],
                                TagSpecifications=tag_spec("vpc", {"Name": p["name"]}))["Vpc"])
             vpc_id = vpc["VpcId"]
+            record_created(ctx, "vpc", vpc_id, name=p["name"])
             if vpc.get("State") != "available":  # CreateVpc's own answer may say so already: no read then
                 wait_until(ctx, f"VPC {vpc_id}", lambda: (self._find(ctx, p["name"]) or {}).get("State"),
                            ["available"])
@@ -189,7 +298,7 @@ class Ec2Vpc:
 # --- ec2.subnet ------------------------------------------------------------------------------------
 
 
-class Ec2Subnet:
+class Ec2Subnet(NetworkUndo):
     """A subnet of a VPC, found by its Name tag in that VPC: CIDR, zone, public or private.
 
     Params: `name` (rule vpc-entity-name), `vpc_id`, `cidr` (inside the VPC's block, /16 to /28),
@@ -281,6 +390,7 @@ class Ec2Subnet:
                                   VpcId=p["vpc_id"], CidrBlock=p["cidr"], AvailabilityZone=p["zone"],
                                   TagSpecifications=tag_spec("subnet", {"Name": p["name"]}))["Subnet"])
             subnet_id, public = subnet["SubnetId"], subnet.get("MapPublicIpOnLaunch", False)
+            record_created(ctx, "subnet", subnet_id, name=p["name"])
             seen = {"subnet_id": subnet_id, **{k: subnet.get(k) for k in self._desired(p)}}  # CreateSubnet's answer
         if bool(public) != bool(p["public"]):
             step_call(ctx, "ec2", "ModifySubnetAttribute", resource=subnet_id, SubnetId=subnet_id,
@@ -303,7 +413,7 @@ class Ec2Subnet:
 # --- ec2.internet-gateway --------------------------------------------------------------------------
 
 
-class Ec2InternetGateway:
+class Ec2InternetGateway(NetworkUndo):
     """An internet gateway found by its Name tag, attached to the VPC.
 
     Params: `name` (rule vpc-entity-name), `vpc_id`. A gateway that exists but is detached is attached;
@@ -378,6 +488,7 @@ class Ec2InternetGateway:
                            resource=p["name"], make=lambda client: client.create_internet_gateway(
                                TagSpecifications=tag_spec("internet-gateway", {"Name": p["name"]}))["InternetGateway"])
             igw_id = igw["InternetGatewayId"]
+            record_created(ctx, "internet gateway", igw_id, name=p["name"])
         step_call(ctx, "ec2", "AttachInternetGateway", resource=igw_id, InternetGatewayId=igw_id, VpcId=p["vpc_id"])
         return {"igw_id": igw_id, _SEEN: {"igw_id": igw_id, "attached to": [p["vpc_id"]]}}  # AWS said yes to it
 
@@ -396,7 +507,7 @@ class Ec2InternetGateway:
 # --- ec2.route-table -------------------------------------------------------------------------------
 
 
-class Ec2RouteTable:
+class Ec2RouteTable(NetworkUndo):
     """A route table found by its Name tag in the VPC: its subnets, and a default route when public.
 
     Params: `name` (rule vpc-entity-name), `vpc_id`, `subnet_ids` (explicitly associated; a subnet
@@ -491,6 +602,7 @@ class Ec2RouteTable:
                                  VpcId=p["vpc_id"],
                                  TagSpecifications=tag_spec("route-table", {"Name": p["name"]}))["RouteTable"])
             table_id, subnets, target = table["RouteTableId"], [], None
+            record_created(ctx, "route table", table_id, name=p["name"])
         if p["gateway_id"] and target is None:
             step_call(ctx, "ec2", "CreateRoute", resource=table_id, RouteTableId=table_id,
                      DestinationCidrBlock="0.0.0.0/0", GatewayId=p["gateway_id"])

@@ -24,7 +24,7 @@ from kensium_provision.steps.aws_helpers import (
     text_param,
     with_defaults,
 )
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import Created, Difference, Param, Probe, StepContext, UndoCheck, record_created
 from kensium_provision.steps.ec2.reachability import Rule, ingress_rules
 
 __all__ = ["STEP_TYPES", "Ec2GroupRules", "Ec2IngressRule", "Ec2OperatorIp", "Ec2SecurityGroup", "operator_cidr"]
@@ -71,6 +71,97 @@ def operator_cidr(value: object, *, sandbox: bool) -> str:
     return str(network)
 
 
+# --- undo: the groups and rules a run created (issue 17.5) ------------------------------------------------
+
+
+def rule_keys(group_id: str, permission: Mapping[str, Any]) -> list[str]:
+    """`sg-1 tcp 3389-3389 203.0.113.7/32`: one key per source of an IpPermissions entry (descriptions aside)."""
+    ports = f"{permission.get('FromPort', -1)}-{permission.get('ToPort', -1)}"
+    head = f"{group_id} {permission.get('IpProtocol')} {ports}"
+    sources = [*(r["CidrIp"] for r in permission.get("IpRanges") or ()),
+               *(r["CidrIpv6"] for r in permission.get("Ipv6Ranges") or ()),
+               *(r["GroupId"] for r in permission.get("UserIdGroupPairs") or ()),
+               *(r["PrefixListId"] for r in permission.get("PrefixListIds") or ())]
+    return [f"{head} {source}" for source in sources]
+
+
+def record_rules(ctx: StepContext, group_id: str, permissions: Sequence[Mapping[str, Any]]) -> None:
+    """Journal each ingress rule an act has just added (`record_created`), with what revokes it."""
+    import json
+
+    for permission in permissions:
+        for key in rule_keys(group_id, permission):
+            record_created(ctx, "ingress rule", key, group=group_id, permission=json.dumps(permission, sort_keys=True))
+
+
+def _group(ctx: StepContext, group_id: str) -> dict[str, Any] | None:
+    found = step_call(ctx, "ec2", "DescribeSecurityGroups", missing=("InvalidGroup.NotFound",), GroupIds=[group_id])
+    groups = (found or {}).get("SecurityGroups") or []
+    return dict(groups[0]) if groups else None
+
+
+def _group_keys(group: Mapping[str, Any]) -> list[str]:
+    return [k for p in group.get("IpPermissions") or () for k in rule_keys(str(group["GroupId"]), p)]
+
+
+def _as_shown(group: Mapping[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    """The IpPermissions entries, one source each, of `group`'s rules whose key (`rule_keys`) is `key`."""
+    found: list[dict[str, Any]] = []
+    for permission in (group or {}).get("IpPermissions") or ():
+        head = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
+        for kind in ("IpRanges", "Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds"):
+            for source in permission.get(kind) or ():
+                one = {**head, kind: [source]}
+                if key in rule_keys(str((group or {}).get("GroupId")), one):
+                    found.append(one)
+    return found
+
+
+class SecurityUndo:
+    """The undo of the security step types: a group the run created (refused when it has rules, users or
+    referrers the undone runs did not make) and the ingress rules it added (revoked; rules it revoked are not
+    put back)."""
+
+    def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
+        from kensium_provision.steps.ec2.network import undone_ids
+
+        ids = undone_ids(ctx)
+        present: list[Created] = []
+        changed: list[str] = []
+        for made in created:
+            if made.kind == "ingress rule":
+                group = _group(ctx, made.details.get("group", ""))
+                if group is not None and made.id in _group_keys(group):
+                    present.append(made)
+                continue
+            group = _group(ctx, made.id)
+            if group is None:
+                continue
+            present.append(made)
+            rules = sorted(k for k in _group_keys(group) if k not in ids)
+            users = step_call(ctx, "ec2", "DescribeNetworkInterfaces",
+                              Filters=[{"Name": "group-id", "Values": [made.id]}])["NetworkInterfaces"]
+            referrers = step_call(ctx, "ec2", "DescribeSecurityGroups",
+                                  Filters=[{"Name": "ip-permission.group-id", "Values": [made.id]}])["SecurityGroups"]
+            for what, found in (("rules", rules), ("network interfaces", [n["NetworkInterfaceId"] for n in users]),
+                                ("rules in other groups naming it",
+                                 [g["GroupId"] for g in referrers if g["GroupId"] not in ids])):
+                if found:
+                    changed.append(f"security group {made.id} has {what} the run did not make: {', '.join(found)}")
+        return UndoCheck(present=tuple(present), changed=tuple(changed))
+
+    def undo(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
+        for made in reversed(created):
+            ctx.progress(f"deleting {made.kind} {made.id}")
+            if made.kind == "ingress rule":  # revoked as the group shows it now (its source exactly so)
+                group_id = made.details.get("group", "")
+                for permission in _as_shown(_group(ctx, group_id), made.id):
+                    step_call(ctx, "ec2", "RevokeSecurityGroupIngress", resource=group_id, GroupId=group_id,
+                              IpPermissions=[permission])
+            else:
+                step_call(ctx, "ec2", "DeleteSecurityGroup", resource=made.id, GroupId=made.id)
+
+
 # --- ec2.security-group ----------------------------------------------------------------------------
 
 
@@ -89,7 +180,7 @@ def _sg_text(ctx: StepContext, value: object, what: str) -> str:
     return value
 
 
-class Ec2SecurityGroup:
+class Ec2SecurityGroup(SecurityUndo):
     """A POS security group in the VPC: SG-POS-OPS, SG-POS-HOST or SG-POS-DB (names compared ignoring
     case, as AWS does). Its rules are `ec2.group-rules`' and `ec2.ingress-rule`'s business.
 
@@ -170,6 +261,7 @@ class Ec2SecurityGroup:
                                 make=lambda client: client.create_security_group(
                                     GroupName=p["name"], Description=p["description"], VpcId=p["vpc_id"],
                                     TagSpecifications=tag_spec("security-group", {"Name": p["name"]}))["GroupId"])
+            record_created(ctx, "security group", group_id, name=p["name"])
             # CreateSecurityGroup answers only the id; its success says the group is as sent. A group found
             # after a lost answer may be another's: `verify` reads that one.
             seen = None if found else {"group_id": group_id, "GroupName": p["name"],
@@ -226,7 +318,7 @@ class Ec2OperatorIp:
         return ()
 
 
-class Ec2IngressRule:
+class Ec2IngressRule(SecurityUndo):
     """An operator's inbound rule in a security group: their IP on one TCP port, described by their name.
 
     The description (the operator's name) identifies the rule: when it is found with another address,
@@ -320,6 +412,7 @@ class Ec2IngressRule:
             creating(ctx, "ec2", "AuthorizeSecurityGroupIngress", find=find, resource=p["group_id"],
                      make=lambda client: client.authorize_security_group_ingress(
                          GroupId=p["group_id"], IpPermissions=self._permission(p, p["cidr"], p["description"])))
+            record_rules(ctx, p["group_id"], self._permission(p, p["cidr"], p["description"]))
         elif present[p["cidr"]] == "":
             step_call(ctx, "ec2", "UpdateSecurityGroupRuleDescriptionsIngress", resource=p["group_id"],
                      GroupId=p["group_id"], IpPermissions=self._permission(p, p["cidr"], p["description"]))
@@ -385,7 +478,7 @@ def _key(rule: Rule) -> tuple[str, int, int, str]:
     return rule.protocol, rule.from_port, rule.to_port, rule.source
 
 
-class Ec2GroupRules:
+class Ec2GroupRules(SecurityUndo):
     """A security group's inbound rules are exactly what POS needs: the declared ones, and operators' /32s.
 
     Every rule of `rules` must be there (a port from a CIDR, or from another group by reference: a
@@ -460,6 +553,7 @@ class Ec2GroupRules:
         if missing:  # first allow what is needed, then take away what is too wide: nothing lapses
             step_call(ctx, "ec2", "AuthorizeSecurityGroupIngress", resource=group_id, GroupId=group_id,
                       IpPermissions=[_permission(r) for r in missing])
+            record_rules(ctx, group_id, [_permission(r) for r in missing])
         if wider:
             step_call(ctx, "ec2", "RevokeSecurityGroupIngress", resource=group_id, GroupId=group_id,
                       IpPermissions=[_permission(r) for r in wider])
