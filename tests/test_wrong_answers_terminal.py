@@ -1,0 +1,114 @@
+"""Issue 15's wrong answers, typed at the real prompts in a real terminal (tmux) against the sandbox: each is
+refused where it is typed, with the rule and an example, the same question is asked again, and kprov has sent
+no write when the operator stops (Ctrl-C): the run's journal has no step intent and its call counter no write.
+
+The VPC's repeated zone and IP 999.1.1.1 are in tests/test_validate_terminal.py; here the RDS storage 19 and a
+markup engine version, and the install's date 2026-13-01, `maybe` at a yes/no question and the bucket `../x`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kensium_provision.aws.wall import is_read
+from tests.terminal import require_tmux
+from tests.test_terminal import ENTER, NO, Operator, Terminal, chosen, example, fresh, typed
+
+__all__ = ["fresh"]  # the fixture, used by name
+
+
+def _refused(operator: Operator, wrong: str, says: str, *, right: str = "", prefilled: str = "") -> str:
+    """Clear the prompt's default, type `wrong`, see the rule; then type `right` (or the default again)."""
+    pane = operator.pane
+    for _ in prefilled:
+        pane.send("BSpace")
+    pane.type(wrong)
+    pane.send("Enter")
+    screen = operator.expect(says)
+    # The rule is a toolbar under the question, erased once it is answered: read on from the question itself.
+    operator.seen = screen.rfind("\n? ", 0, operator.seen) + 3
+    screen = pane.wait_for(wrong, timeout=10)  # and the wrong answer, as typed, still on its line
+    for _ in wrong:
+        pane.send("BSpace")
+    pane.type(right or prefilled)
+    pane.send("Enter")
+    return screen
+
+
+def _nothing_written(terminal: Terminal, checklist: str) -> None:
+    [records] = [recs for recs in terminal.journals().values() if recs and recs[0].get("checklist") == checklist]
+    assert not [r for r in records if r.get("event") == "step.intent"]
+    sent = records[-1].get("api_calls", {})
+    assert isinstance(sent, dict)
+    assert [op for op in sent.get("by_operation", {}) if not is_read(*op.split(":", 1))] == []
+
+
+@pytest.mark.terminal
+def test_the_rds_prompts_refuse_storage_19_and_a_markup_engine_version(fresh: Terminal) -> None:
+    done = fresh.kprov("provision", "shared", "vpc", "--answers", example("shared-vpc.yaml"), "--yes")
+    assert done.returncode == 0, done.stderr
+    pane = fresh.pane("provision", "shared", "rds")
+    try:
+        operator = Operator(pane)
+        operator.converse([("RDS instance name", ENTER), ("edition", ENTER)], stop_at="engine version")
+        # `[bold]x[/bold]` stays on its line as typed (never read as markup), and the rule says why it is wrong.
+        screens = [_refused(operator, "[bold]x[/bold]", "must be a version made of numbers and dots (for example "
+                            "15.00.4415.2.v1)", prefilled="15.00.4415.2.v1")]
+        operator.converse([("engine version", ENTER), ("instance class", chosen("db.t3.small"))], stop_at="Storage")
+        screens.append(_refused(operator, "19", "must be a number from 20 to 16384 (for example 20)", prefilled="20"))
+        operator.converse([("Storage", ENTER)], stop_at="subnet group")  # the refused answer's own redraw
+        pane.send("C-c")
+        code = pane.exit_code()
+    finally:
+        pane.close()
+    assert code == 130, screens[-1]
+    _nothing_written(fresh, "shared-rds")
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
+    require_tmux()
+    root = tmp_path_factory.mktemp("wrong-answers")
+    terminal = Terminal(root, root / "state")
+    try:
+        for resource in ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager"):
+            done = terminal.kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
+                                  "--yes")
+            assert done.returncode == 0, f"provision shared {resource}:\n{done.stderr}"
+        yield terminal
+    finally:
+        terminal.stop()
+
+
+@pytest.mark.terminal
+def test_the_install_prompts_refuse_a_wrong_date_maybe_and_the_bucket_dot_dot_x(estate: Terminal) -> None:
+    pane = estate.pane("install-client", "gamma")
+    try:
+        operator = Operator(pane)
+        operator.converse([("Who at the client signed off", typed("Jane Roe, Gamma IT"))],
+                          stop_at="When did they sign")
+        screens = [_refused(operator, "2026-13-01", "must be a real calendar date written YYYY-MM-DD (for example "
+                            "2026-11-28)", right="2026-11-02")]
+        operator.converse([
+            ("When did they sign", ENTER), ("Client (organization) name", typed("Gamma Corporation")),
+            ("Purpose of this install", chosen("qa")), ("Site title", typed("Gamma Stores")),
+            ("Areas of operation", typed("United States (east coast)")), ("Legal hosting requirements", ENTER),
+            ("POS hosting domain", typed("kensiumpos.example"))], stop_at="already running POS")
+        screens.append(_refused(operator, "maybe", "answer yes or no (y or n)", right="n", prefilled=""))
+        operator.converse([
+            ("already running POS", ENTER), ("OnLoyalty", NO), ("POS version", typed("3.10.2")),
+            ("Deployment type", chosen("Kensium Hosted")), ("Database edition", chosen("sqlserver-web")),
+            ("Database hosting", chosen("Shared")), ("Shared RDS instance", chosen("db-POS-01")),
+            ("Tenant host hosting", chosen("Shared")), ("Shared EC2 host", chosen("POS01")),
+            ("Shared RabbitMQ broker", chosen("mq-POS-01"))], stop_at="The org's S3 bucket")
+        screens.append(_refused(operator, "../x", 'bucket "../x"', prefilled="fusion-rms-gamma"))
+        operator.converse([("The org's S3 bucket", ENTER)], stop_at="Route 53 hosted zone")
+        pane.send("C-c")
+        code = pane.exit_code()
+    finally:
+        pane.close()
+    assert code == 130, screens[-1]
+    assert "step s3-bucket" in screens[-1]  # the rule is the step's own, named at the prompt
+    _nothing_written(estate, "install-client")
