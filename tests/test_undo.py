@@ -30,6 +30,7 @@ from kensium_provision.steps import registry
 from tests.checklist_harness import raw_client
 from tests.faults import inject
 from tests.test_client_install import EXAMPLE, World, build_estate, reset_broker
+from tests.test_json_output import VALIDATOR
 from tests.test_remove_client import RemovingSqlServer
 
 if TYPE_CHECKING:
@@ -362,6 +363,7 @@ def test_undo_of_a_shared_vpc_on_the_command_line_with_json(aws: None, kprov: Kp
     assert done.code == ExitCode.OK, done.err
     document = done.json()
     assert document["undoes"] == run_id and document["undone_runs"] == [run_id]
+    assert sorted(VALIDATOR.iter_errors(document), key=str) == []  # docs/json-output.schema.json
     steps = {s["id"]: s["status"] for s in document["steps"]}
     assert steps["undo-vpc"] == "changed" and steps["undo-operator-ip-rule"] == "changed"
     assert steps["undo-shared-record"] == "changed"  # the record of the VPC goes with it
@@ -414,6 +416,7 @@ def test_undo_dry_run_on_the_command_line_writes_nothing(aws: None, kprov: Kprov
     assert plan.code == ExitCode.OK, plan.err
     steps = {s["id"]: s["status"] for s in plan.json()["steps"]}
     assert steps["undo-vpc"] == "will change" and steps["undo-shared-record"] == "will change", steps
+    assert plan.json()["kind"] == "plan" and sorted(VALIDATOR.iter_errors(plan.json()), key=str) == []
     assert aws_inventory() == made
     undo_id = newest_run(runs)
     calls = read_run(state_dir(), undo_id).records[-1]["api_calls"]
@@ -431,6 +434,32 @@ def test_a_changed_rule_refuses_the_undo_naming_the_step_exit_3(aws: None, kprov
     made = aws_inventory()
     done = kprov("--output", "json", "undo", run_id, "--yes", "--answers", confirmation(tmp_path, "POS-VPC"))
     assert done.code == ExitCode.INVALID, done.err
+    assert done.json()["kind"] == "error" and "step db-security-group" in done.json()["message"]
     said = " ".join(done.err.split())
     assert "step db-security-group (ec2.security-group)" in said and "192.0.2.9/32" in said, said
     assert aws_inventory() == made
+
+
+def test_what_a_journal_does_not_say_was_created_is_never_removed(aws: None) -> None:
+    """A create journaled without `step.created` (an older kprov), a change to what existed, a person's step:
+    the plan names each and why it is not undone; nothing is removed."""
+    from kensium_provision.engine.undo import plan_undo
+    from kensium_provision.journal.reader import RunLog
+    from tests.checklist_harness import moto_runtime
+
+    def acted(step: str, kind: str, diff: list[list[object]], **params: object) -> list[dict[str, object]]:
+        return [{"event": "step.intent", "step": step, "type": kind, "risk": "create", "params": params, "diff": diff},
+                {"event": "step.result", "step": step, "status": "changed"}]
+
+    records = [*acted("vpc", "ec2.vpc", [], name="POS-VPC"),
+               *acted("subnet", "ec2.subnet", [["MapPublicIpOnLaunch", False, True]], name="POS-public-a"),
+               *acted("read-docs", "manual", [], instructions="Read the VPC page\nthen go on"),
+               {"event": "step.result", "step": "igw", "status": "done"}]
+    log = RunLog(run_id="20261203T060000Z-aaaaaa", path=Path("x"), header={"mode": "apply"}, records=tuple(records))
+    plan = plan_undo(log.run_id, [log], moto_runtime(Mode.PLAN), registry())
+    reasons = {i.step.step_id: (i.action, i.reason) for i in plan.items}
+    assert reasons["vpc"][0] == "not-undoable" and "does not say what it created" in reasons["vpc"][1]
+    assert "changed what existed before the run (MapPublicIpOnLaunch: no, should be yes)" in reasons["subnet"][1]
+    assert "a person did this step" in reasons["read-docs"][1] and "Read the VPC page" in reasons["read-docs"][1]
+    assert [i.step.step_id for i in plan.items] == ["read-docs", "subnet", "vpc"]  # newest first
+    assert plan.kept == ("igw",)  # found done by its probe: it existed before the run

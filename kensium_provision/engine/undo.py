@@ -140,8 +140,11 @@ def _decide(undone: Undone, step_type: StepType | None, runtime: Runtime, runs: 
             reason = not_undoable_reason(step_type, undone.params)
         elif confirmed_by_hand(step_type) or instructions_of(step_type, undone.params):
             reason = _BY_HAND
+        elif undoable(step_type) and not undone.diff:  # a create, journaled before acts recorded what they made
+            reason = ("its journal does not say what it created (no step.created record: a run of an older kprov); "
+                      "remove it by hand after a review")
         elif undoable(step_type):
-            changes = "; ".join(str(Difference(str(f), a, e)) for f, a, e in undone.diff) or "its settings"
+            changes = "; ".join(str(Difference(str(f), a, e)) for f, a, e in undone.diff)
             reason = (f"it changed what existed before the run ({changes}); undo removes only what a run created "
                       "and never restores earlier settings")
         else:
