@@ -451,7 +451,7 @@ def test_what_a_journal_does_not_say_was_created_is_never_removed(aws: None) -> 
         return [{"event": "step.intent", "step": step, "type": kind, "risk": "create", "params": params, "diff": diff},
                 {"event": "step.result", "step": step, "status": "changed"}]
 
-    records = [*acted("vpc", "ec2.vpc", [], name="POS-VPC"),
+    records: list[dict[str, object]] = [*acted("vpc", "ec2.vpc", [], name="POS-VPC"),
                *acted("subnet", "ec2.subnet", [["MapPublicIpOnLaunch", False, True]], name="POS-public-a"),
                *acted("read-docs", "manual", [], instructions="Read the VPC page\nthen go on"),
                {"event": "step.result", "step": "igw", "status": "done"}]
