@@ -8,6 +8,7 @@ markup engine version, and the install's date 2026-13-01, `maybe` at a yes/no qu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,7 +30,11 @@ def _refused(operator: Operator, wrong: str, says: str, *, right: str = "", pref
     screen = operator.expect(says)
     # The rule is a toolbar under the question, erased once it is answered: read on from the question itself.
     operator.seen = screen.rfind("\n? ", 0, operator.seen) + 3
-    screen = pane.wait_for(wrong, timeout=10)  # and the wrong answer, as typed, still on its line
+    deadline = time.monotonic() + 10  # and the wrong answer as typed, on its line (prompt_toolkit may wrap it)
+    while wrong not in screen.replace("\n", "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        screen = operator.screen()
+    assert wrong in screen.replace("\n", ""), screen
     for _ in wrong:
         pane.send("BSpace")
     pane.type(right or prefilled)
@@ -37,8 +42,13 @@ def _refused(operator: Operator, wrong: str, says: str, *, right: str = "", pref
     return screen
 
 
+def _last_run(terminal: Terminal, checklist: str) -> list[dict[str, object]]:
+    """The records of the newest run of `checklist` (run ids sort by their start)."""
+    return [recs for recs in terminal.journals().values() if recs and recs[0].get("checklist") == checklist][-1]
+
+
 def _nothing_written(terminal: Terminal, checklist: str) -> None:
-    [records] = [recs for recs in terminal.journals().values() if recs and recs[0].get("checklist") == checklist]
+    records = _last_run(terminal, checklist)
     assert not [r for r in records if r.get("event") == "step.intent"]
     sent = records[-1].get("api_calls", {})
     assert isinstance(sent, dict)
@@ -112,3 +122,36 @@ def test_the_install_prompts_refuse_a_wrong_date_maybe_and_the_bucket_dot_dot_x(
     assert code == 130, screens[-1]
     assert "step s3-bucket" in screens[-1]  # the rule is the step's own, named at the prompt
     _nothing_written(estate, "install-client")
+
+
+@pytest.mark.terminal
+def test_an_email_and_a_time_zone_the_answers_file_lacks_are_refused_where_they_are_typed(estate: Terminal) -> None:
+    answers = estate.root / "tenant-manager.yaml"
+    answers.write_text("host: POS01\nrds_instance: db-POS-01\nzone: us-east-1a\noperator_access: false\n"
+                       "tenant_manager_name: POS01 Default\n"
+                       "confirm: {create-database: true, create-login: true, complete-setup: true}\n")
+    pane = estate.pane("provision", "shared", "tenant-manager", "--answers", str(answers))
+    try:
+        operator = Operator(pane)
+        operator.converse([], stop_at="Email of the Administrator super user")
+        email = _refused(operator, "notanemail", "must be an e-mail address (for example support@example.com)",
+                         prefilled="support@fusionpos.com")
+        operator.converse([("Email of the Administrator super user", ENTER)], stop_at="Type yes to go on")
+        before = _last_run(estate, "shared-tenant-manager")
+        typed("yes")(operator, "")
+        operator.converse([], stop_at="Default time zone chosen")
+        zone = _refused(operator, "Mars/Olympus", "must be an IANA time zone name (for example America/New_York)",
+                        right="America/Chicago")
+        asked = operator.converse([("Default time zone chosen", ENTER)])
+        code, screen = pane.exit_code(), pane.screen()
+    finally:
+        pane.close()
+    assert code == 0, screen
+    assert "notanemail" in email.replace("\n", "") and "Mars/Olympus" in zone.replace("\n", "")
+    assert not [r for r in before if r.get("event") == "step.intent"]  # the e-mail was refused before any change
+    records = _last_run(estate, "shared-tenant-manager")
+    text = str(records)
+    assert "notanemail" not in text and "Mars/Olympus" not in text  # a refused answer is never journaled
+    [setup] = [r for r in records if r.get("event") == "step.result" and r.get("step") == "fill-setup-page"]
+    assert setup["outputs"] == {"tenant_manager_name": "POS01 Default", "time_zone": "America/Chicago"}
+    assert not asked, asked
