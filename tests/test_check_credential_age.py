@@ -92,3 +92,27 @@ def test_one_clients_ages_read_live() -> None:
         assert live_ages(record, sm, iam, max_age_days=200, now=LATER) == ()
         removed = ClientRecord(org_id="acme", status="removed", iam_user="rms_acme", secrets=record.secrets)
         assert live_ages(removed, sm, iam, max_age_days=90, now=LATER) == ()  # a removed client's are not due
+
+
+def test_check_shared_reports_the_rds_master_and_broker_admin_older_than_the_age(
+        aws: None, kprov: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kensium_provision.fleet import rotation
+    from tests.e2e import example
+
+    for resource in ("vpc", "rds", "rabbitmq"):
+        done = kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"), "--yes")
+        assert done.code == ExitCode.OK, done.err[-3000:]
+    fresh = kprov("check", "shared", "rds", "rabbitmq")
+    assert "rotation" not in fresh.err, fresh.err
+    # moto stamps each secret with the time it was made: the check's clock is moved on instead (moto still
+    # answers DescribeSecret).
+    monkeypatch.setattr(rotation, "clock", lambda: LATER)
+    later = kprov("check", "shared", "rds", "rabbitmq")
+    assert later.code == ExitCode.FAILED
+    lines = [line.strip() for line in later.err.splitlines() if "✗ rotation:" in line]
+    assert len(lines) == 2, later.err
+    admin, master = lines  # by resource: rabbitmq, rds
+    assert master.startswith("✗ rotation: The master password of RDS instance db-POS-01 (db-POS-01/master) was "
+                             "last set on ") and master.endswith("`kprov rotate shared rds`")
+    assert "(mq-POS-01/admin)" in admin and admin.endswith("`kprov rotate shared rabbitmq`")
+    assert "2 credentials due for rotation." in later.err

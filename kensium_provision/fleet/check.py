@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kensium_provision.errors import AbortedError, InputError, KprovError
@@ -37,7 +37,7 @@ from kensium_provision.fleet.model import (
     WallException,
 )
 from kensium_provision.fleet.recorded import input_owners, recorded_checklist, with_unoffered
-from kensium_provision.fleet.rotation import age_findings, credential_ages, max_age_days, secret_dates
+from kensium_provision.fleet.rotation import age_findings, clock, credential_ages, max_age_days, secret_dates
 from kensium_provision.fleet.snapshot import (
     REPORT_MAX_AGE,
     BrokerListing,
@@ -212,7 +212,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                        credential_report=report_note)
         runtime = snapshot_runtime(request, snapshot)
         max_age = max_age_days(request.settings)
-        due = _due(snapshot, runtime, max_age, request.now or datetime.now(UTC))
+        due = _due(snapshot, runtime, max_age, request.now or clock())
         types = registry()
         owners = input_owners(installed)
         # The per-client runs compute over the snapshot in this one thread (deterministic, and JMESPath's

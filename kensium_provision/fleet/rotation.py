@@ -6,7 +6,8 @@ CreatedDate), and an active IAM access key's creation (the credential report's `
 or ListAccessKeys' CreateDate). Other password managers keep no date kprov can read: their entries are not
 aged. `credential_ages` is the one computation; its dates come from the fleet check's snapshot (no call of its
 own: ListSecrets and the credential report are read for the check anyway) or, for one client, live
-(`live_ages`). Nothing about a secret's value is read.
+(`live_ages`); the shared ones (an RDS master, a broker admin) by `shared_findings` for `check shared`.
+Nothing about a secret's value is read.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from kensium_provision.fleet.model import CredentialAge, FleetFinding
 if TYPE_CHECKING:
     from kensium_provision.records.clients import ClientRecord
 
-__all__ = ["DEFAULT_MAX_AGE_DAYS", "KeyDate", "age_findings", "credential_ages", "live_ages", "max_age_days",
-           "report_key_dates", "secret_dates"]
+__all__ = ["DEFAULT_MAX_AGE_DAYS", "SHARED_CREDENTIALS", "KeyDate", "age_findings", "clock", "credential_ages",
+           "listed_secrets", "live_ages", "max_age_days", "overdue", "report_key_dates", "secret_dates",
+           "shared_findings"]
 
 DEFAULT_MAX_AGE_DAYS = 90  # app.config.RotationSettings' default
 KeyDate = tuple[str, datetime]  # (how the access key is named, when it was made), active keys only
@@ -32,6 +34,11 @@ _SECRETS: Mapping[str, tuple[str, str, str]] = {
     "rabbitmq_user": ("hub-vhost", "rabbitmq", "the password of the hub vhost's RabbitMQ user"),
 }
 _ACCESS_KEY = ("iam-user", "iam", "the access key")
+
+
+def clock() -> datetime:
+    """The time credentials are aged at (one place, so a check can be run as if later)."""
+    return datetime.now(UTC)
 
 
 def max_age_days(settings: Mapping[str, object]) -> int:
@@ -84,11 +91,19 @@ def credential_ages(records: Iterable[ClientRecord], secrets: Mapping[str, datet
                  for what, reference in sorted(record.secrets.items())]
         dated += [(name, "access key", made) for name, made in access_keys.get(record.iam_user, ())]
         for credential, kind, when in dated:
-            age = (now - when).days if when is not None else 0
-            if when is not None and age > max_age_days:
+            age = overdue(when, max_age_days=max_age_days, now=now)
+            if when is not None and age is not None:
                 due.append(CredentialAge(org_id=record.org_id, credential=credential, kind=kind,
                                          changed=when.date().isoformat(), age_days=age))
     return tuple(due)
+
+
+def overdue(when: datetime | None, *, max_age_days: int, now: datetime) -> int | None:
+    """The age in days of a credential set at `when`, if older than `max_age_days`; else (or undated) None."""
+    if when is None:
+        return None
+    age = (now - _aware(when)).days
+    return age if age > max_age_days else None
 
 
 def age_findings(due: Iterable[CredentialAge], *, max_age_days: int) -> list[FleetFinding]:
@@ -105,23 +120,70 @@ def age_findings(due: Iterable[CredentialAge], *, max_age_days: int) -> list[Fle
     return found
 
 
+def listed_secrets(secretsmanager: Any, names: Iterable[str]) -> list[Mapping[str, Any]]:
+    """The Secrets Manager entries named exactly `names`: ListSecrets by name filter (a filter takes 10 values
+    and matches by prefix), paginated. ListSecrets, not DescribeSecret: the check's declared read of the
+    password manager's dates (`permissions.declared`, the fleet's)."""
+    from kensium_provision.aws.call import pages
+
+    wanted = sorted(set(names))
+    found: list[Mapping[str, Any]] = []
+    for start in range(0, len(wanted), 10):
+        chunk = wanted[start:start + 10]
+        found += [e for e in pages(secretsmanager, "list_secrets", "SecretList",
+                                   Filters=[{"Key": "name", "Values": chunk}]) if e.get("Name") in chunk]
+    return found
+
+
+def _secret_name_of(reference: str) -> str:
+    """`arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf#<version>` -> <name>."""
+    arn = reference.split("#", 1)[0]
+    return arn.split(":secret:", 1)[-1][:-7] if ":secret:" in arn else ""
+
+
 def live_ages(record: ClientRecord, secretsmanager: Any, iam: Any, *, max_age_days: int,
               now: datetime | None = None) -> tuple[CredentialAge, ...]:
-    """One client's due credentials, read live: DescribeSecret of each Secrets Manager reference, ListAccessKeys
-    of its IAM user (what `check client ORG` would add; the fleet check reads its snapshot instead)."""
-    from kensium_provision.aws.call import call, pages
+    """One client's due credentials, read live: ListSecrets of its Secrets Manager references, ListAccessKeys of
+    its IAM user (what `check client ORG` would add; the fleet check reads its snapshot instead)."""
+    from kensium_provision.aws.call import pages
 
-    described = []
-    for reference in sorted(set(record.secrets.values())):
-        if reference.startswith("arn:aws:secretsmanager:"):
-            found = call(secretsmanager, "describe_secret", SecretId=reference.split("#", 1)[0],
-                         missing=("ResourceNotFoundException",))
-            described += [found] if found else []
+    names = [_secret_name_of(r) for r in record.secrets.values() if r.startswith("arn:aws:secretsmanager:")]
     keys: dict[str, list[KeyDate]] = {}
     if record.iam_user:
         keys[record.iam_user] = [(str(k["AccessKeyId"]), _aware(k["CreateDate"]))
                                  for k in pages(iam, "list_access_keys", "AccessKeyMetadata",
                                                 missing=("NoSuchEntity",), UserName=record.iam_user)
                                  if k.get("Status") == "Active"]
-    return credential_ages([record], secret_dates(described), keys, max_age_days=max_age_days,
-                           now=now or datetime.now(UTC))
+    return credential_ages([record], secret_dates(listed_secrets(secretsmanager, filter(None, names))), keys,
+                           max_age_days=max_age_days, now=now or clock())
+
+
+# The shared credentials kprov rotates (`kprov rotate shared RESOURCE`): RESOURCE -> (the credential part of
+# each recorded instance's password-manager entry, what it is), as the shared rds and rabbitmq checklists store them.
+SHARED_CREDENTIALS: Mapping[str, tuple[str, str]] = {
+    "rds": ("master", "the master password of RDS instance"),
+    "rabbitmq": ("admin", "the admin password of broker"),
+}
+
+
+def shared_findings(secretsmanager: Any, env_name: str, names: Mapping[str, Sequence[str]], *, max_age_days: int,
+                    now: datetime | None = None) -> list[str]:
+    """The shared credentials (`names`: resource -> its recorded instances) in Secrets Manager older than
+    `max_age_days`, as finding messages (one ListSecrets page for up to 10 of them)."""
+    from kensium_provision.vault.common import secret_name
+
+    now = now or clock()
+    wanted = {secret_name(env_name, name, SHARED_CREDENTIALS[resource][0]): (resource, name)
+              for resource, instances in names.items() if resource in SHARED_CREDENTIALS for name in instances}
+    dated = {str(e["Name"]): when for e in listed_secrets(secretsmanager, wanted)
+             for when in secret_dates([e]).values()}
+    found = []
+    for secret, (resource, name) in sorted(wanted.items(), key=lambda kv: kv[1]):
+        entry, what = SHARED_CREDENTIALS[resource]
+        when = dated.get(secret)
+        age = overdue(when, max_age_days=max_age_days, now=now)
+        if when is not None and age is not None:
+            found.append(f"{what[0].upper()}{what[1:]} {name} ({name}/{entry}) was last set on "
+                         f"{when.date().isoformat()}, {age} days ago (rotation.max_age_days: {max_age_days}): "
+                         f"due for rotation, `kprov rotate shared {resource}`")
+    return found

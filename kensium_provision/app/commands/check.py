@@ -37,9 +37,11 @@ def check_shared(context: Context, *, resources: list[str] | None, answers: Path
         raise UsageError("--answers goes with one resource", param_hint="--answers")
     console = context.console()
     session = None
+    aged: dict[str, list[str]] = {}  # resource -> its recorded instances, whose credentials are aged
     if answers is None:
         config, env = open_config(context)
-        session = connect(context, config, env, Mode.CHECK).session
+        connection = connect(context, config, env, Mode.CHECK)
+        session = connection.session
     codes: list[int] = []
     runs: list[dict[str, Any]] = []
     unchecked: list[dict[str, str]] = []
@@ -51,6 +53,7 @@ def check_shared(context: Context, *, resources: list[str] | None, answers: Path
             records = list_shared(session, checklist_id)
             if records:
                 presets = [(f"{checklist_id}/{r.name}", dict(r.answers)) for r in records]
+                aged[resource] = [r.name for r in records]
             elif context.non_interactive:
                 console.print(Text(f"- {resource}: nothing recorded in this account (provision it with kprov, "
                                    "or pass --answers)", style="dim"), soft_wrap=True)
@@ -80,8 +83,18 @@ def check_shared(context: Context, *, resources: list[str] | None, answers: Path
         for message in conventions:
             console.print(Text(" ✗ conventions: ", style="red") + shown(message, "red"), soft_wrap=True)
         codes.append(int(ExitCode.FAILED) if conventions else 0)
+    rotation: list[str] = []
+    if session is not None and config.vault.backend == "secretsmanager":  # other managers keep no date kprov reads
+        from kensium_provision.app.bootstrap import run_settings
+        from kensium_provision.fleet.rotation import max_age_days, shared_findings
+
+        rotation = shared_findings(session.client("secretsmanager"), env.name, aged,
+                                   max_age_days=max_age_days(run_settings(connection)))
+        for message in rotation:
+            console.print(Text(" ✗ rotation: ", style="red") + shown(message, "red"), soft_wrap=True)
+        codes.append(int(ExitCode.FAILED) if rotation else 0)
     code = max(codes) if codes else 0
-    console.print(Text(_shared_total(chosen, runs, unchecked, conventions if swept else None),
+    console.print(Text(_shared_total(chosen, runs, unchecked, conventions if swept else None, len(rotation)),
                        style="bold red" if code else "bold green"), soft_wrap=True)
     if context.json:
         json_output.emit(json_output.check_shared(ok=code == 0, runs=runs, conventions=conventions,
@@ -94,7 +107,7 @@ def _count(n: int, what: str) -> str:
 
 
 def _shared_total(resources: list[str], runs: list[dict[str, Any]], unchecked: list[dict[str, str]],
-                  conventions: list[str] | None) -> str:
+                  conventions: list[str] | None, due: int = 0) -> str:
     """`Check shared: 6 resources, 4 instances checked, 3 findings (1 record could not be checked), ...`."""
     findings = sum(len(step.get("findings") or ()) for run in runs for step in run.get("steps", ()))
     total = _count(findings + len(unchecked), "finding")
@@ -103,6 +116,8 @@ def _shared_total(resources: list[str], runs: list[dict[str, Any]], unchecked: l
     parts = [_count(len(resources), "resource"), f"{_count(len(runs), 'instance')} checked", total]
     if conventions is not None:
         parts.append(_count(len(conventions), "naming convention finding"))
+    if due:
+        parts.append(f"{_count(due, 'credential')} due for rotation")
     return "Check shared: " + ", ".join(parts) + "."
 
 
