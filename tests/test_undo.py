@@ -463,3 +463,60 @@ def test_what_a_journal_does_not_say_was_created_is_never_removed(aws: None) -> 
     assert "a person did this step" in reasons["read-docs"][1] and "Read the VPC page" in reasons["read-docs"][1]
     assert [i.step.step_id for i in plan.items] == ["read-docs", "subnet", "vpc"]  # newest first
     assert plan.kept == ("igw",)  # found done by its probe: it existed before the run
+
+
+# --- the install on the command line: kprov install-client acme, failed at step N, then kprov undo -----------
+
+
+@pytest.fixture
+def cli_world(aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The estate, and a RabbitMQ emulator whose admin is the broker's (`admin`, mq-POS-01/admin in the password
+    manager), reached through the config's rabbitmq.base_url as on a real account. No SQL connection: the SQL
+    steps are a person's (the example's `confirm:`)."""
+    from kensium_provision.sandbox.rabbitmq import start_emulator
+    from tests.rabbitmq_fixtures import Broker
+
+    password = "sandbox-admin-password"  # build_estate's mq-POS-01/admin
+    emulator = start_emulator(admin_user="admin", admin_password=password)
+    try:
+        world = World(broker=Broker(kind="emulator", base_url=emulator.base_url, admin_user="admin",
+                                    admin_password=password))
+        build_estate(world)
+        config = tmp_path / "config.yaml"
+        config.write_text("environments:\n  sandbox: {sandbox: true, region: us-east-1}\n"
+                          f"rabbitmq: {{base_url: \"{emulator.base_url}\"}}\n")
+        monkeypatch.setenv("KPROV_CONFIG", str(config))
+        yield world
+    finally:
+        emulator.stop()
+
+
+def test_install_client_failed_at_step_n_then_undo_on_the_command_line(
+        cli_world: World, kprov: Kprov, undo_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = inventory(cli_world)
+    armed = fail_on(monkeypatch, "s3", "CreateBucket")
+    runs = run_ids()
+    failed = kprov("install-client", "acme", "--answers", str(EXAMPLE), "--yes")
+    armed[0] = False
+    assert failed.code == ExitCode.FAILED, failed.err
+    run_id = newest_run(runs)
+    made = inventory(cli_world)
+    assert "acme" in made["vhosts"] and "rms_acme" in made["iam_users"] and made["records"] == ["kprov-clients/acme"]
+
+    plan = kprov("--output", "json", "undo", run_id, "--dry-run")
+    assert plan.code == ExitCode.OK, plan.err
+    reasons = {s["id"]: (s["status"], s["reason"]) for s in plan.json()["steps"]}
+    assert reasons["undo-hub-vhost"][0] == "will change" and reasons["undo-org-id"][0] == "will change"
+    assert reasons["undo-client-database"][0] == "skipped"  # no SQL connection: the script a person runs
+    assert "DROP DATABASE [POS_acme]" in reasons["undo-client-database"][1]
+    assert inventory(cli_world) == made
+
+    runs = run_ids()
+    done = kprov("--output", "json", "undo", run_id, "--yes", "--answers", confirmation(tmp_path, "acme"))
+    assert done.code == ExitCode.OK, done.err
+    assert sorted(VALIDATOR.iter_errors(done.json()), key=str) == []
+    assert "THIS RUN DESTROYS RESOURCES in sandbox" in done.err  # the typed confirmation, from the answers file
+    assert inventory(cli_world) == before
+    for checked in (run_id, newest_run(runs)):
+        verified = kprov("audit", "verify", checked)
+        assert verified.code == ExitCode.OK, verified.err

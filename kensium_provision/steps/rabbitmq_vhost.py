@@ -253,7 +253,7 @@ class RabbitMQVhost:
             ctx.progress(f"creating vhost {vhost}")
             if client.put_vhost(vhost, description=str(params.get("description") or "")):
                 created.append("vhost")
-                record_created(ctx, "vhost", vhost)
+                record_created(ctx, "vhost", vhost, **_admin_ref(params))
         reference = vault.find(entry)
         if seen.user is None:
             # The password is stored before the user exists: a crash in between leaves a stored, unused
@@ -272,10 +272,10 @@ class RabbitMQVhost:
             ctx.progress(f"creating user {user}")
             if client.put_user(user, password, tags=""):
                 created.append("user")
-                record_created(ctx, "user", user)
+                record_created(ctx, "user", user, **_admin_ref(params))
         if seen.here != FULL_ACCESS and client.put_permissions(vhost, user, **FULL_ACCESS) and "user" not in created:
             created.append("permissions")
-            record_created(ctx, "permissions", f"{user} on {vhost}")
+            record_created(ctx, "permissions", f"{user} on {vhost}", **_admin_ref(params))
         for other in seen.elsewhere:
             ctx.progress(f"revoking {user}'s permissions on {other}")
             client.delete_permissions(other, user)
@@ -290,6 +290,7 @@ class RabbitMQVhost:
         was given access to the vhost, since (the admin that made it has access from the start, as RabbitMQ gives)."""
         from kensium_provision.steps.credential import ENTRY, entry_check
 
+        params = _unmasked(params, created)
         vhost, user = _names(ctx, params)
         client = management_client(ctx, params)
         seen = _look(client, vhost, user)
@@ -323,6 +324,7 @@ class RabbitMQVhost:
             kinds = {str(c) for c in created}
         else:
             kinds = {c.kind for c in outputs}
+            params = _unmasked(params, outputs)
         client = management_client(ctx, params)
         if "user" in kinds:
             client.delete_user(user)
@@ -332,6 +334,21 @@ class RabbitMQVhost:
             client.delete_vhost(vhost)
         if not isinstance(outputs, Mapping):
             delete_entries(ctx, outputs)
+
+
+def _admin_ref(params: Mapping[str, Any]) -> dict[str, str]:
+    """The broker admin's password-manager reference, journaled with what the act made: the journal masks the
+    `admin_secret` parameter (its name says secret), and the undo logs in with it."""
+    reference = params.get("admin_secret")
+    return {"admin_secret_ref": reference} if isinstance(reference, str) and reference else {}
+
+
+def _unmasked(params: Mapping[str, Any], created: Sequence[Created]) -> Mapping[str, Any]:
+    """The journaled params with the admin's reference put back from what the act journaled (`_admin_ref`)."""
+    from kensium_provision.secret import MASK
+
+    reference = next((c.details["admin_secret_ref"] for c in created if c.details.get("admin_secret_ref")), None)
+    return {**params, "admin_secret": reference} if params.get("admin_secret") == MASK and reference else params
 
 
 def _allowed(name: str) -> bool:
