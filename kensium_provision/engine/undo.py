@@ -72,6 +72,7 @@ class UndoItem:
     present: tuple[Created, ...] = ()
     changed: tuple[str, ...] = ()
     reason: str = ""
+    by_hand: str = ""  # what of it a person removes (kprov removes the rest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,11 +158,11 @@ def _decide(undone: Undone, step_type: StepType | None, runtime: Runtime, runs: 
     check = cast("Undoable", step_type).undo_check(ctx, undone.params, undone.created)
     if check.changed:
         return UndoItem(step=undone, action="refused", present=check.present, changed=tuple(check.changed))
-    if check.by_hand:
-        return UndoItem(step=undone, action="not-undoable", present=check.present, reason=check.by_hand)
+    if check.by_hand and not check.present:
+        return UndoItem(step=undone, action="not-undoable", reason=check.by_hand)
     if not check.present:
         return UndoItem(step=undone, action="gone", reason=check.note or "removed already")
-    return UndoItem(step=undone, action="remove", present=check.present, reason=check.note)
+    return UndoItem(step=undone, action="remove", present=check.present, reason=check.note, by_hand=check.by_hand)
 
 
 def plan_undo(run_id: str, logs: Sequence[RunLog], runtime: Runtime,
@@ -205,7 +206,8 @@ class UndoStep:
         if not check.present:
             return Probe(done=True, note="removed already: nothing left to undo",
                          outputs={"removed": describe(self.item.step.created)})
-        return Probe(done=False, note=f"will remove {describe(check.present)}",
+        by_hand = f"; by hand: {check.by_hand}" if check.by_hand else ""
+        return Probe(done=False, note=f"will remove {describe(check.present)}{by_hand}",
                      current={"created": describe(check.present)}, outputs={"removed": describe(check.present)})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
@@ -244,7 +246,7 @@ class UndoRun:
         plan = plan_undo(self.run_id, self.logs, runtime, self.types)
         runtime.journal.record("undo.plan", undoes=self.run_id, items=[
             {"step": i.step.step_id, "action": i.action, "present": describe(i.present), "reason": i.reason,
-             "changed": list(i.changed)} for i in plan.items], kept=list(plan.kept))
+             "changed": list(i.changed), "by_hand": i.by_hand} for i in plan.items], kept=list(plan.kept))
         if plan.refused:
             problems = [f"step {i.step.step_id} ({i.step.type}): " + "; ".join(i.changed) for i in plan.refused]
             runtime.journal.record("refused", problems=problems)

@@ -167,10 +167,10 @@ def entry_check(ctx: StepContext, created: Sequence[Created]) -> UndoCheck:
     from kensium_provision.aws.call import call
 
     entries = [c for c in created if c.kind == ENTRY]
-    if entries and not _secrets_manager(ctx):
+    if entries and not _secrets_manager(ctx):  # not kprov's to remove: none is `present`
         names = ", ".join(c.details.get("name", c.id) for c in entries)
-        return UndoCheck(present=tuple(entries), by_hand=f"kprov deletes password-manager entries only in Secrets "
-                                                          f"Manager: delete {names} by hand once nothing uses it")
+        return UndoCheck(by_hand=f"kprov deletes password-manager entries only in Secrets Manager: delete {names} "
+                                 "by hand once nothing uses it")
     present: list[Created] = []
     changed: list[str] = []
     for entry in entries:

@@ -67,19 +67,23 @@ def undo(context: Context, *, run_id: str, dry_run: bool = False, answers: Path 
     from kensium_provision.app.commands.history import known_run, state
     from kensium_provision.app.outcome import RunInterrupted
     from kensium_provision.engine.undo import prepare
-    from kensium_provision.errors import ExitCode, KprovError
+    from kensium_provision.errors import ExitCode, InputError, KprovError
     from kensium_provision.journal.writer import check_writable
     from kensium_provision.steps import registry
     from kensium_provision.ui.fleet import print_api_calls
     from kensium_provision.ui.render import print_plan, print_report, report_json
 
     logs = _logs(context, known_run(run_id))
+    where = str(logs[0].header.get("environment") or "")
+    if context.env and where and context.env != where:
+        raise InputError(f"run {run_id} ran in environment {where}, not {context.env}: an undo removes what it made "
+                         "where it made it", hint=f"run `kprov --env {where} undo {run_id}`")
     prepared = prepare(run_id, logs, registry())
     check_writable(state())
     console = context.console()
     mode = Mode.PLAN if dry_run else Mode.APPLY
     request = RunRequest(checklist=Path(f"undo of {run_id}"), mode=mode,
-                         env_name=context.env or str(logs[0].header.get("environment") or "") or None,
+                         env_name=where or context.env,
                          answers_path=answers, assume_yes=yes, command=f"undo {run_id}", live=not context.json,
                          prepared=prepared, preflight="skip" if mode is Mode.APPLY else "auto",
                          run_id=new_run_id())
