@@ -180,13 +180,14 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     # A key rotation: room first (an old inactive key, or one an interrupted rotation made, deleted), the rotation
     # tag, the new key stored, checked with sts signed by it (a client of its own), the old one deactivated.
     "iam.rotate-access-key": Uses(
-        probe=("iam:ListAccessKeys", "iam:ListUserTags", "vault:find", "vault:fetch"),
-        act=("iam:ListAccessKeys", "iam:ListUserTags", "iam:DeleteAccessKey", "iam:TagUser", "iam:CreateAccessKey",
-             "iam:UpdateAccessKey", "iam:UntagUser", "sts:GetCallerIdentity", "vault:find", "vault:fetch",
-             "vault:store", "vault:update"),
+        probe=("iam:ListAccessKeys", "iam:ListUserTags", "iam:GetAccessKeyLastUsed", "vault:find", "vault:fetch"),
+        act=("iam:ListAccessKeys", "iam:ListUserTags", "iam:GetAccessKeyLastUsed", "iam:DeleteAccessKey",
+             "iam:TagUser", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:UntagUser", "sts:GetCallerIdentity",
+             "vault:find", "vault:fetch", "vault:store", "vault:update"),
         verify=("iam:ListAccessKeys", "vault:find", "vault:fetch"),
         untested={"sts:GetCallerIdentity": "signed with the new key by a client of its own, not the run's session",
-                  "iam:DeleteAccessKey": "only for an old key past its grace (or asked), or one a killed run made"}),
+                  "iam:DeleteAccessKey": "only for an old key past its grace (or asked), or one a killed run made",
+                  "iam:GetAccessKeyLastUsed": "only for an active key made while a rotation was under way"}),
     "iam.sandbox-client-user": Uses(probe=(*_DESCRIBE_USER, "vault:find"),
                                     act=("iam:GetUser", "iam:CreateUser", "iam:CreateAccessKey", "vault:store"),
                                     verify=_DESCRIBE_USER,
@@ -201,8 +202,10 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     # The broker admin logs in as itself: its old value is kept first (`store`, later `update` of <entry>-previous).
     "rabbitmq.rotate-admin": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store", "vault:update"),
                                   verify=_MANAGEMENT, untested=_BY_BROKER_NAME),
-    # A rotation reads the entry's current value, stores the new one (`update`), and checks it on the service.
-    "rabbitmq.rotate-user": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:update"), verify=_MANAGEMENT,
+    # A rotation reads the entry's current value, keeps it as <entry>-previous (`store`, later `update`), stores
+    # the new one (`update`), and checks it on the service.
+    "rabbitmq.rotate-user": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store", "vault:update"),
+                                 verify=_MANAGEMENT,
                                  untested=_BY_BROKER_NAME),
     "rabbitmq.vhost": Uses(probe=_MANAGEMENT, act=(*_MANAGEMENT, "vault:store"), verify=_MANAGEMENT,
                            undo=(*_MANAGEMENT, *_ENTRY_UNDO), untested=_BY_BROKER_NAME,
@@ -215,7 +218,7 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     # ModifyDBInstance's MasterUserPassword, then DescribeDBInstances until RDS applied it (or a SQL login as master).
     "rds.rotate-master": Uses(probe=("rds:DescribeDBInstances", "vault:find", "vault:fetch"),
                               act=("rds:DescribeDBInstances", "rds:ModifyDBInstance", "vault:find", "vault:fetch",
-                                   "vault:update"),
+                                   "vault:store", "vault:update"),
                               verify=("rds:DescribeDBInstances", "vault:find", "vault:fetch")),
     "rds.db-subnet-group": Uses(probe=("ec2:DescribeSubnets", "rds:DescribeDBSubnetGroups"),
                                act=("ec2:DescribeSubnets", "rds:CreateDBSubnetGroup"),
@@ -243,7 +246,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
     # SQL Server over TDS as the master login (its password fetched from the vault), or by hand: no AWS call.
     "sql.database": replace(_SQL, undo=("vault:fetch",)), "sql.drop-database": _SQL, "sql.drop-login": _SQL,
     "sql.login": replace(_SQL, undo=("vault:fetch",)),
-    "sql.rotate-login": Uses(probe=("vault:find", "vault:fetch"), act=("vault:find", "vault:fetch", "vault:update"),
+    "sql.rotate-login": Uses(probe=("vault:find", "vault:fetch"),
+                             act=("vault:find", "vault:fetch", "vault:store", "vault:update"),
                              verify=("vault:find", "vault:fetch")),
     "sql.final-backup": Uses(
         probe=("s3:HeadObject", *_BACKUP_OPTION), act=("sts:GetCallerIdentity", *_BACKUP_OPTION, "vault:fetch"),

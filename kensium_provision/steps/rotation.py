@@ -20,9 +20,10 @@ generated. The journal holds references only; the values never leave the Secret 
   the old one deleted once inactive for the grace period, or at once when asked; never the only working one);
 - `client.record-secret`: the client record's reference to the entry, and when it was rotated.
 
-A rotation whose old value is needed to set the new one (the broker admin logs in as itself; an IAM key's
-secret exists nowhere else) first keeps the old value as the entry `<owner>/<credential>-previous`: KeePassXC's
-entry history and `pass` are not readable as versions, and a lost broker admin password cannot be reset.
+Every rotation first keeps the old value as the entry `<owner>/<credential>-previous`: until the service takes
+the new value the old one is the working credential, and KeePassXC's entry history and `pass` are not readable
+as versions (Secrets Manager's AWSPREVIOUS is); the broker admin needs it to log in, and its lost password
+cannot be reset.
 """
 
 from __future__ import annotations
@@ -131,14 +132,15 @@ def _previous(ctx: StepContext, entry: str) -> Any | None:
 
 
 class _Rotation:
-    """What the password rotations share: probe for an interrupted rotation, then store -> set -> verify.
+    """What the password rotations share: probe for an interrupted rotation, then keep -> store -> set -> verify.
 
-    `keeps_previous`: the old value is kept as `<entry>-previous` before the entry changes, because setting the
-    new value needs it (`_set`'s `old`: the value that works on the service now, None when kprov cannot tell).
+    The old value is kept as `<entry>-previous` before the entry changes: until the service takes the new one,
+    the old one is the working credential, and KeePassXC's history or a `pass` entry's old version cannot be
+    read back. Setting the new value may need it (`_set`'s `old`: the value the service takes now, None when
+    kprov cannot tell): the broker admin logs in as itself.
     """
 
     policy: ClassVar[str]
-    keeps_previous: ClassVar[bool] = False
 
     def _entry(self, ctx: StepContext, params: Mapping[str, Any]) -> str:
         return str(params["secret_name"])
@@ -173,11 +175,10 @@ class _Rotation:
         works = self._works(ctx, params, current)
         if works is False:
             # resume: the stored value wins, never a new one; the value the service still takes was kept aside
-            secret, reference, old = current, old_reference, _previous(ctx, entry) if self.keeps_previous else None
+            secret, reference, old = current, old_reference, _previous(ctx, entry)
         else:
             old = current if works else None
-            if self.keeps_previous:
-                _keep_previous(ctx, entry, current)
+            _keep_previous(ctx, entry, current)  # the working value stays in the password manager until replaced
             secret = generate_password(self.policy)
             reference = _update(ctx, entry, secret)  # stored before the old value stops working
             ctx.runtime.journal.record("credential.stored", entry=entry, reference=reference, previous=old_reference)
@@ -408,7 +409,6 @@ class RabbitMQRotateAdmin(_Rotation):
     name: ClassVar[str] = "rabbitmq.rotate-admin"
     summary: ClassVar[str] = "Rotate a RabbitMQ broker's admin password: the old kept, the new stored, set, checked."
     policy = "amazon-mq"
-    keeps_previous = True
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
         Param(name="base_url", required=False, doc="Management API URL, instead of the broker lookup."),
@@ -497,9 +497,9 @@ class IamRotateAccessKey:
     does not hold is never touched (someone may use it) and stops the rotation. The new key is checked with
     sts:GetCallerIdentity signed with it against the run's endpoint, retried within `budget` seconds while IAM's
     documented eventual consistency lasts; only then is the old key deactivated. Interrupted, it resumes from
-    what it finds: a key created while the user carried the rotation tag but never stored (its secret is lost)
-    is deleted; the stored new key with the old one (kept as `<entry>-previous`) still active is checked and the
-    old one deactivated. `retire_only`: only delete an old inactive key, no new one.
+    what it finds: a key created while the user carried the rotation tag, never used and never stored (its
+    secret is lost) is deleted; the stored new key with the old one (kept as `<entry>-previous`) still active
+    is checked and the old one deactivated. `retire_only`: only delete an old inactive key, no new one.
     Outputs: secret_ref, previous_ref, access_key_id, old_access_key_id, deleted, rotated.
     """
 
@@ -548,6 +548,11 @@ class IamRotateAccessKey:
                             hint="create a key in the IAM console and store it, or restore the deleted one's user")
         return reference, key_id, secret
 
+    def _unused(self, ctx: StepContext, key_id: str) -> bool:
+        """Never used to sign a request: a key someone made by hand during a rotation and uses is kept."""
+        found = call(ctx.client("iam"), "get_access_key_last_used", AccessKeyId=key_id)
+        return not (found.get("AccessKeyLastUsed") or {}).get("LastUsedDate")
+
     def _grace(self, ctx: StepContext, params: Mapping[str, Any]) -> timedelta:
         rotation = ctx.runtime.settings.get("rotation")
         days = rotation.get("access_key_grace_days") if isinstance(rotation, Mapping) else None
@@ -575,7 +580,7 @@ class IamRotateAccessKey:
             if key.get("Status") == "Active":
                 if key_id == previous_id:
                     plan["deactivate"] = key_id  # the stored key replaced it; an earlier run stopped before
-                elif started is not None and _created(key) >= started - _MARGIN:
+                elif started is not None and _created(key) >= started - _MARGIN and self._unused(ctx, key_id):
                     plan["delete"].append(key_id)  # made by an interrupted rotation, its secret never stored
                 else:
                     plan["blocked"] = (f"{user} has another active access key, {key_id}, that the password manager "
