@@ -1,7 +1,8 @@
 """A SQL script run by hand (no SQL connection configured, as in the sandbox) is work confirmed by hand, never a
 change kprov made (issue 15's "Seen": `a clean re-apply reports "2 changed"`). Still seen on `install-client acme`
 applied twice against the sandbox: "Apply complete: 2 changed", the database and login scripts asked again.
-The engine and the summary are real; no AWS is needed (a SQL step without a connection calls none), so the runtime has none.
+The engine and the summary are real; no AWS is needed (a SQL step without a connection calls none), so the
+runtime has none.
 """
 
 from __future__ import annotations
