@@ -116,3 +116,31 @@ def test_check_shared_reports_the_rds_master_and_broker_admin_older_than_the_age
                              "last set on ") and master.endswith("`kprov rotate shared rds`")
     assert "(mq-POS-01/admin)" in admin and admin.endswith("`kprov rotate shared rabbitmq`")
     assert "2 credentials due for rotation." in later.err
+
+
+def test_one_clients_due_credentials_become_findings_of_its_check_steps() -> None:
+    """`fleet.rotation.with_ages`: what `check client ORG` would add to its report (app.bootstrap, see the
+    module), on the report's own step results."""
+    from kensium_provision.engine.run import RunReport
+    from kensium_provision.fleet import rotation
+    from kensium_provision.model import Mode, Risk, Status, StepResult
+
+    steps = [StepResult(step_id=s, title=t, status=Status.DONE, risk=Risk.READ)
+             for s, t in (("sql-password", "Generate the client SQL login's password"), ("iam-user", "IAM user"))]
+    report = RunReport(checklist_id="install-client", mode=Mode.CHECK, results=tuple(steps))
+    with mock_aws():
+        sm, iam = boto3.client("secretsmanager", region_name="us-east-1"), boto3.client("iam", region_name="us-east-1")
+        made = sm.create_secret(Name="kprov/sandbox/acme/sql-login", SecretString="s3cret-value")
+        iam.create_user(UserName="rms_acme")
+        record = ClientRecord(org_id="acme", iam_user="rms_acme",
+                              secrets={"sql_login": f"{made['ARN']}#{made['VersionId']}"})
+        assert rotation.with_ages(report, record, sm, iam, max_age_days=90) is report  # nothing due today
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(rotation, "clock", lambda: LATER)
+            later = rotation.with_ages(report, record, sm, iam, max_age_days=90)
+    [sql, user] = later.results
+    assert sql.status is Status.FAILED and user.status is Status.DONE and later.exit_code is ExitCode.FAILED
+    [finding] = sql.findings
+    assert finding.message.startswith("Generate the client SQL login's password: The password of the SQL login "
+                                      "(sql_login) was last set on ")
+    assert finding.message.endswith("`kprov rotate acme sql`") and finding.step_id == "sql-password"

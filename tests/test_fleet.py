@@ -27,7 +27,7 @@ from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.errors import ExitCode
 from kensium_provision.fleet import check as fleet
 from kensium_provision.fleet import snapshot
-from kensium_provision.fleet.facts import SnapshotFacts
+from kensium_provision.fleet.facts import SnapshotFacts, step_reads
 from kensium_provision.model import Mode
 from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, get_client, put_record
 from kensium_provision.runtime import NullJournal
@@ -456,3 +456,28 @@ def test_what_reaches_the_transport_is_two_reads_per_client_plus_batched_listing
     assert len(large) - len(small) == 2 * 9  # 9 more clients: their 2 reads each, the listings one page still
     assert len(large) <= 2 * 12 + SHARED_READS
     assert len(made) == 2 and all(c.meta.config.max_pool_connections == fleet.WORKERS > 10 for c in made)
+
+
+def test_a_listing_the_steps_query_filters_by_one_name_is_answered_with_that_element(three: Fleet) -> None:
+    """POS's IAM user (the manual step's `ListUsers` probe) filtered every user of the account for each
+    client: the snapshot answers that query with the one user it keeps, and the query's result is the same."""
+    from kensium_provision.checklist.schema import load_checklist
+    from kensium_provision.naming.loader import load_rules
+
+    checklist = load_checklist(CHECKLISTS_DIR / "client" / "install.yaml", rule_ids=load_rules().ids)
+    request = three.request()
+    pool = ThreadPoolExecutor(max_workers=2)
+    snap, _ = fleet.take_snapshot(request, NullJournal(), pool, [])
+    pool.shutdown(wait=True)
+    runtime = fleet.snapshot_runtime(request, snap, checklist)
+    [(service, operation, query)] = [r for r in step_reads(checklist.steps)["pos-aws-provisioning"]
+                                     if r[1] == "ListUsers"]
+    for org in ("beta", "nobody"):
+        ctx = StepContext(runtime, "pos-aws-provisioning", {"org_id": org})
+        live = StepContext(replace(runtime, facts=None), "pos-aws-provisioning", {"org_id": org})
+        rendered = query.replace("{{ org_id }}", org)
+        answer = call_read(ctx, service, operation, {})
+        assert [u["UserName"] for u in answer["Users"]] == ([f"rms_{org}"] if org == "beta" else [])
+        assert search(rendered, answer) == search(rendered, call_read(live, service, operation, {}))
+    elsewhere = call_read(StepContext(runtime, "iam-user", {"org_id": "beta"}), service, operation, {})
+    assert len(elsewhere["Users"]) == len(snap.user_list) > 1  # another step's read: the whole listing

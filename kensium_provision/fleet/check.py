@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kensium_provision.errors import AbortedError, InputError, KprovError
-from kensium_provision.fleet.facts import SnapshotFacts, SnapshotVault
+from kensium_provision.fleet.facts import SnapshotFacts, SnapshotVault, step_reads
 from kensium_provision.fleet.model import (
     WORKERS,
     ClientResult,
@@ -80,8 +80,9 @@ def _operator(request: FleetRequest) -> Operator:
     return AnswersOperator(Answers(), assume_yes=False)
 
 
-def snapshot_runtime(request: FleetRequest, snapshot: Snapshot) -> Runtime:
-    """A check-mode runtime over the session whose step types and password manager read `snapshot`."""
+def snapshot_runtime(request: FleetRequest, snapshot: Snapshot, checklist: Checklist | None = None) -> Runtime:
+    """A check-mode runtime over the session whose step types and password manager read `snapshot` (and,
+    given the checklist, know each step's queries: `SnapshotFacts._only`)."""
     from kensium_provision.naming.loader import load_rules
     from kensium_provision.runtime import NullJournal, Runtime
     from kensium_provision.vault.backends import ManualVault, make_vault
@@ -93,7 +94,7 @@ def snapshot_runtime(request: FleetRequest, snapshot: Snapshot) -> Runtime:
         vault = SnapshotVault(vault, snapshot, request.env.name)
     return Runtime(mode=Mode.CHECK, run_id=request.run_id, aws=request.session, operator=operator, vault=vault,
                    names=load_rules(), env_name=request.env.name, journal=NullJournal(), settings=request.settings,
-                   facts=SnapshotFacts(snapshot))
+                   facts=SnapshotFacts(snapshot, step_reads(checklist.steps) if checklist is not None else None))
 
 
 def take_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecutor,
@@ -210,7 +211,7 @@ def check_fleet(request: FleetRequest) -> FleetReport:
         journal.record("snapshot", records=len(snapshot.records), users=len(snapshot.users),
                        buckets=len(snapshot.bucket_names), brokers=sorted(snapshot.listings),
                        credential_report=report_note)
-        runtime = snapshot_runtime(request, snapshot)
+        runtime = snapshot_runtime(request, snapshot, checklist)
         max_age = max_age_days(request.settings)
         due = _due(snapshot, runtime, max_age, request.now or clock())
         types = registry()
@@ -226,7 +227,9 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                 continue
             result = _check_client(record, checklist=checklist, types=types, runtime=runtime, request=request,
                                    owners=owners, offers=(installed, offered))
-            aged = age_findings((d for d in due if d.org_id == org_id), max_age_days=max_age)
+            aged = [FleetFinding(org_id=org_id, step=f.step_id, message=f.message, expected=f.expected,
+                                 actual=f.actual)
+                    for f in age_findings((d for d in due if d.org_id == org_id), max_age_days=max_age)]
             result = replace(result, findings=(*result.findings, *aged)) if aged else result
             for f in result.findings:
                 journal.record("finding", client=f.org_id, step=f.step, message=f.message, expected=f.expected,

@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kensium_provision.aws.call import call, pages
-from kensium_provision.errors import StepError
+from kensium_provision.errors import KprovError, StepError
 from kensium_provision.fleet.snapshot import HELD_STATES, BrokerListing, Snapshot
 from kensium_provision.steps.facts import LIVE
 
@@ -45,9 +45,27 @@ if TYPE_CHECKING:
     from kensium_provision.steps.iam import IamUserFacts
     from kensium_provision.steps.rabbitmq_vhost import VhostFacts
 
-__all__ = ["SnapshotFacts", "SnapshotVault"]
+__all__ = ["SnapshotFacts", "SnapshotVault", "step_reads"]
 
 _WILDCARD = re.compile(r"[*?]")
+# A JMESPath query that starts by keeping the elements of a top-level list whose field equals a raw string
+# literal: `Users[?UserName=='rms_acme']`, the rest of the query applied to those only.
+_EQUALITY_FILTER = re.compile(r"^([A-Za-z]\w*)\[\?([A-Za-z]\w*)\s*==\s*'([^'\\]*)'\]")
+
+
+def step_reads(steps: Sequence[Any]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """Each step's generic reads as (service, operation, query template), wherever its parameters hold one
+    (aws.assert's own, a manual probe, a flow.stop check, a credential's owner)."""
+    def found(value: object) -> list[tuple[str, str, str]]:
+        if isinstance(value, Mapping):
+            here = [(str(value["service"]), str(value["operation"]), str(value["query"]))] \
+                if {"service", "operation", "query"} <= set(value) else []
+            return here + [r for v in value.values() for r in found(v)]
+        if isinstance(value, list | tuple):
+            return [r for v in value for r in found(v)]
+        return []
+
+    return {step.id: tuple(found(dict(step.params))) for step in steps}
 
 
 def _tags(items: object) -> dict[str, str]:
@@ -57,8 +75,11 @@ def _tags(items: object) -> dict[str, str]:
 class SnapshotFacts:
     """`steps.facts.Facts` from a fleet's snapshot; what the snapshot does not hold is read live."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, queries: Mapping[str, Sequence[tuple[str, str, str]]] | None = None) -> None:
         self.snapshot = snapshot
+        # step id -> its generic reads' (service, operation, query template): see `_only`
+        self._queries = dict(queries or {})
+        self._user_by_name = {str(u["UserName"]): u for u in snapshot.user_list}
         self._account_lock = threading.Lock()
         self._account: tuple[Mapping[str, bool] | None] | None = None  # read once for the whole fleet
         self._lock = threading.Lock()
@@ -216,7 +237,29 @@ class SnapshotFacts:
     def _list_users(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any] | None:
         if set(params) - {"PathPrefix"} or params.get("PathPrefix", "/") != "/":
             return None
+        name = self._only(ctx, "iam", "ListUsers", "Users", "UserName")
+        if name is not None:  # the query keeps only this user: the others cannot change its answer
+            found = self._user_by_name.get(name)
+            return {"Users": [dict(found)] if found is not None else [], "IsTruncated": False}
         return {"Users": [dict(u) for u in self.snapshot.user_list], "IsTruncated": False}
+
+    def _only(self, ctx: StepContext, service: str, operation: str, key: str, field: str) -> str | None:
+        """The one `field` value the current step's query of this read keeps of the answer's `key` list, when
+        the query starts by filtering it so (`Users[?UserName=='rms_acme']...`): then an answer holding only
+        those elements gives the query the same result. Without this, each client's manual step (POS's IAM
+        user, `ListUsers`) filtered every user of the account, twice: quadratic in the fleet (5,000 clients,
+        50 million comparisons). None when the step has no such query, or more than one read of it."""
+        from kensium_provision.template import render
+
+        reads = [q for s, o, q in self._queries.get(ctx.step_id, ()) if (s, o) == (service, operation)]
+        if len(reads) != 1:
+            return None
+        try:
+            query = render(reads[0], ctx.values)
+        except KprovError:
+            return None
+        match = _EQUALITY_FILTER.match(query)
+        return match.group(3) if match and match.group(1) == key and match.group(2) == field else None
 
     def _list_access_keys(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any] | None:
         user = str(params.get("UserName", ""))

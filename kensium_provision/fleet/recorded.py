@@ -16,7 +16,7 @@ reads those). `check client --all` does both for each client (`fleet.check`); `c
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -25,10 +25,10 @@ from kensium_provision.errors import KprovError
 
 if TYPE_CHECKING:
     from kensium_provision.engine.run import RunReport
-    from kensium_provision.model import Checklist, InputSpec
+    from kensium_provision.model import Checklist, Finding, InputSpec
     from kensium_provision.runtime import Runtime
 
-__all__ = ["Unoffered", "input_owners", "recorded_checklist", "unoffered", "with_unoffered"]
+__all__ = ["Unoffered", "attach", "input_owners", "recorded_checklist", "unoffered", "with_unoffered"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,18 +116,30 @@ def with_unoffered(report: RunReport, installed: Checklist, runtime: Runtime, va
                    cache: MutableMapping[str, tuple[str, ...] | str]) -> RunReport:
     """`report` of a check run over `recorded_checklist(installed)`, with each recorded answer the live lookups
     no longer offer a finding of the step that uses it (that step then failed, as any step with a finding)."""
-    from kensium_provision.model import Finding, Status
+    from kensium_provision.model import Finding
 
     found = unoffered(installed, runtime, values, cache)
     if not found or not report.results:
         return report
     owners = input_owners(installed)
-    steps = {r.step_id for r in report.results}
-    extra: dict[str, list[Unoffered]] = {}
-    for u in found:  # an answer no step uses (none in the catalog's checklists) goes to the first step
-        extra.setdefault(owners[u.input_id] if owners.get(u.input_id) in steps else report.results[0].step_id,
-                         []).append(u)
-    results = tuple(replace(r, status=Status.FAILED, findings=(*(
-        Finding(step_id=r.step_id, message=f"{r.title}: {u.message}", expected=list(u.expected), actual=u.actual)
-        for u in extra[r.step_id]), *r.findings)) if r.step_id in extra else r for r in report.results)
-    return replace(report, results=results)
+    return attach(report, [Finding(step_id=owners.get(u.input_id, ""), message=u.message, expected=list(u.expected),
+                                   actual=u.actual) for u in found])
+
+
+def attach(report: RunReport, findings: Iterable[Finding]) -> RunReport:
+    """`report` with each of `findings` on its step's result (titled as the engine titles a finding; that step
+    then failed, as any step with a finding); one of a step the run has no result for goes to the first."""
+    from kensium_provision.model import Status
+
+    results = list(report.results)
+    if not results:
+        return report
+    index = {r.step_id: n for n, r in enumerate(results)}
+    extra: dict[int, list[Finding]] = {}
+    for f in findings:
+        extra.setdefault(index.get(f.step_id, 0), []).append(f)
+    for n, found in extra.items():
+        r = results[n]
+        titled = tuple(replace(f, step_id=r.step_id, message=f"{r.title}: {f.message}") for f in found)
+        results[n] = replace(r, status=Status.FAILED, findings=(*titled, *r.findings))
+    return replace(report, results=tuple(results))

@@ -16,14 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kensium_provision.fleet.model import CredentialAge, FleetFinding
+from kensium_provision.fleet.model import CredentialAge
 
 if TYPE_CHECKING:
+    from kensium_provision.engine.run import RunReport
+    from kensium_provision.model import Finding
     from kensium_provision.records.clients import ClientRecord
 
 __all__ = ["DEFAULT_MAX_AGE_DAYS", "SHARED_CREDENTIALS", "KeyDate", "age_findings", "clock", "credential_ages",
            "listed_secrets", "live_ages", "max_age_days", "overdue", "report_key_dates", "secret_dates",
-           "shared_findings"]
+           "shared_findings", "with_ages"]
 
 DEFAULT_MAX_AGE_DAYS = 90  # app.config.RotationSettings' default
 KeyDate = tuple[str, datetime]  # (how the access key is named, when it was made), active keys only
@@ -106,18 +108,30 @@ def overdue(when: datetime | None, *, max_age_days: int, now: datetime) -> int |
     return age if age > max_age_days else None
 
 
-def age_findings(due: Iterable[CredentialAge], *, max_age_days: int) -> list[FleetFinding]:
+def age_findings(due: Iterable[CredentialAge], *, max_age_days: int) -> list[Finding]:
     """Each due credential as a finding of the install step that made it, with the command that rotates it."""
+    from kensium_provision.model import Finding
+
     found = []
     for cred in due:
         step, resource, what = _SECRETS.get(cred.credential, _ACCESS_KEY) if cred.kind == "secret" else _ACCESS_KEY
         subject = f"{what} ({cred.credential})" if cred.kind == "secret" else cred.credential
-        found.append(FleetFinding(
-            org_id=cred.org_id, step=step, expected=f"set within {max_age_days} days", actual=cred.changed,
+        found.append(Finding(
+            step_id=step, expected=f"set within {max_age_days} days", actual=cred.changed,
             message=f"{subject[0].upper()}{subject[1:]} was last set on {cred.changed}, {cred.age_days} days ago "
                     f"(rotation.max_age_days: {max_age_days}): due for rotation, "
                     f"`kprov rotate {cred.org_id} {resource}`"))
     return found
+
+
+def with_ages(report: RunReport, record: ClientRecord, secretsmanager: Any, iam: Any, *,
+              max_age_days: int) -> RunReport:
+    """`check client ORG`'s report with the client's credentials due for rotation (`live_ages`) as findings of
+    the steps that made them (`fleet.recorded.attach`)."""
+    from kensium_provision.fleet.recorded import attach
+
+    due = live_ages(record, secretsmanager, iam, max_age_days=max_age_days)
+    return attach(report, age_findings(due, max_age_days=max_age_days)) if due else report
 
 
 def listed_secrets(secretsmanager: Any, names: Iterable[str]) -> list[Mapping[str, Any]]:
