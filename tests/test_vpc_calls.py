@@ -14,22 +14,28 @@ from the act's own answers where the step type can tell (toy step types: the rul
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from kensium_provision.aws.session import AwsSession
 from kensium_provision.aws.wall import READ_PREFIXES
-from kensium_provision.engine.run import verify_after_act
+from kensium_provision.engine import run as engine
+from kensium_provision.engine.run import probes_ahead, verify_after_act
 from kensium_provision.errors import ExitCode
+from kensium_provision.guards import Environment
 from kensium_provision.model import Mode, Status
 from kensium_provision.sandbox.strict import Strict
 from kensium_provision.steps.base import Difference
-from tests.checklist_harness import answers_operator, load, moto_runtime, run_checklist
-from tests.e2e import MotoServer, World, example
+from tests.checklist_harness import EXAMPLES, answers_operator, load, moto_runtime, run_checklist
+from tests.e2e import DEADLINE, MotoServer, World, example
 
 pytestmark = pytest.mark.slow
 
@@ -202,3 +208,75 @@ def test_the_verify_after_an_act_takes_the_acts_answers_and_reads_only_when_they
     sub: Any = _AddsToVerify()
     assert [d.field for d in verify_after_act(sub, ctx, {}, {"seen": "10.0.0.0/16"})] == ["read", "pending"]
     assert sub.reads == 1
+
+
+# ---- reads at once: one flight per read, and no answer kept across a change (aws.cache) ------------------
+
+
+def session_on(server: StrictMotoServer, mode: Mode = Mode.APPLY) -> AwsSession:
+    env = Environment(name="sandbox", account_id="123456789012", region="us-east-1", sandbox=True,
+                      endpoint_url=server.endpoint)
+    return AwsSession(env, mode=mode)
+
+
+def describe_vpcs(session: AwsSession) -> Any:
+    return session.client("ec2").describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["POS-VPC"]}])
+
+
+def test_the_same_read_asked_while_it_is_in_flight_is_sent_once(server: StrictMotoServer) -> None:
+    session, before = session_on(server), server.count("DescribeVpcs")
+    held = server.hold("DescribeVpcs")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(describe_vpcs, session)
+        assert held.reached.wait(DEADLINE)
+        second = pool.submit(describe_vpcs, session)
+        time.sleep(0.3)  # the second read is asked (and waits) while the first is held at the server
+        held.release.set()
+        assert first.result(DEADLINE)["Vpcs"] == second.result(DEADLINE)["Vpcs"]
+    assert server.count("DescribeVpcs") == before + 1
+
+
+def test_an_answer_that_arrives_after_a_change_emptied_the_cache_is_not_kept(server: StrictMotoServer) -> None:
+    session, before = session_on(server), server.count("DescribeVpcs")
+    held = server.hold("DescribeVpcs")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        late = pool.submit(describe_vpcs, session)
+        assert held.reached.wait(DEADLINE)
+        session.invalidate()  # what a write does: the answer in flight may predate it
+        held.release.set()
+        late.result(DEADLINE)
+    describe_vpcs(session)
+    assert server.count("DescribeVpcs") == before + 2  # asked again, not served the answer from before
+
+
+# ---- probes started ahead (engine.run: ProbesAhead) ------------------------------------------------------
+
+
+def planned_sends(monkeypatch: pytest.MonkeyPatch, *, ahead: bool) -> tuple[Counter[str], set[str]]:
+    """A plan of the built VPC (in-process moto): the reads it sent, and the threads that sent them."""
+    monkeypatch.setattr(engine, "probes_ahead", probes_ahead if ahead else lambda _: False)
+    runtime = moto_runtime(Mode.PLAN, operator=answers_operator(load("shared/vpc"), EXAMPLES / "shared-vpc.yaml"))
+    sent: Counter[str] = Counter()
+    threads: set[str] = set()
+
+    def record(*, model: Any, **_: Any) -> None:
+        sent[model.name] += 1
+        threads.add(threading.current_thread().name.split("_")[0])
+
+    for service in ("ec2", "rds"):
+        runtime.aws.client(service).meta.events.register("before-call", record)  # after the cache: sent ones
+    report = run_checklist("shared/vpc", Mode.PLAN, runtime=runtime)
+    assert report.exit_code == ExitCode.OK and report.count(Status.DONE) >= 16, report.results
+    return sent, threads
+
+
+def test_a_plan_of_the_built_vpc_starts_the_probes_ahead_and_sends_no_read_more(
+        aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_checklist("shared/vpc", Mode.APPLY, EXAMPLES / "shared-vpc.yaml").exit_code == ExitCode.OK
+
+    one_by_one, threads = planned_sends(monkeypatch, ahead=False)
+    assert "kprov-probe" not in threads, threads  # (kprov-read: aws.gather, the VPC's two attributes)
+    ahead, threads = planned_sends(monkeypatch, ahead=True)
+
+    assert "kprov-probe" in threads, threads  # some probes' reads went out from the prefetch's threads
+    assert ahead == one_by_one, (ahead, one_by_one)  # the same read twice at once is one call (aws.cache)

@@ -8,6 +8,10 @@ the target's lock, an answer stays true until something changes it, so the cache
 - when a step starts to act (an operator's manual work happens there).
 Cached answers (successes, and definite 4xx answers such as NoSuchEntity) are deep copies and are not
 counted as API calls; the caller's identity is kept for the whole run.
+
+Reads may run at once (`aws.gather`, the engine's prefetch of probes): the same read asked while it is
+in flight waits for that answer instead of sending it again, and an answer that arrives after the cache
+was emptied is not kept (it may predate the change that emptied it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ __all__ = ["ReadCache"]
 
 # Answers that cannot change during a run: kept when the cache is emptied.
 _PINNED = frozenset({("sts", "GetCallerIdentity")})
+# How long a read waits for the same read in flight before it sends its own (a safety net: the flight's
+# own after-call or after-call-error always ends it).
+_FLIGHT_WAIT = 30.0
 
 
 class _CachedResponse:
@@ -54,10 +61,39 @@ class ReadCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, ...], Any] = {}
+        self._flights: dict[tuple[str, ...], threading.Event] = {}  # reads in flight, by key
+        self._generation = 0  # +1 each time the cache is emptied
 
     def invalidate(self) -> None:
         with self._lock:
             self._answers = {k: v for k, v in self._answers.items() if (k[0], k[1]) in _PINNED}
+            self._generation += 1
+
+    def _lookup(self, key: tuple[str, ...], context: Any) -> Any:
+        """The kept answer of `key`; else None, once this thread owns the flight of `key` (or waited long)."""
+        waited = False
+        while True:
+            with self._lock:
+                found = self._answers.get(key)
+                flight = self._flights.get(key)
+                if found is not None or flight is None or waited:
+                    if found is None and flight is None:
+                        self._flights[key] = threading.Event()
+                        context["kprov_cache_flight"] = self._generation
+                    return found
+            waited = not flight.wait(_FLIGHT_WAIT)  # the same read is in flight: its answer will do
+
+    def _land(self, key: tuple[str, ...], context: Any, status: int | None, parsed: Any) -> None:
+        """The end of this thread's flight of `key`: keep the answer unless the cache was emptied meanwhile."""
+        generation = context.pop("kprov_cache_flight", None)
+        if generation is None:
+            return
+        with self._lock:
+            if status is not None and generation == self._generation and _keeps(status, parsed):
+                self._answers[key] = (status, copy.deepcopy(parsed))
+            flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.set()
 
     def register(self, client: Any) -> None:
         service = client.meta.service_model.service_name
@@ -70,8 +106,7 @@ class ReadCache:
             key = (service, model.name, str(params.get("method")), repr(params.get("url")),
                    repr(params.get("url_path")), repr(params.get("query_string")), repr(params.get("body")))
             context["kprov_cache_key"] = key
-            with self._lock:
-                found = self._answers.get(key)
+            found = self._lookup(key, context)
             if found is None:
                 return None
             status, parsed = found
@@ -81,10 +116,13 @@ class ReadCache:
             key = (context or {}).get("kprov_cache_key")
             if key is None or getattr(http_response, "kprov_cached", False):
                 return
-            status = int(getattr(http_response, "status_code", 500))
-            if _keeps(status, parsed):
-                with self._lock:
-                    self._answers[key] = (status, copy.deepcopy(parsed))
+            self._land(key, context, int(getattr(http_response, "status_code", 500)), parsed)
+
+        def after_call_error(*, context: Any, **_: Any) -> None:
+            key = (context or {}).get("kprov_cache_key")
+            if key is not None:  # no answer (a connection error): the flight ends, nothing kept
+                self._land(key, context, None, None)
 
         client.meta.events.register("before-call", before_call, unique_id="kprov-read-cache")
         client.meta.events.register("after-call", after_call, unique_id="kprov-read-cache-store")
+        client.meta.events.register("after-call-error", after_call_error, unique_id="kprov-read-cache-error")

@@ -12,9 +12,11 @@ confirmation `--yes` never gives, no probe) it learns from the step type's optio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from kensium_provision.aws.errors import sdk_errors, translate
 from kensium_provision.checklist.checks import input_problems, preflight
@@ -37,8 +39,8 @@ from kensium_provision.steps.base import (
 from kensium_provision.steps.kinds import coerce_answer
 from kensium_provision.template import TemplateError, placeholders, render, render_value
 
-__all__ = ["RunReport", "VerifiesAct", "answer_problem", "coerce_input", "refuse_invalid", "resolve_inputs", "run",
-           "shown_value", "verify_after_act"]
+__all__ = ["ProbesAhead", "RunReport", "VerifiesAct", "answer_problem", "coerce_input", "probes_ahead",
+           "refuse_invalid", "resolve_inputs", "run", "shown_value", "verify_after_act"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +181,7 @@ class _Run:
         self.absent: set[str] = set()  # outputs of skipped steps
         self.changed_once = False
         self.acted = False  # kprov has called a changing step's act (an input refused later is no exit 3)
+        self.ahead: set[str] = set()  # steps whose probe was started ahead (`prefetch`)
 
     def names_of(self, step: Step) -> set[str]:
         found: set[str] = set()
@@ -226,6 +229,39 @@ class _Run:
             return self.bind_outputs(step, probe.outputs)
         self.unknown.update(self.produced(step))
         return {}
+
+    def prefetch(self, pending: Sequence[Step], pool: ThreadPoolExecutor) -> None:
+        """Start, on other threads, the probes of the later steps whose every input is known now and whose
+        type says its probe only reads AWS (`ProbesAhead`): their reads fill the run's read cache while
+        the steps before them run, and each step's own probe, at its turn, takes the answers from there
+        (or waits for the same read in flight: aws.cache). Reads change nothing, so any two are
+        independent; an answer stays only until a change empties the cache, so in apply nothing starts
+        ahead once a step has acted, nor beyond a person's work by hand (it empties the cache too).
+        Whatever goes wrong ahead comes again, in order, from the step's own probe."""
+        apply = self.runtime.mode is Mode.APPLY
+        if apply and (self.changed_once or self.acted):
+            return
+        for index, step in enumerate(pending):
+            if apply and confirmed_by_hand(self.types.get(step.type)):
+                return
+            if index == 0:  # its probe runs at once, in this thread
+                continue
+            names = self.names_of(step)
+            if step.id in self.ahead or names & (self.unknown | self.absent) or not names <= self.values.keys():
+                continue
+            step_type = self.types.get(step.type)
+            if step_type is None or not probes_ahead(step_type) or (
+                    step.when is not None and not step.when.holds(self.values)):
+                continue
+            try:
+                params = render_value(dict(step.params), self.values)
+            except TemplateError:
+                continue
+            if not isinstance(params, dict):
+                continue
+            self.ahead.add(step.id)
+            ctx = StepContext(self.runtime, step.id, MappingProxyType(dict(self.values)))
+            pool.submit(_quietly, step_type.probe, ctx, params)
 
     def title(self, step: Step) -> str:
         """The title with its placeholders filled in where the values are known already."""
@@ -377,7 +413,21 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
     results: list[StepResult] = []
     error = ""
     pending = list(checklist.steps)
+    ahead = any(probes_ahead(types.get(s.type)) for s in pending)
+    with ThreadPoolExecutor(max_workers=_AHEAD, thread_name_prefix="kprov-probe") if ahead else nullcontext() as pool:
+        results, error = _steps(state, pending, pool)
+    return RunReport(checklist_id=checklist.id, mode=runtime.mode, results=tuple(results),
+                     values={k: shown_value(v) for k, v in state.values.items()}, error=error)
+
+
+def _steps(state: _Run, pending: list[Step], pool: ThreadPoolExecutor | None) -> tuple[list[StepResult], str]:
+    """Every step in order (the probes of later ones started ahead on `pool`): the results and the error."""
+    runtime = state.runtime
+    results: list[StepResult] = []
+    error = ""
     while pending:
+        if pool is not None:
+            state.prefetch(pending, pool)
         step = pending.pop(0)
         runtime.reporter.step_started(step.id, state.title(step))
         start = runtime.monotonic()
@@ -410,8 +460,29 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
             results += [StepResult(step_id=s.id, title=s.title, status=Status.PENDING, risk=s.risk,
                                    reason="not run: an earlier step failed") for s in pending]
             break
-    return RunReport(checklist_id=checklist.id, mode=runtime.mode, results=tuple(results),
-                     values={k: shown_value(v) for k, v in state.values.items()}, error=error)
+    return results, error
+
+
+# Probes started ahead at most at once: the VPC job has 4 subnets and 3 groups ready together.
+_AHEAD = 8
+
+
+@runtime_checkable
+class ProbesAhead(Protocol):
+    """A step type whose probe only reads AWS through the run's session (no other system, no person, no
+    write), so the engine may start it ahead of its turn (`_Run.prefetch`): `probes_ahead = True`.
+    (Belongs with the capabilities of `steps.base`; here until that module can take it.)"""
+
+    probes_ahead: ClassVar[bool]
+
+
+def probes_ahead(step_type: object) -> bool:
+    return getattr(step_type, "probes_ahead", False) is True
+
+
+def _quietly(probe: Any, ctx: StepContext, params: Mapping[str, Any]) -> None:
+    with suppress(Exception):  # the step's own probe, at its turn, meets it again and reports it
+        probe(ctx, params)
 
 
 @runtime_checkable

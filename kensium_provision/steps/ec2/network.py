@@ -193,6 +193,7 @@ class Ec2Vpc(NetworkUndo):
     """
 
     name: ClassVar[str] = "ec2.vpc"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "A VPC found by its Name tag: CIDR, tenancy, no IPv6, DNS support and hostnames on."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="vpc-entity-name", doc="The VPC's Name tag, e.g. POS-VPC."),
@@ -311,6 +312,7 @@ class Ec2Subnet(NetworkUndo):
     """
 
     name: ClassVar[str] = "ec2.subnet"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "A subnet found by its Name tag in a VPC: CIDR, availability zone, public IP on launch."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="vpc-entity-name", doc="The subnet's Name tag."),
@@ -424,6 +426,7 @@ class Ec2InternetGateway(NetworkUndo):
     """
 
     name: ClassVar[str] = "ec2.internet-gateway"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "An internet gateway found by its Name tag, attached to the VPC."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="vpc-entity-name", doc="The gateway's Name tag."),
@@ -520,6 +523,7 @@ class Ec2RouteTable(NetworkUndo):
     """
 
     name: ClassVar[str] = "ec2.route-table"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "A route table found by its Name tag: associated subnets and the default route."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="vpc-entity-name", doc="The route table's Name tag."),

@@ -192,6 +192,7 @@ class Ec2SecurityGroup(SecurityUndo):
     """
 
     name: ClassVar[str] = "ec2.security-group"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "A POS security group (SG-POS-OPS, SG-POS-HOST, SG-POS-DB) in a VPC, found by name."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="name", rule="security-group", doc="The group name: SG-POS-OPS, SG-POS-HOST or SG-POS-DB."),
@@ -333,6 +334,7 @@ class Ec2IngressRule(SecurityUndo):
     """
 
     name: ClassVar[str] = "ec2.ingress-rule"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "An operator's IP rule on a TCP port of a security group, found by its description."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="group_id", doc="The security group (SG-POS-OPS)."),
@@ -493,6 +495,7 @@ class Ec2GroupRules(SecurityUndo):
     """
 
     name: ClassVar[str] = "ec2.group-rules"
+    probes_ahead: ClassVar[bool] = True  # its probe only reads AWS: the engine may start it early
     summary: ClassVar[str] = "A security group's inbound rules: the declared ones, operators' /32s, nothing wider."
     params: ClassVar[tuple[Param, ...]] = (
         Param(name="group_id", doc="The security group."),
