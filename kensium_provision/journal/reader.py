@@ -90,10 +90,11 @@ def read_run(state_dir: Path, run_id: str) -> RunLog:
 
 
 def run_target(log: RunLog) -> tuple[str, bool]:
-    """What the run acted on, and whether that is known: the last `target` record (the writer journals the
-    header's template rendered once its answers are in), else the header's target. A template nobody
-    answered reads `client:(org_id unknown)`, never as template syntax."""
-    rendered = [r["target"] for r in log.records if r.get("event") == "target" and isinstance(r.get("target"), str)]
+    """What the run acted on, and whether that is known: the last rendered target journaled (a `target` record,
+    or the `answer` that completed the header's template: `journal.writer`), else the header's target. A
+    template nobody answered reads `client:(org_id unknown)`, never as template syntax."""
+    rendered = [r["target"] for r in log.records
+                if r.get("event") in ("target", "answer") and isinstance(r.get("target"), str)]
     if rendered:
         return str(rendered[-1]), True
     from kensium_provision.template import TemplateError, placeholders, render

@@ -223,8 +223,9 @@ class JournalWriter:
     (step, phase, risk, params), `step.result` (step, status, outputs, error), `step.skipped` (step, reason),
     `interrupted`, `run.finished` (outcome).
 
-    A header `target` that is a template (`client:{{ org_id }}`) is journaled rendered, as a `target` record,
-    as soon as the answers it names are recorded: a run stopped at a later prompt still says what it was for.
+    A header `target` that is a template (`client:{{ org_id }}`) is journaled rendered as soon as the answers
+    it names are recorded: the `answer` record that completes it carries `target` too (one record per call,
+    so a shipped copy has them all). A run stopped at a later prompt still says what it was for.
     """
 
     def __init__(
@@ -290,6 +291,10 @@ class JournalWriter:
             rec: dict[str, object] = {"seq": self.seq + 1, "ts": _timestamp(self._clock()), "run_id": self.run_id,
                                       "event": event}
             rec.update({name: _plain(value, self._redact) for name, value in fields.items()})
+            if self._target is not None and event == "answer" and "target" not in rec:
+                rendered = self._target.answered(rec.get("input"), rec.get("value"))
+                if rendered is not None:
+                    rec["target"] = rendered
             rec["prev"] = self.head
             rec["hash"] = record_hash(rec)
             line = json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -299,10 +304,6 @@ class JournalWriter:
                 self._write_head()
             except OSError as exc:  # the record stands; the head one behind is what a crash leaves too
                 raise self._broke(exc) from None
-        if self._target is not None and event == "answer":
-            rendered = self._target.answered(rec.get("input"), rec.get("value"))
-            if rendered is not None:
-                self.record("target", target=rendered)
 
     def _broke(self, exc: OSError) -> JournalWriteError:
         self._broken = JournalWriteError(self.path, exc, started=self.seq > 0)
