@@ -55,7 +55,8 @@ def test_undo_of_the_shared_vpc_at_a_terminal(fresh: Terminal) -> None:
     assert any("This run destroys shared:vpc:us-east-1:POS-VPC in sandbox. Type POS-VPC to go on:" in q for q in asked)
     assert len([q for q in asked if q.startswith("DESTROY: Undo")]) == 16
     assert "THIS RUN DESTROYS RESOURCES in sandbox" in screen
-    assert screen.index("Undo vpc: remove vpc") > screen.index("Undo public-subnet-primary: remove subnet")
+    assert screen.index("Undo vpc [undo-vpc] changed") > screen.index("[undo-public-subnet-primary] changed")
+    assert "permission preflight skipped (kprov undo: not simulated yet)" in screen
     assert sandbox_vpcs(fresh) == []
     journals = fresh.journals()
     (undo_id,) = set(journals) - {run_id}

@@ -336,9 +336,10 @@ class _Hooks:
 
         if self.mode is Mode.CHECK or (self.mode is Mode.PLAN and self.preflight_choice != "run"):
             return
-        if self.preflight_choice == "skip":
-            self.journal.record("guard", guard="preflight", outcome="skipped", reason="--skip-preflight")
-            self.console.print("permission preflight skipped (--skip-preflight): IAM may refuse a step midway",
+        if self.preflight_choice == "skip" or checklist.scope == "undo":
+            why = "--skip-preflight" if self.preflight_choice == "skip" else "kprov undo: not simulated yet"
+            self.journal.record("guard", guard="preflight", outcome="skipped", reason=why)
+            self.console.print(f"permission preflight skipped ({why}): IAM may refuse a step midway",
                                style="yellow", markup=False)
             return
         scope = replace(scope_of(self.config, self.env), account=self.identity.account)

@@ -312,7 +312,7 @@ def _not_undone(item: UndoItem) -> StepResult:
 
 
 def _checklist(undo: UndoRun, steps: Sequence[Undone]) -> Checklist:
-    made = [Step(id=f"undo-{s.step_id}", title=f"Undo {s.step_id}: remove {describe(s.created)}",
+    made = [Step(id=f"undo-{s.step_id}", title=f"Undo {s.step_id}",
                  type=f"undo:{s.step_id}", params={}, risk=Risk.DESTROY) for s in steps]
     digest = hashlib.sha256(json.dumps([[s.run_id, s.step_id, describe(s.created)] for s in steps]).encode())
     return Checklist(id="undo", title=f"Undo run {undo.run_id}", scope="undo",

@@ -85,7 +85,7 @@ def undo(context: Context, *, run_id: str, dry_run: bool = False, answers: Path 
     request = RunRequest(checklist=Path(f"undo of {run_id}"), mode=mode,
                          env_name=where or context.env,
                          answers_path=answers, assume_yes=yes, command=f"undo {run_id}", live=not context.json,
-                         prepared=prepared, preflight="skip" if mode is Mode.APPLY else "auto",
+                         prepared=prepared,
                          run_id=new_run_id())
     again = undo_command(context, run_id, answers=answers, yes=yes)
     began = (state() / "runs" / f"{request.run_id}.jsonl").is_file
