@@ -520,3 +520,20 @@ def test_install_client_failed_at_step_n_then_undo_on_the_command_line(
     for checked in (run_id, newest_run(runs)):
         verified = kprov("audit", "verify", checked)
         assert verified.code == ExitCode.OK, verified.err
+
+
+def test_an_undo_stopped_midway_on_the_command_line_says_how_to_continue_it(
+        aws: None, kprov: Kprov, undo_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = aws_inventory()
+    run_id = provisioned_vpc(kprov)
+    answers = confirmation(tmp_path, "POS-VPC")
+    armed = fail_on(monkeypatch, "ec2", "DeleteInternetGateway")
+    stopped = kprov("undo", run_id, "--yes", "--answers", answers)
+    armed[0] = False
+    assert stopped.code == ExitCode.FAILED, stopped.err
+    said = " ".join(stopped.err.split())
+    assert f"Next: fix the cause, then `kprov undo {run_id} --answers {answers} --yes`" in said, said
+    assert aws_inventory()["vpcs"] != before["vpcs"]  # the subnets and the VPC are still there
+    again = kprov("undo", run_id, "--yes", "--answers", answers)
+    assert again.code == ExitCode.OK, again.err
+    assert aws_inventory() == before
