@@ -537,3 +537,17 @@ def test_an_undo_stopped_midway_on_the_command_line_says_how_to_continue_it(
     again = kprov("undo", run_id, "--yes", "--answers", answers)
     assert again.code == ExitCode.OK, again.err
     assert aws_inventory() == before
+
+
+def test_an_undo_runs_only_where_its_run_ran(aws: None, kprov: Kprov, undo_command: None, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    run_id = provisioned_vpc(kprov)
+    made = aws_inventory()
+    config = tmp_path / "config.yaml"
+    config.write_text("environments:\n  sandbox: {sandbox: true, region: us-east-1}\n"
+                      "  qa: {account_id: \"123456789012\", region: us-east-1, purposes: [qa]}\n")
+    monkeypatch.setenv("KPROV_CONFIG", str(config))
+    done = kprov("--env", "qa", "undo", run_id, "--yes", "--answers", confirmation(tmp_path, "POS-VPC"))
+    assert done.code == ExitCode.INVALID, done.err
+    assert f"run {run_id} ran in environment sandbox, not qa" in " ".join(done.err.split())
+    assert aws_inventory() == made

@@ -54,8 +54,8 @@ class Undone:
     run_id: str  # the run (the undone one, or a run resuming it) whose act made it
     step_id: str
     type: str
-    title: str
-    params: Mapping[str, object]  # as journaled at its intent (secrets masked: a step's undo never needs them)
+    params: Mapping[str, object]  # as journaled at its intent: secret-named ones masked (what the act journals
+    # with `record_created` carries what its undo needs besides)
     status: str  # its last step.result status; "" when the run stopped during its act
     risk: str = ""
     created: tuple[Created, ...] = ()
@@ -109,7 +109,7 @@ def items_of(logs: Iterable[RunLog]) -> tuple[list[Undone], list[str]]:
                 diff = rec.get("diff")
                 earlier = found.pop(step, None)
                 found[step] = Undone(
-                    run_id=log.run_id, step_id=step, type=str(rec.get("type", "")), title=step,
+                    run_id=log.run_id, step_id=step, type=str(rec.get("type", "")),
                     params=dict(params) if isinstance(params, dict) else {}, status="", risk=str(rec.get("risk", "")),
                     created=earlier.created if earlier else (),
                     diff=tuple((d[0], d[1], d[2]) for d in diff if isinstance(d, list) and len(d) == 3)
