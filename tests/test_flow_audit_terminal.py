@@ -71,3 +71,19 @@ def test_an_answers_file_in_a_terminal_on_a_protected_environment_asks_the_typed
                                                 "guarded is a protected environment (account 123456789012). Type "
                                                 "POS-VPC to go on:"]
     assert "Apply complete" in screen
+
+
+@pytest.mark.xfail(strict=True, reason="needs checklist/answers.py (not this engineer's file): without a terminal, "
+                   "AnswersOperator.type_to_confirm raises AbortedError (exit 5, 'the operator aborted') for a "
+                   "missing confirm_target; it is a missing answer, nothing attempted: InputError, exit 3")
+def test_without_a_terminal_a_protected_run_lacking_confirm_target_is_a_missing_answer_exit_3(fresh: Terminal) -> None:
+    from kensium_provision.errors import ExitCode
+
+    config = fresh.root / "config.yaml"
+    config.write_text("environments:\n  guarded: {sandbox: true, protected: true}\n")
+    done = fresh.kprov("--config", str(config), "--env", "guarded", "provision", "shared", "vpc", "--answers",
+                       example("shared-vpc.yaml"), "--yes")
+    assert "confirm_target: POS-VPC" in done.stderr
+    assert done.returncode == ExitCode.INVALID, done.stderr
+    [records] = fresh.journals().values()
+    assert _writes(records) == []  # refused before the first change: nothing attempted
