@@ -18,7 +18,7 @@ import pytest
 from kensium_provision.app.config import state_dir
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.engine.run import RunReport, resolve_inputs, run
-from kensium_provision.engine.undo import UndoRun, prepare
+from kensium_provision.engine.undo import UndoRun, created_of, prepare
 from kensium_provision.errors import ExitCode, InputError
 from kensium_provision.journal.reader import read_run
 from kensium_provision.journal.verify import verify_run
@@ -35,9 +35,10 @@ from tests.test_remove_client import RemovingSqlServer
 
 if TYPE_CHECKING:
     from tests.conftest import Kprov
+    from tests.password_managers import GpgHome
     from tests.rabbitmq_fixtures import Broker
 
-pytest_plugins = ["rabbitmq_fixtures"]
+pytest_plugins = ["rabbitmq_fixtures", "password_managers"]  # their emulated_rabbitmq and gpg fixtures
 
 
 class UndoWorld(World):
@@ -551,3 +552,27 @@ def test_an_undo_runs_only_where_its_run_ran(aws: None, kprov: Kprov, undo_comma
     assert done.code == ExitCode.INVALID, done.err
     assert f"run {run_id} ran in environment sandbox, not qa" in " ".join(done.err.split())
     assert aws_inventory() == made
+
+
+@pytest.mark.password_manager
+def test_a_password_in_another_password_manager_is_named_for_a_person_to_delete(
+        aws: None, tmp_path: Path, gpg: GpgHome) -> None:
+    """A real pass store: kprov generates the entry there, and its undo says who deletes it and which."""
+    from kensium_provision.runtime import NullJournal
+    from kensium_provision.steps.base import StepContext
+    from kensium_provision.steps.credential import CredentialPassword
+    from kensium_provision.vault.backends import PassVault
+    from tests.checklist_harness import moto_runtime
+    from tests.test_vault_pass import init_store
+
+    vault = PassVault(init_store(tmp_path / "store", gpg.key_id))
+    journal = NullJournal()
+    step, params = CredentialPassword(), {"name": "acme/sql-login", "policy": "sql-login"}
+    ctx = StepContext(moto_runtime(Mode.APPLY, vault=vault, journal=journal), "sql-password", {})
+    step.act(ctx, params, step.probe(ctx, params))
+    made = [r for r in journal.records if r["event"] == "step.created"]
+    assert [(r["kind"], r["id"]) for r in made] == [("password-entry", "pass:acme/sql-login")]
+    check = step.undo_check(ctx, params, [created_of(r) for r in made])
+    assert check.present == () and check.changed == ()
+    assert "delete acme/sql-login by hand" in check.by_hand
+    assert vault.find("acme/sql-login") == "pass:acme/sql-login"  # kprov deleted nothing

@@ -42,7 +42,7 @@ from kensium_provision.steps.base import (
     undoable,
 )
 
-__all__ = ["UndoItem", "UndoPlan", "UndoRun", "UndoStep", "Undone", "items_of", "plan_undo", "prepare"]
+__all__ = ["UndoItem", "UndoPlan", "UndoRun", "UndoStep", "Undone", "created_of", "items_of", "plan_undo", "prepare"]
 
 _BY_HAND = "done by a person, not by kprov: undo it by hand"
 
@@ -88,7 +88,8 @@ class UndoPlan:
         return tuple(i for i in self.items if i.action == "refused")
 
 
-def _created(record: Mapping[str, object]) -> Created:
+def created_of(record: Mapping[str, object]) -> Created:
+    """A `step.created` record as the resource it names (`steps.base.record_created`)."""
     details = {str(k): str(v) for k, v in record.items()
                if k not in ("event", "step", "kind", "id", "seq", "ts", "prev", "hash", "run_id")}
     return Created(kind=str(record.get("kind", "")), id=str(record.get("id", "")), details=details)
@@ -116,7 +117,7 @@ def items_of(logs: Iterable[RunLog]) -> tuple[list[Undone], list[str]]:
                     if isinstance(diff, list) else ())
             elif event == "step.created" and step in found:
                 item = found[step]
-                found[step] = replace(item, created=(*item.created, _created(rec)))
+                found[step] = replace(item, created=(*item.created, created_of(rec)))
             elif event == "step.result" and step in found:
                 found[step] = replace(found[step], status=str(rec.get("status", "")))
             elif event == "step.result" and rec.get("status") == "done" and step not in done:
