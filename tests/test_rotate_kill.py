@@ -1,6 +1,7 @@
-"""Issue 18.2's must-show: each credential rotated end to end with the vault being KeePassXC, then `pass` (the
-real programs), kill -9 at random points, then resume: the account and the vault agree, no credential is lost,
-and no secret is in any argv, environment, file or output.
+"""Issue 18.2's must-show: each credential rotated end to end (the RDS master, the broker admin, the client's hub
+user and IAM access key; the client's SQL login needs a SQL Server, which tests/test_rotate.py fakes) with the
+vault being KeePassXC, then `pass` (the real programs), kill -9 at random points, then resume: the account and
+the vault agree, no credential is lost, and no secret is in any argv, environment, file or output.
 
 Real `kprov` subprocesses run against a moto server in this process (tests/e2e.py, environment `sandbox`
 reached through AWS_ENDPOINT_URL), and the broker admin is rotated on a real rabbitmq-server (a config's
@@ -159,11 +160,16 @@ def estate(server: MotoServer, backend: Backend, real_rabbitmq: Broker, tmp_path
     dynamodb = server.client("dynamodb")
     ensure_table(dynamodb)
     put_record(dynamodb, ClientRecord(org_id="acme", client_name="Acme", status=INSTALLED, iam_user="rms_acme",
-                                      rds_instance="db-POS-01", broker="mq-POS-01"))
-    admin_password = "Broker-Admin-Initial-1"
-    real_rabbitmq.client().put_user("admin", admin_password, tags="administrator")
+                                      rds_instance="db-POS-01", broker="mq-POS-01", vhost="acme",
+                                      rabbitmq_user="rms_acme"))
+    admin_password, hub_password = "Broker-Admin-Initial-1", "Hub-User-Initial-1"
+    broker = real_rabbitmq.client()
+    broker.put_user("admin", admin_password, tags="administrator")
+    broker.put_vhost("acme")  # the client's hub, as the install makes it
+    broker.put_user("rms_acme", hub_password)
     vault = backend.vault
     for entry, value in (("db-POS-01/master", MASTER), ("mq-POS-01/admin", admin_password),
+                         ("acme/rabbitmq-hub", hub_password),
                          ("acme/iam-access-key", key["SecretAccessKey"])):  # the key's secret alone, as installed
         vault.store(entry, Secret(value), description="", tags={})
     world = World(tmp_path / "world", extra_env={"AWS_ENDPOINT_URL": server.endpoint})
@@ -171,7 +177,9 @@ def estate(server: MotoServer, backend: Backend, real_rabbitmq: Broker, tmp_path
     try:
         yield Estate(server, world, backend, real_rabbitmq, [])
     finally:
-        real_rabbitmq.client().delete_user("admin")
+        for user in ("admin", "rms_acme"):
+            broker.delete_user(user)
+        broker.delete_vhost("acme")
 
 
 # --- what the service takes ----------------------------------------------------------------------------------
@@ -226,6 +234,14 @@ class Credential:
     entry: str
 
 
+def _hub_user_takes(estate: Estate, value: str | None) -> bool:
+    """The broker holds the hash of `value` for the client's hub user (it has no management tag to log in with)."""
+    from kensium_provision.steps.rotation import password_matches
+
+    user = estate.broker.client().get_user("rms_acme")
+    return bool(value) and user is not None and password_matches(user, str(value))
+
+
 def _key_works(estate: Estate, value: str | None) -> bool:
     key_id, _, secret = (value or "").partition(":")
     found = iam_keys().get(key_id)
@@ -247,6 +263,10 @@ CREDENTIALS = {
         "broker-admin", ("rotate", "shared", "rabbitmq"), "name: mq-POS-01\n", (),
         lambda e, v: admin_logs_in(e.broker, v), lambda e: admin_logs_in(e.broker, e.stored("mq-POS-01/admin")),
         "mq-POS-01/admin"),
+    "rabbitmq-user": Credential(
+        "rabbitmq-user", ("rotate", "acme", "rabbitmq"), "confirm: {pos-hub-settings: true}\n", (),
+        lambda e, v: _hub_user_takes(e, v), lambda e: _hub_user_takes(e, e.stored("acme/rabbitmq-hub")),
+        "acme/rabbitmq-hub"),
     "iam-access-key": Credential(
         "iam-access-key", ("rotate", "acme", "iam"),
         "delete_old_key: true\nconfirm: {pos-aws-settings: true}\n", ("CreateAccessKey", "UpdateAccessKey"),
@@ -262,7 +282,7 @@ def _nothing_lost(estate: Estate, credential: Credential) -> bool:
 
 def _secrets(estate: Estate, seen: set[str]) -> None:
     """Every value the vault and the service held so far (the canaries)."""
-    for entry in ("db-POS-01/master", "mq-POS-01/admin", "acme/iam-access-key"):
+    for entry in ("db-POS-01/master", "mq-POS-01/admin", "acme/rabbitmq-hub", "acme/iam-access-key"):
         for name in (entry, f"{entry}-previous"):
             value = estate.stored(name)
             if value:
