@@ -257,6 +257,16 @@ def test_a_user_with_two_keys_is_rotated_only_after_the_old_one_goes(world: Rota
     assert world.access_keys() == {second_id: "Inactive", third_id: "Active"}
 
 
+def test_a_dry_run_access_key_rotation_changes_nothing(world: RotationWorld) -> None:
+    before, stored = world.access_keys(), world.secret("acme/iam-access-key")
+    world.acts.clear()
+    plan = world.rotate("iam-access-key", Mode.PLAN, delete_old_key=True)
+    assert plan.exit_code is ExitCode.OK, plan.error
+    assert world.acts == [] and world.mutating_calls() == []
+    assert world.access_keys() == before and world.secret("acme/iam-access-key") == stored
+    assert statuses(plan)["rotate-access-key"] is Status.CHANGE
+
+
 def test_an_active_key_the_password_manager_does_not_hold_is_never_touched(world: RotationWorld) -> None:
     assert world.rotate("iam-access-key").exit_code is ExitCode.OK  # the entry now names its key
     assert world.rotate("iam-old-key", delete_old_key=True).exit_code is ExitCode.OK
