@@ -329,6 +329,30 @@ def test_a_rotation_killed_after_storing_finishes_without_a_new_key(
     assert _stored_key(world)[0] == new_id and world.access_keys() == {old_id: "Inactive", new_id: "Active"}
 
 
+def test_a_rotation_killed_before_its_tag_went_finishes_without_a_new_key(
+        world: RotationWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    (old_id, _), = world.access_keys().items()
+    real = rotation.IamRotateAccessKey._deactivate
+
+    def deactivate_then_killed(self: Any, ctx: Any, user: str, key_id: str) -> None:
+        ctx.client("iam").update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
+        raise KeyboardInterrupt  # kill -9 after the old key was deactivated, before the rotation tag went
+
+    monkeypatch.setattr(rotation.IamRotateAccessKey, "_deactivate", deactivate_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        world.rotate("iam-access-key")
+    new_id, _ = _stored_key(world)
+    assert world.access_keys() == {old_id: "Inactive", new_id: "Active"}
+    monkeypatch.setattr(rotation.IamRotateAccessKey, "_deactivate", real)
+    plan = world.rotate("iam-access-key", Mode.PLAN)
+    assert next(r for r in plan.results if r.step_id == "rotate-access-key").reason.startswith("resume:")
+    again = world.rotate("iam-access-key")
+    assert again.exit_code is ExitCode.OK, again.error
+    assert _stored_key(world)[0] == new_id and world.access_keys() == {old_id: "Inactive", new_id: "Active"}
+    tags = world.client("iam").list_user_tags(UserName="rms_acme")["Tags"]
+    assert not [t for t in tags if t["Key"].startswith("kprov:key-rotation")]
+
+
 # --- the command line ----------------------------------------------------------------------------------
 
 

@@ -572,7 +572,10 @@ class IamRotateAccessKey:
         started = self._started(ctx, user)
         now, grace = datetime.now(UTC), self._grace(ctx, params)
         plan: dict[str, Any] = {"reference": reference, "held": held_id, "delete": [], "deactivate": None,
-                                "blocked": None, "old_inactive": None}
+                                "blocked": None, "old_inactive": None, "finish": None}
+        replaced = next((k for k in keys if k["AccessKeyId"] == previous_id and previous_id != held_id), None)
+        if started is not None and replaced is not None and replaced.get("Status") != "Active":
+            plan["finish"] = previous_id  # killed after deactivating the old key, before the tag went
         for key in keys:
             key_id = str(key["AccessKeyId"])
             if key_id == held_id:
@@ -603,6 +606,10 @@ class IamRotateAccessKey:
             return Probe(done=False, current=current, desired={"deactivate": plan["deactivate"]},
                          note=f"resume: the stored key {plan['held']} replaced {plan['deactivate']}, which is still "
                               f"active: check the stored one, then deactivate the old{cleanup}")
+        if plan["finish"] and not params.get("retire_only"):
+            return Probe(done=False, current=current, desired={"untag": _STARTED_TAG},
+                         note=f"resume: the rotation from {plan['finish']} to {plan['held']} is done but for the "
+                              "user's rotation tag: it is removed, no new key is made")
         if params.get("retire_only"):
             if not plan["delete"]:
                 return Probe(done=True, current=current,
@@ -620,6 +627,10 @@ class IamRotateAccessKey:
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         iam, user, entry = ctx.client("iam"), str(params["user"]), str(params["secret_name"])
         plan = self._plan(ctx, params)
+        if plan["finish"] and not params.get("retire_only"):
+            call(iam, "untag_user", UserName=user, TagKeys=[_STARTED_TAG])
+            return {"secret_ref": plan["reference"], "previous_ref": "", "deleted": [], "access_key_id": plan["held"],
+                    "old_access_key_id": plan["finish"], "rotated": utc_now()}
         rotating = not plan["deactivate"] and not params.get("retire_only")
         if rotating and plan["blocked"]:  # refused before any change (exit 3)
             raise InputError(plan["blocked"], hint=f"if nobody uses it, delete it in the IAM console (Users › {user} "
