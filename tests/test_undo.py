@@ -8,6 +8,7 @@ The undo runs as `kprov undo` runs it, minus the command line: `engine.undo.prep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -576,3 +577,32 @@ def test_a_password_in_another_password_manager_is_named_for_a_person_to_delete(
     assert check.present == () and check.changed == ()
     assert "delete acme/sql-login by hand" in check.by_hand
     assert vault.find("acme/sql-login") == "pass:acme/sql-login"  # kprov deleted nothing
+
+
+class TenantSqlServer(RemovingSqlServer):
+    """RemovingSqlServer whose databases may hold tables (what a tenant writes), listed from sys.tables."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[str]] = {}
+
+    def execute(self, sql: str) -> None:
+        if m := re.search(r"FROM \[([^\]]+)\]\.sys\.tables WHERE is_ms_shipped = 0", sql):
+            self.rows = [(t,) for t in self.tables.get(m[1], [])]
+            return
+        super().execute(sql)
+
+
+def test_a_database_holding_data_since_the_run_is_never_dropped(
+        emulated_rabbitmq: Broker, aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    reset_broker(emulated_rabbitmq)
+    world = UndoWorld(broker=emulated_rabbitmq, sql=TenantSqlServer())
+    build_estate(world)
+    run_id = failed_install(world, monkeypatch)
+    world.sql.tables["POS_acme"] = ["Orchard_Users", "Orders"]  # type: ignore[attr-defined]
+    made = inventory(world)
+    with pytest.raises(InputError, match=r"step client-database \(sql.database\): database POS_acme holds tables "
+                                         r"since the run: Orchard_Users, Orders"):
+        world.undo(run_id)
+    assert inventory(world) == made
+    reset_broker(emulated_rabbitmq)

@@ -562,7 +562,14 @@ def _undo_check(ctx: StepContext, params: Mapping[str, Any], created: Sequence[C
             return UndoCheck(present=tuple(created), by_hand=_drop_by_hand(
                 params, SqlScript(tuple(b for c in created for b in _drops(c.kind, c.id).batches))))
         present = [c for c in created if rows(conn, f"SELECT name FROM {catalog} WHERE name = {quote_string(c.id)}")]
-    return UndoCheck(present=tuple(present))
+        changed = []
+        for made in (c for c in present if c.kind == "database"):  # the tenant's data: never dropped by an undo
+            tables = [str(r[0]) for r in rows(conn, f"SELECT name FROM {quote_identifier(made.id)}.sys.tables "
+                                                    "WHERE is_ms_shipped = 0")]
+            if tables:
+                changed.append(f"database {made.id} holds tables since the run: {', '.join(sorted(tables)[:5])}"
+                               + (f" and {len(tables) - 5} more" if len(tables) > 5 else ""))
+    return UndoCheck(present=tuple(present), changed=tuple(changed))
 
 
 def _undo(ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> None:
