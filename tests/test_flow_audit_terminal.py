@@ -73,9 +73,6 @@ def test_an_answers_file_in_a_terminal_on_a_protected_environment_asks_the_typed
     assert "Apply complete" in screen
 
 
-@pytest.mark.xfail(strict=True, reason="needs checklist/answers.py (not this engineer's file): without a terminal, "
-                   "AnswersOperator.type_to_confirm raises AbortedError (exit 5, 'the operator aborted') for a "
-                   "missing confirm_target; it is a missing answer, nothing attempted: InputError, exit 3")
 def test_without_a_terminal_a_protected_run_lacking_confirm_target_is_a_missing_answer_exit_3(fresh: Terminal) -> None:
     from kensium_provision.errors import ExitCode
 

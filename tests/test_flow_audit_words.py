@@ -41,8 +41,6 @@ def test_the_plan_of_an_install_reads_as_words(estate: Terminal) -> None:
     assert found == [], found
 
 
-@pytest.mark.xfail(strict=True, reason="needs journal/history.py (not this engineer's file): run_markdown writes "
-                   "each answer with str(), so a yes/no answer reads `False`")
 def test_runs_show_gives_yes_no_answers_in_words(estate: Terminal) -> None:
     done = estate.kprov("install-client", "acme", "--answers", example("client-acme.yaml"), "--yes")
     assert done.returncode == ExitCode.OK, done.stderr

@@ -115,9 +115,6 @@ def test_an_install_stopped_at_a_prompt_is_listed_under_its_client(estate: Termi
 
 
 @pytest.mark.terminal
-@pytest.mark.xfail(strict=True, reason="needs journal/history.py (not this engineer's file): its _target reads "
-                   "`target` records only; it should be journal.reader.run_target(log)[0], the one reading of a "
-                   "run's target (answer records carry it too)")
 def test_runs_show_of_an_install_stopped_at_a_prompt_names_its_client(estate: Terminal) -> None:
     run_id = _stopped_at_a_prompt(estate, "beta")
     sheet = estate.kprov("runs", "show", run_id, "--markdown")

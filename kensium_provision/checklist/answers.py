@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kensium_provision.errors import AbortedError, ChecklistError, InputError, Issue
+from kensium_provision.errors import ChecklistError, InputError, Issue
 from kensium_provision.model import Checklist, InputSpec
 from kensium_provision.runtime import Operator
 from kensium_provision.steps import registry
@@ -212,7 +212,8 @@ class AnswersOperator:
         if typed is None and self.terminal is not None:
             return self.terminal.type_to_confirm(message, expected)
         if typed is None:
-            raise AbortedError(f"{message} A typed confirmation is needed: the operator types "
+            # A missing answer, as any other (exit 3, nothing attempted), not the operator saying no (exit 5).
+            raise InputError(f"{message} A typed confirmation is needed: the operator types "
                                f"{expected!r} (add `confirm_target: {expected}` to the answers file for an "
                                "unattended run)")
         return typed == expected

@@ -23,8 +23,14 @@ def summary_rows(summaries: Sequence[RunSummary]) -> list[dict[str, str]]:
 
 
 def _target(log: RunLog) -> str:
-    found = [r.get("target") for r in log.records if r.get("event") == "target"]
-    return str(found[-1]) if found else str(log.header.get("target", ""))
+    from kensium_provision.journal.reader import run_target
+
+    return run_target(log)[0]  # one reading of a run's target: the rendered one, never template syntax
+
+
+def _word(value: object) -> str:
+    """An answer as an operator reads it: yes/no, not Python's True/False."""
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def run_json(log: RunLog) -> dict[str, Any]:
@@ -72,7 +78,7 @@ def run_markdown(log: RunLog) -> str:
              f"| started | {data['started']} |", f"| finished | {data['finished'] or '-'} |",
              f"| outcome | **{data['outcome']}** |", ""]
     if data["answers"]:
-        lines += ["## Answers", ""] + [f"- `{k}`: {_escape(str(v))}" for k, v in data["answers"].items()] + [""]
+        lines += ["## Answers", ""] + [f"- `{k}`: {_escape(_word(v))}" for k, v in data["answers"].items()] + [""]
     lines += ["## Steps", "", "| step | status | note |", "|---|---|---|"]
     for step in data["steps"]:
         note = _escape(str(step.get("reason") or ""))
