@@ -4,6 +4,7 @@ empty server for the same state dir)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -21,6 +22,7 @@ def test_sandbox_status_reports_a_stopped_server_as_running_but_not_answering(tm
     os.kill(info.pid, signal.SIGSTOP)
     try:
         done = terminal.kprov("sandbox", "status")
+        document = json.loads(terminal.kprov("--output", "json", "sandbox", "status").stdout)
         found = hung(terminal.state)
     finally:
         os.kill(info.pid, signal.SIGCONT)
@@ -33,6 +35,7 @@ def test_sandbox_status_reports_a_stopped_server_as_running_but_not_answering(tm
     assert f"sandbox running but not answering: its server (pid {info.pid}, {info.endpoint}) is stopped" in done.stderr
     assert "kprov sandbox stop" in done.stderr and f"kill -CONT {info.pid}" in done.stderr
     assert found is not None and found.info == info and "stopped" in found.why
+    assert (document["running"], document["answering"], document["pid"]) == (True, False, info.pid)
     assert servers_of(terminal.state) == []
 
 

@@ -137,7 +137,9 @@ def locks(held: Iterable[LockInfo]) -> Document:
     return _document("locks", locks=lock_rows(held))
 
 
-def sandbox(info: SandboxInfo | None, *, account_id: str) -> Document:
-    return _document("sandbox", running=info is not None, endpoint=info.endpoint if info else None,
-                     rabbitmq_url=info.rabbitmq_url if info else None, pid=info.pid if info else None,
-                     account_id=account_id)
+def sandbox(info: SandboxInfo | None, *, account_id: str, hung: SandboxInfo | None = None) -> Document:
+    """`hung`: the server of a sandbox whose process runs but does not answer (`running` and not `answering`)."""
+    found = info or hung
+    return _document("sandbox", running=found is not None, answering=info is not None,
+                     endpoint=found.endpoint if found else None, rabbitmq_url=found.rabbitmq_url if found else None,
+                     pid=found.pid if found else None, account_id=account_id)

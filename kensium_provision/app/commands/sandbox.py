@@ -42,7 +42,8 @@ def sandbox_status(context: Context) -> int:
     info = sandbox.status(state())
     hung = sandbox.hung(state()) if info is None else None
     if context.json:
-        json_output.emit(json_output.sandbox(info, account_id=SANDBOX_ACCOUNT_ID))
+        json_output.emit(json_output.sandbox(info, account_id=SANDBOX_ACCOUNT_ID,
+                                             hung=hung.info if hung is not None else None))
     console = context.console()
     if hung is not None:  # alive but silent: "not running" would invite a second, empty server
         console.print(Text(f"sandbox running but not answering: its server (pid {hung.info.pid}, "
