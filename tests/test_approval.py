@@ -153,6 +153,8 @@ def test_a_failed_approved_apply_says_to_plan_again_and_its_resume_is_refused(
 
 
 def _last_run_id() -> str:
+    # The newest by when it started (its header), not by id: two runs of one second sort by their random suffix.
     from kensium_provision.app.commands.history import state
+    from kensium_provision.journal.reader import list_runs
 
-    return sorted(p.stem for p in (state() / "runs").glob("*.jsonl"))[-1]
+    return max(list_runs(state()), key=lambda run: run.started).run_id
