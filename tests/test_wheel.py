@@ -36,7 +36,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKLISTS = 9  # six shared resources; the client's install, removal and rotation
+CHECKLISTS = 11  # six shared resources, two shared rotations; the client's install, removal and rotation
 INSTALL_BUDGET = 900.0  # seconds: pip resolves and unpacks some forty distributions on a loaded 2-core machine
 COMMAND_BUDGET = 300.0
 

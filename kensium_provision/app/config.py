@@ -99,6 +99,9 @@ class RotationSettings:
     """When a credential is due for rotation: `check` and `kprov fleet` report older ones (issue 18.2)."""
 
     max_age_days: int = 90
+    # How long a replaced IAM access key stays (inactive) before `kprov rotate ORG_ID iam --credential old-key`
+    # deletes it; None: the rotation's own answer (default 7).
+    access_key_grace_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,7 +175,9 @@ class Config:
             "vault": self.vault.settings(),
             "locks": {"backend": self.locks.backend, "table": self.locks.table},
             "clients": {"table": self.clients.table},
-            "rotation": {"max_age_days": self.rotation.max_age_days},
+            "rotation": {"max_age_days": self.rotation.max_age_days,
+                         **({"access_key_grace_days": self.rotation.access_key_grace_days}
+                            if self.rotation.access_key_grace_days is not None else {})},
             "journal": {"cloudwatch_log_group": self.journal.cloudwatch_log_group},
         }
 
@@ -275,7 +280,10 @@ LOCKS = Map((
 ), name="locks")
 CLIENTS = Map((Field("table", _TABLE, doc="The client records' DynamoDB table."),), name="clients")
 ROTATION = Map((Field("max_age_days", Int(1, 3650), doc="A credential older than this is due for rotation "
-                                                        "(default 90)."),), name="rotation")
+                                                        "(default 90)."),
+                 Field("access_key_grace_days", Int(0, 3650),
+                       doc="Days a replaced IAM access key stays inactive before `--credential old-key` deletes it "
+                           "(default: the rotation's answer, 7).")), name="rotation")
 RABBITMQ = Map((Field("base_url", _URL, doc="Overrides the broker console URL from mq.describe_broker."),),
                name="rabbitmq")
 SQL = Map((
