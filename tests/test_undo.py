@@ -322,15 +322,6 @@ def declared_undo(types: set[str]) -> tuple[set[str], set[str]]:
 VPC_ANSWERS = str(Path(__file__).resolve().parents[1] / "examples" / "shared-vpc.yaml")
 
 
-@pytest.fixture
-def undo_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`kprov undo` in the command table (app.commands.COMMANDS), while its owner has yet to list it there."""
-    from kensium_provision.app import commands
-
-    if "undo" not in commands.COMMANDS:
-        monkeypatch.setitem(commands.COMMANDS, "undo", commands.CommandInfo("undo", "undo"))
-
-
 def newest_run(before: set[str]) -> str:
     (fresh,) = {p.stem for p in (state_dir() / "runs").glob("*.jsonl")} - before
     return fresh
@@ -353,7 +344,7 @@ def confirmation(tmp_path: Path, target: str) -> str:
     return str(path)
 
 
-def test_undo_of_a_shared_vpc_on_the_command_line_with_json(aws: None, kprov: Kprov, undo_command: None,
+def test_undo_of_a_shared_vpc_on_the_command_line_with_json(aws: None, kprov: Kprov,
                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = aws_inventory()
     run_id = provisioned_vpc(kprov)
@@ -384,7 +375,7 @@ def test_undo_of_a_shared_vpc_on_the_command_line_with_json(aws: None, kprov: Kp
         assert verified.code == ExitCode.OK, verified.err
 
 
-def test_yes_never_gives_the_typed_confirmation_of_an_undo(aws: None, kprov: Kprov, undo_command: None) -> None:
+def test_yes_never_gives_the_typed_confirmation_of_an_undo(aws: None, kprov: Kprov) -> None:
     run_id = provisioned_vpc(kprov)
     made = aws_inventory()
     done = kprov("--non-interactive", "undo", run_id, "--yes")
@@ -395,7 +386,7 @@ def test_yes_never_gives_the_typed_confirmation_of_an_undo(aws: None, kprov: Kpr
 
 
 def test_undo_on_a_protected_environment_asks_the_typed_confirmation(
-        aws: None, kprov: Kprov, undo_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        aws: None, kprov: Kprov, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = provisioned_vpc(kprov)
     made = aws_inventory()
     config = tmp_path / "config.yaml"
@@ -410,7 +401,7 @@ def test_undo_on_a_protected_environment_asks_the_typed_confirmation(
     assert made["vpcs"] != aws_inventory()["vpcs"]
 
 
-def test_undo_dry_run_on_the_command_line_writes_nothing(aws: None, kprov: Kprov, undo_command: None) -> None:
+def test_undo_dry_run_on_the_command_line_writes_nothing(aws: None, kprov: Kprov) -> None:
     run_id = provisioned_vpc(kprov)
     made = aws_inventory()
     runs = run_ids()
@@ -426,7 +417,7 @@ def test_undo_dry_run_on_the_command_line_writes_nothing(aws: None, kprov: Kprov
     assert [op for op in calls["by_operation"] if not op.split(":", 1)[1].startswith(("Describe", "Get", "List"))] == []
 
 
-def test_a_changed_rule_refuses_the_undo_naming_the_step_exit_3(aws: None, kprov: Kprov, undo_command: None,
+def test_a_changed_rule_refuses_the_undo_naming_the_step_exit_3(aws: None, kprov: Kprov,
                                                                tmp_path: Path) -> None:
     run_id = provisioned_vpc(kprov)
     ec2 = raw_client("ec2")
@@ -494,7 +485,7 @@ def cli_world(aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 def test_install_client_failed_at_step_n_then_undo_on_the_command_line(
-        cli_world: World, kprov: Kprov, undo_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        cli_world: World, kprov: Kprov, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = inventory(cli_world)
     armed = fail_on(monkeypatch, "s3", "CreateBucket")
     runs = run_ids()
@@ -525,7 +516,7 @@ def test_install_client_failed_at_step_n_then_undo_on_the_command_line(
 
 
 def test_an_undo_stopped_midway_on_the_command_line_says_how_to_continue_it(
-        aws: None, kprov: Kprov, undo_command: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        aws: None, kprov: Kprov, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = aws_inventory()
     run_id = provisioned_vpc(kprov)
     answers = confirmation(tmp_path, "POS-VPC")
@@ -541,7 +532,7 @@ def test_an_undo_stopped_midway_on_the_command_line_says_how_to_continue_it(
     assert aws_inventory() == before
 
 
-def test_an_undo_runs_only_where_its_run_ran(aws: None, kprov: Kprov, undo_command: None, tmp_path: Path,
+def test_an_undo_runs_only_where_its_run_ran(aws: None, kprov: Kprov, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = provisioned_vpc(kprov)
     made = aws_inventory()

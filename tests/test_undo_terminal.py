@@ -8,23 +8,15 @@ all, and the sandbox's EC2 then has no VPC of that name left.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from tests.terminal import Pane
-from tests.test_terminal import ROOT, WIDTH, Operator, Terminal, example, fresh, typed
+from tests.test_terminal import ROOT, WIDTH, Operator, Terminal, example, fresh, kprov_executable, typed
 
 __all__ = ["fresh"]  # the fixture, used by name below
 
-# kprov itself, as its console script runs it; with `undo` in the command table while app.commands has yet to
-# list it (reported to its owner: then the setdefault does nothing).
-KPROV = ("import sys; from kensium_provision.app import commands as c; "
-         "c.COMMANDS.setdefault('undo', c.CommandInfo('undo', 'undo')); "
-         "from kensium_provision.cli import main; sys.exit(main(sys.argv[1:]))")
-
-
 def kprov_pane(terminal: Terminal, *args: str) -> Pane:
-    return Pane([sys.executable, "-c", KPROV, *args], env=terminal.env, cwd=ROOT, width=WIDTH, height=50)
+    return Pane([kprov_executable(), *args], env=terminal.env, cwd=ROOT, width=WIDTH, height=50)
 
 
 def sandbox_vpcs(terminal: Terminal) -> list[str]:

@@ -32,6 +32,7 @@ COMMANDS: Mapping[str, CommandInfo] = {
     "rotate": CommandInfo("lifecycle", "rotate"),
     "provision shared": CommandInfo("plans", "provision_shared"),
     "resume": CommandInfo("provision", "resume"),
+    "undo": CommandInfo("undo", "undo"),
     "check shared": CommandInfo("check", "check_shared"),
     "check client": CommandInfo("check", "check_client"),
     "fleet": CommandInfo("fleet", "fleet"),
