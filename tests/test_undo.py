@@ -527,6 +527,10 @@ def test_an_undo_stopped_midway_on_the_command_line_says_how_to_continue_it(
     said = " ".join(stopped.err.split())
     assert f"Next: fix the cause, then `kprov undo {run_id} --answers {answers} --yes`" in said, said
     assert aws_inventory()["vpcs"] != before["vpcs"]  # the subnets and the VPC are still there
+    undo_run = newest_run({run_id})
+    resumed = kprov("resume", undo_run, "--yes", "--answers", answers)  # an undo is no checklist to resume
+    assert resumed.code == ExitCode.INVALID, resumed.err
+    assert f"run {undo_run} is an undo of run {run_id}: continue it with `kprov undo {run_id}`" in resumed.err
     again = kprov("undo", run_id, "--yes", "--answers", answers)
     assert again.code == ExitCode.OK, again.err
     assert aws_inventory() == before

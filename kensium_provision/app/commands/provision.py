@@ -190,6 +190,10 @@ def _refuse_unresumable(context: Context, log: Any, run_id: str) -> None:
                          + "; ".join(problems) + ")",
                          hint=f"`kprov audit verify {run_id}` shows what was edited; a journal that was tampered "
                               "with is no resume point: start a new run")
+    undone = next((str(r.get("undoes")) for r in log.records if r.get("event") == "undo"), "")
+    if undone:  # an undo is continued by undoing again: it re-reads what is left of what it removes
+        raise InputError(f"run {run_id} is an undo of run {undone}: continue it with `kprov undo {undone}`",
+                         hint="an undo run again removes what is left and shows what is gone as done")
     mode = str(log.header.get("mode", ""))
     if mode != Mode.APPLY.value:
         command = str(log.header.get("command", "")) or "the command"
