@@ -79,8 +79,6 @@ def test_check_client_all_on_the_command_line_reports_the_drift(installed: World
     assert "tenant-host-version" in {d["step"] for d in client["details"]}, client
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine/run.py resolve_inputs to take a check's recorded answers "
-                                       "as fleet.recorded does (not this work's file): exit 3 until then")
 def test_check_client_org_reports_the_drift_as_a_finding_not_exit_3(installed: World, kprov: Any) -> None:
     _untag_host(installed)
     done = kprov("check", "client", "acme")

@@ -467,8 +467,13 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
         what = f"run {request.resume_run_id} is not resumed" if request.resume_run_id else "nothing was changed"
         raise GuardError(f"environment {env.name} requires approval: an apply runs only an approved saved plan; "
                          f"{what}", hint=AGAIN_WITH_APPROVAL)
+    installed, record = checklist, None
     if request.from_record:
-        request = _with_record_answers(request, session, config.clients.table)
+        request, record = _with_record_answers(request, session, config.clients.table)
+        if request.mode is Mode.CHECK:  # the install's live choices as recorded: drift is a step's finding
+            from kensium_provision.fleet.recorded import recorded_checklist
+
+            checklist = recorded_checklist(checklist)
     if not (request.interactive and context.interactive) and plan is None:
         from kensium_provision.checklist.answers import refuse_missing
 
@@ -533,6 +538,13 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
             report = plan_then_apply(checklist, runtime, values, recorded=request.recorded)
         else:
             report = engine.run(checklist, runtime, values, recorded=request.recorded)
+        if record is not None and checklist is not installed:  # `check client ORG`: as `check client --all` judges
+            from kensium_provision.fleet.recorded import with_unoffered
+            from kensium_provision.fleet.rotation import max_age_days, with_ages
+
+            report = with_unoffered(report, installed, runtime, values, {})
+            report = with_ages(report, record, session.client("secretsmanager"), session.client("iam"),
+                               max_age_days=max_age_days(runtime.settings))
         outcome = "ok" if report.exit_code == 0 else "failed"
         changed = any(r.status.value == "changed" and r.risk.value != "read" for r in report.results)
         if outcome == "ok" and changed and request.mode is Mode.APPLY and checklist.scope == "shared":
@@ -659,7 +671,7 @@ def list_shared(session: AwsSession, checklist_id: str) -> list[Any]:
     return list_shared_records(session.client("ssm"), checklist_id)
 
 
-def _with_record_answers(request: RunRequest, session: AwsSession, table: str) -> RunRequest:
+def _with_record_answers(request: RunRequest, session: AwsSession, table: str) -> tuple[RunRequest, Any]:
     """`check client ORG`: the install's own answers, from the client record every operator can read."""
     from kensium_provision.records.clients import RETIRED, get_client
 
@@ -672,7 +684,7 @@ def _with_record_answers(request: RunRequest, session: AwsSession, table: str) -
         raise InputError(f"no client record for {request.from_record!r} in this account and region",
                          hint="was it installed with kprov? `kprov check client --all` lists the recorded clients; "
                               "or pass --answers FILE")
-    return replace(request, preset={**record.answers, **record.evidence, **request.preset}, interactive=False)
+    return replace(request, preset={**record.answers, **record.evidence, **request.preset}, interactive=False), record
 
 
 def _with_purpose(runtime: Any, values: Mapping[str, object]) -> Any:
