@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from kensium_provision.checklist.schema import load_checklist_text
 from kensium_provision.engine.run import run
 from kensium_provision.model import Mode, Status
@@ -35,9 +33,6 @@ steps:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine/run.py (not this engineer's file): apply_step's StepResult says "
-                   "by_hand=confirmed_by_hand(step_type) only; a probe that says by_hand (a SQL script run by hand) "
-                   "must count as confirmed by hand too")
 def test_a_sql_script_run_by_hand_counts_as_confirmed_by_hand_not_changed() -> None:
     checklist = load_checklist_text(TEXT, "by-hand.yaml")
     runtime = Runtime(mode=Mode.APPLY, run_id="run-by-hand", aws=NoAws(), operator=ScriptedOperator(),

@@ -302,7 +302,7 @@ class _Run:
         common = replace(base, params=_shown_map(params), diff=diff)
         if rt.mode is Mode.PLAN:
             if self.journaled(step, step_type, params, probe):  # a resume's plan: what it will keep is done
-                bound = self.bind_outputs(step, self.recorded[step.id])
+                bound = self.keep_journaled(step)
                 return replace(common, status=Status.DONE, reason=_EARLIER, outputs=_shown_map(bound))
             if probe.done:
                 bound = self.bind_outputs(step, probe.outputs)
@@ -346,7 +346,7 @@ class _Run:
                    probe: Probe, common: StepResult) -> StepResult:
         rt = self.runtime
         if self.journaled(step, step_type, params, probe):
-            bound = self.bind_outputs(step, self.recorded[step.id])
+            bound = self.keep_journaled(step)
             return replace(common, status=Status.DONE, reason=_EARLIER, outputs=_shown_map(bound))
         if probe.done:
             bound = self.bind_outputs(step, probe.outputs)
@@ -378,7 +378,13 @@ class _Run:
         if problems:
             raise StepError(f"step {step.id} did not verify after it ran: " + "; ".join(map(str, problems)))
         return replace(common, status=Status.CHANGED, reason=probe.note, outputs=_shown_map(bound),
-                       by_hand=confirmed_by_hand(step_type))
+                       by_hand=confirmed_by_hand(step_type) or probe.by_hand)
+
+    def keep_journaled(self, step: Step) -> dict[str, object]:
+        """The outputs a resumed step journaled, as journaled: already under the names later steps use."""
+        bound = dict(self.recorded[step.id])
+        self.values.update(bound)
+        return bound
 
     def journaled(self, step: Step, step_type: StepType, params: Mapping[str, Any], probe: Probe) -> bool:
         """A resumed run: a step without a probe (or one a person did and confirmed, as a SQL script run by

@@ -117,8 +117,10 @@ class CredentialPassword:
         if not searchable and ctx.runtime.mode is Mode.CHECK:
             return Probe(done=True, note=f"not checkable: the manual password manager cannot look up {name}",
                          desired=desired, outputs={"ref": f"manual:{name}", "name": name})
+        # The manual password manager cannot be asked: whether it holds the entry is the operator's to confirm
+        # (by hand), so a resumed run keeps the confirmation it journaled instead of asking again.
         return Probe(done=False, note=f"{name} will be generated ({policy}) and stored in the password manager",
-                     desired=desired)
+                     desired=desired, by_hand=not searchable)
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
         from kensium_provision.secret import generate_password
