@@ -92,4 +92,5 @@ def test_removed_clients_free_their_vhosts(aws: None) -> None:
 
 
 def _id(name: str) -> str:
-    return next(str(b["BrokerId"]) for b in raw_client("mq").list_brokers()["BrokerSummaries"] if b["BrokerName"] == name)
+    summaries = raw_client("mq").list_brokers()["BrokerSummaries"]
+    return next(str(b["BrokerId"]) for b in summaries if b["BrokerName"] == name)
