@@ -8,6 +8,7 @@ settling retries are thread-safe; nothing here writes.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -22,5 +23,7 @@ def gather(*reads: Callable[[], T]) -> list[T]:
     if len(reads) <= 1:
         return [read() for read in reads]
     with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="kprov-read") as pool:
-        futures = [pool.submit(read) for read in reads]
+        # Each read in a copy of the caller's context: what the caller's context says (who is calling, for
+        # the journal and its observers) holds on the read's thread too.
+        futures = [pool.submit(contextvars.copy_context().run, read) for read in reads]
     return [future.result() for future in futures]  # the pool has waited for all: raises the first failure

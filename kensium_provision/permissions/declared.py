@@ -167,7 +167,8 @@ STEPS: Mapping[str, Uses] = MappingProxyType({
                     verify=("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute"),
                     undo=("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
                           "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways", "ec2:DescribeInstances",
-                          "ec2:DeleteVpc")),
+                          "ec2:DeleteVpc"),
+                    untested={"ec2:DescribeVpcs": "in act, only while CreateVpc answers `pending` (the wait)"}),
     "ec2.windows-password": Uses(probe=("vault:find",), act=("ec2:GetPasswordData", "vault:store"),
                                  verify=("vault:find",),
                                  untested={"ec2:GetPasswordData": "no packaged checklist uses the step yet"}),
@@ -318,6 +319,11 @@ COMPONENTS: Mapping[str, Component] = MappingProxyType({
         operations=("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
         resources={"logs:CreateLogGroup": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}",),
                    "logs:*": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}:log-stream:*",)}),
+    # The journal's CloudWatch copy read back to verify a run before its resume or undo (`kprov audit verify`).
+    "journal-verify": Component(
+        summary="the journal's copy in CloudWatch Logs, compared before a resume or an undo", modes=(Mode.CHECK,),
+        operations=("logs:FilterLogEvents",),
+        resources={"logs:FilterLogEvents": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}",)}),
     # `kprov approve` writes an approval, `kprov apply PLAN` reads it (plans.approvals; its own table, created by
     # the first approval): only where an environment says `approval: required`.
     "approvals": Component(

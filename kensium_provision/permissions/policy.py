@@ -125,7 +125,8 @@ def needs(checklists: Sequence[Checklist], mode: Mode, scope: Scope,
 
 def _wanted(name: str, checklists: Sequence[Checklist], scope: Scope) -> bool:
     scopes = {c.scope for c in checklists}
-    return {"locks": bool(scope.locks_table), "journal": bool(scope.log_group), "shared-records": "shared" in scopes,
+    return {"locks": bool(scope.locks_table), "journal": bool(scope.log_group),
+            "journal-verify": bool(scope.log_group), "shared-records": "shared" in scopes,
             "client-records": "client" in scopes, "fleet": "client" in scopes,
             "approvals": scope.approvals}.get(name, True)
 
