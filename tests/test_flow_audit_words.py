@@ -30,10 +30,6 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
         terminal.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="needs files of others: steps/client_record.py's client.evidence note prints "
-                   "the dict of what is recorded; steps/generic.py's aws.assert note is `<query> is None, should "
-                   "exist` and its expected value `exists True`; ui/render.py's diff rows (this engineer's) then "
-                   "need steps/base.Difference to expose the words of its field (they are inside its __str__)")
 def test_the_plan_of_an_install_reads_as_words(estate: Terminal) -> None:
     plan = estate.kprov("install-client", "acme", "--answers", example("client-acme.yaml"), "--dry-run")
     assert plan.returncode == ExitCode.OK, plan.stderr

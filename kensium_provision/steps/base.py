@@ -58,6 +58,7 @@ __all__ = [
     "Undoable",
     "confirmed_by_hand",
     "evidence_of",
+    "field_words",
     "has_probe",
     "instructions_of",
     "not_undoable_reason",
@@ -65,6 +66,7 @@ __all__ = [
     "record_created",
     "refusal",
     "undoable",
+    "words_of",
 ]
 
 
@@ -99,27 +101,40 @@ class Difference:
     actual: object
     expected: object
 
+    @property
+    def name(self) -> str:
+        """The field in words: a JMESPath path's last name (`DBInstances[0].DBInstanceStatus` -> `db instance
+        status`), else the field as written."""
+        return field_words(self.field)
+
     def __str__(self) -> str:
         """`vhost: none, should be acme`: as an operator reads it, no Python reprs and no JMESPath (issue 15)."""
-        import re
+        return f"{self.name}: {words_of(self.actual)}, should be {words_of(self.expected)}"
 
-        def shown(value: object) -> str:
-            if isinstance(value, bool):
-                return "yes" if value else "no"
-            if value is None or (isinstance(value, (Mapping, list, tuple, set, frozenset)) and not value):
-                return "none"
-            if isinstance(value, Mapping):
-                return ", ".join(f"{k}={shown(v)}" for k, v in value.items())
-            if isinstance(value, (list, tuple, set, frozenset)):
-                return ", ".join(shown(v) for v in value)
-            return str(value) if value != "" else "empty"
 
-        name = self.field
-        if " " not in name and re.search(r"[.\[]", name):  # a JMESPath path: its last name, in words
-            last = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", name)
-            if last:
-                name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", last[-1]).lower()
-        return f"{name}: {shown(self.actual)}, should be {shown(self.expected)}"
+def field_words(name: str) -> str:
+    """A field as an operator reads it: a JMESPath path becomes its last name in words."""
+    import re
+
+    path = name.split("|", 1)[0].strip() if "|" in name else name  # `... | [0]`: the path before the pipe
+    if " " not in path and re.search(r"[.\[]", path):
+        last = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"'[^']*'|`[^`]*`", "", path))  # not filters' literals
+        if last:
+            return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", last[-1]).lower()
+    return name
+
+
+def words_of(value: object) -> str:
+    """A value as an operator reads it: yes/no, none, empty, lists and maps as text (never a Python repr)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or (isinstance(value, (Mapping, list, tuple, set, frozenset)) and not value):
+        return "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={words_of(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(words_of(v) for v in value)
+    return str(value) if value != "" else "empty"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -204,7 +204,10 @@ class ClientEvidence:
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
         found = self._read(ctx, params)
-        return Probe(done=True, note=f"{found['record']}: {found['recorded']}", current={"record": found["record"]},
+        recorded = found["recorded"]
+        said = ", ".join(f"{n} {'recorded' if held else 'not recorded yet'}" for n, held in recorded.items()) \
+            if isinstance(recorded, Mapping) and recorded else "nothing asked"
+        return Probe(done=True, note=f"{found['record']}: {said}", current={"record": found["record"]},
                      outputs=found)
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from kensium_provision.errors import StepError
-from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.base import Difference, Param, Probe, StepContext, field_words, words_of
 
 __all__ = ["COMPARISONS", "AwsAssert", "AwsWait", "call_read", "compare"]
 
@@ -86,8 +86,8 @@ def compare(params: Mapping[str, Any], actual: object) -> str | None:
     words = {"equals": "should equal", "not_equals": "should not equal", "contains": "should contain",
              "exists": "should exist" if expected else "should not exist", "matches": "should match",
              "count": "should have this many items:"}
-    shown = "" if op == "exists" else f" {expected!r}"
-    return f"is {actual!r}, {words[op]}{shown}"
+    shown = "" if op == "exists" else f" {words_of(expected)}"
+    return f"is {words_of(actual)}, {words[op]}{shown}"
 
 
 class AwsAssert:
@@ -112,11 +112,12 @@ class AwsAssert:
         outputs = {"value": value, "response": response}
         if problem is None:
             return Probe(done=True, note="holds", current={"value": value}, outputs=outputs)
-        return Probe(done=False, note=f"{params['query']} {problem}", current={"value": value}, outputs=outputs,
+        return Probe(done=False, note=f"{field_words(params['query'])} {problem}", current={"value": value},
+                     outputs=outputs,
                      differences=(Difference(params["query"], value, _expected(params)),))
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        raise StepError(f"{params['service']}:{params['operation']} {params['query']} {probe.note.split(' ', 1)[-1]}")
+        raise StepError(f"{params['service']}:{params['operation']}: {probe.note}")
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         value, _, problem = self._look(ctx, params)
@@ -125,7 +126,9 @@ class AwsAssert:
 
 def _expected(params: Mapping[str, Any]) -> object:
     op = next(k for k in COMPARISONS if k in params)
-    return params[op] if op in ("equals", "contains", "count") else f"{op} {params[op]!r}"
+    if op == "exists":
+        return "present" if params[op] else "absent"
+    return params[op] if op in ("equals", "contains", "count") else f"{op.replace('_', ' ')} {params[op]}"
 
 
 class AwsWait:

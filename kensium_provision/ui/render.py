@@ -220,8 +220,10 @@ def print_plan(console: Console, report: RunReport) -> None:
             _print_failure(console, message, hint)
         if result.status is not Status.CHANGE:
             continue
+        from kensium_provision.steps.base import field_words
+
         for field, actual, expected in result.diff:
-            row = Text(f"        ~ {safe(field)}: ", style="yellow")
+            row = Text(f"        ~ {safe(field_words(field))}: ", style="yellow")
             row.append(safe(_fold(_short(actual), 50)), style="red")
             row.append(" → ")
             row.append(safe(_fold(_short(expected), 50)), style="green")
