@@ -11,23 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from kensium_provision.errors import ExitCode
-from tests.test_terminal import Terminal, example
+from tests.test_terminal import Terminal, example, shared_estate
 
 INTERNALS = re.compile(r"\{'|\bis None\b|\bTrue\b|\bFalse\b|\[\?|\| \[0\]")
 
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
-    root = tmp_path_factory.mktemp("words")
-    terminal = Terminal(root, root / "state")
-    try:
-        for resource in ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager"):
-            done = terminal.kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
-                                  "--yes")
-            assert done.returncode == ExitCode.OK, f"provision shared {resource}:\n{done.stderr}"
-        yield terminal
-    finally:
-        terminal.stop()
+    yield from shared_estate(tmp_path_factory.mktemp("words"))
 
 
 def test_the_plan_of_an_install_reads_as_words(estate: Terminal) -> None:

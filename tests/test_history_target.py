@@ -13,8 +13,7 @@ import pytest
 from kensium_provision.journal.reader import list_runs, read_run, run_evidence
 from kensium_provision.journal.writer import JournalWriter
 from kensium_provision.secret import MASK
-from tests.terminal import require_tmux
-from tests.test_terminal import Terminal, example, read_records
+from tests.test_terminal import Terminal, example, read_records, shared_estate
 
 HEADER = {"who": "arn:aws:sts::123456789012:user/moto", "account": "123456789012", "region": "us-east-1",
           "environment": "sandbox", "checklist": "shared-ec2", "checklist_sha256": "0" * 64, "mode": "apply",
@@ -70,18 +69,7 @@ def test_a_secret_or_unanswered_placeholder_is_never_rendered_into_the_target(tm
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
-    """The shared estate an install needs, built unattended from the example answers files."""
-    require_tmux()
-    root = tmp_path_factory.mktemp("history")
-    terminal = Terminal(root, root / "state")
-    try:
-        for resource in ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager"):
-            done = terminal.kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
-                                  "--yes")
-            assert done.returncode == 0, f"provision shared {resource}:\n{done.stderr}"
-        yield terminal
-    finally:
-        terminal.stop()
+    yield from shared_estate(tmp_path_factory.mktemp("history"))
 
 
 def _run_of(terminal: Terminal, client: str) -> str:

@@ -101,10 +101,10 @@ def fresh(tmp_path: Path) -> Iterator[Terminal]:
     terminal.stop()
 
 
-@pytest.fixture(scope="module")
-def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
-    """A sandbox with the whole shared estate, built unattended from the example answers files."""
-    terminal = _terminal(tmp_path_factory.mktemp("estate"))
+def shared_estate(root: Path) -> Iterator[Terminal]:
+    """A sandbox of `root` with the whole shared estate, built unattended from the example answers files (for a
+    module's `estate` fixture: `yield from shared_estate(...)`); stopped afterwards."""
+    terminal = _terminal(root)
     try:
         for resource in ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager"):
             done = terminal.kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
@@ -113,6 +113,11 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
         yield terminal
     finally:
         terminal.stop()
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
+    yield from shared_estate(tmp_path_factory.mktemp("estate"))
 
 
 # --- the operator at the keyboard ----------------------------------------------------------------------------

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from kensium_provision.aws.wall import is_read
-from tests.terminal import require_tmux
-from tests.test_terminal import ENTER, NO, Operator, Terminal, chosen, example, fresh, typed
+from tests.test_terminal import ENTER, NO, Operator, Terminal, chosen, example, fresh, shared_estate, typed
 
 __all__ = ["fresh"]  # the fixture, used by name
 
@@ -79,17 +78,7 @@ def test_the_rds_prompts_refuse_storage_19_and_a_markup_engine_version(fresh: Te
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
-    require_tmux()
-    root = tmp_path_factory.mktemp("wrong-answers")
-    terminal = Terminal(root, root / "state")
-    try:
-        for resource in ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager"):
-            done = terminal.kprov("provision", "shared", resource, "--answers", example(f"shared-{resource}.yaml"),
-                                  "--yes")
-            assert done.returncode == 0, f"provision shared {resource}:\n{done.stderr}"
-        yield terminal
-    finally:
-        terminal.stop()
+    yield from shared_estate(tmp_path_factory.mktemp("wrong-answers"))
 
 
 @pytest.mark.terminal
