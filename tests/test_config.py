@@ -334,7 +334,8 @@ def test_yaml_1_1_spellings_are_refused_as_in_checklists_and_naming_rules(tmp_pa
 
 def test_the_access_key_grace_is_a_setting_only_when_written(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    assert "access_key_grace_days" not in load_config(None).settings()["rotation"]  # the rotation's answer wins
+    rotation = load_config(None).settings()["rotation"]
+    assert isinstance(rotation, dict) and "access_key_grace_days" not in rotation  # the rotation's answer wins
     path.write_text("rotation: {access_key_grace_days: 14}\n")
     assert load_config(path).settings()["rotation"] == {"max_age_days": 90, "access_key_grace_days": 14}
     path.write_text("rotation: {access_key_grace_days: -1}\n")
