@@ -49,7 +49,7 @@ class Pane:
         self._run("send-keys", "-t", "t", *keys)
 
     def type(self, text: str) -> None:
-        self._run("send-keys", "-t", "t", "-l", text)
+        self._run("send-keys", "-t", "t", "-l", "--", text)  # `--`: a text such as "-1" is no option
 
     def wait_for(self, text: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout

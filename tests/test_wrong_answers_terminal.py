@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +111,26 @@ def test_the_install_prompts_refuse_a_wrong_date_maybe_and_the_bucket_dot_dot_x(
         pane.close()
     assert code == 130, screens[-1]
     assert "step s3-bucket" in screens[-1]  # the rule is the step's own, named at the prompt
+    _nothing_written(estate, "install-client")
+
+
+@pytest.mark.terminal
+def test_a_database_size_of_minus_one_is_refused_where_it_is_typed(estate: Terminal) -> None:
+    # The Express size question comes only with sqlserver-ex: an answers file gives the rest but the size.
+    answers = estate.root / "delta.yaml"
+    text = Path(example("client-acme.yaml")).read_text().replace("acme", "delta").replace("Acme", "Delta")
+    answers.write_text(text.replace("db_engine: sqlserver-web", "db_engine: sqlserver-ex")
+                       .replace("deployment_type: Kensium Hosted", "deployment_type: Client Hosted"))
+    pane = estate.pane("install-client", "delta", "--answers", str(answers))
+    try:
+        operator = Operator(pane)
+        operator.converse([], stop_at="Largest expected database size")
+        screen = _refused(operator, "-1", "must be a number of 1 or more (for example 1)", right="5")
+        pane.send("C-c")
+        code = pane.exit_code()
+    finally:
+        pane.close()
+    assert code == 130, screen
     _nothing_written(estate, "install-client")
 
 
