@@ -133,6 +133,9 @@ class SnapshotFacts:
         future = self.snapshot.exposure.get(name)
         return LIVE.bucket_policy(ctx, name) if future is None else future.result()[1]
 
+    def bucket_public_folder(self, ctx: StepContext, name: str) -> bool | None:
+        return None  # not read across the fleet (its 2 calls per client); `check client ORG` reads it
+
     def vhost(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
         from kensium_provision.steps.rabbitmq_vhost import vhost_facts
 

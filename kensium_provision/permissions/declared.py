@@ -67,7 +67,7 @@ _DESCRIBE_USER = ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "i
                   "iam:ListGroupsForUser", "iam:ListUserPolicies", "iam:ListUserTags")
 # steps.s3.read_bucket: the bucket's own reads, and the account's Block Public Access (which overrides it)
 _DESCRIBE_BUCKET = ("s3:HeadBucket", "s3:GetBucketPolicy", "s3:GetBucketTagging", "s3:GetPublicAccessBlock",
-                    "s3control:GetPublicAccessBlock", "sts:GetCallerIdentity")
+                    "s3control:GetPublicAccessBlock", "sts:GetCallerIdentity", "s3:ListObjectsV2")  # pub/
 _ASSERT = Uses(probe=("params:",), verify=("params:",))
 _PATHS = ("ec2:DescribeInstances", "rds:DescribeDBInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeRouteTables",
           "ec2:DescribeSubnets")

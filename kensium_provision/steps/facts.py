@@ -67,6 +67,10 @@ class Facts(Protocol):
         """The account-level Block Public Access flags (they override every bucket's); None: none set."""
         ...
 
+    def bucket_public_folder(self, ctx: StepContext, name: str) -> bool | None:
+        """Whether the bucket has its `pub/` folder; None: not read here (no verdict)."""
+        ...
+
     def vhost(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
         """What the broker of a `rabbitmq.vhost` step (its params) holds for this vhost and user."""
         ...
@@ -136,6 +140,11 @@ class LiveFacts:
         from kensium_provision.steps.s3 import read_account_public_access
 
         return read_account_public_access(ctx)
+
+    def bucket_public_folder(self, ctx: StepContext, name: str) -> bool | None:
+        from kensium_provision.steps.s3 import read_public_folder
+
+        return read_public_folder(ctx.client("s3"), name)
 
     def vhost(self, ctx: StepContext, params: Mapping[str, Any], vhost: str, user: str) -> VhostFacts:
         from kensium_provision.steps.rabbitmq_vhost import read_vhost

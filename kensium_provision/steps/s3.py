@@ -49,6 +49,7 @@ __all__ = [
     "read_exposure",
     "read_policy",
     "read_public_access",
+    "read_public_folder",
 ]
 
 PUBLIC_FOLDER = "pub/"  # N16
@@ -153,6 +154,7 @@ class BucketFacts:
     block_public_access: Mapping[str, bool] | None  # None: no configuration (off)
     policy: Mapping[str, Any] | None
     account_block_public_access: Mapping[str, bool] | None = None  # the account's: it overrides the bucket's
+    public_folder: bool | None = None  # whether `pub/` holds anything (its folder object at least); None: not read
 
 
 def caller_partition(ctx: StepContext, account_id: str = "") -> tuple[str, str]:
@@ -180,6 +182,15 @@ def parse_policy(bucket: str, text: str | None) -> Mapping[str, Any] | None:
 
 
 # The live bucket facts: one S3 read each (`s3` is the run's client).
+
+
+def read_public_folder(s3: Any, bucket: str) -> bool:
+    """Whether the bucket has the `pub/` folder: POS makes it (an empty `pub/` object, as the console's "Create
+    folder" does), and the media gallery lives under it. One ListObjectsV2 of one key under the prefix."""
+    # One key is enough: the paginator stops after it (a gallery may hold millions).
+    found = call(s3, "list_objects_v2", Bucket=bucket, Prefix=PUBLIC_FOLDER,
+                 PaginationConfig={"MaxItems": 1, "PageSize": 1})
+    return bool(found.get("Contents"))
 
 
 def read_bucket_exists(s3: Any, bucket: str) -> bool:
@@ -235,7 +246,8 @@ def read_bucket(ctx: StepContext, bucket: str) -> BucketFacts | None:
     return BucketFacts(tags=source.bucket_tags(ctx, bucket),
                        block_public_access=source.bucket_public_access(ctx, bucket),
                        policy=parse_policy(bucket, source.bucket_policy(ctx, bucket)),
-                       account_block_public_access=source.account_public_access(ctx))
+                       account_block_public_access=source.account_public_access(ctx),
+                       public_folder=source.bucket_public_folder(ctx, bucket))
 
 
 def evaluate_bucket(found: BucketFacts, *, bucket: str, org_id: str, user_arn: str, partition: str,
@@ -253,6 +265,8 @@ def evaluate_bucket(found: BucketFacts, *, bucket: str, org_id: str, user_arn: s
         problems.append(Difference("account-level Block Public Access", account,
                                    "all off (it overrides the bucket's own, so pub/ would not be public)"))
     problems += policy_problems(found.policy, bucket, user_arn, partition)
+    if found.public_folder is False:
+        problems.append(Difference("public folder", "missing", f"{PUBLIC_FOLDER} (the media gallery POS serves)"))
     return problems
 
 
