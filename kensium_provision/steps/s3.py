@@ -372,7 +372,8 @@ class S3SandboxClientBucket(SandboxOnly):
         require_sandbox(ctx, self.name)
         bucket = str(params["bucket"])
         found = read_bucket(ctx, bucket)
-        if found is None or found.policy is None:
+        # A make that stopped midway (its policy or its pub/ folder missing) is made again, not taken as done.
+        if found is None or found.policy is None or found.public_folder is False:
             return Probe(done=False, note=f"sandbox: bucket {bucket} is not provisioned yet",
                          current={"bucket": bucket} if found else {},
                          desired={"bucket": bucket, "made_by": "the sandbox's stand-in for POS"})
