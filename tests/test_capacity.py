@@ -1,7 +1,7 @@
 """Capacity of a shared RDS for SQL Server instance (issue 16.8): RDS limits databases per instance by class.
 
 The shared instances and the client records are real (in-process moto: RDS and DynamoDB); the limit is the
-one `steps.rds.database_limit` takes from the RDS User Guide's quotas page.
+one `steps.capacity.database_limit` takes from the RDS User Guide's quotas page.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from kensium_provision.errors import InputError
 from kensium_provision.model import Mode
 from kensium_provision.records.clients import ClientRecord, ensure_table, put_record
 from kensium_provision.steps.base import StepContext
+from kensium_provision.steps.capacity import database_limit
 from kensium_provision.steps.lookups import LOOKUPS
-from kensium_provision.steps.rds import database_limit
 from tests.checklist_harness import moto_runtime, raw_client
 
 

@@ -293,7 +293,7 @@ def test_install_client_on_a_full_instance_is_refused_before_any_change(sandbox_
 
     from kensium_provision.aws.session import SANDBOX_CREDENTIALS
     from kensium_provision.records.clients import DEFAULT_TABLE, RETIRED, ClientRecord, list_clients, put_record
-    from kensium_provision.steps.rds import database_limit
+    from kensium_provision.steps.capacity import database_limit
 
     endpoint = json.loads(sandbox_world.kprov("--output", "json", "sandbox", "status").stdout)["endpoint"]
     key, secret = SANDBOX_CREDENTIALS

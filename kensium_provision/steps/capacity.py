@@ -1,4 +1,5 @@
-"""How many client vhosts a shared Amazon MQ for RabbitMQ broker may hold (issue 16.8): its `vhost_max`.
+"""How many clients a shared resource may hold (issue 16.8): databases per RDS for SQL Server instance, and
+client vhosts per Amazon MQ for RabbitMQ broker (its `vhost_max`).
 
 Each client has one hub vhost on a shared broker. Amazon MQ for RabbitMQ 4 applies a default `vhost_max` by
 instance type, which a broker configuration may change; RabbitMQ 3 brokers run with the maximum and cannot
@@ -22,7 +23,22 @@ import base64
 import binascii
 import re
 
-__all__ = ["configured_vhost_max", "vhost_limit"]
+__all__ = ["configured_vhost_max", "database_limit", "vhost_limit"]
+
+# Databases per RDS for SQL Server instance by class size (Single-AZ; system databases do not count), from
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html (section "Amazon RDS for Microsoft SQL
+# Server limits", its table of the maximum number of databases per DB instance); RDS refuses a database past it.
+_DATABASES_BY_SIZE: tuple[tuple[frozenset[str], int], ...] = (
+    (frozenset({"micro", "small", "medium", "large"}), 30),
+)
+_DATABASES_LARGER = 100  # db.*.xlarge and up
+
+
+def database_limit(instance_class: str) -> int:
+    """How many client databases an RDS for SQL Server instance of this class may hold (CHAP_Limits, above)."""
+    size = instance_class.rsplit(".", 1)[-1]
+    return next((limit for sizes, limit in _DATABASES_BY_SIZE if size in sizes), _DATABASES_LARGER)
+
 
 _DEFAULT_V4 = {"medium": 10, "large": 50, "xlarge": 100, "2xlarge": 150, "4xlarge": 200, "8xlarge": 250,
                "12xlarge": 300}

@@ -142,7 +142,7 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     limit of their class (counted from the client records), so a full one is refused with those that have room;
     when every one is full, an InputError that says so and suggests a new instance."""
     from kensium_provision.model import Mode
-    from kensium_provision.steps.rds import database_limit
+    from kensium_provision.steps.capacity import database_limit
 
     room = params.get("room", ctx.runtime.mode is not Mode.CHECK and params.get("shared_only", True) is True)
     used = databases_by_instance(ctx) if room is True else {}

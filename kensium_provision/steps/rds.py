@@ -19,9 +19,10 @@ from kensium_provision.errors import InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.steps.aws_helpers import in_sandbox, step_call
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
+from kensium_provision.steps.capacity import database_limit
 
 __all__ = ["EDITIONS", "FAILED_STATES", "SETTLING_STATES", "USABLE_STATES", "RdsDbInstance", "RdsInstanceReady",
-           "database_limit", "engine_versions", "offered", "offered_version", "orderable_classes", "usable"]
+           "engine_versions", "offered", "offered_version", "orderable_classes", "usable"]
 
 EDITIONS: Mapping[str, str] = {"express": "sqlserver-ex", "web": "sqlserver-web"}
 _EDITION_OF = {engine: edition.capitalize() for edition, engine in EDITIONS.items()}
@@ -43,21 +44,6 @@ FAILED_STATES = frozenset({
     "incompatible-parameters", "incompatible-restore", "inaccessible-encryption-credentials",
     "restore-error", "storage-full", "insufficient-capacity", "deleting", "stopped", "stopping",
 })
-
-
-# Databases per RDS for SQL Server instance by class size (Single-AZ; system databases do not count), from
-# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html (section "Amazon RDS for Microsoft SQL
-# Server limits", its table of the maximum number of databases per DB instance); RDS refuses a database past it.
-_DATABASES_BY_SIZE: tuple[tuple[frozenset[str], int], ...] = (
-    (frozenset({"micro", "small", "medium", "large"}), 30),
-)
-_DATABASES_LARGER = 100  # db.*.xlarge and up
-
-
-def database_limit(instance_class: str) -> int:
-    """How many client databases an RDS for SQL Server instance of this class may hold (CHAP_Limits, above)."""
-    size = instance_class.rsplit(".", 1)[-1]
-    return next((limit for sizes, limit in _DATABASES_BY_SIZE if size in sizes), _DATABASES_LARGER)
 
 
 def usable(status: object) -> bool:

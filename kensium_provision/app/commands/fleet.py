@@ -49,10 +49,10 @@ def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], 
     """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
 
     Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
-    `steps.rds.database_limit` (cited there); kprov knows no limit for tenants per host or vhosts per broker.
+    `steps.capacity.database_limit` (cited there); kprov knows no limit for tenants per host or vhosts per broker.
     """
     from kensium_provision.records.clients import RETIRED
-    from kensium_provision.steps.rds import database_limit
+    from kensium_provision.steps.capacity import database_limit
 
     generated = generated or datetime.now(UTC).isoformat(timespec="seconds")
     findings = {c.org_id.lower(): len(c.findings) for c in report.clients} if report else {}
