@@ -49,7 +49,8 @@ def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], 
     """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
 
     Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
-    `steps.capacity.database_limit` (cited there); kprov knows no limit for tenants per host or vhosts per broker.
+    `steps.capacity.database_limit` (cited there); no limit is known for tenants per host, and the vhosts per broker
+    limit (`steps.capacity.vhost_limit`, applied at install) is not shown here yet: only the counts.
     """
     from kensium_provision.records.clients import RETIRED
     from kensium_provision.steps.capacity import database_limit
