@@ -21,7 +21,7 @@ from kensium_provision.engine.run import RunReport
 from kensium_provision.errors import ExitCode, InputError
 from kensium_provision.model import Mode, Status, StepResult
 from kensium_provision.runtime import NullJournal, Runtime
-from kensium_provision.secret import Secret
+from kensium_provision.secret import Redactor, Secret
 from kensium_provision.steps.amazonmq import MqBroker
 from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.rds import RdsDbInstance
@@ -441,7 +441,7 @@ def test_rabbitmq_broker_of_another_instance_type_is_a_finding(pos_vpc: dict[str
 
 
 def test_rabbitmq_weak_admin_password_is_refused_before_the_create(pos_vpc: dict[str, str], vault: MemoryVault) -> None:
-    vault.store("mq-POS-01/admin", Secret("abcd"), description="", tags={})
+    vault.store("mq-POS-01/admin", Secret("abcd", redactor=Redactor()), description="", tags={})
     with pytest.raises(InputError, match="would be refused by Amazon MQ") as caught:
         run_with("shared/rabbitmq", Mode.APPLY, dict(MQ), vault)
     assert "abcd" not in str(caught.value)

@@ -19,7 +19,7 @@ from kensium_provision.errors import AbortedError, InputError
 from kensium_provision.model import Mode
 from kensium_provision.naming import loader as naming
 from kensium_provision.runtime import Runtime
-from kensium_provision.secret import Secret
+from kensium_provision.secret import Redactor, Secret
 from kensium_provision.steps.base import StepContext
 from kensium_provision.steps.sql import (
     SqlDatabase,
@@ -466,7 +466,7 @@ def test_a_password_unfit_for_a_login_is_refused_before_it_is_sent() -> None:
     server = FakeSqlServer()
     server.databases["pos_pos01"] = "POS_POS01"
     vault = MemoryVault()
-    vault.store("POS01/tm-sql-login", Secret("short"), description="", tags={})
+    vault.store("POS01/tm-sql-login", Secret("short", redactor=Redactor()), description="", tags={})
     vault.store("db-POS-01/master", Secret("Master-Pa55word-01"), description="", tags={})
     ctx = _ctx(Mode.APPLY, "create-login", vault=vault, settings={"sql": {"connect": server.connect}})
     login = _login_params(admin_user="admin", admin_password_ref="memory:db-POS-01/master")
