@@ -108,15 +108,20 @@ def test_the_fresh_vpc_job_sends_one_read_per_resource_it_makes_plus_a_constant(
     assert writes - FRESH_WRITES == Counter(a.split(":")[0] for a in server.strict.refused
                                             if not is_read(a.split(":")[0])), writes
     assert refused == REFUSED, server.strict.refused
-    assert reads == Counter({
+    # A probe per step (the subnets' four, the route tables' two: one listing of the VPC each) and no
+    # verify after an act, which AWS's answers to the act tell (engine.run.VerifiesAct); the gateway's
+    # act asks who else is attached (a VPC takes one); rds.db-subnet-group reads its probe (404), its
+    # subnets and its verify; the groups' probes (3), the rules' (5) and each new group's refused first.
+    # Independent steps run at once (engine.schedule), so a read the cache would have answered may be sent
+    # again when another step's write emptied the cache meanwhile (or spared, when it lands before): the
+    # subnets' and groups' reads vary by a few, their sum stays under the bound below.
+    varies = {"DescribeSubnets": 4 + 1, "DescribeSecurityGroups": 3 + 5 + 3}
+    assert Counter({a: n for a, n in reads.items() if a not in varies}) == Counter({
         "GetCallerIdentity": 1, "DescribeAvailabilityZones": 1, "SimulatePrincipalPolicy": 4,
-        # A probe per step (the subnets' four, the route tables' two: one listing of the VPC each) and no
-        # verify after an act, which AWS's answers to the act tell (engine.run.VerifiesAct); the gateway's
-        # act asks who else is attached (a VPC takes one); rds.db-subnet-group reads its probe (404), its
-        # subnets and its verify; the groups' probes (3), the rules' (5) and each new group's refused first.
-        "DescribeVpcs": 1, "DescribeSubnets": 4 + 1, "DescribeInternetGateways": 1 + 1, "DescribeRouteTables": 2,
-        "DescribeDBSubnetGroups": 2, "DescribeSecurityGroups": 3 + 5 + 3,
+        "DescribeVpcs": 1, "DescribeInternetGateways": 1 + 1, "DescribeRouteTables": 2,
+        "DescribeDBSubnetGroups": 2,
     }), reads
+    assert all(1 <= reads[a] <= n + 4 for a, n in varies.items()), reads
     refused_reads = sum(1 for a in server.strict.refused if is_read(a.split(":")[0]))
     assert sum(reads.values()) - refused_reads <= CREATED + CONSTANT, reads
 

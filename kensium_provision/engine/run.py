@@ -11,8 +11,10 @@ confirmation `--yes` never gives, no probe) it learns from the step type's optio
 
 from __future__ import annotations
 
+import contextvars
+import copy
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -20,6 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from kensium_provision.aws.errors import sdk_errors, translate
 from kensium_provision.checklist.checks import input_problems, preflight
+from kensium_provision.engine.schedule import Node, startable
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
 from kensium_provision.runtime import Runtime
@@ -35,6 +38,7 @@ from kensium_provision.steps.base import (
     evidence_of,
     has_probe,
     param_problems,
+    touches_of,
 )
 from kensium_provision.steps.kinds import coerce_answer
 from kensium_provision.template import TemplateError, placeholders, render, render_value
@@ -263,6 +267,37 @@ class _Run:
             ctx = StepContext(self.runtime, step.id, MappingProxyType(dict(self.values)))
             pool.submit(_quietly, step_type.probe, ctx, params)
 
+    def node(self, step: Step) -> Node:
+        """The step as `engine.schedule` sees it. It may run on another thread only in apply, when it cannot ask
+        anything (the plan was accepted or --yes; no evidence, no work by hand, nothing destroyed), after the
+        first change's hook, with every name it needs known and what it touches said by its type."""
+        needs, gives = frozenset(self.names_of(step)), frozenset(self.produced(step))
+        step_type = self.types.get(step.type)
+        asks = step.risk is Risk.DESTROY or confirmed_by_hand(step_type) or bool(
+            evidence_of(step_type, step.params)) or not (self.runtime.assume_yes or self.confirmed)
+        if (self.runtime.mode is not Mode.APPLY or asks or not self.changed_once
+                or needs & (self.unknown | self.absent) or not needs <= self.values.keys()):
+            return Node(step.id, needs, gives, None)
+        try:
+            params = render_value(dict(step.params), self.values)
+        except TemplateError:
+            return Node(step.id, needs, gives, None)
+        touches = touches_of(step_type, params) if isinstance(params, dict) else None
+        return Node(step.id, needs, gives, touches)
+
+    def fork(self) -> _Run:
+        """A copy for a step on another thread: its own values and names, merged back when it ends (`merge`)."""
+        other = copy.copy(self)
+        other.values, other.unknown, other.absent = dict(self.values), set(self.unknown), set(self.absent)
+        return other
+
+    def merge(self, other: _Run) -> None:
+        self.values.update({k: v for k, v in other.values.items() if k not in self.values})
+        self.unknown |= other.unknown
+        self.absent |= other.absent
+        self.acted = self.acted or other.acted
+        self.changed_once = self.changed_once or other.changed_once
+
     def title(self, step: Step) -> str:
         """The title with its placeholders filled in where the values are known already."""
         try:
@@ -427,47 +462,112 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
 
 
 def _steps(state: _Run, pending: list[Step], pool: ThreadPoolExecutor | None) -> tuple[list[StepResult], str]:
-    """Every step in order (the probes of later ones started ahead on `pool`): the results and the error."""
-    runtime = state.runtime
+    """Every step (the probes of later ones started ahead on `pool`; in apply, steps proven independent at
+    once: `engine.schedule`): the results in checklist order, and the error. The operator sees and the
+    journal records each step's start and result in checklist order; a step that may ask anything runs
+    on this thread, alone. A failure starts nothing more and waits for the steps in flight."""
+    queue = list(pending)  # not yet reported, in order
+    finished: dict[str, tuple[StepResult, str]] = {}
+    started: set[str] = set()
+    announced: set[str] = set()
     results: list[StepResult] = []
+    running: dict[Future[tuple[StepResult, str]], tuple[Step, _Run]] = {}
+    raised: BaseException | None = None
     error = ""
-    while pending:
-        if pool is not None:
-            state.prefetch(pending, pool)
-        step = pending.pop(0)
-        runtime.reporter.step_started(step.id, state.title(step))
-        start = runtime.monotonic()
-        try:
-            try:
-                result = state.step(step)
-            except sdk_errors() as exc:  # botocore's own errors escaping a step; anything else is a bug
-                raise _as_aws_error(exc, step) from None
-        except (AbortedError, KeyboardInterrupt):
-            raise
-        except KprovError as exc:
-            # Exit 3 says nothing changed: an input refused once kprov has acted is this step's failure
-            # (exit 1, and a run to resume), never an "invalid input" that hides the changes made.
-            if isinstance(exc, InputError) and not state.acted:
-                raise
-            state.unknown.update(state.produced(step))
-            message = str(exc) + (f" (hint: {exc.hint})" if exc.hint else "")
-            title = state.title(step)
-            result = StepResult(step_id=step.id, title=title, status=Status.FAILED, risk=step.risk,
-                                reason=message, findings=(Finding(step_id=step.id, message=f"{title}: {message}"),))
-            if runtime.mode is Mode.APPLY:
-                error = message
-        result = replace(result, seconds=runtime.monotonic() - start)
-        results.append(result)
-        runtime.reporter.step_finished(result)
-        runtime.journal.record("step.result", step=step.id, status=result.status.value, reason=result.reason,
-                               outputs=dict(result.outputs), findings=[f.message for f in result.findings],
-                               seconds=round(result.seconds, 3))
-        if error:
-            results += [StepResult(step_id=s.id, title=s.title, status=Status.PENDING, risk=s.risk,
-                                   reason="not run: an earlier step failed") for s in pending]
-            break
+    with ThreadPoolExecutor(max_workers=_AT_ONCE, thread_name_prefix="kprov-step") as steps_pool:
+        while queue:
+            while queue and queue[0].id in finished:  # the finished head, in order
+                step = queue.pop(0)
+                result, error = finished[step.id]
+                _report(state, step, result, announce=step.id not in announced)
+                results.append(result)
+                if error:
+                    break
+            if error or raised is not None or not queue:
+                break
+            nodes = [state.node(s) for s in queue]
+            for index in startable(nodes, finished, started):
+                step = next(s for s in queue if s.id == index)
+                started.add(step.id)
+                if nodes[queue.index(step)].touches is None:  # alone, here: every earlier step is finished
+                    if pool is not None:
+                        state.prefetch(queue[queue.index(step):], pool)
+                    state.runtime.reporter.step_started(step.id, state.title(step))
+                    announced.add(step.id)
+                    try:
+                        finished[step.id] = _attempt(state, step)
+                    except BaseException as exc:  # noqa: BLE001 - raised once the steps in flight have ended
+                        raised = exc
+                    break
+                fork = state.fork()
+                future = steps_pool.submit(contextvars.copy_context().run, _attempt, fork, step)
+                running[future] = (step, fork)
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step, fork = running.pop(future)
+                state.merge(fork)
+                try:
+                    finished[step.id] = future.result()
+                except BaseException as exc:  # noqa: BLE001 - raised once the steps in flight have ended
+                    raised = raised or exc
+        for future in as_completed(running):  # a failure: what is in flight ends before the run does
+            step, fork = running[future]
+            state.merge(fork)
+            with suppress(BaseException):
+                finished[step.id] = future.result()
+    if raised is not None:
+        raise raised
+    for step in queue:  # after a failure: what ran anyway, then what never started
+        if step.id in finished:
+            _report(state, step, finished[step.id][0], announce=step.id not in announced)
+            results.append(finished[step.id][0])
+        else:
+            results.append(StepResult(step_id=step.id, title=step.title, status=Status.PENDING, risk=step.risk,
+                                      reason="not run: an earlier step failed"))
     return results, error
 
+
+def _attempt(state: _Run, step: Step) -> tuple[StepResult, str]:
+    """One step's result (a failure of kprov's as a FAILED result) and, in apply, the error that stops the run."""
+    runtime = state.runtime
+    start = runtime.monotonic()
+    error = ""
+    try:
+        try:
+            result = state.step(step)
+        except sdk_errors() as exc:  # botocore's own errors escaping a step; anything else is a bug
+            raise _as_aws_error(exc, step) from None
+    except (AbortedError, KeyboardInterrupt):
+        raise
+    except KprovError as exc:
+        # Exit 3 says nothing changed: an input refused once kprov has acted is this step's failure
+        # (exit 1, and a run to resume), never an "invalid input" that hides the changes made.
+        if isinstance(exc, InputError) and not state.acted:
+            raise
+        state.unknown.update(state.produced(step))
+        message = str(exc) + (f" (hint: {exc.hint})" if exc.hint else "")
+        title = state.title(step)
+        result = StepResult(step_id=step.id, title=title, status=Status.FAILED, risk=step.risk,
+                            reason=message, findings=(Finding(step_id=step.id, message=f"{title}: {message}"),))
+        if runtime.mode is Mode.APPLY:
+            error = message
+    return replace(result, seconds=runtime.monotonic() - start), error
+
+
+def _report(state: _Run, step: Step, result: StepResult, *, announce: bool) -> None:
+    runtime = state.runtime
+    if announce:  # it ran on another thread: its start is shown now, in order
+        runtime.reporter.step_started(step.id, result.title)
+    runtime.reporter.step_finished(result)
+    runtime.journal.record("step.result", step=step.id, status=result.status.value, reason=result.reason,
+                           outputs=dict(result.outputs), findings=[f.message for f in result.findings],
+                           seconds=round(result.seconds, 3))
+
+
+# Steps at once at most (the VPC job has 4 subnets ready together, then 3 groups and 2 route tables).
+_AT_ONCE = 6
 
 # Probes started ahead at most at once: the VPC job has 4 subnets and 3 groups ready together.
 _AHEAD = 8

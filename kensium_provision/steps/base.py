@@ -53,6 +53,7 @@ __all__ = [
     "Probe",
     "StepContext",
     "StepType",
+    "Touches",
     "Undo",
     "UndoCheck",
     "Undoable",
@@ -65,6 +66,7 @@ __all__ = [
     "param_problems",
     "record_created",
     "refusal",
+    "touches_of",
     "undoable",
     "words_of",
 ]
@@ -412,6 +414,20 @@ def evidence_of(step_type: object, params: Mapping[str, Any]) -> Sequence[InputS
     """The evidence a step asks for: none unless its type `CollectsEvidence`."""
     evidence = getattr(step_type, "evidence", None)
     return tuple(evidence(params)) if callable(evidence) else ()
+
+
+@runtime_checkable
+class Touches(Protocol):
+    """A step type that names what its act may change, as keys (`subnet:<vpc>:<cidr>`), so the engine can
+    prove two steps independent (`engine.schedule`): no output of one in the other's params and no key in
+    common. Keys come from the rendered params; a step type without `touches` runs alone."""
+
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]: ...
+
+
+def touches_of(step_type: object, params: Mapping[str, Any]) -> frozenset[str] | None:
+    """What the step may change (`Touches`), or None when its type does not say (then it touches everything)."""
+    return step_type.touches(params) if isinstance(step_type, Touches) else None
 
 
 def confirmed_by_hand(step_type: object) -> bool:

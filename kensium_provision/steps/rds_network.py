@@ -41,6 +41,10 @@ class RdsDbSubnetGroup:
     )
     outputs: ClassVar[tuple[str, ...]] = ("db_subnet_group", "vpc_id")
 
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Its group, by name as RDS keeps it (lower case) (`steps.base.Touches`)."""
+        return frozenset({f"db-subnet-group:{str(params.get('name', '')).lower()}"})
+
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
         p = with_defaults(self.params, params)
         name = p.get("name")

@@ -326,6 +326,11 @@ class Ec2Subnet(NetworkUndo):
     )
     outputs: ClassVar[tuple[str, ...]] = ("subnet_id", "zone", "cidr")
 
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Its subnet, by block and by Name tag in the VPC (`steps.base.Touches`)."""
+        vpc = params.get("vpc_id")
+        return frozenset({f"subnet:{vpc}:{params.get('cidr')}", f"subnet-name:{vpc}:{params.get('name')}"})
+
     def check_params(self, params: Mapping[str, Any], ctx: CheckContext) -> Sequence[str]:
         """The secondary zone differs from the primary, refused before the first change once both are known."""
         if ctx.known(params, "zone", "other_than_zone") and params["other_than_zone"] \
@@ -433,6 +438,10 @@ class Ec2InternetGateway(NetworkUndo):
         Param(name="vpc_id", doc="The VPC it is attached to."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("igw_id",)
+
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Its gateway by Name tag, and the VPC's one gateway attachment (`steps.base.Touches`)."""
+        return frozenset({f"internet-gateway:{params.get('name')}", f"vpc-gateway:{params.get('vpc_id')}"})
     _FIXABLE: ClassVar[set[str]] = {"attached to"}
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -533,6 +542,13 @@ class Ec2RouteTable(NetworkUndo):
               doc="Internet gateway for the default route 0.0.0.0/0; empty for a private table."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("route_table_id",)
+
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Its table by Name tag in the VPC and each subnet's association, which it may move here
+        (`steps.base.Touches`)."""
+        subnets = params.get("subnet_ids") or []
+        return frozenset({f"route-table:{params.get('vpc_id')}:{params.get('name')}",
+                          *(f"subnet-association:{s}" for s in (subnets if isinstance(subnets, list) else [subnets]))})
     _FIXABLE: ClassVar[set[str]] = {"missing subnets", "0.0.0.0/0"}
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:

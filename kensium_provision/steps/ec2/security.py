@@ -200,6 +200,10 @@ class Ec2SecurityGroup(SecurityUndo):
         Param(name="description", doc="What the group is for (cannot be changed later)."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("group_id", "vpc_id")
+
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Its group, by name in the VPC (`steps.base.Touches`); its rules are other steps'."""
+        return frozenset({f"security-group:{params.get('vpc_id')}:{params.get('name')}"})
     _FIXABLE: ClassVar[set[str]] = {"tag Name"}
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -343,6 +347,10 @@ class Ec2IngressRule(SecurityUndo):
         Param(name="description", rule="sg-rule-description", doc="The operator's name: identifies the rule."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("cidr",)
+
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """The inbound rules of its group (`steps.base.Touches`): two rule steps of one group run in turn."""
+        return frozenset({f"security-group-rules:{params.get('group_id')}"})
     _FIXABLE: ClassVar[set[str]] = {"CidrIp", "Description", "old addresses"}
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -505,6 +513,10 @@ class Ec2GroupRules(SecurityUndo):
               doc="Ports on which operators' one-address (/32) rules may exist besides."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("group_id",)
+
+    def touches(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """The inbound rules of its group (`steps.base.Touches`): two rule steps of one group run in turn."""
+        return frozenset({f"security-group-rules:{params.get('group_id')}"})
 
     def _args(self, ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, tuple[Rule, ...], frozenset[int]]:
         p = with_defaults(self.params, params)
