@@ -221,6 +221,7 @@ def _action(environ: Mapping[str, Any], body: bytes) -> str:
 class _Hold:
     action: str
     nth: int
+    containing: bytes = b""
     seen: int = 0
     reached: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -268,7 +269,7 @@ class MotoServer:
                 self.calls.append(action)
                 self.times.append(time.time())
                 for hold in self._holds:
-                    if hold.action == action and not hold.reached.is_set():
+                    if hold.action == action and hold.containing in body and not hold.reached.is_set():
                         hold.seen += 1
                         if hold.seen == hold.nth:
                             held = hold
@@ -279,9 +280,10 @@ class MotoServer:
 
         return wrapped
 
-    def hold(self, action: str, *, nth: int = 1) -> _Hold:
-        """Hold the `nth` `action` request (e.g. "CreateSubnet") before moto executes it."""
-        hold = _Hold(action=action, nth=nth)
+    def hold(self, action: str, *, nth: int = 1, containing: str = "") -> _Hold:
+        """Hold the `nth` `action` request (e.g. "CreateSubnet") whose body holds `containing` (e.g. the Name tag
+        of the one subnet wanted, when steps run at once) before moto executes it."""
+        hold = _Hold(action=action, nth=nth, containing=containing.encode())
         with self._lock:
             self._holds.append(hold)
         return hold
