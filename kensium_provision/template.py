@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kensium_provision.errors import KprovError
 
@@ -31,9 +32,17 @@ class Placeholder:
     start: int  # offset in the template text
 
 
-def placeholders(template: str) -> list[Placeholder]:
+def placeholders(template: str) -> tuple[Placeholder, ...]:
     """Every placeholder of a template; raises TemplateError on anything that is not one."""
-    found = []
+    return _parsed(template)[0]
+
+
+# A checklist's few hundred templates are rendered again for every run and every client of a fleet check
+# (5,000 clients: millions of parses of the same texts); a parse depends on the text alone.
+@lru_cache(maxsize=4096)
+def _parsed(template: str) -> tuple[tuple[Placeholder, ...], tuple[str, ...], bool]:
+    """(placeholders, the literal texts around them, whether the template is exactly one bare placeholder)."""
+    found, texts, last = [], [], 0
     for match in _BRACES.finditer(template):
         expr = _EXPR.match(match.group(1))
         if expr is None:
@@ -43,10 +52,15 @@ def placeholders(template: str) -> list[Placeholder]:
             )
         width = int(expr["width"]) if expr["width"] else 0
         found.append(Placeholder(expr["name"], width, expr["filter"] or "", match.start()))
+        texts.append(template[last : match.start()])
+        last = match.end()
+    texts.append(template[last:])
     rest = _BRACES.sub("", template)
     if "{{" in rest or "}}" in rest:
         raise TemplateError("unbalanced '{{' or '}}'")
-    return found
+    bare = (len(found) == 1 and not found[0].width and not found[0].filter and template.strip() == template
+            and _BRACES.fullmatch(template) is not None)
+    return tuple(found), tuple(texts), bare
 
 
 def _format(value: object, holder: Placeholder) -> str:
@@ -71,15 +85,15 @@ def _format(value: object, holder: Placeholder) -> str:
 
 def render(template: str, values: Mapping[str, object]) -> str:
     """Render a text template; every name must be present in `values`."""
-    holders = placeholders(template)
-    out, last = [], 0
-    for holder, match in zip(holders, _BRACES.finditer(template), strict=True):
+    holders, texts, _ = _parsed(template)
+    if not holders:
+        return template
+    out = [texts[0]]
+    for holder, text in zip(holders, texts[1:], strict=True):
         if holder.name not in values:
             raise TemplateError(f"unknown name {holder.name!r} in {template!r}")
-        out.append(template[last : match.start()])
         out.append(_format(values[holder.name], holder))
-        last = match.end()
-    out.append(template[last:])
+        out.append(text)
     return "".join(out)
 
 
@@ -90,14 +104,12 @@ def render_value(value: object, values: Mapping[str, object]) -> object:
     a Secret), so secrets and numbers pass through without becoming text.
     """
     if isinstance(value, str):
-        holders = placeholders(value)
-        if len(holders) == 1 and not holders[0].width and not holders[0].filter:
-            match = _BRACES.fullmatch(value.strip())
-            if match is not None and value.strip() == value:
-                name = holders[0].name
-                if name not in values:
-                    raise TemplateError(f"unknown name {name!r} in {value!r}")
-                return values[name]
+        holders, _, bare = _parsed(value)
+        if bare:
+            name = holders[0].name
+            if name not in values:
+                raise TemplateError(f"unknown name {name!r} in {value!r}")
+            return values[name]
         return render(value, values) if holders else value
     if isinstance(value, list):
         return [render_value(v, values) for v in value]
