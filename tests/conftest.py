@@ -40,6 +40,21 @@ def _isolated_world(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     return home
 
 
+@pytest.fixture(autouse=True)
+def _own_secrets() -> Iterator[None]:
+    """The values a test registers with the process-wide REDACTOR are masks for that test only. Registered
+    for good, a short test value (or one of its base64 fragments) masked text in every later test, and an
+    install whose client record happened to hold it was refused as "would contain a credential's value"
+    (CI, random order). What session and module fixtures register is set up before this, so it stays."""
+    from kensium_provision.secret import REDACTOR
+
+    with REDACTOR._lock:
+        forms, ordered = set(REDACTOR._forms), REDACTOR._ordered
+    yield
+    with REDACTOR._lock:
+        REDACTOR._forms, REDACTOR._ordered = forms, ordered
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """In-process moto (`mock_aws`) for the whole test, with fake credentials and region us-east-1.

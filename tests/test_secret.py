@@ -392,3 +392,15 @@ def test_the_secret_module_imports_only_the_standard_library() -> None:
             "print(sorted(new - set(sys.stdlib_module_names) - {'kensium_provision'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# The two tests below run in either order (the suite's order is random). Whichever runs second proves that
+# the first one's registration did not outlive it (tests/conftest.py `_own_secrets`).
+_ISOLATION_CANARY = "kept-to-one-test-" + secrets.token_hex(8)
+
+
+@pytest.mark.parametrize("turn", ["first", "second"])
+def test_a_value_a_test_registers_is_a_mask_in_that_test_only(turn: str) -> None:
+    assert not REDACTOR.leaks(f"record {_ISOLATION_CANARY} ({turn})")
+    REDACTOR.register(_ISOLATION_CANARY)
+    assert REDACTOR.leaks(f"record {_ISOLATION_CANARY} ({turn})")
