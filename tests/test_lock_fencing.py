@@ -202,13 +202,16 @@ def test_a_run_whose_lock_is_broken_stops_before_its_next_act(
     assert not [s for s in ec2.describe_subnets()["Subnets"] if not s["DefaultForAz"]]  # none after it
     (journal,) = (state_dir() / "runs").glob("*.jsonl")
     records = read_records(journal)
+    # The subnets run at once (engine.schedule): each of them that reached its act is refused there; the loss
+    # is journaled once, by whichever came first, and the results stay in checklist order.
     (lost,) = events(records, "lock.lost")
-    assert lost["lock_id"] == broken[0].lock_id and lost["step"] == "public-subnet-primary"
+    assert lost["lock_id"] == broken[0].lock_id
     assert "no longer holds the lock" in lost["message"]
     assert f"kprov resume {lost_run(records)}" in " ".join((done.out + done.err).split())
     assert [r["step"] for r in events(records, "step.intent")][-1] == "vpc"  # nothing was attempted after
-    (failed,) = [r for r in events(records, "step.result") if r["status"] == "failed"]
-    assert failed["step"] == "public-subnet-primary" and "no longer holds the lock" in failed["reason"]
+    failed = [r for r in events(records, "step.result") if r["status"] == "failed"]
+    assert failed[0]["step"] == "public-subnet-primary" and lost["step"] in {r["step"] for r in failed}
+    assert all("no longer holds the lock" in r["reason"] for r in failed)
     assert events(records, "run.finished")[0]["outcome"] == "failed"
 
 

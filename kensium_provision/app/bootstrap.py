@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -281,6 +282,10 @@ class _Hooks:
         self.lock: Any = None
         self.heartbeat: Any = None
         self.purpose_checked = ""
+        # Steps proven independent act at once (engine.schedule): one renewal at a time, and a lost lock is
+        # journaled once, then every later act is refused with the same error.
+        self._fence = threading.Lock()
+        self._lost: Exception | None = None
 
     def check_purpose(self, purpose: str) -> None:
         """The purpose guard (exit 4), journaled; once per purpose and run."""
@@ -377,15 +382,18 @@ class _Hooks:
         """The lock is still this run's (renewed now) before each act, or the run stops there, journaled."""
         from kensium_provision.errors import LockError
 
-        if self.heartbeat is None:
-            return
-        try:
-            self.heartbeat.check()
-        except LockError as exc:
-            self.journal.record("lock.lost", target=self.lock.target, lock_id=self.lock.lock_id, step=step_id,
-                                message=str(exc))
-            self.lock = None  # not ours any more: nothing to release
-            raise
+        with self._fence:
+            if self._lost is not None:
+                raise self._lost
+            if self.heartbeat is None:
+                return
+            try:
+                self.heartbeat.check()
+            except LockError as exc:
+                self.journal.record("lock.lost", target=self.lock.target, lock_id=self.lock.lock_id, step=step_id,
+                                    message=str(exc))
+                self.lock, self._lost = None, exc  # not ours any more: nothing to release
+                raise
 
     def release(self) -> None:
         if self.heartbeat is not None:
