@@ -55,7 +55,7 @@ class AwsSession:
                 hint="Start it with `kprov sandbox start` (kprov normally starts it on demand).")
         self._session = session
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, int], Any] = {}
+        self._clients: dict[tuple[str, int, int], Any] = {}
         self._identity: Identity | None = None
         self.cache = ReadCache() if read_cache else None
         self.settling = Settling()  # the ids this run created, retried while EC2 settles (aws.settle)
@@ -99,18 +99,26 @@ class AwsSession:
             **extra,
         )
 
-    def client(self, service: str, *, attempts: int = MAX_ATTEMPTS) -> Any:
+    def client(self, service: str, *, attempts: int = MAX_ATTEMPTS, connections: int = 0) -> Any:
         """A cached client of `service`, counted and, in plan/check, walled.
 
         `attempts=1` gives a client on which botocore never re-sends: for creates without an
         idempotency token, where a blind retry after a lost response makes a duplicate
-        (see `aws.idempotent`).
+        (see `aws.idempotent`). `connections` above botocore's 10 gives a client whose connection pool
+        holds that many, for as many threads sharing it (with fewer, each call beyond the tenth opens and
+        discards a connection, a TLS handshake on AWS, and botocore logs a warning for it).
         """
-        key = (service, attempts)
+        connections = connections if connections > 10 else 0
+        key = (service, attempts, connections)
         with self._lock:  # boto3 Sessions are not thread-safe; clients are
             client = self._clients.get(key)
             if client is None:
-                kwargs: dict[str, Any] = {"config": self.config(attempts=attempts)}
+                config = self.config(attempts=attempts)
+                if connections:
+                    from botocore.config import Config
+
+                    config = config.merge(Config(max_pool_connections=connections))
+                kwargs: dict[str, Any] = {"config": config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._boto3_session().client(service, **kwargs)

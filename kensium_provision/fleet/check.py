@@ -212,13 +212,16 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                        buckets=len(snapshot.bucket_names), brokers=sorted(snapshot.listings),
                        credential_report=report_note)
         runtime = snapshot_runtime(request, snapshot, checklist)
-        max_age = max_age_days(request.settings)
-        due = _due(snapshot, runtime, max_age, request.now or clock())
+        max_age, now = max_age_days(request.settings), request.now or clock()
+        due: list[CredentialAge] = []
         types = registry()
         owners = input_owners(installed)
         # The per-client runs compute over the snapshot in this one thread (deterministic, and JMESPath's
         # parser cache is not thread-safe) while the pool still reads the buckets.
         for org_id, record in sorted(snapshot.records.items()):
+            failed = snapshot.secrets.failed() if snapshot.secrets is not None else None
+            if failed is not None:  # the password manager's listing: no client can be judged without it
+                raise failed
             if record.status == CLAIMED:
                 not_checked[org_id] = f"install in progress: the org id is reserved by run {record.run_id or '?'}"
                 continue
@@ -227,14 +230,18 @@ def check_fleet(request: FleetRequest) -> FleetReport:
                 continue
             result = _check_client(record, checklist=checklist, types=types, runtime=runtime, request=request,
                                    owners=owners, offers=(installed, offered))
+            own = _due(snapshot, runtime, record, max_age, now)
+            due += own
             aged = [FleetFinding(org_id=org_id, step=f.step_id, message=f.message, expected=f.expected,
                                  actual=f.actual)
-                    for f in age_findings((d for d in due if d.org_id == org_id), max_age_days=max_age)]
+                    for f in age_findings(own, max_age_days=max_age)]
             result = replace(result, findings=(*result.findings, *aged)) if aged else result
             for f in result.findings:
                 journal.record("finding", client=f.org_id, step=f.step, message=f.message, expected=f.expected,
                                actual=f.actual)
             results.append(result)
+        if snapshot.secrets is not None:
+            snapshot.secrets.entries()  # its end: a listing that failed after the last client's entries fails the check
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     journal.record("fleet.result", clients=len(results), with_findings=[r.org_id for r in results if not r.ok],
@@ -243,20 +250,27 @@ def check_fleet(request: FleetRequest) -> FleetReport:
     return FleetReport(clients=tuple(results), not_checked=not_checked, api_calls=api_calls,
                        management_api_calls=sum(management_calls), credential_report=report_note,
                        seconds=time.perf_counter() - start, wall_exceptions=wall_exceptions(api_calls),
-                       due=due, max_age_days=max_age)
+                       due=tuple(sorted(due, key=lambda d: d.org_id.lower())), max_age_days=max_age)
 
 
-def _due(snapshot: Snapshot, runtime: Runtime, max_age: int, now: datetime) -> tuple[CredentialAge, ...]:
-    """The checked clients' credentials due for rotation, dated from the snapshot (`fleet.rotation`)."""
+def _due(snapshot: Snapshot, runtime: Runtime, record: ClientRecord, max_age: int,
+         now: datetime) -> tuple[CredentialAge, ...]:
+    """A checked client's credentials due for rotation, dated from the snapshot (`fleet.rotation`); none for a
+    record the check does not run the install for."""
     from kensium_provision.steps.base import StepContext
 
-    records = snapshot.checked()
+    if record.status in (CLAIMED, UNREADABLE, *RETIRED):
+        return ()
     source = runtime.facts
     ctx = StepContext(runtime, "credential-age", {})
-    keys = {r.iam_user: source.access_key_dates(ctx, r.iam_user) for r in records
-            if r.iam_user and isinstance(source, SnapshotFacts)}
-    secrets = secret_dates((snapshot.secrets or {}).values())
-    return credential_ages(records, secrets, keys, max_age_days=max_age, now=now)
+    keys = {record.iam_user: source.access_key_dates(ctx, record.iam_user)} \
+        if record.iam_user and isinstance(source, SnapshotFacts) else {}
+    listed = snapshot.secrets
+    # Only this client's own entries, each waited for alone (`SecretListing`), not the whole listing.
+    entries = [listed.by_arn(ref.split("#", 1)[0]) for ref in record.secrets.values()
+               if ref.startswith("arn:")] if listed is not None else []
+    secrets = secret_dates(e for e in entries if e is not None)
+    return credential_ages([record], secrets, keys, max_age_days=max_age, now=now)
 
 
 def wall_exceptions(api_calls: Mapping[str, Any]) -> tuple[WallException, ...]:

@@ -338,9 +338,9 @@ class SnapshotVault:
             return self._inner.find(name)
         from kensium_provision.vault.backends import SecretsManagerVault, entry_name, secret_name
 
-        entry = listed.get(secret_name(self._env, *entry_name(name)))
+        entry = listed.get(secret_name(self._env, *entry_name(name)))  # waits for this entry only
         if entry is None:
-            return None  # the listing holds every kprov/<env>/ entry: there is none
+            return None  # the listing held every kprov/<env>/ entry: there is none
         stages = dict(entry.get("SecretVersionsToStages") or {})  # ListSecrets' name for DescribeSecret's
         return SecretsManagerVault.reference_of({**entry, "VersionIdsToStages": stages})
 

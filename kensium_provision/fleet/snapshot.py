@@ -4,7 +4,8 @@
 
 - `dynamodb:Scan` the client records (one table, hundreds of records a page); `resourcegroupstaggingapi:
   GetResources` the buckets' tags; `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
-  `mq:ListBrokers`; `s3:ListBuckets`; `secretsmanager:ListSecrets` (the password manager's entries);
+  `mq:ListBrokers`; `s3:ListBuckets`; `secretsmanager:ListSecrets` (the password manager's entries, not
+  waited for: `SecretListing`);
 - `iam:GetAccountAuthorizationDetails` (users with tags, attached and inline policies, groups) and the
   IAM credential report (console password, active access keys) instead of seven calls per user.
 
@@ -22,6 +23,7 @@ Nothing here judges anything: `fleet.facts.SnapshotFacts` answers the step types
 from __future__ import annotations
 
 import csv
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +55,7 @@ __all__ = [
     "REPORT_MAX_AGE",
     "BrokerListing",
     "Exposure",
+    "SecretListing",
     "Snapshot",
     "client_buckets",
     "prefetch_exposure",
@@ -77,6 +80,79 @@ class BrokerListing:
     permissions: Mapping[str, tuple[Mapping[str, object], ...]]  # by user
 
 
+class SecretListing:
+    """The password manager's Secrets Manager entries (`kprov/<env>/...`), by name and by ARN, filled page by
+    page on the pool while the clients are checked.
+
+    ListSecrets' pages come one after another (each needs the previous page's token): 151 at 5,000 clients,
+    over two minutes in the sandbox. A client's check needs only its own entries, so `get` waits until the
+    entry it asks for is listed or the listing has ended (then there is none), not for the last page. A
+    listing that failed raises its error to every later question it cannot answer."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._by_name: dict[str, Mapping[str, Any]] = {}
+        self._by_arn: dict[str, Mapping[str, Any]] = {}
+        self._waiting: set[str] = set()  # the names and ARNs asked for and not listed yet
+        self._ended = False
+        self._error: BaseException | None = None
+
+    def fill(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Take `entries` (ListSecrets' pages, as `aws.call.pages` yields them) one by one, then end; run on
+        the pool. A waiter is woken only by the entry it waits for, or by the end."""
+        try:
+            for entry in entries:
+                name, arn = str(entry.get("Name")), str(entry.get("ARN") or "")
+                with self._changed:
+                    self._by_name[name] = entry
+                    if arn:
+                        self._by_arn[arn] = entry
+                    if name in self._waiting or arn in self._waiting:
+                        self._changed.notify_all()
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._end(None)
+
+    def _end(self, error: BaseException | None) -> None:
+        with self._changed:
+            self._ended, self._error = True, error
+            self._changed.notify_all()
+
+    def _wait(self, index: Mapping[str, Mapping[str, Any]], key: str) -> Mapping[str, Any] | None:
+        with self._changed:
+            if key not in index and not self._ended:
+                self._waiting.add(key)
+                self._changed.wait_for(lambda: key in index or self._ended)
+                self._waiting.discard(key)
+            if key in index:
+                return index[key]
+            if self._error is not None:
+                raise self._error
+            return None
+
+    def get(self, name: str) -> Mapping[str, Any] | None:
+        """The entry named `name`, once listed; None once the listing ended without it."""
+        return self._wait(self._by_name, name)
+
+    def by_arn(self, arn: str) -> Mapping[str, Any] | None:
+        """The entry whose ARN is `arn`, once listed; None once the listing ended without it."""
+        return self._wait(self._by_arn, arn)
+
+    def failed(self) -> BaseException | None:
+        """The listing's error, if it has failed by now (without waiting)."""
+        with self._changed:
+            return self._error
+
+    def entries(self) -> list[Mapping[str, Any]]:
+        """Every entry, once the listing has ended (its error raised, if it failed)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended)
+            if self._error is not None:
+                raise self._error
+            return list(self._by_name.values())
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """Everything read once for the fleet; read-only once built (the pool's threads share it)."""
@@ -93,7 +169,7 @@ class Snapshot:
     report: Mapping[str, Mapping[str, str]] | None  # credential-report rows by user; None: no report
     bucket_names: frozenset[str]
     bucket_tags: Mapping[str, Mapping[str, str]]  # bucket name -> tags (buckets the tagging API listed)
-    secrets: Mapping[str, Mapping[str, Any]] | None  # Secrets Manager entries by name; None: not listed
+    secrets: SecretListing | None  # the Secrets Manager entries, listed while the clients are checked; None: not listed
     secret_prefix: str
     uses: Mapping[str, tuple[OrgIdUse, ...]]  # org id ignoring case -> what takes it
     listings: Mapping[str, BrokerListing | str]  # broker name -> listing, or why it could not be read
@@ -132,8 +208,9 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
     """The batched reads, concurrently on `pool` (no broker listings yet); how the report was got.
 
     `exposure`, given the client buckets, starts their per-bucket reads: called as soon as the records' Scan
-    and ListBuckets are in, so those reads run alongside the slower listings (ListSecrets' pages, which each
-    wait for the previous page's token), not after them."""
+    and ListBuckets are in, so those reads run alongside the slower listings, not after them. ListSecrets'
+    pages (each waits for the previous page's token) are not waited for: the snapshot's `SecretListing`
+    fills while the clients are checked."""
     from kensium_provision.steps.rabbitmq_vhost import read_brokers
     from kensium_provision.vault.backends import secret_name
 
@@ -143,11 +220,12 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
     tagging = session.client("resourcegroupstaggingapi")
     prefix = secret_name(request.env.name, "x", "x")[: -len("x/x")]  # kprov/<env>/
     table = table_of(request.settings)
-    batched: dict[str, Future[Any]] = {}
+    secrets: SecretListing | None = None
     if request.vault_backend == "secretsmanager":  # first: its pages come one after another, the longest read
-        batched["secrets"] = pool.submit(_listed, session.client("secretsmanager"), "list_secrets", "SecretList",
-                                         Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True)
-    batched |= {
+        secrets = SecretListing()
+        pool.submit(secrets.fill, pages(session.client("secretsmanager"), "list_secrets", "SecretList",
+                                        Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True))
+    batched: dict[str, Future[Any]] = {
         # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
         "items": pool.submit(scan_items, session.client("dynamodb"), table),
         "bucket_tags": pool.submit(_tag_map, tagging, ["s3:bucket"]),
@@ -176,7 +254,7 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         report=report,
         bucket_names=bucket_names,
         bucket_tags={arn.rsplit(":", 1)[-1]: tags for arn, tags in got["bucket_tags"].items()},
-        secrets={str(s["Name"]): s for s in got["secrets"]} if "secrets" in got else None,
+        secrets=secrets,
         secret_prefix=prefix,
         uses=_uses(records.values(), users, bucket_names, table),
         listings={}, exposure=started,
@@ -304,29 +382,9 @@ def read_broker_listings(runtime: Runtime, brokers: Sequence[str], pool: ThreadP
 
 
 def wide_client(session: Any, service: str, connections: int) -> Any:
-    """A client of `session` (counted, walled and settled as `AwsSession.client` makes them) whose connection
-    pool holds `connections`: botocore keeps 10 by default, so more threads than that on one client open and
-    discard a connection per call (a TLS handshake each, on AWS) and log a warning for each.
-
-    Built here because `AwsSession.client` takes no pool size; it reaches into the session's boto3 session
-    under its lock (boto3 sessions are not thread-safe). A session without one (a test's stand-in) gives
-    its own client."""
-    boto3_session, lock = getattr(session, "_boto3_session", None), getattr(session, "_lock", None)
-    if boto3_session is None or lock is None or connections <= 10:
-        return session.client(service)
-    from botocore.config import Config
-
-    from kensium_provision.aws.wall import install_wall
-
-    kwargs: dict[str, Any] = {"config": session.config().merge(Config(max_pool_connections=connections))}
-    if session.endpoint_url:
-        kwargs["endpoint_url"] = session.endpoint_url
-    with lock:
-        client = boto3_session().client(service, **kwargs)
-    session.counter.register(client)
-    session.settling.register(client)
-    install_wall(client, session.mode)
-    return client
+    """A client of `session` whose connection pool holds `connections` (`AwsSession.client`), for that many
+    threads at once."""
+    return session.client(service, connections=connections)
 
 
 def prefetch_exposure(s3: Any, buckets: Iterable[str], pool: ThreadPoolExecutor) -> dict[str, Future[Exposure]]:
