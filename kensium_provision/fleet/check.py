@@ -106,8 +106,7 @@ def take_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
     s3 = wide_client(request.session, "s3", request.workers)
     snapshot, report_note = read_snapshot(request, journal, pool,
                                           exposure=lambda buckets: prefetch_exposure(s3, buckets, pool))
-    listings = read_broker_listings(snapshot_runtime(request, snapshot), snapshot.client_brokers(), pool,
-                                    management_calls)
+    listings = read_broker_listings(snapshot_runtime(request, snapshot), snapshot.client_brokers(), management_calls)
     return replace(snapshot, listings=listings), report_note
 
 

@@ -337,12 +337,15 @@ def _read_report(iam: Any) -> tuple[dict[str, dict[str, str]], datetime] | None:
 # --- per broker, per bucket ---------------------------------------------------------------------------------
 
 
-def read_broker_listings(runtime: Runtime, brokers: Sequence[str], pool: ThreadPoolExecutor,
+def read_broker_listings(runtime: Runtime, brokers: Sequence[str],
                          management_calls: list[int]) -> dict[str, BrokerListing | str]:
-    """Per broker its management API's listings, read once per endpoint (the sandbox's brokers share one).
+    """Per broker its management API's listings, read once per endpoint (the sandbox's brokers share one),
+    the endpoints at once.
 
     `runtime` is the fleet's (its password manager finds each broker's admin); a broker whose API cannot
-    be reached gets the reason instead, which each of its clients' vhost step reports."""
+    be reached gets the reason instead, which each of its clients' vhost step reports. On threads of their
+    own, not the fleet's pool: there they queued behind every per-bucket read (10,000 at 5,000 clients),
+    and no client can be checked before its broker's listing is in."""
     from kensium_provision.steps.base import StepContext
     from kensium_provision.steps.rabbitmq_vhost import management_client
 
@@ -376,8 +379,9 @@ def read_broker_listings(runtime: Runtime, brokers: Sequence[str], pool: ThreadP
                              users={str(u.get("name")): u for u in users},
                              permissions={k: tuple(v) for k, v in by_user.items()})
 
-    read = {key: pool.submit(listing, client) for key, client in endpoints.items()}
-    done = {key: future.result() for key, future in read.items()}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(endpoints))), thread_name_prefix="kprov-broker") as own:
+        read = {key: own.submit(listing, client) for key, client in endpoints.items()}
+        done = {key: future.result() for key, future in read.items()}
     return {broker: (done[key] if isinstance(key, tuple) else key) for broker, key in of_broker.items()}
 
 

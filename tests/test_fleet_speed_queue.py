@@ -1,0 +1,45 @@
+"""Issue 16: in `check client --all`, nothing the clients' checks wait for queues behind the per-bucket reads.
+
+The per-bucket reads (2 per client: 10,000 at 5,000 clients) are started on the fleet's pool as soon as the
+bucket list is in. The brokers' management API listings were submitted to the same pool after them, so no
+client could be checked before every bucket had been read. Here the bucket reads are held (a gate around
+the real reads, on in-process moto) until the first client is checked: that happens only if the broker
+listing did not wait for them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from kensium_provision.fleet import check as fleet_check
+from kensium_provision.steps import s3
+from tests.test_fleet import Fleet, by_client, three  # noqa: F401  (the fixture)
+
+pytest_plugins = ["rabbitmq_fixtures"]
+
+WAIT = 20.0  # seconds a held bucket read waits for the test before it goes on anyway
+
+
+def test_the_first_client_is_checked_while_the_bucket_reads_are_held(three: Fleet,  # noqa: F811
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    released: list[bool] = []
+    real_read, real_check = s3.read_exposure, fleet_check._check_client
+
+    def held(client: Any, bucket: str) -> Any:
+        released.append(release.wait(WAIT))
+        return real_read(client, bucket)
+
+    def first_releases(record: Any, **kwargs: Any) -> Any:
+        release.set()  # a client's check started: its broker's listing was in
+        return real_check(record, **kwargs)
+
+    monkeypatch.setattr(s3, "read_exposure", held)
+    monkeypatch.setattr(fleet_check, "_check_client", first_releases)
+    # Two workers: one pages ListSecrets, the other holds a bucket read; a third task would queue.
+    report = three.check(workers=2)
+    assert by_client(report) == {"acme": [], "beta": [], "gamma": []}
+    assert released and all(released), released  # every hold ended by a client's check, none timed out
