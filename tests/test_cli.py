@@ -326,9 +326,22 @@ def test_where_global_options_go(args: list[str], hoisted: list[str]) -> None:
     assert cli._hoisted(typer.main.get_command(cli.app), args) == hoisted
 
 
+def test_the_kprov_script_and_python_m_end_with_main_s_exit_code() -> None:
+    """The `kprov` script is `__main__.run` (main, then an exit without the final garbage collection)."""
+    import subprocess
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="kprov")
+    assert script.value == "kensium_provision.__main__:run"
+    for name, code in (("acme", ExitCode.OK), ("ACME!", ExitCode.INVALID)):
+        done = subprocess.run([sys.executable, "-m", "kensium_provision", "names", "check", "org-id", name],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == code, done.stderr
+
+
 def test_main_takes_argv_and_returns_the_exit_code(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """`kensium_provision.cli:main` is the console script: argv from the process unless given."""
+    """`kensium_provision.cli:main` is what the console script runs: argv from the process unless given."""
     from kensium_provision.cli import main
 
     monkeypatch.setattr(sys, "argv", ["kprov", "names", "check", "org-id", "acme"])
