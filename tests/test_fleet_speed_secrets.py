@@ -165,3 +165,41 @@ def test_a_secrets_listing_that_fails_fails_the_check(three: Fleet, monkeypatch:
                                                       code="ThrottlingException", message="Rate exceeded"))
     with pytest.raises(AwsError, match="Rate exceeded"):
         three.check()
+
+
+def test_clients_are_checked_in_install_order_and_reported_in_org_id_order(three: Fleet,  # noqa: F811
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """ListSecrets lists oldest first (CreatedDate): checking the clients in the order they were installed
+    asks for each one's entries in the order they arrive."""
+    from dataclasses import replace
+
+    from kensium_provision.records.clients import get_client, put_record
+
+    dynamodb = three.world.client("dynamodb")
+    three.clone("aaa")  # installed last, first by name
+    aaa = get_client(dynamodb, "aaa")
+    acme = get_client(dynamodb, "acme")
+    assert aaa is not None and acme is not None
+    put_record(dynamodb, replace(aaa, created="9999-01-01T00:00:00+00:00"))
+    asked: list[dict[str, Any]] = []
+    real = pages
+
+    def seen(client: Any, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
+        if operation == "list_secrets":
+            asked.append(params)
+        return real(client, operation, key, **params)
+
+    monkeypatch.setattr(snapshot, "pages", seen)
+    checked: list[str] = []
+    real_check = fleet_check._check_client
+
+    def counted(record: Any, **kwargs: Any) -> Any:
+        checked.append(record.org_id)
+        return real_check(record, **kwargs)
+
+    monkeypatch.setattr(fleet_check, "_check_client", counted)
+    report = three.check()
+    assert [a.get("SortOrder") for a in asked] == ["asc"]
+    assert checked[-1] == "aaa" and checked[0] == "acme"
+    assert [c.org_id for c in report.clients] == ["aaa", "acme", "beta", "gamma"]
+    assert by_client(report) == {"aaa": [], "acme": [], "beta": [], "gamma": []}

@@ -217,7 +217,9 @@ def check_fleet(request: FleetRequest) -> FleetReport:
         owners = input_owners(installed)
         # The per-client runs compute over the snapshot in this one thread (deterministic, and JMESPath's
         # parser cache is not thread-safe) while the pool still reads the buckets.
-        for org_id, record in sorted(snapshot.records.items()):
+        # In the order the clients were installed: the order ListSecrets pages their entries (`read_snapshot`),
+        # so each client's entries are in when its check asks; reported in org-id order.
+        for org_id, record in sorted(snapshot.records.items(), key=lambda kv: (kv[1].created, kv[0])):
             failed = snapshot.secrets.failed() if snapshot.secrets is not None else None
             if failed is not None:  # the password manager's listing: no client can be judged without it
                 raise failed
@@ -243,10 +245,11 @@ def check_fleet(request: FleetRequest) -> FleetReport:
             snapshot.secrets.entries()  # its end: a listing that failed after the last client's entries fails the check
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    results.sort(key=lambda r: r.org_id)
     journal.record("fleet.result", clients=len(results), with_findings=[r.org_id for r in results if not r.ok],
                    not_checked=sorted(not_checked))
     api_calls = session.counter.as_dict()
-    return FleetReport(clients=tuple(results), not_checked=not_checked, api_calls=api_calls,
+    return FleetReport(clients=tuple(results), not_checked=dict(sorted(not_checked.items())), api_calls=api_calls,
                        management_api_calls=sum(management_calls), credential_report=report_note,
                        seconds=time.perf_counter() - start, wall_exceptions=wall_exceptions(api_calls),
                        due=tuple(sorted(due, key=lambda d: d.org_id.lower())), max_age_days=max_age)

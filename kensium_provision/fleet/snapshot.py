@@ -223,8 +223,11 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
     secrets: SecretListing | None = None
     if request.vault_backend == "secretsmanager":  # first: its pages come one after another, the longest read
         secrets = SecretListing()
+        # Oldest first (CreatedDate, ListSecrets' default order key): the shared entries, then the clients in
+        # the order they were installed, the order `fleet.check` checks them in.
         pool.submit(secrets.fill, pages(session.client("secretsmanager"), "list_secrets", "SecretList",
-                                        Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True))
+                                        Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True,
+                                        SortOrder="asc"))
     batched: dict[str, Future[Any]] = {
         # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
         "items": pool.submit(scan_items, session.client("dynamodb"), table),
