@@ -73,6 +73,19 @@ def test_one_policy_for_every_client() -> None:
     assert single.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
 
 
+def test_every_session_and_the_iam_action_lookup_parse_a_service_model_once() -> None:
+    """One loader (it caches what it parsed) for every session of the process and for the preflight's
+    operation-to-action lookup: EC2's model alone takes ~0.1 s to parse."""
+    from kensium_provision.permissions import actions
+
+    sessions = [AwsSession(ENV, mode=Mode.APPLY, endpoint_url="http://127.0.0.1:1") for _ in range(3)]
+    loaders = {id(s._boto3_session()._session.get_component("data_loader")) for s in sessions}
+    loaders.add(id(actions._botocore().get_component("data_loader")))
+    assert len(loaders) == 1
+    loader = sessions[0]._boto3_session()._session.get_component("data_loader")
+    assert len(loader.search_paths) == len(set(loader.search_paths))  # boto3's folder once, not once a session
+
+
 def test_aws_endpoint_url_keeps_working_and_an_environment_endpoint_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     assert aws_session().client("sts").meta.endpoint_url == "http://127.0.0.1:4566"

@@ -72,6 +72,6 @@ def iam_action(operation: str) -> str | None:
 
 @cache
 def _botocore() -> Any:
-    import botocore.session
+    from kensium_provision.aws.session import botocore_session
 
-    return botocore.session.get_session()
+    return botocore_session()  # its models are the ones the run's clients parsed (or will not parse again)
