@@ -28,12 +28,11 @@ import pytest
 from kensium_provision.aws.session import AwsSession
 from kensium_provision.aws.wall import READ_PREFIXES
 from kensium_provision.engine import run as engine
-from kensium_provision.engine.run import probes_ahead, verify_after_act
 from kensium_provision.errors import ExitCode
 from kensium_provision.guards import Environment
 from kensium_provision.model import Mode, Status
 from kensium_provision.sandbox.strict import Strict
-from kensium_provision.steps.base import Difference
+from kensium_provision.steps.base import Difference, probes_ahead, verify_after_act
 from tests.checklist_harness import EXAMPLES, answers_operator, load, moto_runtime, run_checklist
 from tests.e2e import DEADLINE, MotoServer, World, example
 
@@ -109,7 +108,7 @@ def test_the_fresh_vpc_job_sends_one_read_per_resource_it_makes_plus_a_constant(
                                             if not is_read(a.split(":")[0])), writes
     assert refused == REFUSED, server.strict.refused
     # A probe per step (the subnets' four, the route tables' two: one listing of the VPC each) and no
-    # verify after an act, which AWS's answers to the act tell (engine.run.VerifiesAct); the gateway's
+    # verify after an act, which AWS's answers to the act tell (steps.base.VerifiesAct); the gateway's
     # act asks who else is attached (a VPC takes one); rds.db-subnet-group reads its probe (404), its
     # subnets and its verify; the groups' probes (3), the rules' (5) and each new group's refused first.
     # Independent steps run at once (engine.schedule), so a read the cache would have answered may be sent
@@ -174,7 +173,7 @@ steps:
     assert calls["ec2:ReplaceRouteTableAssociation"] == 1 and calls["ec2:AssociateRouteTable"] == 1, calls
 
 
-# ---- the verify right after an act, from the act's answers (engine.run.verify_after_act) ----------------
+# ---- the verify right after an act, from the act's answers (steps.base.verify_after_act) ----------------
 
 
 class _Reads:
@@ -254,7 +253,7 @@ def test_an_answer_that_arrives_after_a_change_emptied_the_cache_is_not_kept(ser
     assert server.count("DescribeVpcs") == before + 2  # asked again, not served the answer from before
 
 
-# ---- probes started ahead (engine.run: ProbesAhead) ------------------------------------------------------
+# ---- probes started ahead (steps.base.ProbesAhead) ------------------------------------------------------
 
 
 def planned_sends(monkeypatch: pytest.MonkeyPatch, *, ahead: bool) -> tuple[Counter[str], set[str]]:

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_c
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
 
 from kensium_provision.aws.errors import sdk_errors, translate
 from kensium_provision.checklist.checks import input_problems, preflight
@@ -38,13 +38,14 @@ from kensium_provision.steps.base import (
     evidence_of,
     has_probe,
     param_problems,
+    probes_ahead,
     touches_of,
+    verify_after_act,
 )
 from kensium_provision.steps.kinds import coerce_answer
 from kensium_provision.template import TemplateError, placeholders, render, render_value
 
-__all__ = ["ProbesAhead", "RunReport", "VerifiesAct", "answer_problem", "coerce_input", "probes_ahead",
-           "refuse_invalid", "resolve_inputs", "run", "shown_value", "verify_after_act"]
+__all__ = ["RunReport", "answer_problem", "coerce_input", "refuse_invalid", "resolve_inputs", "run", "shown_value"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -573,52 +574,9 @@ _AT_ONCE = 6
 _AHEAD = 8
 
 
-@runtime_checkable
-class ProbesAhead(Protocol):
-    """A step type whose probe only reads AWS through the run's session (no other system, no person, no
-    write), so the engine may start it ahead of its turn (`_Run.prefetch`): `probes_ahead = True`.
-    (Belongs with the capabilities of `steps.base`; here until that module can take it.)"""
-
-    probes_ahead: ClassVar[bool]
-
-
-def probes_ahead(step_type: object) -> bool:
-    return getattr(step_type, "probes_ahead", False) is True
-
-
 def _quietly(probe: Any, ctx: StepContext, params: Mapping[str, Any]) -> None:
     with suppress(Exception):  # the step's own probe, at its turn, meets it again and reports it
         probe(ctx, params)
-
-
-@runtime_checkable
-class VerifiesAct(Protocol):
-    """A step type whose act's own answers from AWS tell whether it is right, so the verify right after its
-    act need not read again (a 200 to CreateSubnet or AuthorizeSecurityGroupIngress is authoritative; at
-    AWS's latency each re-read costs tens of milliseconds: bench/latency). `verify_act` gets what `act`
-    returned and lists what differs, or None when the act cannot tell (then `verify` reads). Check mode
-    and every later run still read: only what this very act just did is taken from its answers.
-    (Belongs with the capabilities of `steps.base`; here until that module can take it.)
-    """
-
-    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
-                   acted: Mapping[str, object]) -> Sequence[Difference] | None: ...
-
-
-def verify_after_act(step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
-                     acted: Mapping[str, object]) -> Sequence[Difference]:
-    """The verify right after `act`: from the act's answers where the step type can tell (`VerifiesAct`),
-    else `verify`'s reads."""
-    # A subclass that adds to `verify` but inherits `verify_act` would lose its additions: only a pair.
-    if isinstance(step_type, VerifiesAct) and _owner(step_type, "verify_act") is _owner(step_type, "verify"):
-        found = step_type.verify_act(ctx, params, acted)
-        if found is not None:
-            return found
-    return step_type.verify(ctx, params)
-
-
-def _owner(obj: object, name: str) -> type | None:
-    return next((cls for cls in type(obj).__mro__ if name in vars(cls)), None)
 
 
 def refuse_invalid(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],

@@ -51,12 +51,14 @@ __all__ = [
     "NotUndoable",
     "Param",
     "Probe",
+    "ProbesAhead",
     "StepContext",
     "StepType",
     "Touches",
     "Undo",
     "UndoCheck",
     "Undoable",
+    "VerifiesAct",
     "confirmed_by_hand",
     "evidence_of",
     "field_words",
@@ -64,10 +66,12 @@ __all__ = [
     "instructions_of",
     "not_undoable_reason",
     "param_problems",
+    "probes_ahead",
     "record_created",
     "refusal",
     "touches_of",
     "undoable",
+    "verify_after_act",
     "words_of",
 ]
 
@@ -428,6 +432,47 @@ class Touches(Protocol):
 def touches_of(step_type: object, params: Mapping[str, Any]) -> frozenset[str] | None:
     """What the step may change (`Touches`), or None when its type does not say (then it touches everything)."""
     return step_type.touches(params) if isinstance(step_type, Touches) else None
+
+
+@runtime_checkable
+class ProbesAhead(Protocol):
+    """A step type whose probe only reads AWS through the run's session (no other system, no person, no
+    write), so the engine may start it ahead of its turn (`engine.run`'s prefetch): `probes_ahead = True`."""
+
+    probes_ahead: ClassVar[bool]
+
+
+def probes_ahead(step_type: object) -> bool:
+    return getattr(step_type, "probes_ahead", False) is True
+
+
+@runtime_checkable
+class VerifiesAct(Protocol):
+    """A step type whose act's own answers from AWS tell whether it is right, so the verify right after its
+    act need not read again (a 200 to CreateSubnet or AuthorizeSecurityGroupIngress is authoritative; at
+    AWS's latency each re-read costs tens of milliseconds: bench/latency). `verify_act` gets what `act`
+    returned and lists what differs, or None when the act cannot tell (then `verify` reads). Check mode
+    and every later run still read: only what this very act just did is taken from its answers.
+    """
+
+    def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
+                   acted: Mapping[str, object]) -> Sequence[Difference] | None: ...
+
+
+def verify_after_act(step_type: StepType, ctx: StepContext, params: Mapping[str, Any],
+                     acted: Mapping[str, object]) -> Sequence[Difference]:
+    """The verify right after `act`: from the act's answers where the step type can tell (`VerifiesAct`),
+    else `verify`'s reads."""
+    # A subclass that adds to `verify` but inherits `verify_act` would lose its additions: only a pair.
+    if isinstance(step_type, VerifiesAct) and _owner(step_type, "verify_act") is _owner(step_type, "verify"):
+        found = step_type.verify_act(ctx, params, acted)
+        if found is not None:
+            return found
+    return step_type.verify(ctx, params)
+
+
+def _owner(obj: object, name: str) -> type | None:
+    return next((cls for cls in type(obj).__mro__ if name in vars(cls)), None)
 
 
 def confirmed_by_hand(step_type: object) -> bool:

@@ -165,7 +165,7 @@ class SecurityUndo:
 # --- ec2.security-group ----------------------------------------------------------------------------
 
 
-# Under this key an act returns what AWS's answers to its own writes show (`engine.run.VerifiesAct`).
+# Under this key an act returns what AWS's answers to its own writes show (`steps.base.VerifiesAct`).
 _SEEN = "seen"
 
 
