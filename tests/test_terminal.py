@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,19 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import ROOT as ROOT  # re-exported: the terminal tests import these from here
+from tests.e2e import example as example
+from tests.e2e import kprov_executable as kprov_executable
 from tests.terminal import Pane, require_tmux
 
-ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 120
-
-
-def kprov_executable() -> str:
-    """The venv's `kprov` console script, beside the interpreter running the tests."""
-    return str(Path(sys.executable).parent / "kprov")
-
-
-def example(name: str) -> str:
-    return str(ROOT / "examples" / name)
 
 
 def read_records(path: Path) -> list[dict[str, object]]:
