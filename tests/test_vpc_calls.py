@@ -284,3 +284,23 @@ def test_a_plan_of_the_built_vpc_starts_the_probes_ahead_and_sends_no_read_more(
 
     assert "kprov-probe" in threads, threads  # some probes' reads went out from the prefetch's threads
     assert ahead == one_by_one, (ahead, one_by_one)  # the same read twice at once is one call (aws.cache)
+
+
+def test_a_route_tables_route_and_associations_are_sent_at_once(aws: None) -> None:
+    """At a new table: CreateRoute and one AssociateRouteTable per subnet, each on a thread of its own
+    (aws.gather), and still every subnet associated once."""
+    runtime = moto_runtime(Mode.APPLY, operator=answers_operator(load("shared/vpc"), EXAMPLES / "shared-vpc.yaml"))
+    threads: dict[str, set[str]] = {}
+
+    def record(*, model: Any, **_: Any) -> None:
+        if model.name in ("CreateRoute", "AssociateRouteTable"):
+            threads.setdefault(model.name, set()).add(threading.current_thread().name)
+
+    runtime.aws.client("ec2").meta.events.register("before-call", record)
+    report = run_checklist("shared/vpc", Mode.APPLY, runtime=runtime)
+    assert report.exit_code == ExitCode.OK, report.results
+    assert all(name.startswith("kprov-read") for name in threads["AssociateRouteTable"]), threads
+    assert len(threads["AssociateRouteTable"]) >= 2, threads  # two subnets of one table, side by side
+    tables = boto3.client("ec2", region_name="us-east-1").describe_route_tables()["RouteTables"]
+    associated = [a["SubnetId"] for t in tables for a in t.get("Associations") or () if a.get("SubnetId")]
+    assert len(associated) == len(set(associated)) == 4

@@ -1,9 +1,10 @@
-"""Independent AWS reads at once: at 50 ms a call, two reads in a row cost twice what they cost side by side.
+"""Independent AWS calls at once: at 50 ms a call, two calls in a row cost twice what they cost side by side.
 
-`gather(*reads)` runs each zero-argument read on a thread of its own and returns their answers in
-order; the first failure (in that order) is raised once all have ended, so no read is left running.
-Only for reads that do not depend on each other: botocore clients, the run's read cache and the
-settling retries are thread-safe; nothing here writes.
+`gather(*calls)` runs each zero-argument call on a thread of its own and returns their answers in
+order; the first failure (in that order) is raised once all have ended, so no call is left running.
+Only for calls that do not depend on each other: reads, or writes to different resources that AWS takes
+in any order (a route table's route and its subnets' associations). botocore clients, the run's read
+cache and the settling retries are thread-safe.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ operator's decision.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 from kensium_provision.aws.gather import gather
@@ -623,24 +624,20 @@ class Ec2RouteTable(NetworkUndo):
                                  TagSpecifications=tag_spec("route-table", {"Name": p["name"]}))["RouteTable"])
             table_id, subnets, target = table["RouteTableId"], [], None
             record_created(ctx, "route table", table_id, name=p["name"])
+        # The route and each subnet's association are writes to different things that AWS takes in any
+        # order: sent at once (at 50 ms a call and a retry each while the new table settles: bench/latency).
+        writes: list[Callable[[], object]] = []
         if p["gateway_id"] and target is None:
-            step_call(ctx, "ec2", "CreateRoute", resource=table_id, RouteTableId=table_id,
-                     DestinationCidrBlock="0.0.0.0/0", GatewayId=p["gateway_id"])
+            writes.append(lambda: step_call(ctx, "ec2", "CreateRoute", resource=table_id, RouteTableId=table_id,
+                                            DestinationCidrBlock="0.0.0.0/0", GatewayId=p["gateway_id"]))
         elif p["gateway_id"] and target != p["gateway_id"]:
-            step_call(ctx, "ec2", "ReplaceRoute", resource=table_id, RouteTableId=table_id,
-                     DestinationCidrBlock="0.0.0.0/0", GatewayId=p["gateway_id"])
+            writes.append(lambda: step_call(ctx, "ec2", "ReplaceRoute", resource=table_id, RouteTableId=table_id,
+                                            DestinationCidrBlock="0.0.0.0/0", GatewayId=p["gateway_id"]))
         seen = {"route_table_id": table_id, "subnets": sorted({*subnets, *p["subnet_ids"]}),
-                "0.0.0.0/0": p["gateway_id"] or target}  # as the writes below and above leave it
-        for subnet_id in (s for s in p["subnet_ids"] if s not in subnets):
-            # A subnet has one explicit association: move it if it has one elsewhere (AWS refuses a second).
-            elsewhere = associated.get(subnet_id)
-            if elsewhere is not None and elsewhere[0] != table_id:
-                ctx.progress(f"moving {subnet_id} from {elsewhere[0]} to {table_id}")
-                step_call(ctx, "ec2", "ReplaceRouteTableAssociation", resource=subnet_id,
-                          AssociationId=elsewhere[1], RouteTableId=table_id)
-            else:
-                step_call(ctx, "ec2", "AssociateRouteTable", resource=subnet_id, RouteTableId=table_id,
-                          SubnetId=subnet_id)
+                "0.0.0.0/0": p["gateway_id"] or target}  # as the writes below leave it
+        writes.extend(partial(self._associate, ctx, table_id, subnet_id, associated.get(subnet_id))
+                      for subnet_id in p["subnet_ids"] if subnet_id not in subnets)
+        gather(*writes)
         return {"route_table_id": table_id, _SEEN: seen}
 
     def verify_act(self, ctx: StepContext, params: Mapping[str, Any],
@@ -648,6 +645,17 @@ class Ec2RouteTable(NetworkUndo):
         """Right after act: the route and the associations AWS just accepted, no read."""
         seen = _seen(acted)
         return None if seen is None else self._compare(seen, self._args(ctx, params))
+
+    @staticmethod
+    def _associate(ctx: StepContext, table_id: str, subnet_id: str, elsewhere: tuple[str, str] | None) -> None:
+        """A subnet has one explicit association: moved if it has one elsewhere (AWS refuses a second)."""
+        if elsewhere is not None and elsewhere[0] != table_id:
+            ctx.progress(f"moving {subnet_id} from {elsewhere[0]} to {table_id}")
+            step_call(ctx, "ec2", "ReplaceRouteTableAssociation", resource=subnet_id,
+                      AssociationId=elsewhere[1], RouteTableId=table_id)
+        else:
+            step_call(ctx, "ec2", "AssociateRouteTable", resource=subnet_id, RouteTableId=table_id,
+                      SubnetId=subnet_id)
 
     @staticmethod
     def _associations(ctx: StepContext, vpc_id: str) -> dict[str, tuple[str, str]]:
