@@ -176,6 +176,32 @@ def test_a_role_under_a_path_is_found_through_iam_and_its_denials_named(aws: Non
     assert "step vpc (ec2.vpc): ec2:CreateTags on * (a policy denies it)" in str(refused.value)
 
 
+def test_the_requests_after_the_first_go_at_once_and_the_denials_keep_their_order(aws: None) -> None:
+    """The first SimulatePrincipalPolicy alone (it may find a role's path), the rest on threads of their own
+    (aws.gather); the refusal lists the denials in the order of the requests, whatever order they came back."""
+    import threading
+
+    from kensium_provision.permissions.policy import Need
+    from kensium_provision.permissions.preflight import run_preflight
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(UserName="bob", PolicyName="none", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}))
+    threads: list[str] = []
+    iam.meta.events.register("before-call.iam.SimulatePrincipalPolicy",
+                             lambda **_: threads.append(threading.current_thread().name))
+    # Three resource groups: three requests.
+    need = [Need(where=f"step {n} (ssm.parameter)", step_id=n, operation="ssm:PutParameter", action="ssm:PutParameter",
+                 resources=(f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/{n}",)) for n in ("a", "b", "c")]
+    with pytest.raises(GuardError) as refused:
+        run_preflight(iam, f"arn:aws:iam::{ACCOUNT}:user/bob", need, region="us-east-1")
+    assert len(threads) == 3 and threads[0] == threading.current_thread().name, threads
+    assert all(name.startswith("kprov-read") for name in threads[1:]), threads
+    text = str(refused.value)
+    assert text.index("step a (") < text.index("step b (") < text.index("step c ("), text
+
+
 # --- the sandbox's simulation itself -----------------------------------------------------------------------------
 
 

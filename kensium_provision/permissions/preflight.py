@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kensium_provision.aws.call import call, pages
+from kensium_provision.aws.gather import gather
 from kensium_provision.errors import AwsError, GuardError
 from kensium_provision.permissions.policy import Need
 
@@ -105,33 +107,42 @@ def run_preflight(iam: Any, caller_arn: str, found: Sequence[Need], *, region: s
     principal = principal_of(caller_arn, iam)
     context = [{"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": [region], "ContextKeyType": "string"}]
     denied: list[Denied] = []
-    requests = 0
 
     def simulate(actions: list[str], resources: tuple[str, ...]) -> list[Mapping[str, Any]]:
         params: dict[str, Any] = {"ResourceArns": list(resources)} if resources != ("*",) else {}
         return list(pages(iam, "SimulatePrincipalPolicy", "EvaluationResults", PolicySourceArn=principal,
                           ActionNames=actions, ContextEntries=context, **params))
 
-    for resources, needs in _by_resources(found).items():
-        actions = sorted({n.action for n in needs})
-        for start in range(0, len(actions), _BATCH):
-            requests += 1
+    batches = [(sorted({n.action for n in needs})[start:start + _BATCH], resources, needs)
+               for resources, needs in _by_resources(found).items()
+               for start in range(0, len({n.action for n in needs}), _BATCH)]
+
+    def ask(batch: tuple[list[str], tuple[str, ...], list[Need]], *, first: bool) -> list[Denied]:
+        nonlocal principal
+        actions, resources, needs = batch
+        try:
             try:
-                try:
-                    results = simulate(actions[start:start + _BATCH], resources)
-                except AwsError as exc:
-                    if exc.code != "NoSuchEntity" or ":role/" not in principal or requests > 1:
-                        raise
-                    # A role under a path (its assumed-role ARN leaves the path out): IAM names it.
-                    principal = _role_arn(iam, principal.rsplit("/", 1)[1])
-                    results = simulate(actions[start:start + _BATCH], resources)
+                results = simulate(actions, resources)
             except AwsError as exc:
-                if exc.code in _DENIED_CODES:
-                    raise _unavailable(f"iam:SimulatePrincipalPolicy on {principal}", exc) from None
-                raise
-            denied += [Denied(where=n.where, action=action, resource=resource, decision=decision)
-                       for action, resource, decision in _decisions(results) if decision != "allowed"
-                       for n in needs if n.action.lower() == action.lower()]
+                if exc.code != "NoSuchEntity" or ":role/" not in principal or not first:
+                    raise
+                # A role under a path (its assumed-role ARN leaves the path out): IAM names it.
+                principal = _role_arn(iam, principal.rsplit("/", 1)[1])
+                results = simulate(actions, resources)
+        except AwsError as exc:
+            if exc.code in _DENIED_CODES:
+                raise _unavailable(f"iam:SimulatePrincipalPolicy on {principal}", exc) from None
+            raise
+        return [Denied(where=n.where, action=action, resource=resource, decision=decision)
+                for action, resource, decision in _decisions(results) if decision != "allowed"
+                for n in needs if n.action.lower() == action.lower()]
+
+    # The first request alone (it finds a role's path, which the others then use); the rest at once, their
+    # denials kept in the batches' order (at 50 ms a call, four in a row were 0.27 s of the VPC job).
+    for found_denied in ([ask(batches[0], first=True)] if batches else []) + gather(
+            *(partial(ask, batch, first=False) for batch in batches[1:])):
+        denied += found_denied
+    requests = len(batches)
     if denied:
         raise refusal(principal, denied)
     return Passed(principal=principal, actions=len({n.action for n in found}), requests=requests)
