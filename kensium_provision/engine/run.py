@@ -187,8 +187,18 @@ class _Run:
         self.changed_once = False
         self.acted = False  # kprov has called a changing step's act (an input refused later is no exit 3)
         self.ahead: set[str] = set()  # steps whose probe was started ahead (`prefetch`)
+        # What a step names and adds never changes within a run; asked for every step still queued each time
+        # one ends (the scheduler), so kept by step id: a fleet check asks it some 400 times a client.
+        self._names: dict[str, frozenset[str]] = {}
+        self._produced: dict[str, tuple[str, ...]] = {}
 
     def names_of(self, step: Step) -> set[str]:
+        """Every name the step's params and condition use."""
+        if step.id not in self._names:
+            self._names[step.id] = frozenset(self._walk_names(step))
+        return set(self._names[step.id])
+
+    def _walk_names(self, step: Step) -> set[str]:
         found: set[str] = set()
 
         def walk(value: object) -> None:
@@ -208,7 +218,10 @@ class _Run:
 
     def produced(self, step: Step) -> list[str]:
         """Every name the step adds: its `outputs:` and the ids of the evidence it collects."""
-        return [*step.outputs, *[s.id for s in evidence_of(self.types.get(step.type), step.params)]]
+        if step.id not in self._produced:
+            self._produced[step.id] = (*step.outputs,
+                                       *[s.id for s in evidence_of(self.types.get(step.type), step.params)])
+        return list(self._produced[step.id])
 
     def bind_outputs(self, step: Step, result: Mapping[str, object]) -> dict[str, object]:
         from kensium_provision.steps.generic import search
@@ -486,7 +499,9 @@ def _steps(state: _Run, pending: list[Step], pool: ThreadPoolExecutor | None) ->
                     break
             if error or raised is not None or not queue:
                 break
-            nodes = [state.node(s) for s in queue]
+            # Outside apply every step runs alone, in order: no proof to build for the steps still queued.
+            nodes = [state.node(s) for s in queue] if state.runtime.mode is Mode.APPLY else [
+                Node(queue[0].id, frozenset(), frozenset(), None)]
             for index in startable(nodes, finished, started):
                 step = next(s for s in queue if s.id == index)
                 started.add(step.id)
