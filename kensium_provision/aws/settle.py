@@ -23,9 +23,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["NOT_FOUND_CODES", "Settling"]
+from kensium_provision.errors import AwsError
+
+__all__ = ["NEW_KEY_CODES", "NOT_FOUND_CODES", "Settling", "until_key_accepted"]
+
+_T = TypeVar("_T")
 
 # The codes AWS documents for a resource not yet known everywhere (the page above, and the EC2 error
 # codes reference: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
@@ -147,3 +151,30 @@ class Settling:
         with self._lock:
             self.retried += 1
         return random.uniform(self.base / 2, min(self.cap, self.base * 2 ** max(attempts - 1, 0)))  # noqa: S311
+
+
+# IAM's eventual consistency: a just-created access key may be refused for a while, with the codes of a
+# bad key (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html
+# #troubleshoot_general_eventual-consistency). AuthFailure is EC2's spelling of the same refusal.
+NEW_KEY_CODES = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure", "AccessDenied"})
+
+
+def until_key_accepted(attempt: Callable[[], _T], *, budget: float, clock: Callable[[], float],
+                       sleep: Callable[[float], None], on_retry: Callable[[AwsError], None] | None = None,
+                       first: float = 1.0, cap: float = 10.0) -> _T:
+    """`attempt()` (a call signed with a new access key), retried while IAM refuses the key as not yet known.
+
+    Only NEW_KEY_CODES are retried, with a doubling delay (`first`, at most `cap`) until `budget` seconds
+    have passed; then, or on any other error, the AwsError is raised: the key really does not work.
+    """
+    start, delay = clock(), first
+    while True:
+        try:
+            return attempt()
+        except AwsError as exc:
+            if exc.code not in NEW_KEY_CODES or clock() - start >= budget:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            sleep(delay)
+            delay = min(delay * 2, cap)

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from kensium_provision.aws.call import call, pages
+from kensium_provision.aws.settle import until_key_accepted
 from kensium_provision.errors import AwsError, InputError, StepError
 from kensium_provision.model import Mode
 from kensium_provision.rabbitmq.management import ManagementClient, RabbitMQError
@@ -680,26 +681,18 @@ class IamRotateAccessKey:
         runtime, meta = ctx.runtime, ctx.client("sts").meta  # the run's own endpoint, region and settings
         sts = boto3.client("sts", endpoint_url=meta.endpoint_url, region_name=meta.region_name, config=meta.config,
                            aws_access_key_id=key_id, aws_secret_access_key=secret.reveal())
-        start, budget, delay = runtime.monotonic(), float(params.get("budget", 120)), 1.0
         user = str(params["user"])
-        while True:
-            try:
-                arn = str(call(sts, "get_caller_identity")["Arn"])
-            except AwsError as exc:
-                # IAM: a new key may be refused for a while (https://docs.aws.amazon.com/IAM/latest/UserGuide/
-                # troubleshoot_general.html#troubleshoot_general_eventual-consistency)
-                if exc.code not in ("InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied") or \
-                        runtime.monotonic() - start >= budget:
-                    raise StepError(f"the new access key {key_id} of {user} does not work ({exc.code})",
-                                    hint="the old key is still active and kept as the entry's -previous; run the "
-                                         "same command again to check the stored one") from None
-                ctx.progress(f"IAM does not accept {key_id} everywhere yet; retrying")
-                runtime.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if not arn.endswith(f"/{user}"):
-                raise StepError(f"the new access key {key_id} signs in as {arn}, not as {user}")
-            return
+        try:  # a new key is refused for a while: IAM's eventual consistency, retried in aws/settle.py
+            arn = str(until_key_accepted(
+                lambda: call(sts, "get_caller_identity")["Arn"], budget=float(params.get("budget", 120)),
+                clock=runtime.monotonic, sleep=runtime.sleep,
+                on_retry=lambda _: ctx.progress(f"IAM does not accept {key_id} everywhere yet; retrying")))
+        except AwsError as exc:
+            raise StepError(f"the new access key {key_id} of {user} does not work ({exc.code})",
+                            hint="the old key is still active and kept as the entry's -previous; run the "
+                                 "same command again to check the stored one") from None
+        if not arn.endswith(f"/{user}"):
+            raise StepError(f"the new access key {key_id} signs in as {arn}, not as {user}")
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
         user = str(params["user"])
