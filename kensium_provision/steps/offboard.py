@@ -31,8 +31,8 @@ from kensium_provision.records.clients import CLAIMED, REMOVED, UNREADABLE, Clie
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.client_record import _put, records_table
 from kensium_provision.steps.facts import facts
+from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, management_client
 from kensium_provision.steps.rabbitmq_vhost import _names as vhost_names
-from kensium_provision.steps.rabbitmq_vhost import management_client
 from kensium_provision.steps.s3 import caller_partition
 from kensium_provision.steps.sql import (
     CONNECTION_PARAMS,
@@ -399,12 +399,9 @@ class RabbitMQRemoveVhost:
     name: ClassVar[str] = "rabbitmq.remove-vhost"
     summary: ClassVar[str] = "Delete a RabbitMQ vhost and its own user (never the broker admin)."
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
-        Param(name="base_url", required=False, doc="Management API URL, instead of the broker lookup."),
+        *BROKER_PARAMS,
         Param(name="vhost", doc="The vhost, e.g. acme."),
         Param(name="user", doc="Its user, e.g. rms_acme; never the broker admin."),
-        Param(name="admin_user", required=False, doc="The broker admin (default: settings, else admin)."),
-        Param(name="admin_secret", doc="Password-manager reference of the broker admin's password."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("vhost", "user", "deleted")
 

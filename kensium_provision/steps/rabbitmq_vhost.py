@@ -30,6 +30,7 @@ from kensium_provision.steps.base import (
 from kensium_provision.steps.facts import facts
 
 __all__ = [
+    "BROKER_PARAMS",
     "FULL_ACCESS",
     "RabbitMQVhost",
     "VhostFacts",
@@ -184,6 +185,17 @@ def _names(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
     return vhost, user
 
 
+# How every RabbitMQ step reaches the broker's management API, and as whom (one declaration for all).
+BROKER_PARAMS = (
+    Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
+    Param(name="base_url", required=False,
+          doc="Management API URL, instead of the broker lookup (settings rabbitmq.base_url also overrides)."),
+    Param(name="admin_user", required=False,
+          doc="The broker admin; default settings rabbitmq.admin_user, else admin (Amazon MQ's)."),
+    Param(name="admin_secret", doc="Password-manager reference of the broker admin's password."),
+)
+
+
 class RabbitMQVhost:
     """An organization's vhost (`acme`, `acme_corp`), a user of its own with full access to it and none
     elsewhere, and that user's generated password in the password manager.
@@ -195,16 +207,11 @@ class RabbitMQVhost:
     name: ClassVar[str] = "rabbitmq.vhost"
     summary: ClassVar[str] = "A RabbitMQ vhost with its own user (full access there, none elsewhere)."
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
-        Param(name="base_url", required=False,
-              doc="Management API URL, instead of the broker lookup (settings rabbitmq.base_url also overrides)."),
+        *BROKER_PARAMS,
         Param(name="vhost", doc="The vhost: lower-case letters, digits and _ (acme, acme_corp, acme_store1).",
               check=lambda v: refusal(check_name, "vhost", v)),
         Param(name="user", doc="Its user, same alphabet (acme_hub); never the broker admin.",
               check=lambda v: refusal(check_name, "user", v)),
-        Param(name="admin_user", required=False,
-              doc="The broker admin; default settings rabbitmq.admin_user, else admin (Amazon MQ's)."),
-        Param(name="admin_secret", doc="Password-manager reference of the broker admin's password."),
         Param(name="user_secret_name", doc="Password-manager entry for the user's generated password (acme/rabbitmq)."),
         Param(name="description", required=False, default="", doc="The vhost's description."),
     )

@@ -47,8 +47,8 @@ from kensium_provision.records.clients import UNREADABLE, get_client, record_nam
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.client_record import _put, records_table
 from kensium_provision.steps.facts import facts
+from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, management_client, management_url
 from kensium_provision.steps.rabbitmq_vhost import _names as vhost_names
-from kensium_provision.steps.rabbitmq_vhost import management_client, management_url
 from kensium_provision.steps.rds import usable
 from kensium_provision.steps.sql import (
     CONNECTION_PARAMS,
@@ -210,12 +210,9 @@ class RabbitMQRotateUser(_Rotation):
     summary: ClassVar[str] = "Rotate a RabbitMQ user's password: stored first, then set, then checked."
     policy = "rabbitmq-user"
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
-        Param(name="base_url", required=False, doc="Management API URL, instead of the broker lookup."),
+        *BROKER_PARAMS,
         Param(name="vhost", doc="The user's vhost (for the name check only)."),
         Param(name="user", doc="The user, e.g. rms_acme; never the broker admin."),
-        Param(name="admin_user", required=False, doc="The broker admin (default: settings, else admin)."),
-        Param(name="admin_secret", doc="Password-manager reference of the broker admin's password."),
         Param(name="secret_name", doc="The user's password-manager entry, e.g. acme/rabbitmq-hub."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("secret_ref", "previous_ref", "rotated")
@@ -411,9 +408,7 @@ class RabbitMQRotateAdmin(_Rotation):
     summary: ClassVar[str] = "Rotate a RabbitMQ broker's admin password: the old kept, the new stored, set, checked."
     policy = "amazon-mq"
     params: ClassVar[tuple[Param, ...]] = (
-        Param(name="broker", required=False, doc="Amazon MQ broker name (mq-POS-01); its console URL is used."),
-        Param(name="base_url", required=False, doc="Management API URL, instead of the broker lookup."),
-        Param(name="admin_user", required=False, doc="The broker admin (default: settings, else admin)."),
+        *(p for p in BROKER_PARAMS if p.name != "admin_secret"),  # the admin's password is secret_name's
         Param(name="secret_name", doc="The admin password's password-manager entry, e.g. mq-POS-01/admin."),
     )
     outputs: ClassVar[tuple[str, ...]] = ("secret_ref", "previous_ref", "rotated")
