@@ -36,7 +36,7 @@ from kensium_provision.records.clients import (
 from kensium_provision.steps.base import Created, Difference, Param, Probe, StepContext, UndoCheck, record_created
 from kensium_provision.steps.facts import facts
 
-__all__ = ["ClientEvidence", "ClientOrgId", "ClientRecordStep", "records_table"]
+__all__ = ["ClientEvidence", "ClientOrgId", "ClientRecordStep", "records_table", "write_record"]
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -46,7 +46,7 @@ def records_table(ctx: StepContext) -> str:
     return table_of(getattr(ctx.runtime, "settings", None))
 
 
-def _put(ctx: StepContext, record: ClientRecord, *, claim: bool) -> None:
+def write_record(ctx: StepContext, record: ClientRecord, *, claim: bool) -> None:
     """Write a record, conditionally: only while the org id is free or this client's (`clients.put_record`)."""
     text = record.to_json()
     _refuse_secrets(text)
@@ -124,7 +124,7 @@ class ClientOrgId:
                              run_id=ctx.runtime.run_id, kprov_version=__version__)
         table = records_table(ctx)
         try:
-            _put(ctx, claim, claim=True)
+            write_record(ctx, claim, claim=True)
         except RecordTaken as exc:
             # Another run wrote it between our probe and now: whose is it? (InputError if another client's)
             if org_id_owner(ctx, org_id, client_name, table) is None:
@@ -347,7 +347,7 @@ class ClientRecordStep:
         current = get_client(ctx.client("dynamodb"), str(params["org_id"]), table)
         desired = self._desired(ctx, params, current)
         try:
-            _put(ctx, desired, claim=False)
+            write_record(ctx, desired, claim=False)
         except RecordTaken as exc:
             raise StepError(str(exc), hint="another install took this org id; kprov check client shows whose") from None
         return {"record": record_name(desired.org_id, table), "org_id": desired.org_id, "created": desired.created,

@@ -29,10 +29,9 @@ from kensium_provision.errors import AbortedError, InputError, StepError
 from kensium_provision.model import InputSpec
 from kensium_provision.records.clients import CLAIMED, REMOVED, UNREADABLE, ClientRecord, get_client, utc_now
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
-from kensium_provision.steps.client_record import _put, records_table
+from kensium_provision.steps.client_record import records_table, write_record
 from kensium_provision.steps.facts import facts
-from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, management_client
-from kensium_provision.steps.rabbitmq_vhost import _names as vhost_names
+from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, checked_vhost_user, management_client
 from kensium_provision.steps.s3 import caller_partition
 from kensium_provision.steps.sql import (
     CONNECTION_PARAMS,
@@ -406,7 +405,7 @@ class RabbitMQRemoveVhost:
     outputs: ClassVar[tuple[str, ...]] = ("vhost", "user", "deleted")
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
-        vhost, user = vhost_names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         seen = facts(ctx).vhost(ctx, params, vhost, user)
         if not seen.vhost and seen.user is None:
             return Probe(done=True, note=f"vhost {vhost} and user {user} do not exist",
@@ -415,7 +414,7 @@ class RabbitMQRemoveVhost:
                      desired={"vhost": None, "user": None})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        vhost, user = vhost_names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         seen = facts(ctx).vhost(ctx, params, vhost, user)
         if seen.elsewhere:
             raise StepError(f"RabbitMQ user {user} also has permissions on {list(seen.elsewhere)}: not deleted",
@@ -429,7 +428,7 @@ class RabbitMQRemoveVhost:
         return {"vhost": vhost, "user": user, "deleted": deleted}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        vhost, user = vhost_names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         seen = facts(ctx).vhost(ctx, params, vhost, user)
         return tuple(d for d in (Difference("vhost", vhost, None) if seen.vhost else None,
                                  Difference("user", user, None) if seen.user is not None else None) if d)
@@ -757,7 +756,7 @@ class ClientMarkRemoved:
         removal = {f"removal_{k}": _plain(v) for k, v in dict(params.get("removal") or {}).items()}
         marked: ClientRecord = replace(record, status=REMOVED, evidence={**record.evidence, **removal},
                                        updated=utc_now(), run_id=ctx.runtime.run_id)
-        _put(ctx, marked, claim=False)
+        write_record(ctx, marked, claim=False)
         return {"record": f"{table}/{org_id}", "status": REMOVED}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:

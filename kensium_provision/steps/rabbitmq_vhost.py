@@ -34,6 +34,7 @@ __all__ = [
     "FULL_ACCESS",
     "RabbitMQVhost",
     "VhostFacts",
+    "checked_vhost_user",
     "management_client",
     "management_url",
     "read_brokers",
@@ -177,7 +178,8 @@ def _admin_problem(params: Mapping[str, Any], settings: Mapping[str, object]) ->
     return None
 
 
-def _names(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
+def checked_vhost_user(ctx: StepContext, params: Mapping[str, Any]) -> tuple[str, str]:
+    """The step's vhost and user, each a valid name, the user never the broker admin (else InputError)."""
     vhost, user = check_name("vhost", params.get("vhost")), check_name("user", params.get("user"))
     problem = _admin_problem(params, _settings(ctx))
     if problem:
@@ -226,7 +228,7 @@ class RabbitMQVhost:
         return [problem] if problem else []
 
     def probe(self, ctx: StepContext, params: Mapping[str, Any]) -> Probe:
-        vhost, user = _names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         seen = facts(ctx).vhost(ctx, params, vhost, user)
         differences = seen.differences(vhost, user)
         entry = str(params["user_secret_name"])
@@ -243,7 +245,7 @@ class RabbitMQVhost:
                      outputs={"vhost": vhost, "user": user, "user_secret_ref": reference or "", "created": []})
 
     def act(self, ctx: StepContext, params: Mapping[str, Any], probe: Probe) -> Mapping[str, object]:
-        vhost, user = _names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         client = management_client(ctx, params)
         seen = _look(client, vhost, user)
         if seen.user is not None and seen.user.get("tags"):
@@ -289,7 +291,7 @@ class RabbitMQVhost:
         return {"vhost": vhost, "user": user, "user_secret_ref": reference or "", "created": created}
 
     def verify(self, ctx: StepContext, params: Mapping[str, Any]) -> Sequence[Difference]:
-        vhost, user = _names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         return facts(ctx).vhost(ctx, params, vhost, user).differences(vhost, user)
 
     def undo_check(self, ctx: StepContext, params: Mapping[str, Any], created: Sequence[Created]) -> UndoCheck:
@@ -298,7 +300,7 @@ class RabbitMQVhost:
         from kensium_provision.steps.credential import ENTRY, entry_check
 
         params = _unmasked(params, created)
-        vhost, user = _names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         client = management_client(ctx, params)
         seen = _look(client, vhost, user)
         kinds = {c.kind for c in created}
@@ -323,7 +325,7 @@ class RabbitMQVhost:
         elsewhere are not restored; the user's password-manager entry goes when the run stored it."""
         from kensium_provision.steps.credential import delete_entries
 
-        vhost, user = _names(ctx, params)
+        vhost, user = checked_vhost_user(ctx, params)
         if isinstance(outputs, Mapping):
             created = outputs.get("created") or ()
             if not isinstance(created, list | tuple):

@@ -45,10 +45,9 @@ from kensium_provision.model import Mode
 from kensium_provision.rabbitmq.management import ManagementClient, RabbitMQError
 from kensium_provision.records.clients import UNREADABLE, get_client, record_name, utc_now
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
-from kensium_provision.steps.client_record import _put, records_table
+from kensium_provision.steps.client_record import records_table, write_record
 from kensium_provision.steps.facts import facts
-from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, management_client, management_url
-from kensium_provision.steps.rabbitmq_vhost import _names as vhost_names
+from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, checked_vhost_user, management_client, management_url
 from kensium_provision.steps.rds import usable
 from kensium_provision.steps.sql import (
     CONNECTION_PARAMS,
@@ -221,7 +220,7 @@ class RabbitMQRotateUser(_Rotation):
         return f"RabbitMQ user {params['user']}"
 
     def _user(self, ctx: StepContext, params: Mapping[str, Any]) -> Mapping[str, object]:
-        _, user = vhost_names(ctx, params)
+        _, user = checked_vhost_user(ctx, params)
         found = management_client(ctx, params).get_user(user)
         if found is None:
             raise StepError(f"RabbitMQ user {user} does not exist: nothing to rotate",
@@ -731,7 +730,7 @@ class ClientRecordSecret:
         if record is None or record.status == UNREADABLE:
             raise StepError(f"the client record {record_name(org_id, table)} is gone or unreadable")
         now = utc_now()
-        _put(ctx, replace(record, secrets={**record.secrets, key: str(params["reference"])}, updated=now,
+        write_record(ctx, replace(record, secrets={**record.secrets, key: str(params["reference"])}, updated=now,
                           run_id=ctx.runtime.run_id), claim=False)
         return {"record": record_name(org_id, table)}
 
