@@ -44,6 +44,9 @@ def botocore_session(profile: str | None = None) -> Any:
     return made
 
 
+_LOADER_LOCK = threading.Lock()
+
+
 @cache
 def _loader(data_path: str) -> Any:
     import botocore.loaders
@@ -56,14 +59,12 @@ def _boto3(*, profile_name: str | None = None, **options: Any) -> Any:
     for every session it makes: kept once, or the shared loader's path would grow with each run."""
     import boto3
 
-    made = boto3.Session(botocore_session=botocore_session(profile_name), **options)
-    loader = made._session.get_component("data_loader")
+    core = botocore_session(profile_name)
+    made = boto3.Session(botocore_session=core, **options)
+    loader = core.get_component("data_loader")
     with _LOADER_LOCK:
         loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
     return made
-
-
-_LOADER_LOCK = threading.Lock()
 
 
 class SandboxNotRunningError(KprovError):

@@ -282,15 +282,15 @@ class _Run:
             pool.submit(_quietly, step_type.probe, ctx, params)
 
     def node(self, step: Step) -> Node:
-        """The step as `engine.schedule` sees it. It may run on another thread only in apply, when it cannot ask
-        anything (the plan was accepted or --yes; no evidence, no work by hand, nothing destroyed), after the
-        first change's hook, with every name it needs known and what it touches said by its type."""
+        """The step as `engine.schedule` sees it, in apply (`_steps` builds none elsewhere: there every step runs
+        alone). It may run on another thread only when it cannot ask anything (the plan was accepted or --yes;
+        no evidence, no work by hand, nothing destroyed), after the first change's hook, with every name it
+        needs known and what it touches said by its type."""
         needs, gives = frozenset(self.names_of(step)), frozenset(self.produced(step))
         step_type = self.types.get(step.type)
         asks = step.risk is Risk.DESTROY or confirmed_by_hand(step_type) or bool(
             evidence_of(step_type, step.params)) or not (self.runtime.assume_yes or self.confirmed)
-        if (self.runtime.mode is not Mode.APPLY or asks or not self.changed_once
-                or needs & (self.unknown | self.absent) or not needs <= self.values.keys()):
+        if asks or not self.changed_once or needs & (self.unknown | self.absent) or not needs <= self.values.keys():
             return Node(step.id, needs, gives, None)
         try:
             params = render_value(dict(step.params), self.values)

@@ -257,11 +257,11 @@ def check_fleet(request: FleetRequest) -> FleetReport:
 
 def _due(snapshot: Snapshot, runtime: Runtime, record: ClientRecord, max_age: int,
          now: datetime) -> tuple[CredentialAge, ...]:
-    """A checked client's credentials due for rotation, dated from the snapshot (`fleet.rotation`); none for a
-    record the check does not run the install for."""
+    """A checked client's credentials due for rotation, dated from the snapshot (`fleet.rotation`); none for an
+    unreadable record (the caller skips claimed and retired ones)."""
     from kensium_provision.steps.base import StepContext
 
-    if record.status in (CLAIMED, UNREADABLE, *RETIRED):
+    if record.status == UNREADABLE:
         return ()
     source = runtime.facts
     ctx = StepContext(runtime, "credential-age", {})
