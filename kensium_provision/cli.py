@@ -331,12 +331,15 @@ def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="An in
 @app.command("undo")
 def undo(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run whose changes to remove.",
                                                                    autocompletion=_completion("run"))],
-         dry_run: DryRun = False, answers: Answers = None, yes: Yes = False) -> int:
+         dry_run: DryRun = False, answers: Answers = None, yes: Yes = False, out: Out = None,
+         preflight: Preflight = False, skip_preflight: SkipPreflight = False) -> int:
     """Remove what a run created, newest first, and only that; refused if any of it changed since (exit 3).
 
     It destroys, so the target's name is typed first on every environment (--yes never does it). Run it
-    again to continue an undo that stopped."""
-    return _run(ctx, "undo", run_id=run_id, dry_run=dry_run, answers=answers, yes=yes)
+    again to continue an undo that stopped. Where approval is required: `--dry-run --out PLAN`, a colleague's
+    `kprov approve PLAN`, then `kprov apply PLAN`."""
+    return _run(ctx, "undo", run_id=run_id, dry_run=dry_run, answers=answers, yes=yes, out=out,
+                preflight=preflight, skip_preflight=skip_preflight)
 
 
 @sandbox_app.command("start")

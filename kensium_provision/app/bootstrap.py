@@ -532,14 +532,14 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
         values = engine.resolve_inputs(checklist, runtime, request.preset)
         runtime = _with_purpose(runtime, values)
         hooks.after_inputs(checklist, values)
-        if request.prepared is not None:
-            report = request.prepared.run(runtime, values)
-        elif plan is not None:  # re-probed against the saved plan, then applied (plans.saved)
+        if plan is not None:  # re-probed against the saved plan, then applied (plans.saved)
             from kensium_provision.plans.saved import apply_saved
 
-            report = apply_saved(checklist, runtime, values, plan)
+            report = apply_saved(_passes(request, checklist, values), runtime, plan)
         elif request.plan_out is not None:
             report = _save_plan(request, checklist, runtime, values, answers, connection)
+        elif request.prepared is not None:
+            report = request.prepared.run(runtime, values)
         elif request.mode is Mode.APPLY and not request.step_by_step:  # the plan, then one yes (engine.once)
             from kensium_provision.engine.once import plan_then_apply
 
@@ -629,6 +629,20 @@ def _journal_plan(journal: RunJournal, plan: Any, connection: Connection, *, app
                    digest=found.digest, approved_at=found.approved_at)
 
 
+def _passes(request: RunRequest, checklist: Checklist, values: Mapping[str, object]) -> Any:
+    """What a saved plan is made of and applies (`plans.saved.Passes`): the checklist's run, or a prepared one's."""
+    from kensium_provision.plans.saved import checklist_passes
+
+    prepared = request.prepared
+    if prepared is None:
+        return checklist_passes(checklist, values)
+
+    def passes(runtime: Any, *, reviewed: bool = False) -> Any:
+        return prepared.run(runtime, values, reviewed=reviewed)
+
+    return passes
+
+
 def _save_plan(request: RunRequest, checklist: Checklist, runtime: Any, values: Mapping[str, object],
                answers: Answers | None, connection: Connection) -> Any:
     """--dry-run --out PLAN: the plan pass with every probe's observation, written when every step probed."""
@@ -636,12 +650,13 @@ def _save_plan(request: RunRequest, checklist: Checklist, runtime: Any, values: 
     from kensium_provision.model import Status
     from kensium_provision.plans.saved import build, observe, write
 
-    report, seen = observe(checklist, runtime, values)
+    report, seen = observe(_passes(request, checklist, values), runtime)
     if request.plan_out is not None and not any(r.status is Status.FAILED for r in report.results):
         where = {"environment": connection.env.name, "account": connection.identity.account,
                  "region": connection.env.region, "caller": connection.identity.arn}
+        about = {"undoes": request.prepared.run_id} if request.prepared is not None else {}
         plan = build(checklist, values, answers.values if answers else {}, report, seen, where=where,
-                     command=request.command, version=__version__)
+                     command=request.command, version=__version__, about=about)
         write(plan, request.plan_out)
         runtime.journal.record("plan.written", plan=plan.plan_id, digest=plan.digest, path=str(request.plan_out))
     return report

@@ -25,7 +25,7 @@ from kensium_provision.runtime import Journal, Runtime
 from kensium_provision.steps.base import StepType
 from kensium_provision.template import TemplateError, render
 
-__all__ = ["PlanCount", "count_changes", "plan_then_apply", "question", "target_of"]
+__all__ = ["PlanCount", "PlanJournal", "count_changes", "plan_then_apply", "question", "quiet", "target_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def question(count: PlanCount, target: str, environment: str) -> str:
     return f"Apply {what} to {target} in {environment}?"
 
 
-class _PlanJournal:
+class PlanJournal:
     """The plan pass's records under `plan.*`: a plan's `step.result` is no result `resume` may skip."""
 
     def __init__(self, inner: Journal) -> None:
@@ -66,7 +66,7 @@ class _PlanJournal:
         self.inner.record(f"plan.{event}" if event.startswith("step.") else event, **fields)
 
 
-def _quiet(runtime: Runtime) -> AbstractContextManager[object]:
+def quiet(runtime: Runtime) -> AbstractContextManager[object]:
     """The reporter's plan mode (no step lines: the plan follows), if it has one (`ui.render`)."""
     planning: Callable[[], AbstractContextManager[object]] | None = getattr(runtime.reporter, "planning", None)
     return planning() if planning is not None else nullcontext()
@@ -93,8 +93,8 @@ def plan_then_apply(checklist: Checklist, runtime: Runtime, values: Mapping[str,
     """Plan, show it, ask once (typed `yes` at a terminal), then apply; `--yes`: apply at once."""
     if runtime.assume_yes:
         return run(checklist, runtime, values, types=types, recorded=recorded)
-    with _quiet(runtime):
-        plan = run(checklist, replace(runtime, mode=Mode.PLAN, journal=_PlanJournal(runtime.journal)), values,
+    with quiet(runtime):
+        plan = run(checklist, replace(runtime, mode=Mode.PLAN, journal=PlanJournal(runtime.journal)), values,
                    types=types, recorded=recorded)
     count = count_changes(plan)
     show: Callable[[RunReport, int, int], None] | None = getattr(runtime.reporter, "show_plan", None)

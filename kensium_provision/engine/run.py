@@ -177,10 +177,13 @@ class _Run:
 
     def __init__(self, checklist: Checklist, runtime: Runtime, values: dict[str, object],
                  types: Mapping[str, StepType], recorded: Mapping[str, Mapping[str, object]],
-                 confirmed: bool = False) -> None:
+                 confirmed: bool = False, reviewed: bool = False) -> None:
         self.checklist, self.runtime, self.values = checklist, runtime, values
         self.recorded = recorded
-        self.confirmed = confirmed  # the operator said yes to the whole plan (engine.once): no per-step question
+        self.confirmed = confirmed or reviewed  # the operator said yes to the whole plan (engine.once)
+        # A saved plan's apply (plans.saved): every step, a destroying one too, was reviewed (and approved where
+        # that is required) in the plan file, so none asks; the typed confirmation of the first change still does.
+        self.reviewed = reviewed
         self.types = types
         self.unknown: set[str] = set()  # names whose value a plan cannot know yet
         self.absent: set[str] = set()  # outputs of skipped steps
@@ -442,7 +445,7 @@ class _Run:
 
     def confirm(self, step: Step, probe: Probe) -> None:
         rt = self.runtime
-        if (rt.assume_yes or self.confirmed) and step.risk is not Risk.DESTROY:
+        if self.reviewed or ((rt.assume_yes or self.confirmed) and step.risk is not Risk.DESTROY):
             return
         verb = {Risk.CREATE: "Create", Risk.MODIFY: "Change", Risk.DESTROY: "DESTROY"}[step.risk]
         if not rt.operator.confirm(f"{verb}: {self.title(step)}?", default=step.risk is not Risk.DESTROY):
@@ -451,12 +454,14 @@ class _Run:
 
 def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
         *, types: Mapping[str, StepType] | None = None,
-        recorded: Mapping[str, Mapping[str, object]] | None = None, confirmed: bool = False) -> RunReport:
+        recorded: Mapping[str, Mapping[str, object]] | None = None, confirmed: bool = False,
+        reviewed: bool = False) -> RunReport:
     """Run every step of a checklist in the runtime's mode with already resolved inputs.
 
     `recorded` holds the journaled outputs of the steps a resumed run already completed; a step
     without a probe (`steps.base.MayLackProbe`) keeps them instead of being done again. `confirmed`: the
-    operator accepted the whole plan (`engine.once`), so no step asks its routine "Create: ...?".
+    operator accepted the whole plan (`engine.once`), so no step asks its routine "Create: ...?"; `reviewed`:
+    a saved plan's apply, so no step asks at all (`plans.saved.apply_saved`).
     """
     invalidate = getattr(runtime.aws, "invalidate", None)
     if invalidate is not None:  # a run starts from what is there now, not from an earlier run's reads
@@ -464,7 +469,7 @@ def run(checklist: Checklist, runtime: Runtime, values: Mapping[str, object],
     types = types if types is not None else registry()
     if runtime.mode is not Mode.CHECK:  # a check reports what it finds, step by step; it changes nothing anyway
         refuse_invalid(checklist, runtime, values, types)
-    state = _Run(checklist, runtime, dict(values), types, recorded or {}, confirmed)
+    state = _Run(checklist, runtime, dict(values), types, recorded or {}, confirmed, reviewed)
     results: list[StepResult] = []
     error = ""
     pending = list(checklist.steps)

@@ -241,8 +241,9 @@ class UndoRun:
         steps, _ = items_of(self.logs)
         return _checklist(self, [s for s in reversed(steps) if s.created])
 
-    def run(self, runtime: Runtime, values: Mapping[str, object]) -> RunReport:
-        """Plan the undo (re-probe all), refuse it when anything changed (exit 3, nothing deleted), else run it."""
+    def run(self, runtime: Runtime, values: Mapping[str, object], *, reviewed: bool = False) -> RunReport:
+        """Plan the undo (re-probe all), refuse it when anything changed (exit 3, nothing deleted), else run it;
+        `reviewed`: the apply of its saved plan (`plans.saved.apply_saved`), whose steps ask nothing."""
         runtime.journal.record("undo", undoes=self.run_id, runs=[log.run_id for log in self.logs])
         plan = plan_undo(self.run_id, self.logs, runtime, self.types)
         runtime.journal.record("undo.plan", undoes=self.run_id, items=[
@@ -263,12 +264,12 @@ class UndoRun:
         report: RunReport
         if not removable:
             report = RunReport(checklist_id=checklist.id, mode=runtime.mode, results=())
-        elif runtime.mode is Mode.APPLY and not runtime.assume_yes:
+        elif runtime.mode is Mode.APPLY and not (runtime.assume_yes or reviewed):
             from kensium_provision.engine.once import plan_then_apply
 
             report = plan_then_apply(checklist, runtime, values, types=types)
         else:
-            report = run(checklist, runtime, values, types=types)
+            report = run(checklist, runtime, values, types=types, reviewed=reviewed)
         left = tuple(_not_undone(i) for i in plan.items if i.action == "not-undoable")
         for row in left:
             runtime.journal.record("step.not_undoable", step=row.step_id, reason=row.reason)

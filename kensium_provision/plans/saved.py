@@ -5,6 +5,9 @@ step's probe observation (done, current, desired, differences: JSON, secrets mas
 where it was made (environment, account, region, caller) and a digest: the sha256 of the canonical JSON of
 all the rest. `apply PLAN` re-probes every step under the run's lock and refuses, naming the step, when
 anything differs from the file (Terraform's stale plan), so what was reviewed is what runs.
+
+A plan is made of passes (`Passes`): a checklist's (`checklist_passes`), or an undo's (`engine.undo.UndoRun.run`,
+whose steps are made from the undone run's journal); the file, its review, approval and apply are the same.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kensium_provision.engine.run import RunReport, run
 from kensium_provision.errors import InputError
@@ -25,8 +28,8 @@ from kensium_provision.runtime import Runtime
 from kensium_provision.secret import masked
 from kensium_provision.steps.base import Probe
 
-__all__ = ["FORMAT", "SavedPlan", "StalePlan", "apply_saved", "build", "canonical", "load", "observe", "stale_steps",
-           "write"]
+__all__ = ["FORMAT", "Passes", "SavedPlan", "StalePlan", "apply_saved", "build", "canonical", "checklist_passes",
+           "load", "observe", "stale_steps", "write"]
 
 FORMAT = "kprov-plan/1"
 
@@ -91,11 +94,23 @@ class _Observing:
         self.seen[step_id] = observation(probe)
 
 
-def observe(checklist: Checklist, runtime: Runtime, values: Mapping[str, object]) -> tuple[RunReport,
-                                                                                            dict[str, Any]]:
+class Passes(Protocol):
+    """One pass of what a plan is made of, in the runtime's mode; `reviewed`: the apply of its saved plan."""
+
+    def __call__(self, runtime: Runtime, *, reviewed: bool = False) -> RunReport: ...
+
+
+def checklist_passes(checklist: Checklist, values: Mapping[str, object]) -> Passes:
+    def passes(runtime: Runtime, *, reviewed: bool = False) -> RunReport:
+        return run(checklist, runtime, values, reviewed=reviewed)
+
+    return passes
+
+
+def observe(passes: Passes, runtime: Runtime) -> tuple[RunReport, dict[str, Any]]:
     """A plan pass (probes only) and every probe's observation."""
     hooks = _Observing(runtime.hooks)
-    report = run(checklist, replace(runtime, mode=Mode.PLAN, hooks=hooks), values)
+    report = passes(replace(runtime, mode=Mode.PLAN, hooks=hooks))
     return report, hooks.seen
 
 
@@ -118,8 +133,10 @@ def _answers(checklist: Checklist, values: Mapping[str, object], refs: Mapping[s
 
 
 def build(checklist: Checklist, values: Mapping[str, object], refs: Mapping[str, object], report: RunReport,
-          seen: Mapping[str, object], *, where: Mapping[str, str], command: str, version: str) -> SavedPlan:
-    """The plan of a dry run: `where` is environment, account, region and caller."""
+          seen: Mapping[str, object], *, where: Mapping[str, str], command: str, version: str,
+          about: Mapping[str, str] | None = None) -> SavedPlan:
+    """The plan of a dry run: `where` is environment, account, region and caller; `about` what else says what
+    the plan is of (an undo's `undoes`: the run it removes)."""
     steps = [{"id": r.step_id, "title": r.title, "risk": r.risk.value, "status": r.status.value, "reason": r.reason,
               "params": _json_safe(dict(r.params)), "diff": _json_safe([list(d) for d in r.diff]),
               "observation": seen.get(r.step_id)} for r in report.results]
@@ -127,7 +144,7 @@ def build(checklist: Checklist, values: Mapping[str, object], refs: Mapping[str,
         "format": FORMAT, "plan_id": uuid.uuid4().hex, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "kprov_version": version, "command": command, "checklist": checklist.id,
         "checklist_sha256": checklist.sha256, **{k: where[k] for k in ("environment", "account", "region", "caller")},
-        "answers": _answers(checklist, values, refs), "steps": steps}
+        **(about or {}), "answers": _answers(checklist, values, refs), "steps": steps}
     return SavedPlan(body=body, digest=hashlib.sha256(canonical(body)).hexdigest())
 
 
@@ -192,14 +209,14 @@ def _changed(then: object, now: object) -> str:
     return "other " + ", ".join(parts) + " than planned"
 
 
-def apply_saved(checklist: Checklist, runtime: Runtime, values: Mapping[str, object], plan: SavedPlan) -> RunReport:
+def apply_saved(passes: Passes, runtime: Runtime, plan: SavedPlan) -> RunReport:
     """Re-probe every step (under the apply's lock), refuse a stale plan naming its steps, else apply it with
-    no per-step question (what the environment itself requires, a protected one's typed target, still asks)."""
+    no per-step question (what the environment itself requires, the typed target, still asks)."""
     # engine.once's plan pass: its records under plan.* (no result a resume skips), no step lines of its own
-    from kensium_provision.engine.once import _PlanJournal, _quiet
+    from kensium_provision.engine.once import PlanJournal, quiet
 
-    with _quiet(runtime):
-        report, seen = observe(checklist, replace(runtime, journal=_PlanJournal(runtime.journal)), values)
+    with quiet(runtime):
+        report, seen = observe(passes, replace(runtime, journal=PlanJournal(runtime.journal)))
     stale = stale_steps(plan, report, seen)
     runtime.journal.record("plan.reprobed", plan=plan.plan_id, digest=plan.digest, stale=stale)
     if stale:
@@ -208,5 +225,5 @@ def apply_saved(checklist: Checklist, runtime: Runtime, values: Mapping[str, obj
                         + "; ".join(stale[:3]) + more,
                         hint="someone changed the account since the plan was made: make a new plan (--dry-run "
                              "--out PLAN), review it, and apply that")
-    return run(checklist, runtime, values, confirmed=True)
+    return passes(runtime, reviewed=True)
 

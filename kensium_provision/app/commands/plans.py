@@ -20,7 +20,8 @@ from kensium_provision.ui.json_output import VERSION
 if TYPE_CHECKING:
     from kensium_provision.plans.saved import SavedPlan
 
-__all__ = ["apply_plan", "approve", "install_client", "plan_markdown", "provision_shared", "show"]
+__all__ = ["apply_plan", "approve", "install_client", "plan_markdown", "provision_shared", "saved_plan_about",
+           "saved_plan_written", "show"]
 
 
 def _saving(context: Context, checklist: Path, *, out: Path, dry_run: bool, answers: Path | None,
@@ -34,19 +35,26 @@ def _saving(context: Context, checklist: Path, *, out: Path, dry_run: bool, answ
                          command=command, live=not context.json, preflight=preflight,
                          plan_out=out)
     code, document = _run(context, request, context.console())
+    written = saved_plan_written(context, out, code)
+    return _shown(context, code, {**document, "saved_plan": written} if written else document)
+
+
+def saved_plan_written(context: Context, out: Path, code: int) -> dict[str, str] | None:
+    """After a dry run with `--out`: say what to do with the plan written (and name it), or why there is none."""
     if out.is_file() and code == 0:
         from kensium_provision.plans.saved import load
 
-        context.console().print(f"plan written to {out}: review it (`kprov show {out}`), then `kprov apply {out}`",
-                                markup=False, soft_wrap=True)
-        document = {**document, "saved_plan": _about(load(out), out)}
-    elif code:
+        again = " (with `kprov approve` first, where approval is required)"
+        context.console().print(f"plan written to {out}: review it (`kprov show {out}`), then `kprov apply {out}`"
+                                + again, markup=False, soft_wrap=True)
+        return saved_plan_about(load(out), out)
+    if code:
         context.console().print(f"no plan written to {out}: a step could not be probed (see above)", style="yellow",
                                 markup=False, soft_wrap=True)
-    return _shown(context, code, document)
+    return None
 
 
-def _about(saved: SavedPlan, path: Path) -> dict[str, str]:
+def saved_plan_about(saved: SavedPlan, path: Path) -> dict[str, str]:
     """The saved plan a run's JSON report names (`saved_plan`): added to the plan and apply kinds."""
     return {"path": str(path), "id": saved.plan_id, "digest": saved.digest}
 
@@ -88,6 +96,10 @@ def apply_plan(context: Context, *, plan: Path, answers: Path | None = None, ski
     from kensium_provision.plans.saved import load
 
     saved = load(plan)
+    if saved.text("checklist") == "undo":  # an undo's plan: its steps are made again from the undone run's journal
+        from kensium_provision.app.commands.undo import apply_undo_plan
+
+        return apply_undo_plan(context, saved=saved, plan_path=plan, answers=answers, skip_preflight=skip_preflight)
     checklist = find(saved.text("checklist")).path
     secrets = _secret_inputs(checklist)
     preset = {k: v for k, v in saved.answers.items() if k not in secrets}
@@ -96,7 +108,7 @@ def apply_plan(context: Context, *, plan: Path, answers: Path | None = None, ski
                          answers_path=answers,
                          preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
     code, document = _run(context, request, context.console())
-    return _shown(context, code, {**document, "saved_plan": _about(saved, plan)})
+    return _shown(context, code, {**document, "saved_plan": saved_plan_about(saved, plan)})
 
 
 def _secret_inputs(path: Path) -> set[str]:
