@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kensium_provision.app.commands.provision import _shown, preflight_choice, run_checklist
+from kensium_provision.app.commands.provision import preflight_choice, reported, run_checklist
 from kensium_provision.app.context import Context
 from kensium_provision.model import Mode
 
@@ -61,7 +61,7 @@ def remove_client(context: Context, *, org_id: str, dry_run: bool, answers: Path
                                    answers=answers, yes=yes, preset={"org_id": org_id},
                                    command=f"remove-client {org_id}",
                                    preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
-    return _shown(context, code, document)
+    return reported(context, code, document)
 
 
 def rotate(context: Context, *, owner: str, resource: str, credential: str | None, dry_run: bool,
@@ -75,12 +75,12 @@ def rotate(context: Context, *, owner: str, resource: str, credential: str | Non
         checklist = _chosen(SHARED_ROTATIONS, resource, credential, "the shared resources")
         code, document = run_checklist(context, find(checklist).path, mode, answers=answers, yes=yes, preset={},
                                        command=f"rotate shared {resource}", preflight=chosen_preflight)
-        return _shown(context, code, document)
+        return reported(context, code, document)
     wanted = _chosen(ROTATIONS, resource, credential, "a client")
     code, document = run_checklist(context, find("client/rotate").path, mode, answers=answers, yes=yes,
                                    preset={"org_id": owner, "credential": wanted},
                                    command=f"rotate {owner} {resource}", preflight=chosen_preflight)
-    return _shown(context, code, document)
+    return reported(context, code, document)
 
 
 def names_free(context: Context, *, org_id: str) -> int:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kensium_provision.app.commands.provision import _run, _shown, preflight_choice
+from kensium_provision.app.commands.provision import preflight_choice, reported, run_request
 from kensium_provision.app.context import Context, UsageError
 from kensium_provision.model import Mode, Status
 from kensium_provision.ui.json_output import VERSION
@@ -34,9 +34,9 @@ def _saving(context: Context, checklist: Path, *, out: Path, dry_run: bool, answ
     request = RunRequest(checklist=checklist, mode=Mode.PLAN, answers_path=answers, preset=preset,
                          command=command, live=not context.json, preflight=preflight,
                          plan_out=out)
-    code, document = _run(context, request, context.console())
+    code, document = run_request(context, request, context.console())
     written = saved_plan_written(context, out, code)
-    return _shown(context, code, {**document, "saved_plan": written} if written else document)
+    return reported(context, code, {**document, "saved_plan": written} if written else document)
 
 
 def saved_plan_written(context: Context, out: Path, code: int) -> dict[str, str] | None:
@@ -107,8 +107,8 @@ def apply_plan(context: Context, *, plan: Path, answers: Path | None = None, ski
                          preset=preset, command=f"apply {plan}", live=not context.json, saved_plan=saved,
                          answers_path=answers,
                          preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
-    code, document = _run(context, request, context.console())
-    return _shown(context, code, {**document, "saved_plan": saved_plan_about(saved, plan)})
+    code, document = run_request(context, request, context.console())
+    return reported(context, code, {**document, "saved_plan": saved_plan_about(saved, plan)})
 
 
 def _secret_inputs(path: Path) -> set[str]:
@@ -148,7 +148,7 @@ def approve(context: Context, *, plan: Path) -> int:
         journal.close(outcome)
     context.console().print(f"plan {saved.plan_id[:12]} (digest {saved.digest[:12]}) approved by {approval.approver}"
                             f" at {approval.approved_at}", markup=False, soft_wrap=True)
-    return _shown(context, 0, {"kprov_json": VERSION, "kind": "approval", "plan": saved.plan_id,
+    return reported(context, 0, {"kprov_json": VERSION, "kind": "approval", "plan": saved.plan_id,
                                "digest": approval.digest, "approver": approval.approver,
                                "approved_at": approval.approved_at, "author": saved.text("caller"),
                                "environment": env.name, "account": identity.account})
@@ -175,7 +175,7 @@ def show(context: Context, *, checklist: str, markdown: bool) -> int:
 
     saved = load(Path(checklist))
     if context.json:
-        return _shown(context, 0, {"kprov_json": VERSION, "kind": "saved-plan", **saved.document()})
+        return reported(context, 0, {"kprov_json": VERSION, "kind": "saved-plan", **saved.document()})
     text = plan_markdown(saved.document())
     if markdown:
         write_plain(text)

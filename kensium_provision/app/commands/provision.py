@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
     from kensium_provision.app.bootstrap import RunRequest
 
-__all__ = ["SHARED_RESOURCES", "install_client", "preflight_choice", "provision_shared", "resume", "resume_command",
-           "run_checklist", "shared_checklist"]
+__all__ = ["SHARED_RESOURCES", "install_client", "preflight_choice", "provision_shared", "reported", "resume",
+           "resume_command", "run_checklist", "run_request", "shared_checklist"]
 
 SHARED_RESOURCES = ("vpc", "rds", "rabbitmq", "ec2", "pos", "tenant-manager")
 
@@ -51,7 +51,7 @@ def run_checklist(context: Context, checklist: Path, mode: Mode, *, answers: Pat
     request = RunRequest(checklist=checklist, mode=mode, answers_path=answers, preset=preset, assume_yes=yes,
                          command=command, live=not context.json,
                          from_record=from_record, preflight=preflight, step_by_step=step)
-    return _run(context, request, console or context.console())
+    return run_request(context, request, console or context.console())
 
 
 def resume_command(context: Context, run_id: str, *, answers: Path | None, yes: bool) -> str:
@@ -63,7 +63,8 @@ def resume_command(context: Context, run_id: str, *, answers: Path | None, yes: 
     return shlex.join(words)
 
 
-def _run(context: Context, request: RunRequest, console: Console, *, resumes: str = "") -> tuple[int, dict[str, Any]]:
+def run_request(context: Context, request: RunRequest, console: Console, *,
+                resumes: str = "") -> tuple[int, dict[str, Any]]:
     """Execute one request under a run id chosen here, so an interrupt or a failure can say how to resume it."""
     from dataclasses import replace
 
@@ -112,7 +113,8 @@ def _run(context: Context, request: RunRequest, console: Console, *, resumes: st
     return int(report.exit_code), document
 
 
-def _shown(context: Context, code: int, document: dict[str, Any]) -> int:
+def reported(context: Context, code: int, document: dict[str, Any]) -> int:
+    """The command's exit code, its JSON report written first with --output json."""
     if context.json:
         from kensium_provision.ui import json_output
 
@@ -128,7 +130,7 @@ def install_client(context: Context, *, org_id: str, dry_run: bool, answers: Pat
                                    answers=answers, yes=yes, preset={"org_id": org_id},
                                    command=f"install-client {org_id}", step=step,
                                    preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
-    return _shown(context, code, document)
+    return reported(context, code, document)
 
 
 def provision_shared(context: Context, *, resource: str, dry_run: bool, answers: Path | None, yes: bool,
@@ -137,7 +139,7 @@ def provision_shared(context: Context, *, resource: str, dry_run: bool, answers:
                                    answers=answers, yes=yes, preset={}, command=f"provision shared {resource}",
                                    step=step,
                                    preflight=preflight_choice(preflight=preflight, skip_preflight=skip_preflight))
-    return _shown(context, code, document)
+    return reported(context, code, document)
 
 
 def _changes(checklist: Any, given: Sequence[str]) -> dict[str, str]:
@@ -263,5 +265,5 @@ def resume(context: Context, *, run_id: str, answers: Path | None, yes: bool, ch
                          command=f"resume {run_id}", resume_run_id=run_id, recorded=dict(point.outputs),
                          live=not context.json, corrections=corrections,
                          preflight=preflight_choice(preflight=False, skip_preflight=skip_preflight))
-    code, document = _run(context, request, console, resumes=run_id)
-    return _shown(context, code, document)
+    code, document = run_request(context, request, console, resumes=run_id)
+    return reported(context, code, document)
