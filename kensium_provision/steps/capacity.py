@@ -22,8 +22,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["configured_vhost_max", "database_limit", "vhost_limit"]
+__all__ = ["broker_vhost_limit", "configured_vhost_max", "database_limit", "vhost_limit"]
 
 # Databases per RDS for SQL Server instance by class size (Single-AZ; system databases do not count), from
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html (section "Amazon RDS for Microsoft SQL
@@ -84,3 +86,24 @@ def configured_vhost_max(data: str, host_instance_type: str, deployment_mode: st
         elif section == own:
             mine = int(setting.group(1))
     return mine if mine is not None else general
+
+
+def broker_vhost_limit(mq: Any, broker: Mapping[str, Any]) -> int | None:
+    """A broker's vhost limit (`broker`: its ListBrokers summary): from its type and version, and its current
+    configuration's `vhost_max` (RabbitMQ 4). Only an mq.m7g broker has a documented limit, so others cost no
+    call; one costs DescribeBroker, and DescribeConfigurationRevision on RabbitMQ 4 (`mq`: the caller's client)."""
+    from kensium_provision.aws.call import call
+
+    kind = str(broker.get("HostInstanceType") or "")
+    if not kind.startswith("mq.m7g."):
+        return None
+    described = call(mq, "describe_broker", BrokerId=str(broker["BrokerId"]))
+    version = str(described.get("EngineVersion") or "")
+    current = (described.get("Configurations") or {}).get("Current") or {}
+    configured = None
+    if version.startswith("4") and current.get("Id"):
+        revision = call(mq, "describe_configuration_revision", ConfigurationId=str(current["Id"]),
+                        ConfigurationRevision=str(current.get("Revision", "")))
+        configured = configured_vhost_max(str(revision.get("Data") or ""), kind,
+                                          str(described.get("DeploymentMode") or ""))
+    return vhost_limit(kind, version, configured)

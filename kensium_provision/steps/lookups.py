@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from kensium_provision.aws.call import call, pages
+from kensium_provision.aws.call import pages
 from kensium_provision.errors import InputError
 from kensium_provision.model import Lookup
 from kensium_provision.steps.base import StepContext
@@ -71,12 +71,14 @@ def brokers(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
     those under their `vhost_max` (steps.capacity; counted from the client records), so a full one is refused
     with those that have room; when every one is full, an InputError that says so and suggests a new broker."""
     from kensium_provision.model import Mode
+    from kensium_provision.steps.capacity import broker_vhost_limit
 
     found = facts(ctx).brokers(ctx)
     room = params.get("room") is True and ctx.runtime.mode is not Mode.CHECK
     used = placed(ctx, "broker") if room else {}
+    mq = ctx.client("mq")
     return _with_room(ctx, params.get("rule", ""), (
-        (str(b["BrokerName"]), _vhost_limit(ctx, b) if room else None, used.get(str(b["BrokerName"]).lower(), 0),
+        (str(b["BrokerName"]), broker_vhost_limit(mq, b) if room else None, used.get(str(b["BrokerName"]).lower(), 0),
          f"vhosts, {b.get('HostInstanceType')}") for b in found),
         full="every shared broker is full", hint="make a new shared broker first (kprov provision shared rabbitmq)")
 
@@ -95,27 +97,6 @@ def _with_room(ctx: StepContext, rule: str, candidates: Iterable[tuple[str, int 
     if refused and not conforming:
         raise InputError(f"{full}: {', '.join(refused)}", hint=hint)
     return conforming
-
-
-def _vhost_limit(ctx: StepContext, broker: Mapping[str, Any]) -> int | None:
-    """The broker's vhost limit: from its type and version, and its configuration's `vhost_max` (RabbitMQ 4);
-    an mq.m7g broker only (no other type has a documented limit), so others cost no call."""
-    from kensium_provision.steps.capacity import configured_vhost_max, vhost_limit
-
-    kind = str(broker.get("HostInstanceType") or "")
-    if not kind.startswith("mq.m7g."):
-        return None
-    mq = ctx.client("mq")
-    described = call(mq, "describe_broker", BrokerId=str(broker["BrokerId"]))
-    version = str(described.get("EngineVersion") or "")
-    current = (described.get("Configurations") or {}).get("Current") or {}
-    configured = None
-    if version.startswith("4") and current.get("Id"):
-        revision = call(mq, "describe_configuration_revision", ConfigurationId=str(current["Id"]),
-                        ConfigurationRevision=str(current.get("Revision", "")))
-        configured = configured_vhost_max(str(revision.get("Data") or ""), kind,
-                                          str(described.get("DeploymentMode") or ""))
-    return vhost_limit(kind, version, configured)
 
 
 def placed(ctx: StepContext, resource: str) -> dict[str, int]:

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from kensium_provision.fleet.model import FleetReport
     from kensium_provision.records.clients import ClientRecord
 
-__all__ = ["build_overview", "fleet", "instance_classes", "to_csv"]
+__all__ = ["BrokerLimit", "broker_limits", "build_overview", "fleet", "instance_classes", "to_csv"]
 
 _NO_LIMIT = "no limit known to kprov"
+BrokerLimit = tuple[int | None, str]  # a broker's vhost limit (None: none documented) and where it comes from
 
 
 def instance_classes(rds: Any) -> dict[str, str]:
@@ -33,6 +34,21 @@ def instance_classes(rds: Any) -> dict[str, str]:
     return {i["DBInstanceIdentifier"].lower(): i["DBInstanceClass"]
             for i in pages(rds, "DescribeDBInstances", "DBInstances", resource="fleet")
             if str(i.get("Engine", "")).startswith("sqlserver")}
+
+
+def broker_limits(mq: Any) -> dict[str, BrokerLimit]:
+    """Each broker (name lower-cased) and its vhost limit (`steps.capacity.broker_vhost_limit`): ListBrokers, then
+    one or two reads per mq.m7g broker only; the others have no documented limit and cost nothing more."""
+    from kensium_provision.steps.capacity import broker_vhost_limit
+    from kensium_provision.steps.rabbitmq_vhost import read_brokers
+
+    found: dict[str, BrokerLimit] = {}
+    for broker in read_brokers(mq):
+        kind = str(broker.get("HostInstanceType") or "")
+        limit = broker_vhost_limit(mq, broker)
+        found[str(broker["BrokerName"]).lower()] = (limit, kind if limit is not None
+                                                    else f"{kind}: no documented vhost limit")
+    return found
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -45,12 +61,12 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], report: FleetReport | None = None,
                    *, generated: str = "", due: tuple[CredentialAge, ...] = (),
-                   max_age_days: int = 90) -> FleetOverview:
+                   max_age_days: int = 90, brokers: Mapping[str, BrokerLimit] | None = None) -> FleetOverview:
     """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
 
     Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
-    `steps.capacity.database_limit` (cited there); no limit is known for tenants per host, and the vhosts per broker
-    limit (`steps.capacity.vhost_limit`, applied at install) is not shown here yet: only the counts.
+    `steps.capacity.database_limit` (cited there); the vhosts per broker limit is `broker_limits`' (the one
+    install applies; `brokers` None: not read, so no limit); no limit is known for tenants per host.
     """
     from kensium_provision.records.clients import RETIRED
     from kensium_provision.steps.capacity import database_limit
@@ -67,9 +83,12 @@ def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], 
                          limit=database_limit(classes[name]) if name in classes else None,
                          basis=classes.get(name, "not found by DescribeDBInstances"))
                 for name in sorted(set(databases) | set(classes))]
-    for kind, counts in (("EC2 host", _count(r.ec2_host for r in live)), ("broker", _count(r.broker for r in live))):
-        capacity += [Capacity(kind=kind, name=name, used=used, basis=_NO_LIMIT)
-                     for name, used in sorted(counts.items())]
+    capacity += [Capacity(kind="EC2 host", name=name, used=used, basis=_NO_LIMIT)
+                 for name, used in sorted(_count(r.ec2_host for r in live).items())]
+    vhosts, limits = _count(r.broker for r in live), brokers or {}
+    for name in sorted(set(vhosts) | set(limits)):
+        limit, basis = limits.get(name, (None, "not found by ListBrokers" if brokers is not None else _NO_LIMIT))
+        capacity.append(Capacity(kind="broker", name=name, used=vhosts.get(name, 0), limit=limit, basis=basis))
     return FleetOverview(clients=rows, capacity=tuple(capacity), generated=generated, due=due,
                          max_age_days=max_age_days)
 
@@ -120,7 +139,7 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     # Due for rotation: dated by the check's own snapshot (fleet.rotation), no read of its own.
     max_age = report.max_age_days
     overview = build_overview(records, instance_classes(session.client("rds")), report, due=report.due,
-                              max_age_days=max_age)
+                              max_age_days=max_age, brokers=broker_limits(session.client("mq")))
     clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
                     title_justify="left")
     for c in overview.clients:
@@ -128,10 +147,12 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
                                                                   c.broker, c.pos_version)),
                         Text("-" if c.findings is None else str(c.findings), "red" if c.findings else "green"))
     console.print(clients)
-    shared = Table("kind", "name", "used", "limit", "use", title="Shared resources", title_justify="left")
+    shared = Table("kind", "name", "used / limit", "use", "limit from", title="Shared resources",
+                   title_justify="left")
     for cap in overview.capacity:
-        shared.add_row(cap.kind, shown(cap.name, one_line=True), str(cap.used),
-                       "" if cap.limit is None else str(cap.limit), "" if cap.percent is None else f"{cap.percent}%")
+        shared.add_row(cap.kind, shown(cap.name, one_line=True),
+                       str(cap.used) if cap.limit is None else f"{cap.used} / {cap.limit}",
+                       "" if cap.percent is None else f"{cap.percent}%", shown(cap.basis, one_line=True))
     console.print(shared)
     rotation_table = Table("client", "credential", "kind", "last set", "age (days)",
                            title=f"Due for rotation (older than {max_age} days)", title_justify="left")
