@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_REGION",
     "SANDBOX",
     "SANDBOX_ENVIRONMENT",
+    "CapacitySettings",
     "ClientSettings",
     "Config",
     "Environment",
@@ -105,6 +106,16 @@ class RotationSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CapacitySettings:
+    """Limits no one documents, kept as data so they are easy to change (issue 18.4)."""
+
+    # [INFER] Neither Kensium's pages (domain.md) nor AWS say how many client tenants one shared POS host may
+    # serve; 20 is a guess, to be confirmed with the Kensium services team. `kprov fleet` shows each host's
+    # clients against it and `install-client` offers only a host under it.
+    tenants_per_host: int = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RabbitMqSettings:
     base_url: str = ""  # overrides the broker console URL from mq.describe_broker
 
@@ -151,6 +162,7 @@ class Config:
     pos_domain: str = ""
     journal: JournalSettings = field(default_factory=JournalSettings)
     rotation: RotationSettings = field(default_factory=RotationSettings)
+    capacity: CapacitySettings = field(default_factory=CapacitySettings)
     approval_required: tuple[str, ...] = ()  # environments whose applies need a saved plan another identity approved
 
     def environment(self, name: str | None = None) -> Environment:
@@ -179,6 +191,7 @@ class Config:
                          **({"access_key_grace_days": self.rotation.access_key_grace_days}
                             if self.rotation.access_key_grace_days is not None else {})},
             "journal": {"cloudwatch_log_group": self.journal.cloudwatch_log_group},
+            "capacity": {"tenants_per_host": self.capacity.tenants_per_host},
         }
 
 
@@ -284,6 +297,10 @@ ROTATION = Map((Field("max_age_days", Int(1, 3650), doc="A credential older than
                  Field("access_key_grace_days", Int(0, 3650),
                        doc="Days a replaced IAM access key stays inactive before `--credential old-key` deletes it "
                            "(default: the rotation's answer, 7).")), name="rotation")
+CAPACITY = Map((Field("tenants_per_host", Int(1, 10000),
+                       doc="Client tenants one shared POS host may serve (default 20, a guess [INFER] to confirm "
+                           "with Kensium): `kprov fleet` shows each host against it, `install-client` offers only "
+                           "a host under it."),), name="capacity")
 RABBITMQ = Map((Field("base_url", _URL, doc="Overrides the broker console URL from mq.describe_broker."),),
                name="rabbitmq")
 SQL = Map((
@@ -311,6 +328,7 @@ CONFIG = Map((
     Field("locks", LOCKS),
     Field("clients", CLIENTS),
     Field("rotation", ROTATION),
+    Field("capacity", CAPACITY),
     Field("rabbitmq", RABBITMQ),
     Field("sql", SQL),
     Field("route53", ROUTE53),
@@ -347,6 +365,7 @@ def _read_config(reader: Reader, root: Node, path: str) -> Config | None:
     return Config(path=path, environments=tuple(environments.values()), default_environment=default,
                   vault=vault, locks=locks, clients=clients,
                   rotation=_settings(RotationSettings, top.record("rotation")),
+                  capacity=_settings(CapacitySettings, top.record("capacity")),
                   rabbitmq=_settings(RabbitMqSettings, top.record("rabbitmq")),
                   sql=_settings(SqlSettings, top.record("sql")),
                   route53=_settings(Route53Settings, top.record("route53")),

@@ -25,7 +25,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["broker_vhost_limit", "configured_vhost_max", "database_limit", "vhost_limit"]
+__all__ = ["DEFAULT_TENANTS_PER_HOST", "broker_vhost_limit", "configured_vhost_max", "database_limit",
+           "tenants_per_host", "vhost_limit"]
+
+# [INFER] No one documents how many client tenants a shared POS host serves: the config's `capacity:
+# tenants_per_host:` says it (app.config.CapacitySettings, whose default this is; a guess to confirm with Kensium).
+DEFAULT_TENANTS_PER_HOST = 20
+
+
+def tenants_per_host(settings: Mapping[str, object]) -> int:
+    """`capacity.tenants_per_host` of the run settings (app.config), else the default."""
+    capacity = settings.get("capacity")
+    found = capacity.get("tenants_per_host") if isinstance(capacity, Mapping) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) else DEFAULT_TENANTS_PER_HOST
 
 # Databases per RDS for SQL Server instance by class size (Single-AZ; system databases do not count), from
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html (section "Amazon RDS for Microsoft SQL

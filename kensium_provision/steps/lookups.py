@@ -146,20 +146,30 @@ def rds_instances(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
 
 
 def ec2_hosts(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:
-    """Shared POS hosts: running, conforming Name tag, the client's POS version, not Dedicated."""
+    """Shared POS hosts: running, conforming Name tag, the client's POS version, not Dedicated; to place a
+    client's tenant (`room: true`, never in check mode), only those under `capacity.tenants_per_host` (an
+    [INFER] setting, steps.capacity; counted from the client records), as `brokers` does."""
+    from kensium_provision.model import Mode
+    from kensium_provision.steps.capacity import tenants_per_host
+
     version = str(params.get("pos_version") or "")
     found = facts(ctx).ec2_instances(ctx, states=("pending", "running"),
                                      tags={"PosVersion": version} if version else {},
                                      zone=str(params.get("zone") or ""))
-    names = []
+    room = params.get("room") is True and ctx.runtime.mode is not Mode.CHECK
+    used, limit = (placed(ctx, "ec2_host"), tenants_per_host(ctx.runtime.settings)) if room else ({}, None)
+    candidates = []
     for reservation in found:
         for instance in reservation.get("Instances", []):
             tags = _tags(instance.get("Tags"))
             if params.get("shared_only", True) and tags.get("kprov:hosting") == "Dedicated":
                 continue
             if "Name" in tags:
-                names.append(tags["Name"])
-    return _conforming(ctx, params.get("rule", ""), names)
+                candidates.append((tags["Name"], limit, used.get(tags["Name"].lower(), 0),
+                                   "tenants, capacity.tenants_per_host"))
+    return _with_room(ctx, params.get("rule", ""), candidates, full="every shared POS host of this version is full",
+                      hint="answer Shared (New) for a new shared host, or raise capacity.tenants_per_host in the "
+                           "config if Kensium confirms a host serves more")
 
 
 def vpcs(ctx: StepContext, params: Mapping[str, Any]) -> list[str]:

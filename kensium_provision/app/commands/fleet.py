@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["BrokerLimit", "broker_limits", "build_overview", "fleet", "instance_classes", "to_csv"]
 
 _NO_LIMIT = "no limit known to kprov"
+_TENANTS = "capacity.tenants_per_host in the config: a guess [INFER], to confirm with Kensium"
 BrokerLimit = tuple[int | None, str]  # a broker's vhost limit (None: none documented) and where it comes from
 
 
@@ -61,15 +62,17 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], report: FleetReport | None = None,
                    *, generated: str = "", due: tuple[CredentialAge, ...] = (),
-                   max_age_days: int = 90, brokers: Mapping[str, BrokerLimit] | None = None) -> FleetOverview:
+                   max_age_days: int = 90, brokers: Mapping[str, BrokerLimit] | None = None,
+                   tenants_per_host: int | None = None) -> FleetOverview:
     """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
 
     Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
     `steps.capacity.database_limit` (cited there); the vhosts per broker limit is `broker_limits`' (the one
-    install applies; `brokers` None: not read, so no limit); no limit is known for tenants per host.
+    install applies; `brokers` None: not read, so no limit); tenants per host, which no one documents, against
+    the config's `capacity.tenants_per_host` (None: its default, steps.capacity.DEFAULT_TENANTS_PER_HOST).
     """
     from kensium_provision.records.clients import RETIRED
-    from kensium_provision.steps.capacity import database_limit
+    from kensium_provision.steps.capacity import DEFAULT_TENANTS_PER_HOST, database_limit
 
     generated = generated or datetime.now(UTC).isoformat(timespec="seconds")
     findings = {c.org_id.lower(): len(c.findings) for c in report.clients} if report else {}
@@ -83,7 +86,8 @@ def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], 
                          limit=database_limit(classes[name]) if name in classes else None,
                          basis=classes.get(name, "not found by DescribeDBInstances"))
                 for name in sorted(set(databases) | set(classes))]
-    capacity += [Capacity(kind="EC2 host", name=name, used=used, basis=_NO_LIMIT)
+    tenants = tenants_per_host or DEFAULT_TENANTS_PER_HOST
+    capacity += [Capacity(kind="EC2 host", name=name, used=used, limit=tenants, basis=_TENANTS)
                  for name, used in sorted(_count(r.ec2_host for r in live).items())]
     vhosts, limits = _count(r.broker for r in live), brokers or {}
     for name in sorted(set(vhosts) | set(limits)):
@@ -124,6 +128,7 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     from kensium_provision.fleet.check import FleetRequest, check_fleet
     from kensium_provision.model import Mode
     from kensium_provision.records.clients import list_clients, table_of
+    from kensium_provision.steps.capacity import tenants_per_host
     from kensium_provision.ui import json_output
     from kensium_provision.ui.boundary import shown
     from kensium_provision.ui.report_html import render_html
@@ -139,7 +144,8 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     # Due for rotation: dated by the check's own snapshot (fleet.rotation), no read of its own.
     max_age = report.max_age_days
     overview = build_overview(records, instance_classes(session.client("rds")), report, due=report.due,
-                              max_age_days=max_age, brokers=broker_limits(session.client("mq")))
+                              max_age_days=max_age, brokers=broker_limits(session.client("mq")),
+                              tenants_per_host=tenants_per_host(settings))
     clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
                     title_justify="left")
     for c in overview.clients:
