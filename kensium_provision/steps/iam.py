@@ -35,6 +35,7 @@ __all__ = [
     "IamSandboxClientUser",
     "IamUserFacts",
     "SandboxOnly",
+    "access_key_value",
     "billing_tag_keys",
     "billing_tag_problem",
     "evaluate_user",
@@ -227,12 +228,18 @@ class IamClientUser:
         return tuple(self._differences(ctx, params, found))
 
 
+def access_key_value(key_id: str, secret: Any) -> Any:
+    """What the password manager holds for an access key: `<AccessKeyId>:<SecretAccessKey>` (a Secret)."""
+    return secret.derive(lambda value: f"{key_id}:{value}")
+
+
 class IamSandboxClientUser(SandboxOnly):
     """SANDBOX ONLY: stand in for POS's AWS provisioning and the administrator's access-key step.
 
     In the sandbox nobody runs POS, so this makes `rms_<org_id>` as POS would (programmatic only, no
     policies, tagged `OrgID=<org_id>` as the IAM page writes it) and one access key, whose secret goes
-    straight into the password manager under `access_key_entry` (never shown, never in a file).
+    straight into the password manager under `access_key_entry` as `<AccessKeyId>:<SecretAccessKey>` (never
+    shown, never in a file).
     Refused (exit 3) in any environment but the sandbox; real installs use the manual steps.
 
     Example: `user: "rms_{{ org_id }}"`, `org_id: "{{ org_id }}"`, `access_key_entry: "{{ org_id }}/iam-access-key"`.
@@ -277,7 +284,7 @@ class IamSandboxClientUser(SandboxOnly):
         record_created(ctx, "access key", str(key["AccessKeyId"]), user=user)
         secret = Secret(str(key.pop("SecretAccessKey")))  # masked from here on; only the vault sees it
         reference = ctx.runtime.vault.store(
-            str(params["access_key_entry"]), secret,
+            str(params["access_key_entry"]), access_key_value(str(key["AccessKeyId"]), secret),
             description=f"IAM access key {key['AccessKeyId']} of {user} (sandbox)",
             tags={"iam-user": user, "access-key-id": str(key["AccessKeyId"])})
         record_created(ctx, ENTRY, reference, name=str(params["access_key_entry"]))

@@ -47,6 +47,7 @@ from kensium_provision.records.clients import UNREADABLE, get_client, record_nam
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
 from kensium_provision.steps.client_record import records_table, write_record
 from kensium_provision.steps.facts import facts
+from kensium_provision.steps.iam import access_key_value
 from kensium_provision.steps.rabbitmq_vhost import BROKER_PARAMS, checked_vhost_user, management_client, management_url
 from kensium_provision.steps.rds import usable
 from kensium_provision.steps.sql import (
@@ -69,7 +70,6 @@ __all__ = [
     "RabbitMQRotateUser",
     "RdsRotateMaster",
     "SqlRotateLogin",
-    "access_key_value",
     "password_matches",
     "rotate_login_script",
 ]
@@ -460,11 +460,6 @@ class RabbitMQRotateAdmin(_Rotation):
 _KEY_ID = re.compile(r"^(?:AKIA|ASIA)[A-Z0-9]{12,124}$")
 _STARTED_TAG = "kprov:key-rotation-started"  # on the user while a new key may exist whose secret is not stored
 _MARGIN = timedelta(seconds=5)  # IAM's CreateDate has whole seconds
-
-
-def access_key_value(key_id: str, secret: Any) -> Any:
-    """What the password manager holds for an access key: `<AccessKeyId>:<SecretAccessKey>` (a Secret)."""
-    return secret.derive(lambda value: f"{key_id}:{value}")
 
 
 def _split_key(value: Any) -> tuple[str | None, Any]:
