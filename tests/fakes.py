@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from kensium_provision.model import InputSpec, Mode
@@ -111,3 +116,106 @@ def make_runtime(mode: Mode, operator: Any = None, **kwargs: Any) -> Runtime:
     return Runtime(mode=mode, run_id="run-test", aws=NoAws(), operator=operator or ScriptedOperator(),
                    vault=MemoryVault(), names=FakeNames(), journal=kwargs.pop("journal", NullJournal()),
                    assume_yes=kwargs.pop("assume_yes", True), **kwargs)
+
+
+# What steps.rotation.rotate_login_script sends.
+_ALTER_LOGIN = re.compile(r"SET NOCOUNT ON;\nUSE \[master\];\n"
+                          r"ALTER LOGIN \[([^\]]+)\] WITH PASSWORD = N'((?:[^']|'')*)';")
+
+
+class FileSqlServer:
+    """A fake SQL Server whose logins live in a JSON file, so it outlives a `kprov` process killed with -9.
+
+    No SQL Server runs on the test machine; this one knows each login's password and exactly what
+    `sql.rotate-login` sends: a login (refused with the wrong password, as a driver refuses it) and
+    `ALTER LOGIN [x] WITH PASSWORD = N'...'`. Anything else is refused, so a new statement is noticed.
+    In-process it is the `sql.connect` setting; in a `kprov` subprocess it is the `pymssql` module (see
+    `pymssql_shim`). `events` in the file records each login and ALTER, in order, without the passwords.
+    A `kill-after` file beside it holding part of a statement (e.g. `ALTER LOGIN`) has the process SIGKILL itself
+    right after that statement lands: the server changed, the answer lost with kprov.
+    """
+
+    def __init__(self, path: Any, on_alter: Callable[[str, str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.on_alter = on_alter  # called before the ALTER lands: (login, new password)
+
+    def state(self) -> dict[str, Any]:
+        return dict(json.loads(self.path.read_text())) if self.path.exists() else {"logins": {}, "events": []}
+
+    def _write(self, state: Mapping[str, Any]) -> None:
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(state))
+        os.replace(partial, self.path)  # whole or not at all, whenever the process dies
+
+    def password(self, login: str) -> str | None:
+        found = self.state()["logins"].get(login)
+        return None if found is None else str(found)
+
+    def set_password(self, login: str, password: str) -> None:
+        state = self.state()
+        state["logins"][login] = password
+        self._write(state)
+
+    def events(self) -> list[list[str]]:
+        return [list(e) for e in self.state()["events"]]
+
+    def _event(self, *event: str) -> None:
+        state = self.state()
+        state["events"].append(list(event))
+        self._write(state)
+
+    def connect(self, *, server: str, port: int, user: str, password: Any, **_: Any) -> _FileSqlConnection:
+        given = password.reveal() if hasattr(password, "reveal") else str(password)
+        if self.password(user) != given:
+            self._event("login refused", user)
+            raise PermissionError(f"Login failed for user '{user}'.")  # what a driver raises; sql._open wraps it
+        self._event("login", user)
+        return _FileSqlConnection(self)
+
+    def execute(self, sql: str) -> None:
+        m = _ALTER_LOGIN.fullmatch(sql)
+        if m is None:
+            raise ValueError(f"the fake SQL Server does not know this statement: {sql[:40]!r}")
+        login, new = m[1], m[2].replace("''", "'")
+        if self.password(login) is None:
+            raise ValueError(f"Cannot alter the login '{login}', because it does not exist.")
+        if self.on_alter is not None:
+            self.on_alter(login, new)
+        self.set_password(login, new)
+        self._event("alter", login)
+        kill = self.path.parent / "kill-after"
+        if kill.exists() and kill.read_text().strip() in sql:
+            kill.unlink()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _FileSqlConnection:
+    """The DB-API connection and cursor `steps.sql` uses (cursor, execute, commit, close)."""
+
+    def __init__(self, server: FileSqlServer) -> None:
+        self._server = server
+
+    def cursor(self) -> _FileSqlConnection:
+        return self
+
+    def execute(self, sql: str) -> None:
+        self._server.execute(sql)
+
+    def commit(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def pymssql_shim(folder: Any, state: Any) -> dict[str, str]:
+    """A `pymssql` module in `folder` that is a FileSqlServer on `state`: the environment (PYTHONPATH) that has a
+    `kprov` subprocess configured with `sql: {driver: pymssql}` log in to it instead of a real SQL Server."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pymssql.py").write_text(
+        '"""The test\'s fake SQL Server as the pymssql driver (tests/fakes.py FileSqlServer)."""\n'
+        "from tests.fakes import FileSqlServer\n\n"
+        f"connect = FileSqlServer({str(Path(state).absolute())!r}).connect\n")
+    root = Path(__file__).resolve().parent.parent
+    return {"PYTHONPATH": os.pathsep.join((str(folder), str(root)))}
