@@ -126,21 +126,28 @@ class ClientRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Capacity:
-    """One shared resource's use: clients placed on it against its limit (None: no limit known to kprov)."""
+    """One shared resource's use against its limit (None: no limit known to kprov): clients placed on it, or an
+    Express database's data size (`used` None: not known, `basis` says why)."""
 
-    kind: str  # "RDS instance", "EC2 host", "broker"
+    kind: str  # "RDS instance", "EC2 host", "broker", "Express database"
     name: str
-    used: int
+    used: int | None
     limit: int | None = None
     basis: str = ""  # where the limit comes from (the instance class), or why there is none
+    unit: str = ""  # "" for a count; "MB" for a size
+    near_at: int | None = None  # the percent from which it is flagged as near its limit (None: never flagged)
 
     @property
     def percent(self) -> int | None:
-        return None if not self.limit else min(100, round(100 * self.used / self.limit))
+        return None if not self.limit or self.used is None else min(100, round(100 * self.used / self.limit))
+
+    @property
+    def near_limit(self) -> bool:
+        return self.near_at is not None and self.percent is not None and self.percent >= self.near_at
 
     def as_json(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "used": self.used, "limit": self.limit,
-                "basis": self.basis, "percent": self.percent}
+                "basis": self.basis, "percent": self.percent, "unit": self.unit, "near_limit": self.near_limit}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

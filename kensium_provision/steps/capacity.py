@@ -25,8 +25,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DEFAULT_TENANTS_PER_HOST", "broker_vhost_limit", "configured_vhost_max", "database_limit",
-           "tenants_per_host", "vhost_limit"]
+__all__ = ["DEFAULT_TENANTS_PER_HOST", "EXPRESS_DATABASE_MB", "EXPRESS_NEAR_PERCENT", "broker_vhost_limit",
+           "configured_vhost_max", "database_limit", "tenants_per_host", "vhost_limit"]
+
+# SQL Server Express caps each database at 10 GB of data (its log does not count): Microsoft's "Editions and
+# supported features of SQL Server 2019", Scale limits, "Maximum relational database size":
+# https://learn.microsoft.com/en-us/sql/sql-server/editions-and-components-of-sql-server-2019#scale-limits
+# RDS for SQL Server's Express edition (engine sqlserver-ex) runs that engine; no AWS page found states the figure.
+EXPRESS_DATABASE_MB = 10 * 1024
+EXPRESS_NEAR_PERCENT = 80  # `kprov fleet` flags an Express database from here: time to move it to Web
 
 # [INFER] No one documents how many client tenants a shared POS host serves: the config's `capacity:
 # tenants_per_host:` says it (app.config.CapacitySettings, whose default this is; a guess to confirm with Kensium).

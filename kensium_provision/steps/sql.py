@@ -46,8 +46,10 @@ __all__ = [
     "SqlScript",
     "check_identifier",
     "checked_name",
+    "connected",
     "connection",
     "database_script",
+    "database_sizes",
     "login_script",
     "password_placeholder",
     "probe_by_hand",
@@ -223,6 +225,22 @@ def _open(settings: Mapping[str, Any], server: str, port: int, user: str, passwo
         raise StepError(f"cannot connect to SQL Server {server}:{port} as {user}: "
                         f"{REDACTOR.redact(str(exc))[:300]}") from None
     raise InputError(f"unknown sql driver {driver!r}: pymssql or pyodbc")
+
+
+def connected(ctx: StepContext) -> bool:
+    """Whether a SQL connection is configured (else SQL is scripts run by hand, and nothing is read)."""
+    return _settings(ctx) is not None
+
+
+# Data files only (type 0, ROWS): SQL Server Express's 10 GB cap is on a database's data, not its log; `size` is in
+# 8 KB pages (https://learn.microsoft.com/en-us/sql/relational-databases/system-catalog-views/sys-master-files-transact-sql).
+DATABASE_SIZES = ("SELECT DB_NAME(database_id), SUM(CAST(size AS bigint)) * 8 FROM sys.master_files "
+                  "WHERE type = 0 GROUP BY database_id")
+
+
+def database_sizes(conn: Any) -> dict[str, int]:
+    """Every database's data size in KB (name lower-cased, as RDS's default collation compares), one query."""
+    return {str(name).lower(): int(kb) for name, kb in rows(conn, DATABASE_SIZES) if name is not None}
 
 
 def rows(conn: Any, query: str) -> list[tuple[Any, ...]]:

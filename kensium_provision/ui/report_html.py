@@ -27,7 +27,7 @@ class CapacityView(Protocol):
     def name(self) -> str: ...
 
     @property
-    def used(self) -> int: ...
+    def used(self) -> int | None: ...
 
     @property
     def limit(self) -> int | None: ...
@@ -37,6 +37,12 @@ class CapacityView(Protocol):
 
     @property
     def percent(self) -> int | None: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def near_limit(self) -> bool: ...
 
 
 class OverviewView(Protocol):
@@ -62,7 +68,7 @@ _DUE_COLUMNS = ("org_id", "credential", "kind", "changed", "age_days")
 
 _CSS = """body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:2em}
 td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}.bar{width:200px;background:#eee;height:12px}
-.fill{height:12px;background:#3a7}.full .fill{background:#c33}.bad{color:#c33}"""
+.fill{height:12px;background:#3a7}.near .fill{background:#d90}.full .fill{background:#c33}.bad{color:#c33}"""
 
 
 def _cell(value: object) -> str:
@@ -73,10 +79,14 @@ def _capacity_row(c: CapacityView) -> str:
     percent = c.percent
     bar = "" if percent is None else (f'<div class="bar" role="meter" aria-valuenow="{percent}">'
                                       f'<div class="fill" style="width:{percent}%"></div></div>')
-    full = ' class="full"' if percent is not None and percent >= 90 else ""
-    limit = "" if c.limit is None else c.limit
-    return (f'<tr{full} data-resource="{escape(c.name)}">{_cell(c.kind)}{_cell(c.name)}{_cell(c.used)}'
-            f"{_cell(limit)}<td>{bar}{escape('' if percent is None else f'{percent}%')}</td>{_cell(c.basis)}</tr>")
+    state = "full" if percent is not None and percent >= 90 else "near" if c.near_limit else ""
+    attributes = (f' class="{state}"' if state else "") + (' data-near="true"' if c.near_limit else "")
+    unit = f" {c.unit}" if c.unit else ""
+    used = "unknown" if c.used is None else f"{c.used}{unit}"
+    limit = "" if c.limit is None else f"{c.limit}{unit}"
+    use = "" if percent is None else f"{percent}%" + (" near the limit" if c.near_limit else "")
+    return (f'<tr{attributes} data-resource="{escape(c.name)}">{_cell(c.kind)}{_cell(c.name)}{_cell(used)}'
+            f"{_cell(limit)}<td>{bar}{escape(use)}</td>{_cell(c.basis)}</tr>")
 
 
 def render_html(overview: OverviewView) -> str:

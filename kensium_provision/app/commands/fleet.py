@@ -20,21 +20,62 @@ if TYPE_CHECKING:
     from kensium_provision.app.context import Context
     from kensium_provision.fleet.model import FleetReport
     from kensium_provision.records.clients import ClientRecord
+    from kensium_provision.steps.base import StepContext
 
-__all__ = ["BrokerLimit", "broker_limits", "build_overview", "fleet", "instance_classes", "to_csv"]
+__all__ = ["BrokerLimit", "ExpressSizes", "broker_limits", "build_overview", "express_sizes", "fleet",
+           "instance_classes", "sqlserver_instances", "to_csv"]
 
 _NO_LIMIT = "no limit known to kprov"
 _TENANTS = "capacity.tenants_per_host in the config: a guess [INFER], to confirm with Kensium"
 BrokerLimit = tuple[int | None, str]  # a broker's vhost limit (None: none documented) and where it comes from
+ExpressSizes = Mapping[str, int] | str  # an Express instance's databases' data in KB (name lower-cased), or why unknown
+_NO_SQL = "size unknown: no SQL connection (sql.driver in the config)"
 
 
-def instance_classes(rds: Any) -> dict[str, str]:
-    """Each RDS for SQL Server instance (name lower-cased) and its class: one paginated DescribeDBInstances."""
+def sqlserver_instances(rds: Any) -> list[Mapping[str, Any]]:
+    """Every RDS for SQL Server instance: one paginated DescribeDBInstances."""
     from kensium_provision.aws.call import pages
 
-    return {i["DBInstanceIdentifier"].lower(): i["DBInstanceClass"]
-            for i in pages(rds, "DescribeDBInstances", "DBInstances", resource="fleet")
-            if str(i.get("Engine", "")).startswith("sqlserver")}
+    return [i for i in pages(rds, "DescribeDBInstances", "DBInstances", resource="fleet")
+            if str(i.get("Engine", "")).startswith("sqlserver")]
+
+
+def instance_classes(rds: Any, instances: Iterable[Mapping[str, Any]] | None = None) -> dict[str, str]:
+    """Each RDS for SQL Server instance (name lower-cased) and its class (`instances`: already read)."""
+    return {str(i["DBInstanceIdentifier"]).lower(): str(i["DBInstanceClass"])
+            for i in (sqlserver_instances(rds) if instances is None else instances)}
+
+
+def express_sizes(ctx: StepContext, instances: Iterable[Mapping[str, Any]]) -> dict[str, ExpressSizes]:
+    """Each Express instance's databases' data sizes: one query (`steps.sql.database_sizes`) per instance, logged
+    in as its RDS master (the password manager's `<instance>/master`, as the removal's SQL does), only where a
+    SQL connection is configured; else, or when it cannot be read, why the sizes are unknown (never a guess)."""
+    from kensium_provision.errors import KprovError
+    from kensium_provision.secret import REDACTOR
+    from kensium_provision.steps.sql import connected, connection, database_sizes
+
+    found: dict[str, ExpressSizes] = {}
+    for db in instances:
+        if db.get("Engine") != "sqlserver-ex":
+            continue
+        identifier = str(db["DBInstanceIdentifier"]).lower()
+        if not connected(ctx):
+            found[identifier] = _NO_SQL
+            continue
+        tags = {t["Key"]: t["Value"] for t in db.get("TagList") or ()}
+        entry = f"{tags.get('kprov:name', db['DBInstanceIdentifier'])}/master"
+        endpoint = db.get("Endpoint") or {}
+        try:
+            ref = ctx.runtime.vault.find(entry)
+            if ref is None:
+                found[identifier] = f"size unknown: no {entry} in the password manager"
+                continue
+            with connection(ctx, {"server": endpoint.get("Address"), "port": endpoint.get("Port") or 1433,
+                                  "admin_user": db.get("MasterUsername"), "admin_password_ref": ref}) as conn:
+                found[identifier] = database_sizes(conn)
+        except KprovError as exc:  # the others still count; this one says why it could not be read
+            found[identifier] = f"size unknown: {REDACTOR.redact(str(exc))}"
+    return found
 
 
 def broker_limits(mq: Any) -> dict[str, BrokerLimit]:
@@ -63,16 +104,23 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], report: FleetReport | None = None,
                    *, generated: str = "", due: tuple[CredentialAge, ...] = (),
                    max_age_days: int = 90, brokers: Mapping[str, BrokerLimit] | None = None,
-                   tenants_per_host: int | None = None) -> FleetOverview:
+                   tenants_per_host: int | None = None,
+                   express: Mapping[str, ExpressSizes] | None = None) -> FleetOverview:
     """The overview from the client records, the RDS instances' classes and a fleet check's report (if run).
 
     Retired clients (removed, freed) are listed but use no capacity. The databases-per-instance limit is
     `steps.capacity.database_limit` (cited there); the vhosts per broker limit is `broker_limits`' (the one
     install applies; `brokers` None: not read, so no limit); tenants per host, which no one documents, against
-    the config's `capacity.tenants_per_host` (None: its default, steps.capacity.DEFAULT_TENANTS_PER_HOST).
+    the config's `capacity.tenants_per_host` (None: its default, steps.capacity.DEFAULT_TENANTS_PER_HOST); each
+    client database on an Express instance (`express`, from `express_sizes`) against Express's 10 GB.
     """
     from kensium_provision.records.clients import RETIRED
-    from kensium_provision.steps.capacity import DEFAULT_TENANTS_PER_HOST, database_limit
+    from kensium_provision.steps.capacity import (
+        DEFAULT_TENANTS_PER_HOST,
+        EXPRESS_DATABASE_MB,
+        EXPRESS_NEAR_PERCENT,
+        database_limit,
+    )
 
     generated = generated or datetime.now(UTC).isoformat(timespec="seconds")
     findings = {c.org_id.lower(): len(c.findings) for c in report.clients} if report else {}
@@ -93,8 +141,45 @@ def build_overview(records: Iterable[ClientRecord], classes: Mapping[str, str], 
     for name in sorted(set(vhosts) | set(limits)):
         limit, basis = limits.get(name, (None, "not found by ListBrokers" if brokers is not None else _NO_LIMIT))
         capacity.append(Capacity(kind="broker", name=name, used=vhosts.get(name, 0), limit=limit, basis=basis))
+    for record in sorted(live, key=lambda r: (r.rds_instance.lower(), r.database.lower())):
+        sizes = (express or {}).get(record.rds_instance.lower())
+        if sizes is None or not record.database:
+            continue
+        kb = None if isinstance(sizes, str) else sizes.get(record.database.lower())
+        basis = sizes if isinstance(sizes, str) else (
+            "data files (sys.master_files) against SQL Server Express's 10 GB" if kb is not None
+            else "size unknown: not in sys.master_files")
+        capacity.append(Capacity(kind="Express database", name=f"{record.database} on {record.rds_instance}",
+                                 used=None if kb is None else kb // 1024, limit=EXPRESS_DATABASE_MB, unit="MB",
+                                 basis=basis, near_at=EXPRESS_NEAR_PERCENT))
     return FleetOverview(clients=rows, capacity=tuple(capacity), generated=generated, due=due,
                          max_age_days=max_age_days)
+
+
+def _use(cap: Capacity) -> str:
+    """"27 / 30", "8300 / 10240 MB", "40" (no limit), "unknown" (a size not read)."""
+    if cap.used is None:
+        return "unknown"
+    unit = f" {cap.unit}" if cap.unit else ""
+    return f"{cap.used}{unit}" if cap.limit is None else f"{cap.used} / {cap.limit}{unit}"
+
+
+def _sql_context(config: Any, env: Any, session: Any, settings: Mapping[str, object]) -> StepContext:
+    """A read-only step context to log in to SQL Server with: the run settings' `sql` and the config's password
+    manager (the master password is fetched only to connect, never shown)."""
+    from kensium_provision.checklist.answers import Answers, AnswersOperator
+    from kensium_provision.model import Mode
+    from kensium_provision.naming.loader import load_rules
+    from kensium_provision.runtime import NullJournal, Runtime
+    from kensium_provision.steps.base import StepContext
+    from kensium_provision.vault.backends import make_vault
+
+    operator = AnswersOperator(Answers(), assume_yes=False)
+    vault = make_vault(config.vault.backend, settings=config.vault.settings(), client_factory=session,
+                       operator=operator, env_name=env.name)
+    runtime = Runtime(mode=Mode.CHECK, run_id="fleet", aws=session, operator=operator, vault=vault, names=load_rules(),
+                      env_name=env.name, journal=NullJournal(), settings=settings)
+    return StepContext(runtime, "fleet-express-sizes", {})
 
 
 def to_csv(overview: FleetOverview) -> str:
@@ -106,7 +191,7 @@ def to_csv(overview: FleetOverview) -> str:
     for row in overview.clients:
         values = row.as_json()
         writer.writerow(["client", *(values[k] for k in client_keys)])
-    capacity_keys = ["kind", "name", "used", "limit", "percent", "basis"]
+    capacity_keys = ["kind", "name", "used", "limit", "percent", "basis", "unit", "near_limit"]
     writer.writerow(["table", *capacity_keys])
     for cap in overview.capacity:
         values = cap.as_json()
@@ -143,9 +228,11 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     records = list_clients(session.client("dynamodb"), table_of(settings))
     # Due for rotation: dated by the check's own snapshot (fleet.rotation), no read of its own.
     max_age = report.max_age_days
-    overview = build_overview(records, instance_classes(session.client("rds")), report, due=report.due,
+    instances = sqlserver_instances(session.client("rds"))
+    overview = build_overview(records, instance_classes(None, instances), report, due=report.due,
                               max_age_days=max_age, brokers=broker_limits(session.client("mq")),
-                              tenants_per_host=tenants_per_host(settings))
+                              tenants_per_host=tenants_per_host(settings),
+                              express=express_sizes(_sql_context(config, env, session, settings), instances))
     clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
                     title_justify="left")
     for c in overview.clients:
@@ -156,9 +243,10 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     shared = Table("kind", "name", "used / limit", "use", "limit from", title="Shared resources",
                    title_justify="left")
     for cap in overview.capacity:
-        shared.add_row(cap.kind, shown(cap.name, one_line=True),
-                       str(cap.used) if cap.limit is None else f"{cap.used} / {cap.limit}",
-                       "" if cap.percent is None else f"{cap.percent}%", shown(cap.basis, one_line=True))
+        shared.add_row(cap.kind, shown(cap.name, one_line=True), _use(cap),
+                       Text("" if cap.percent is None else f"{cap.percent}%" + (" near the limit" if cap.near_limit
+                                                                                 else ""),
+                            "red" if cap.near_limit else ""), shown(cap.basis, one_line=True))
     console.print(shared)
     rotation_table = Table("client", "credential", "kind", "last set", "age (days)",
                            title=f"Due for rotation (older than {max_age} days)", title_justify="left")
