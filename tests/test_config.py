@@ -139,7 +139,7 @@ def test_a_file_with_several_mistakes_reports_every_one_in_order(tmp_path: Path)
         f"{path}:13:8: vault: backend: command needs command: [program, args...] (the secret goes on stdin)",
         f"{path}:14:8: locks: backend: dynamodb needs table: <DynamoDB table name>",
         f"{path}:15:1: colour: unknown key 'colour'; allowed: environments, default_environment, vault, locks, "
-        "clients, rotation, rabbitmq, sql, route53, pos_domain, journal",
+        "clients, rotation, capacity, rabbitmq, sql, route53, pos_domain, journal",
     ]
 
 
