@@ -384,7 +384,8 @@ def iam_policy(
     ctx: typer.Context,
     checklists: Annotated[list[str] | None, typer.Argument(help="Checklist ids or files (default: all).",
                                                            autocompletion=_completion("checklist"))] = None,
-    mode: Annotated[str, typer.Option("--mode", help="plan, check or apply.")] = "apply",
+    mode: Annotated[str, typer.Option("--mode", help="plan, check, apply or undo (`kprov undo` of their runs: "
+                                              "not part of apply, granted on its own).")] = "apply",
 ) -> int:
     """Print the least-privilege IAM policy (JSON for iam:CreatePolicy) of checklists in a mode."""
     return _run(ctx, "iam policy", checklists=checklists, mode=mode)

@@ -278,9 +278,10 @@ class _Hooks:
     """The guards and the lock, at the moments the engine asks for them."""
 
     def __init__(self, *, connection: Connection, mode: Mode, console: Console, operator: Operator, locks: Locks,
-                 run_id: str, journal: RunJournal, preflight: str = "auto") -> None:
+                 run_id: str, journal: RunJournal, preflight: str = "auto", prepared: Any = None) -> None:
         self.config, self.env, self.identity = connection.config, connection.env, connection.identity
         self.session, self.preflight_choice = connection.session, preflight
+        self.prepared = prepared  # an undo's (engine.undo.UndoRun): its preflight reads the undone steps' types
         self.mode, self.console, self.operator, self.locks = mode, console, operator, locks
         self.run_id, self.journal = run_id, journal
         self.lock: Any = None
@@ -338,23 +339,29 @@ class _Hooks:
             self.heartbeat = Heartbeat(self.locks, self.lock, interval=ttl / 3).__enter__()
 
     def preflight(self, checklist: Checklist, values: Mapping[str, object]) -> None:
-        """May the caller do all this run will do (permissions.preflight)? Refused: exit 4, journaled."""
+        """May the caller do all this run will do (permissions.preflight)? Refused: exit 4, journaled. An undo's
+        (checklist scope `undo`) is what its undo steps send: the undone step types' `undo` (`--mode undo`)."""
         from kensium_provision.app.commands.iam import scope_of
-        from kensium_provision.permissions.policy import needs
+        from kensium_provision.permissions.policy import needs, undo_needs
         from kensium_provision.permissions.preflight import run_preflight
 
         if self.mode is Mode.CHECK or (self.mode is Mode.PLAN and self.preflight_choice != "run"):
             return
-        if self.preflight_choice == "skip" or checklist.scope == "undo":
-            why = "--skip-preflight" if self.preflight_choice == "skip" else "kprov undo: not simulated yet"
-            self.journal.record("guard", guard="preflight", outcome="skipped", reason=why)
-            self.console.print(f"permission preflight skipped ({why}): IAM may refuse a step midway",
+        if self.preflight_choice == "skip":
+            self.journal.record("guard", guard="preflight", outcome="skipped", reason="--skip-preflight")
+            self.console.print("permission preflight skipped (--skip-preflight): IAM may refuse a step midway",
                                style="yellow", markup=False)
             return
         scope = replace(scope_of(self.config, self.env), account=self.identity.account)
+        undo = checklist.scope == "undo"
+        if undo:
+            steps, scopes = _undone_steps(self.prepared, checklist)
+            found = undo_needs(steps, scope, scopes=scopes)
+        else:
+            found = needs([checklist], Mode.APPLY, scope, values)
         try:
-            passed = run_preflight(self.session.client("iam"), self.identity.arn,
-                                   needs([checklist], Mode.APPLY, scope, values), region=self.env.region)
+            passed = run_preflight(self.session.client("iam"), self.identity.arn, found, region=self.env.region,
+                                   mode="undo" if undo else "apply")
         except GuardError as exc:
             self.journal.record("guard", guard="preflight", outcome="refused", message=str(exc))
             raise
@@ -410,6 +417,18 @@ class _Hooks:
                 self.journal.record("lock.released", target=self.lock.target)
             except LockError as exc:  # lost while we ran: say so, but never hide the run's own error
                 self.journal.record("lock.lost", target=self.lock.target, message=str(exc))
+
+
+def _undone_steps(prepared: Any, checklist: Checklist) -> tuple[list[tuple[str, str]], set[str]]:
+    """An undo's steps as (undo step id, the undone step's type), in its order, and the undone runs' scopes
+    (`shared` when one wrote a shared record, which the undo removes): what its preflight simulates."""
+    from kensium_provision.engine.undo import items_of
+    from kensium_provision.permissions.policy import undo_step_id
+
+    steps, _ = items_of(prepared.logs)
+    kinds = {undo_step_id(u.step_id): u.type for u in steps}
+    shared = any(r.get("event") == "shared.recorded" for log in prepared.logs for r in log.records)
+    return [(s.id, kinds[s.id]) for s in checklist.steps], {"shared"} if shared else set()
 
 
 class _PurposeFirst:
@@ -516,7 +535,7 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     writer.anchor_key = anchor_key(connection.config, vault)
     hooks = _Hooks(connection=connection, mode=request.mode, console=console, operator=operator,
                    locks=open_locks(config, connection.state, connection), run_id=run_id, journal=journal,
-                   preflight=request.preflight)
+                   preflight=request.preflight, prepared=request.prepared)
 
     from kensium_provision.runtime import Runtime
     from kensium_provision.ui.render import make_reporter

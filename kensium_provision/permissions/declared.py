@@ -61,6 +61,7 @@ class Component:
     operations: tuple[str, ...]
     resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     untested: Mapping[str, str] = field(default_factory=dict)
+    undo: tuple[str, ...] = ()  # its calls in `kprov undo` (its plan and its removal), an undo run's own
 
 
 _DESCRIBE_USER = ("iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListAttachedUserPolicies",
@@ -292,10 +293,11 @@ VAULT_UNTESTED: Mapping[str, str] = MappingProxyType({
 
 COMPONENTS: Mapping[str, Component] = MappingProxyType({
     "identity": Component(summary="who the caller is (no permission needed)", modes=tuple(Mode),
-                          operations=("sts:GetCallerIdentity",)),
+                          operations=("sts:GetCallerIdentity",), undo=("sts:GetCallerIdentity",)),
     "preflight": Component(
         summary="the permission preflight: may the caller do all of this run?", modes=(Mode.PLAN, Mode.APPLY),
         operations=("iam:SimulatePrincipalPolicy", "iam:GetRole"),
+        undo=("iam:SimulatePrincipalPolicy", "iam:GetRole"),
         resources={"iam:SimulatePrincipalPolicy": ("arn:${Partition}:iam::${Account}:user/*",
                                                    "arn:${Partition}:iam::${Account}:role/*"),
                    "iam:GetRole": ("arn:${Partition}:iam::${Account}:role/*",)},
@@ -303,6 +305,8 @@ COMPONENTS: Mapping[str, Component] = MappingProxyType({
     "shared-records": Component(
         summary="the answers of shared resources, in SSM under /kprov/shared", modes=(Mode.CHECK, Mode.APPLY),
         operations=("ssm:GetParametersByPath", "ssm:PutParameter"),
+        # an undo removes the record the undone run wrote, once all it made is gone (engine.undo)
+        undo=("ssm:GetParameter", "ssm:DeleteParameter"),
         resources={"ssm:*": ("arn:${Partition}:ssm:${Region}:${Account}:parameter/kprov/shared",
                              "arn:${Partition}:ssm:${Region}:${Account}:parameter/kprov/shared/*")}),
     "client-records": Component(
@@ -311,24 +315,27 @@ COMPONENTS: Mapping[str, Component] = MappingProxyType({
     "locks": Component(
         summary="the locks between operators (DynamoDB, locks: backend: dynamodb)", modes=(Mode.APPLY,),
         operations=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+        undo=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
         resources={"dynamodb:*": ("arn:${Partition}:dynamodb:${Region}:${Account}:table/${LocksTable}",)},
         untested={"dynamodb:GetItem": "only when another run holds the lock",
                   "dynamodb:UpdateItem": "the heartbeat, every 300 s: a sandbox run is shorter"}),
     "journal": Component(
         summary="the journal's copy in CloudWatch Logs (journal: cloudwatch_log_group)", modes=(Mode.APPLY,),
         operations=("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
+        undo=("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
         resources={"logs:CreateLogGroup": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}",),
                    "logs:*": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}:log-stream:*",)}),
     # The journal's CloudWatch copy read back to verify a run before its resume or undo (`kprov audit verify`).
     "journal-verify": Component(
         summary="the journal's copy in CloudWatch Logs, compared before a resume or an undo", modes=(Mode.CHECK,),
-        operations=("logs:FilterLogEvents",),
+        operations=("logs:FilterLogEvents",), undo=("logs:FilterLogEvents",),
         resources={"logs:FilterLogEvents": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroup}",)}),
     # `kprov approve` writes an approval, `kprov apply PLAN` reads it (plans.approvals; its own table, created by
     # the first approval): only where an environment says `approval: required`.
     "approvals": Component(
         summary="four eyes: the approvals of saved plans (DynamoDB, approval: required)", modes=(Mode.APPLY,),
         operations=("dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:CreateTable", "dynamodb:PutItem"),
+        undo=("dynamodb:DescribeTable", "dynamodb:GetItem"),  # `kprov apply PLAN` of an approved undo plan
         resources={"dynamodb:*": ("arn:${Partition}:dynamodb:${Region}:${Account}:table/kprov-approvals",)},
         untested={"dynamodb:CreateTable": "only the first approval in an account creates the table"}),
     "fleet": Component(

@@ -3,6 +3,10 @@
 `needs` says, per step (in order) and per part of kprov, which IAM actions on which resources a run
 will ask for (from `permissions.declared`); `document` groups them into a policy document valid for
 `iam:CreatePolicy`. The same needs feed the preflight, so what is printed is what is checked.
+
+An undo (`kprov undo`) is a mode of its own here (`undo_needs`): each step type's `Uses.undo` and kprov's
+own undo calls (`Component.undo`), never part of an apply's policy, so that the right to remove is granted
+separately from the right to make.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from kensium_provision.model import Checklist, Mode, Step
 from kensium_provision.permissions import declared
 from kensium_provision.permissions.actions import iam_action
 
-__all__ = ["MANAGED_POLICY_LIMIT", "Need", "Scope", "document", "needs", "policy_size", "step_operations"]
+__all__ = ["MANAGED_POLICY_LIMIT", "UNDO", "Need", "Scope", "document", "needs", "policy_size", "step_operations",
+           "undo_needs", "undo_step_id"]
 
 # "Managed policy size: 6,144 characters", white space not counted:
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
 MANAGED_POLICY_LIMIT = 6144
+UNDO = "undo"  # `kprov iam policy --mode undo`: not an engine mode (an undo runs in plan or apply mode)
 _OPERATION = re.compile(r"[a-z0-9-]+:[A-Z][A-Za-z0-9]*")
 
 
@@ -117,14 +123,36 @@ def needs(checklists: Sequence[Checklist], mode: Mode, scope: Scope,
             found += _resolved(f"step {step.id} ({step.type})", step.id, operations,
                                uses.resources if uses else {}, scope)
     for name, component in declared.COMPONENTS.items():
-        if mode in component.modes and _wanted(name, checklists, scope):
+        if mode in component.modes and _wanted(name, {c.scope for c in checklists}, scope):
             found += _resolved(f"kprov {name}", "", _moded(name, component.operations, mode), component.resources,
                                scope)
     return _unique(found)
 
 
-def _wanted(name: str, checklists: Sequence[Checklist], scope: Scope) -> bool:
-    scopes = {c.scope for c in checklists}
+def undo_step_id(step_id: str) -> str:
+    """The id of the undo step that undoes step `step_id` (engine.undo's checklist)."""
+    return f"undo-{step_id}"
+
+
+def undo_needs(steps: Iterable[tuple[str, str]], scope: Scope, *, scopes: Iterable[str]) -> list[Need]:
+    """Every IAM action an undo needs: per (undo step id, undone step type), newest first, the type's `undo`
+    (what its re-probe and its removal send); then kprov's own in an undo; `scopes`: the undone checklists'
+    (an undo of a shared run removes its shared record)."""
+    found: list[Need] = []
+    for step_id, kind in steps:
+        uses = declared.STEPS.get(kind)
+        if uses is None:
+            raise KprovError(f"step {step_id}: step type {kind} declares no IAM actions (permissions.declared)",
+                             hint="every step type needs an entry there: a kprov bug, please report it")
+        found += _resolved(f"step {step_id} ({kind})", step_id, uses.undo, uses.resources, scope)
+    wanted = set(scopes)
+    for name, component in declared.COMPONENTS.items():
+        if component.undo and _wanted(name, wanted, scope):
+            found += _resolved(f"kprov {name}", "", component.undo, component.resources, scope)
+    return _unique(found)
+
+
+def _wanted(name: str, scopes: set[str], scope: Scope) -> bool:
     return {"locks": bool(scope.locks_table), "journal": bool(scope.log_group),
             "journal-verify": bool(scope.log_group), "shared-records": "shared" in scopes,
             "client-records": "client" in scopes, "fleet": "client" in scopes,

@@ -102,8 +102,9 @@ def _unavailable(what: str, exc: AwsError) -> PreflightUnavailable:
         hint=f"allow iam:SimulatePrincipalPolicy on yourself (`kprov iam policy` includes it); {_SKIP_HINT}")
 
 
-def run_preflight(iam: Any, caller_arn: str, found: Sequence[Need], *, region: str) -> Passed:
-    """Simulate every need of the run; raise `GuardError` naming each denied step, action and resource."""
+def run_preflight(iam: Any, caller_arn: str, found: Sequence[Need], *, region: str, mode: str = "apply") -> Passed:
+    """Simulate every need of the run; raise `GuardError` naming each denied step, action and resource (`mode`: the
+    `kprov iam policy --mode` that grants it, `undo` for an undo)."""
     principal = principal_of(caller_arn, iam)
     context = [{"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": [region], "ContextKeyType": "string"}]
 
@@ -143,7 +144,7 @@ def run_preflight(iam: Any, caller_arn: str, found: Sequence[Need], *, region: s
     answers += gather(*(partial(ask, batch, first=False) for batch in batches[1:]))
     denied = [d for answer in answers for d in answer]
     if denied:
-        raise refusal(principal, denied)
+        raise refusal(principal, denied, mode=mode)
     return Passed(principal=principal, actions=len({n.action for n in found}), requests=len(batches))
 
 
@@ -165,7 +166,7 @@ def _decisions(results: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str,
             yield action, str(result.get("EvalResourceName") or "*"), str(result.get("EvalDecision", ""))
 
 
-def refusal(principal: str, denied: Sequence[Denied]) -> PreflightDenied:
+def refusal(principal: str, denied: Sequence[Denied], *, mode: str = "apply") -> PreflightDenied:
     """The refusal of a run whose caller lacks permissions: each step (in run order), action and resource."""
     order = [d.where for d in denied]
     lines = [f"{where}: {action} on {resource} ({_WORDS.get(decision, decision)})"
@@ -175,7 +176,7 @@ def refusal(principal: str, denied: Sequence[Denied]) -> PreflightDenied:
     return PreflightDenied(
         f"the permission preflight: {principal} may not do {len(lines)} thing(s) this run needs; nothing was "
         f"changed:\n{listed}", issues=lines,
-        hint="attach the policy `kprov iam policy CHECKLIST --mode apply` prints to this role or user (or ask its "
+        hint=f"attach the policy `kprov iam policy CHECKLIST --mode {mode}` prints to this role or user (or ask its "
              f"administrator); a resource policy IAM's simulation cannot see may allow it: {_SKIP_HINT}")
 
 

@@ -2,6 +2,9 @@
 
 No AWS call: the account and region come from the chosen environment of the config (`*` when it
 names no account), the tables, log group and password manager from the config's settings.
+
+`--mode undo` is the policy of `kprov undo` of runs of those checklists (its dry run and its removal), and
+`--mode apply` does not include it: a change manager grants the right to delete apart from the right to make.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["MODES", "iam_policy", "scope_of"]
 
 MODES = (Mode.PLAN, Mode.CHECK, Mode.APPLY)
+MODE_NAMES = (*(m.value for m in MODES), "undo")
 
 
 def scope_of(config: Config, env: Environment) -> Scope:
@@ -44,21 +48,33 @@ def iam_policy(context: Context, *, checklists: list[str] | None, mode: str) -> 
     from kensium_provision.checklist.catalog import entries, find
     from kensium_provision.checklist.schema import load_checklist
     from kensium_provision.errors import KprovError
-    from kensium_provision.permissions.policy import MANAGED_POLICY_LIMIT, document, needs, policy_size
+    from kensium_provision.permissions.policy import (
+        MANAGED_POLICY_LIMIT,
+        UNDO,
+        document,
+        needs,
+        policy_size,
+        undo_needs,
+        undo_step_id,
+    )
 
-    chosen = next((m for m in MODES if m.value == mode), None)
-    if chosen is None:
-        raise UsageError(f"{mode!r} is not one of: {', '.join(m.value for m in MODES)}", param_hint="--mode")
+    if mode not in MODE_NAMES:
+        raise UsageError(f"{mode!r} is not one of: {', '.join(MODE_NAMES)}", param_hint="--mode")
     config, env = open_config(context)
     paths = [find(name).path for name in checklists] if checklists else [e.path for e in entries()]
     loaded = [load_checklist(path) for path in paths]
-    found = needs(loaded, chosen, scope_of(config, env))
+    scope = scope_of(config, env)
+    if mode == UNDO:  # any run of them undone: each step's undo (a type without one removes nothing)
+        found = undo_needs([(undo_step_id(s.id), s.type) for c in loaded for s in reversed(c.steps)], scope,
+                           scopes={c.scope for c in loaded})
+    else:
+        found = needs(loaded, next(m for m in MODES if m.value == mode), scope)
     policy = document(found)
     size = policy_size(policy)
     if context.json:
         from kensium_provision.ui import json_output
 
-        json_output.emit({"kind": "iam-policy", "mode": chosen.value, "environment": env.name,
+        json_output.emit({"kind": "iam-policy", "mode": mode, "environment": env.name,
                           "checklists": [c.id for c in loaded], "size": size, "limit": MANAGED_POLICY_LIMIT,
                           "policy": policy,
                           "needs": [{"where": n.where, "operation": n.operation, "action": n.action,
@@ -67,7 +83,7 @@ def iam_policy(context: Context, *, checklists: list[str] | None, mode: str) -> 
         sys.stdout.write(json.dumps(policy, indent=2) + "\n")
         actions = {n.action for n in found}
         context.console().print(Text(
-            f"{len(actions)} actions for {', '.join(c.id for c in loaded)} in {chosen.value} mode ({env.describe()}); "
+            f"{len(actions)} actions for {', '.join(c.id for c in loaded)} in {mode} mode ({env.describe()}); "
             f"{size} of {MANAGED_POLICY_LIMIT} characters", style="dim"), soft_wrap=True)
     if size > MANAGED_POLICY_LIMIT:
         raise KprovError(f"the policy has {size} characters, over the {MANAGED_POLICY_LIMIT} of a managed policy",
