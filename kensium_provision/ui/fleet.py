@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["ClientView", "FindingView", "FleetView", "print_api_calls", "print_fleet"]
+__all__ = ["ClientView", "DueView", "FindingView", "FleetView", "print_api_calls", "print_fleet"]
 
 
 class FindingView(Protocol):
@@ -34,6 +34,12 @@ class ClientView(Protocol):
 
     @property
     def findings(self) -> Sequence[FindingView]: ...
+
+
+class DueView(Protocol):
+    """A credential due for rotation (fleet.model.CredentialAge)."""
+
+    def as_json(self) -> dict[str, object]: ...
 
 
 class FleetView(Protocol):
@@ -59,6 +65,12 @@ class FleetView(Protocol):
 
     @property
     def seconds(self) -> float: ...
+
+    @property
+    def due(self) -> Sequence[DueView]: ...
+
+    @property
+    def max_age_days(self) -> int: ...
 
 
 def print_fleet(console: Console, report: FleetView, *, verbose: bool = False) -> None:

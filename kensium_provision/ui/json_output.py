@@ -64,10 +64,12 @@ def error(exc: BaseException, code: int) -> Document:
 
 
 def check_shared(*, ok: bool, runs: Sequence[Mapping[str, object]], conventions: Sequence[str],
-                 unchecked: Sequence[Mapping[str, str]] = ()) -> Document:
-    """`check shared`; `unchecked`: the records that could not be checked (`resource`, `record`, `problem`)."""
+                 unchecked: Sequence[Mapping[str, str]] = (), rotation: Sequence[str] | None = None) -> Document:
+    """`check shared`; `unchecked`: the records that could not be checked (`resource`, `record`, `problem`);
+    `rotation`: the shared credentials due for rotation (fleet.rotation.shared_findings), only when they were
+    aged (None: not, e.g. a password manager that keeps no date)."""
     return _document("check-shared", ok=ok, runs=list(runs), conventions=list(conventions),
-                     unchecked=list(unchecked))
+                     unchecked=list(unchecked), **({"rotation": list(rotation)} if rotation is not None else {}))
 
 
 def fleet(report: FleetView, *, run_id: str, environment: str, account: str, region: str,
@@ -84,6 +86,7 @@ def fleet(report: FleetView, *, run_id: str, environment: str, account: str, reg
         run_id=run_id, environment=environment, account=account, region=region, caller=caller,
         seconds=round(report.seconds, 3), api_calls=report.api_calls,
         management_api_calls=report.management_api_calls, credential_report=report.credential_report,
+        max_age_days=report.max_age_days, due_for_rotation=[d.as_json() for d in report.due],
         **({"wall_exceptions": exceptions} if exceptions else {}),
     )
 
