@@ -131,8 +131,9 @@ class FileSqlServer:
     `ALTER LOGIN [x] WITH PASSWORD = N'...'`. Anything else is refused, so a new statement is noticed.
     In-process it is the `sql.connect` setting; in a `kprov` subprocess it is the `pymssql` module (see
     `pymssql_shim`). `events` in the file records each login and ALTER, in order, without the passwords.
-    A `kill-after` file beside it holding part of a statement (e.g. `ALTER LOGIN`) has the process SIGKILL itself
-    right after that statement lands: the server changed, the answer lost with kprov.
+    A `kill-before` or `kill-after` file beside it holding part of a statement (e.g. `ALTER LOGIN`) has the
+    process SIGKILL itself just before that statement lands, or just after (the server changed, the answer
+    lost with kprov).
     """
 
     def __init__(self, path: Any, on_alter: Callable[[str, str], None] | None = None) -> None:
@@ -181,11 +182,16 @@ class FileSqlServer:
             raise ValueError(f"Cannot alter the login '{login}', because it does not exist.")
         if self.on_alter is not None:
             self.on_alter(login, new)
+        self._killed("kill-before", sql)
         self.set_password(login, new)
         self._event("alter", login)
-        kill = self.path.parent / "kill-after"
-        if kill.exists() and kill.read_text().strip() in sql:
-            kill.unlink()
+        self._killed("kill-after", sql)
+
+    def _killed(self, when: str, sql: str) -> None:
+        """SIGKILL this process, once, when the `when` file beside the logins names part of `sql`."""
+        order = self.path.parent / when
+        if order.exists() and order.read_text().strip() in sql:
+            order.unlink()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

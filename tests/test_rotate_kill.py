@@ -1,7 +1,7 @@
-"""Issue 18.2's must-show: each credential rotated end to end (the RDS master, the broker admin, the client's hub
-user and IAM access key; the client's SQL login needs a SQL Server, which tests/test_rotate.py fakes) with the
-vault being KeePassXC, then `pass` (the real programs), kill -9 at random points, then resume: the account and
-the vault agree, no credential is lost, and no secret is in any argv, environment, file or output.
+"""Issue 18.2's must-show: each credential rotated end to end (the RDS master, the broker admin, the client's SQL
+login, hub user and IAM access key) with the vault being KeePassXC, then `pass` (the real programs), kill -9 at
+random points, then resume: the account and the vault agree, no credential is lost, and no secret is in any
+argv, environment, file or output.
 
 Real `kprov` subprocesses run against a moto server in this process (tests/e2e.py, environment `sandbox`
 reached through AWS_ENDPOINT_URL), and the broker admin is rotated on a real rabbitmq-server (a config's
@@ -11,7 +11,11 @@ and each IAM access key's secret. kprov is killed two ways:
   program on PATH is a wrapper that logs its argv and environment, runs the real program (so a write lands),
   then SIGKILLs its parent, kprov, before kprov sees the answer;
 - while an AWS request is held at the moto server (ModifyDBInstance, CreateAccessKey, UpdateAccessKey): the
-  request lands after kprov is dead, its answer lost.
+  request lands after kprov is dead, its answer lost;
+- at the client SQL login's ALTER LOGIN, just before it lands and just after (its answer lost). No SQL Server
+  can run here: the SQL side is tests/fakes.FileSqlServer, a fake whose logins live in a file, loaded in kprov
+  as the `pymssql` driver (`sql: {driver: pymssql}` in the config, the fake first on PYTHONPATH), and which
+  SIGKILLs its own process, kprov, at the statement named.
 At each kill point the value the service takes is in the vault (the entry, or its `-previous`); then
 `kprov resume RUN_ID` finishes, and the entry's value is the one the service takes.
 """
@@ -36,6 +40,7 @@ from kensium_provision.secret import Secret
 from kensium_provision.vault.keepassxc import KeePassXCVault
 from kensium_provision.vault.passstore import PassVault
 from tests.e2e import ACCOUNT, REGION, MotoServer, World, finished, moto_server, stop, wait_for
+from tests.fakes import FileSqlServer, pymssql_shim
 from tests.password_managers import gpg_home, make_kdbx, require
 from tests.rabbitmq_fixtures import Broker
 from tests.test_canary import files_under, leaks
@@ -47,6 +52,7 @@ pytest_plugins = ["rabbitmq_fixtures"]
 SEED = int(os.environ.get("KPROV_KILL_SEED") or random.SystemRandom().randrange(1 << 30))
 KILLS = 2  # random password-manager kill points per credential and backend (the holds come on top)
 MASTER = "Initial-Master-1"
+LOGIN, SQL_LOGIN_PASSWORD = "POS_acme_user", "Sql-Login-Initial-1"
 
 
 # --- the password manager, behind a wrapper that can kill kprov ------------------------------------------
@@ -130,13 +136,22 @@ class Estate:
     backend: Backend
     broker: Broker
     outputs: list[str]
+    sql: FileSqlServer
+    env: dict[str, str]  # kprov's environment: the password manager's, and the fake SQL driver's when configured
+
+    def use_sql(self) -> None:
+        """Configure the SQL connection (the fake, as the pymssql driver); only the client SQL login's rotation
+        uses it: the RDS master's is checked by RDS's own signal then, as the fake does not follow RDS."""
+        self.env = {**self.env, **pymssql_shim(self.sql.path.parent / "driver", self.sql.path)}
+        self.world.write_config(json.dumps({"vault": self.backend.settings, "sql": {"driver": "pymssql"},
+                                            "rabbitmq": {"base_url": self.broker.base_url}}))
 
     def stored(self, entry: str) -> str | None:
         reference = self.backend.vault.find(entry)
         return None if reference is None else str(self.backend.vault.fetch(reference).reveal())
 
     def run(self, *args: str) -> tuple[int, str, str]:
-        process = self.world.spawn(*args, env=self.backend.env)
+        process = self.world.spawn(*args, env=self.env)
         try:
             code, out, err = finished(process)
         finally:
@@ -161,7 +176,7 @@ def estate(server: MotoServer, backend: Backend, real_rabbitmq: Broker, tmp_path
     ensure_table(dynamodb)
     put_record(dynamodb, ClientRecord(org_id="acme", client_name="Acme", status=INSTALLED, iam_user="rms_acme",
                                       rds_instance="db-POS-01", broker="mq-POS-01", vhost="acme",
-                                      rabbitmq_user="rms_acme"))
+                                      rabbitmq_user="rms_acme", login=LOGIN))
     admin_password, hub_password = "Broker-Admin-Initial-1", "Hub-User-Initial-1"
     broker = real_rabbitmq.client()
     broker.put_user("admin", admin_password, tags="administrator")
@@ -169,13 +184,18 @@ def estate(server: MotoServer, backend: Backend, real_rabbitmq: Broker, tmp_path
     broker.put_user("rms_acme", hub_password)
     vault = backend.vault
     for entry, value in (("db-POS-01/master", MASTER), ("mq-POS-01/admin", admin_password),
-                         ("acme/rabbitmq-hub", hub_password),
-                         ("acme/iam-access-key", key["SecretAccessKey"])):  # the key's secret alone, as installed
+                         ("acme/rabbitmq-hub", hub_password), ("acme/sql-login", SQL_LOGIN_PASSWORD),
+                         # the key's secret alone, as installs stored it before the entry named its key id
+                         ("acme/iam-access-key", key["SecretAccessKey"])):
         vault.store(entry, Secret(value), description="", tags={})
+    sql = FileSqlServer(tmp_path / "sql" / "logins.json")  # outside the world: the fake's own store, in clear
+    sql.path.parent.mkdir()
+    sql.set_password("admin", MASTER)
+    sql.set_password(LOGIN, SQL_LOGIN_PASSWORD)
     world = World(tmp_path / "world", extra_env={"AWS_ENDPOINT_URL": server.endpoint})
     world.write_config(json.dumps({"vault": backend.settings, "rabbitmq": {"base_url": real_rabbitmq.base_url}}))
     try:
-        yield Estate(server, world, backend, real_rabbitmq, [])
+        yield Estate(server, world, backend, real_rabbitmq, [], sql, dict(backend.env))
     finally:
         for user in ("admin", "rms_acme"):
             broker.delete_user(user)
@@ -232,6 +252,8 @@ class Credential:
     works: Callable[[Estate, str | None], bool]  # does the service take this stored value?
     agrees: Callable[[Estate], bool]  # after a finished rotation: the entry is what the service takes, alone
     entry: str
+    kills: int = KILLS  # random password-manager kill points
+    sql_kills: tuple[str, ...] = ()  # kill-before / kill-after the fake SQL Server's ALTER LOGIN
 
 
 def _hub_user_takes(estate: Estate, value: str | None) -> bool:
@@ -254,6 +276,13 @@ def _iam_agrees(estate: Estate) -> bool:
     return _key_works(estate, estate.stored("acme/iam-access-key")) and active == [key_id]
 
 
+SQL_KILLS = {"kill-before": "the ALTER LOGIN, before it landed", "kill-after": "the ALTER LOGIN, its answer lost"}
+
+
+def _login_takes(estate: Estate, value: str | None) -> bool:
+    return value is not None and estate.sql.password(LOGIN) == value
+
+
 CREDENTIALS = {
     "rds-master": Credential(
         "rds-master", ("rotate", "shared", "rds"), "name: db-POS-01\n", ("ModifyDBInstance",),
@@ -271,6 +300,11 @@ CREDENTIALS = {
         "iam-access-key", ("rotate", "acme", "iam"),
         "delete_old_key: true\nconfirm: {pos-aws-settings: true}\n", ("CreateAccessKey", "UpdateAccessKey"),
         _key_works, _iam_agrees, "acme/iam-access-key"),
+    # One random password-manager kill (the CI budget), and the ALTER LOGIN killed before and after it lands.
+    "sql-login": Credential(
+        "sql-login", ("rotate", "acme", "sql"), "confirm: {tenant-connection-string: true}\n", (),
+        _login_takes, lambda e: _login_takes(e, e.stored("acme/sql-login")), "acme/sql-login",
+        kills=1, sql_kills=("kill-before", "kill-after")),
 }
 
 
@@ -282,12 +316,13 @@ def _nothing_lost(estate: Estate, credential: Credential) -> bool:
 
 def _secrets(estate: Estate, seen: set[str]) -> None:
     """Every value the vault and the service held so far (the canaries)."""
-    for entry in ("db-POS-01/master", "mq-POS-01/admin", "acme/rabbitmq-hub", "acme/iam-access-key"):
+    for entry in ("db-POS-01/master", "mq-POS-01/admin", "acme/rabbitmq-hub", "acme/iam-access-key", "acme/sql-login"):
         for name in (entry, f"{entry}-previous"):
             value = estate.stored(name)
             if value:
                 seen.update({value, value.partition(":")[2]} - {""})
     seen.add(master_password())
+    seen.update(estate.sql.state()["logins"].values())
     seen.update(secret for _, secret in iam_keys().values())
 
 
@@ -300,6 +335,8 @@ def test_kill_9_at_random_points_then_resume_loses_no_credential_and_leaks_none(
     seen: set[str] = set()
     _secrets(estate, seen)
     where = f"(KPROV_KILL_SEED={SEED}, {estate.backend.name}, {which})"
+    if credential.sql_kills:
+        estate.use_sql()
 
     # One rotation to the end: how many password-manager calls it makes, and that it works.
     estate.backend.kill_at(0)
@@ -323,7 +360,7 @@ def test_kill_9_at_random_points_then_resume_loses_no_credential_and_leaks_none(
         assert credential.agrees(estate), f"{where}: the vault and the account disagree after the kill at {killed_at}"
         _secrets(estate, seen)
 
-    for n in sorted(rng.sample(range(1, total + 1), min(KILLS, total))):
+    for n in sorted(rng.sample(range(1, total + 1), min(credential.kills, total))):
         estate.backend.kill_at(n)
         before = world.run_ids()
         code, _, _ = estate.run(*rotate)
@@ -335,7 +372,7 @@ def test_kill_9_at_random_points_then_resume_loses_no_credential_and_leaks_none(
     for action in credential.holds:
         held, before, account = estate.server.hold(action), world.run_ids(), _account()
         estate.backend.kill_at(0)
-        process = world.spawn(*rotate, env=estate.backend.env)
+        process = world.spawn(*rotate, env=estate.env)
         try:
             wait_for(_reached(held, process), what=f"{action} {where}")
             assert held.reached.is_set(), f"{where}: {finished(process)}"
@@ -347,7 +384,15 @@ def test_kill_9_at_random_points_then_resume_loses_no_credential_and_leaks_none(
         wait_for(_changed(account), what=f"the held {action} to land {where}")
         resumed(world.new_run(before), f"{action} in flight")
 
-    assert len(killed) >= 1 + len(credential.holds), f"{where}: killed only at {killed}"
+    for when in credential.sql_kills:
+        estate.backend.kill_at(0)
+        (estate.sql.path.parent / when).write_text("ALTER LOGIN")
+        before = world.run_ids()
+        code, _, err = estate.run(*rotate)
+        assert code == -signal.SIGKILL, f"{where}: not killed at {when} ALTER LOGIN: {err}"
+        resumed(world.new_run(before), SQL_KILLS[when])
+
+    assert len(killed) >= 1 + len(credential.holds) + len(credential.sql_kills), f"{where}: killed only at {killed}"
 
     # The leak canary: no value either side ever held is in an argv or environment the password manager got,
     # in any file kprov wrote (journals, locks, crash reports under HOME and TMPDIR), or in anything it printed.
