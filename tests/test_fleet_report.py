@@ -173,6 +173,8 @@ def test_kprov_fleet_writes_the_page_csv_and_json_read_only(aws: None, kprov: An
     assert {(c["name"], c["used"], c["limit"]) for c in document["capacity"]} == {
         ("kprov-host-1", 3, 20), ("kprov-hub-1", 3, None)}  # the sandbox has no broker of that name
     assert document["due_for_rotation"] == []
+    shown = result.err + result.out[: result.out.index('{\n  "kind": "fleet-overview"')]
+    assert "3 / 20" in shown and "[INFER]" in shown  # the host's tenants against capacity.tenants_per_host
     assert 'data-client="org2"' in page.read_text() and "capacity,broker,kprov-hub-1,3" in table.read_text()
 
 
