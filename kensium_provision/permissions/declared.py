@@ -266,7 +266,7 @@ LOOKUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "next-free-name": ("ec2:DescribeInstances", "mq:ListBrokers", "rds:DescribeDBInstances",
                        "ssm:GetParametersByPath"),  # unfinished_of: the shared records (records.shared)
     "rds-instances": ("rds:DescribeDBInstances", "dynamodb:Scan"),  # the client records: databases per instance
-    "ec2-hosts": ("ec2:DescribeInstances",),
+    "ec2-hosts": ("ec2:DescribeInstances", "dynamodb:Scan"),  # room: the client records (tenants per host)
     # room: the client records (vhosts per broker), and an mq.m7g broker's version and configuration (vhost_max)
     "brokers": ("mq:ListBrokers", "dynamodb:Scan", "mq:DescribeBroker", "mq:DescribeConfigurationRevision"),
     "vpcs": ("ec2:DescribeVpcs",),
