@@ -1,4 +1,5 @@
-"""Issue 17.1/17.2 under enforcement: a run as a role that holds exactly `kprov iam policy --mode apply`.
+"""Issue 17.1/17.2 under enforcement: a run as a role that holds exactly `kprov iam policy --mode apply` (and an
+undo as a role that holds exactly `--mode undo`).
 
 moto can authorize every request against the caller's IAM policies (`moto.core.enable_iam_authentication`):
 then an action the role lacks is AccessDenied, as on AWS. The world: in-process moto (the `aws` fixture), a QA
@@ -30,8 +31,8 @@ ACCOUNT = "123456789012"  # moto's
 ROLE = "kprov-operator"
 
 
-def actions_of(kprov: Kprov, *checklists: str) -> list[str]:
-    done = kprov("--env", "qa", "--output", "json", "iam", "policy", *checklists, "--mode", "apply")
+def actions_of(kprov: Kprov, *checklists: str, mode: str = "apply") -> list[str]:
+    done = kprov("--env", "qa", "--output", "json", "iam", "policy", *checklists, "--mode", mode)
     assert done.code == ExitCode.OK, done.err
     return sorted({a for s in done.json()["policy"]["Statement"] for a in s["Action"]})
 
@@ -146,3 +147,74 @@ def test_four_eyes_under_the_apply_policy_the_approvals_table_included(
     done = as_(alice, "apply", str(plan), "--answers", str(at_apply))
     assert done.code == ExitCode.OK, done.err
     assert len(vpcs()) == 1
+
+
+# --- kprov undo under `kprov iam policy --mode undo` -----------------------------------------------------------
+
+
+def provisioned(kprov: Kprov, answers: Path, tmp_path: Path) -> tuple[str, str]:
+    """The VPC job run by moto's own identity (no enforcement): its run id, and the undo's typed confirmation."""
+    done = kprov("--env", "qa", "--non-interactive", "--output", "json", "provision", "shared", "vpc", "--answers",
+                 str(answers), "--yes")
+    assert done.code == ExitCode.OK, done.err
+    confirm = tmp_path / "confirm.yaml"
+    confirm.write_text("confirm_target: POS-VPC\n")
+    return str(done.json()["run_id"]), str(confirm)
+
+
+def subnets() -> list[Any]:
+    ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    return list(ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["POS-*"]}])["Subnets"])
+
+
+def test_an_undo_succeeds_as_a_role_with_exactly_the_undo_policy(
+        qa: Path, kprov: Kprov, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    run_id, confirm = provisioned(kprov, qa, tmp_path)
+    actions = actions_of(kprov, "shared/vpc", mode="undo")
+    assert "ec2:DeleteVpc" in actions and "ec2:CreateVpc" not in actions
+    as_role(monkeypatch, actions)  # the journal is read from this machine: no AWS right for it
+    from moto.core import enable_iam_authentication
+
+    with enable_iam_authentication():
+        done = kprov("--env", "qa", "--non-interactive", "undo", run_id, "--answers", confirm, "--yes")
+    assert done.code == ExitCode.OK, done.err
+    assert f"IAM allows arn:aws:iam::{ACCOUNT}:role/{ROLE} all" in done.err
+    assert vpcs() == [] and subnets() == []
+
+
+def test_with_one_undo_action_removed_the_preflight_names_it_and_the_step_before_any_delete(
+        qa: Path, kprov: Kprov, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    run_id, confirm = provisioned(kprov, qa, tmp_path)
+    made = subnets()
+    actions = actions_of(kprov, "shared/vpc", mode="undo")
+    assert "ec2:DeleteSubnet" in actions
+    as_role(monkeypatch, [a for a in actions if a != "ec2:DeleteSubnet"])
+    sent = spy_writes(monkeypatch)
+    from moto.core import enable_iam_authentication
+
+    with enable_iam_authentication():
+        refused = kprov("--env", "qa", "--non-interactive", "undo", run_id, "--answers", confirm, "--yes")
+        planned = kprov("--env", "qa", "--non-interactive", "undo", run_id, "--dry-run", "--preflight")
+    assert refused.code == ExitCode.GUARD, refused.err
+    said = " ".join(refused.err.split())
+    assert "step undo-public-subnet-primary (ec2.subnet): ec2:DeleteSubnet on * (no policy allows it)" in said
+    assert "step undo-private-subnet-secondary (ec2.subnet): ec2:DeleteSubnet" in said
+    assert "kprov iam policy CHECKLIST --mode undo" in said
+    assert planned.code == ExitCode.GUARD and "ec2:DeleteSubnet" in planned.err, planned.err
+    assert sent == [] and len(vpcs()) == 1 and len(subnets()) == len(made) == 4  # not one write: no lock either
+
+
+def test_without_the_undo_preflight_aws_refuses_the_missing_action_midway(
+        qa: Path, kprov: Kprov, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    run_id, confirm = provisioned(kprov, qa, tmp_path)
+    actions = actions_of(kprov, "shared/vpc", mode="undo")
+    as_role(monkeypatch, [a for a in actions if a != "ec2:DeleteSubnet"])
+    from moto.core import enable_iam_authentication
+
+    with enable_iam_authentication():
+        failed = kprov("--env", "qa", "--non-interactive", "undo", run_id, "--answers", confirm, "--yes",
+                       "--skip-preflight")
+    assert failed.code == ExitCode.FAILED, failed.err
+    assert "permission preflight skipped (--skip-preflight)" in failed.err
+    assert "not authorized to perform: ec2:DeleteSubnet" in failed.err
+    assert len(vpcs()) == 1  # what came before the subnets was removed: the preflight is what keeps it whole
