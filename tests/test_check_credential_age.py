@@ -116,6 +116,10 @@ def test_check_shared_reports_the_rds_master_and_broker_admin_older_than_the_age
                              "last set on ") and master.endswith("`kprov rotate shared rds`")
     assert "(mq-POS-01/admin)" in admin and admin.endswith("`kprov rotate shared rabbitmq`")
     assert "2 credentials due for rotation." in later.err
+    as_json = kprov("--output", "json", "check", "shared", "rds", "rabbitmq")  # the same two, in the JSON
+    assert as_json.code == ExitCode.FAILED
+    assert [m.split(" (")[0] for m in as_json.json()["rotation"]] == [
+        line.removeprefix("✗ rotation: ").split(" (")[0] for line in lines]
 
 
 def test_one_clients_due_credentials_become_findings_of_its_check_steps() -> None:

@@ -167,13 +167,14 @@ def test_kprov_fleet_writes_the_page_csv_and_json_read_only(aws: None, kprov: An
     monkeypatch.setenv("KPROV_STATE_DIR", str(tmp_path / "state"))
     page, table = tmp_path / "fleet.html", tmp_path / "fleet.csv"
     result = kprov("--output", "json", "fleet", "--html", str(page), "--csv", str(table))
-    document = json.loads(result.out[result.out.index('{\n  "kind": "fleet-overview"'):])
-    jsonschema.Draft202012Validator({**SCHEMA["$defs"]["fleetOverview"], "$defs": SCHEMA["$defs"]}).validate(document)
+    document = json.loads(result.out)  # stdout holds the document alone; the tables go to stderr
+    assert (document["kprov_json"], document["kind"]) == (1, "fleet-overview")
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
     assert [c["org_id"] for c in document["clients"]] == ["org0", "org1", "org2"]
     assert {(c["name"], c["used"], c["limit"]) for c in document["capacity"]} == {
         ("kprov-host-1", 3, 20), ("kprov-hub-1", 3, None)}  # the sandbox has no broker of that name
     assert document["due_for_rotation"] == []
-    shown = result.err + result.out[: result.out.index('{\n  "kind": "fleet-overview"')]
+    shown = result.err
     assert "3 / 20" in shown and "[INFER]" in shown  # the host's tenants against capacity.tenants_per_host
     assert 'data-client="org2"' in page.read_text() and "capacity,broker,kprov-hub-1,3" in table.read_text()
 

@@ -176,6 +176,6 @@ class FleetOverview:
     max_age_days: int = 90
 
     def as_json(self) -> dict[str, object]:
-        return {"kind": "fleet-overview", "generated": self.generated, "max_age_days": self.max_age_days,
+        return {"generated": self.generated, "max_age_days": self.max_age_days,
                 "clients": [c.as_json() for c in self.clients], "capacity": [c.as_json() for c in self.capacity],
                 "due_for_rotation": [d.as_json() for d in self.due]}

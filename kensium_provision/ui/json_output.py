@@ -29,6 +29,7 @@ __all__ = [
     "emit",
     "error",
     "fleet",
+    "fleet_overview",
     "lock_rows",
     "locks",
     "names_check",
@@ -70,6 +71,12 @@ def check_shared(*, ok: bool, runs: Sequence[Mapping[str, object]], conventions:
     aged (None: not, e.g. a password manager that keeps no date)."""
     return _document("check-shared", ok=ok, runs=list(runs), conventions=list(conventions),
                      unchecked=list(unchecked), **({"rotation": list(rotation)} if rotation is not None else {}))
+
+
+def fleet_overview(overview: Mapping[str, object]) -> Document:
+    """`kprov fleet`: every client, each shared resource's use against its limit, the credentials due
+    (`fleet.model.FleetOverview.as_json`)."""
+    return _document("fleet-overview", **overview)
 
 
 def fleet(report: FleetView, *, run_id: str, environment: str, account: str, region: str,

@@ -83,7 +83,7 @@ def check_shared(context: Context, *, resources: list[str] | None, answers: Path
         for message in conventions:
             console.print(Text(" ✗ conventions: ", style="red") + shown(message, "red"), soft_wrap=True)
         codes.append(int(ExitCode.FAILED) if conventions else 0)
-    rotation: list[str] = []
+    rotation: list[str] | None = None  # None: not aged (a password manager that keeps no date kprov reads)
     if session is not None and config.vault.backend == "secretsmanager":  # other managers keep no date kprov reads
         from kensium_provision.app.bootstrap import run_settings
         from kensium_provision.fleet.rotation import max_age_days, shared_findings
@@ -94,11 +94,11 @@ def check_shared(context: Context, *, resources: list[str] | None, answers: Path
             console.print(Text(" ✗ rotation: ", style="red") + shown(message, "red"), soft_wrap=True)
         codes.append(int(ExitCode.FAILED) if rotation else 0)
     code = max(codes) if codes else 0
-    console.print(Text(_shared_total(chosen, runs, unchecked, conventions if swept else None, len(rotation)),
+    console.print(Text(_shared_total(chosen, runs, unchecked, conventions if swept else None, len(rotation or ())),
                        style="bold red" if code else "bold green"), soft_wrap=True)
     if context.json:
         json_output.emit(json_output.check_shared(ok=code == 0, runs=runs, conventions=conventions,
-                                                  unchecked=unchecked))
+                                                  unchecked=unchecked, rotation=rotation))
     return code
 
 

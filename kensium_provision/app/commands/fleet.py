@@ -259,5 +259,5 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     if csv_file is not None:
         csv_file.write_text(to_csv(overview), encoding="utf-8", newline="")
     if context.json:
-        json_output.emit(overview.as_json())
+        json_output.emit(json_output.fleet_overview(overview.as_json()))
     return int(report.exit_code)
