@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kensium_provision.errors import StepError
 from kensium_provision.model import InputSpec, Mode
 from kensium_provision.runtime import NullJournal, Runtime
 from kensium_provision.steps.base import Difference, Param, Probe, StepContext
@@ -169,7 +170,9 @@ class FileSqlServer:
         given = password.reveal() if hasattr(password, "reveal") else str(password)
         if self.password(user) != given:
             self._event("login refused", user)
-            raise PermissionError(f"Login failed for user '{user}'.")  # what a driver raises; sql._open wraps it
+            if hasattr(password, "reveal"):  # the `sql.connect` callable: it fails as sql._open wraps a driver
+                raise StepError(f"cannot connect to SQL Server {server}:{port} as {user}: Login failed")
+            raise PermissionError(f"Login failed for user '{user}'.")  # the pymssql driver's own failure
         self._event("login", user)
         return _FileSqlConnection(self)
 

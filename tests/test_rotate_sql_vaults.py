@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from kensium_provision.checklist.answers import Answers, AnswersOperator
 from kensium_provision.checklist.catalog import CHECKLISTS_DIR
 from kensium_provision.checklist.schema import load_checklist
 from kensium_provision.engine.run import resolve_inputs, run
-from kensium_provision.errors import ExitCode
+from kensium_provision.errors import ExitCode, StepError
 from kensium_provision.guards import Environment
 from kensium_provision.model import Mode
 from kensium_provision.naming.loader import load_rules
@@ -46,7 +46,7 @@ LOGIN, MASTER, OLD = "POS_acme_user", "Sql-Master-Initial-1", "Sql-Login-Initial
 ROTATE = CHECKLISTS_DIR / "client" / "rotate.yaml"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Estate:
     vault: Any
     sql: FileSqlServer
@@ -123,8 +123,8 @@ def test_the_sql_login_is_stored_then_set_then_checked_and_leaves_no_secret_anyw
     alter = events.index(["alter", LOGIN])
     assert ["login", LOGIN] in events[:alter] and events[alter + 1:].count(["login", LOGIN]) >= 1
     assert ["login refused", LOGIN] not in events
-    with pytest.raises(PermissionError):  # and now the old value is refused
-        estate.sql.connect(server="db", port=1433, user=LOGIN, password=OLD)
+    with pytest.raises(StepError, match="Login failed"):  # and now the old value is refused
+        estate.sql.connect(server="db", port=1433, user=LOGIN, password=Secret(OLD))
 
     # The journal and the client record hold references only.
     reference = estate.vault.find("acme/sql-login")
@@ -144,3 +144,28 @@ def test_the_sql_login_is_stored_then_set_then_checked_and_leaves_no_secret_anyw
     assert calls(estate.log), "kprov ran the real password manager"
     found = leaks({"old password": OLD, "new password": new, "master password": MASTER}, places)
     assert found == [], "\n".join(found)
+
+
+class _Cutting:
+    """The real password manager, but its update keeps the value without its last character: what a backend that
+    cuts or re-encodes a value would do (no real one does it on demand, so this one layer is a fake)."""
+
+    def __init__(self, vault: Any) -> None:
+        self._vault = vault
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vault, name)
+
+    def update(self, name: str, secret: Secret) -> str:
+        return str(self._vault.update(name, secret.derive(lambda value: value[:-1])))
+
+
+def test_a_password_manager_that_gives_back_something_else_stops_the_rotation_before_the_login_changes(
+        estate: Estate) -> None:
+    cutting = replace(estate, vault=_Cutting(estate.vault))
+    report = cutting.rotate()
+    assert report.exit_code is ExitCode.FAILED
+    assert "does not give back the value kprov stored as acme/sql-login" in report.error
+    # SQL Server was never asked to change: the old value still works, and it is still in the password manager.
+    assert ["alter", LOGIN] not in estate.sql.events() and estate.sql.password(LOGIN) == OLD
+    assert estate.stored("acme/sql-login-previous") == OLD

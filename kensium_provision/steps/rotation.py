@@ -1,8 +1,9 @@
 """Step types of credential rotation (`kprov rotate`, checklists/client/rotate.yaml; issue 18.2).
 
 The order never locks anyone out: a new value is generated, then stored as the entry's new current version in
-the password manager (the vault's `update`: Secrets Manager keeps the old one as AWSPREVIOUS), and only then
-set on the service, which is when the old value stops working; then kprov checks the new value works there.
+the password manager (the vault's `update`: Secrets Manager keeps the old one as AWSPREVIOUS) and read back from
+it, and only then set on the service, which is when the old value stops working; then kprov checks the new
+value works there.
 An interrupted rotation resumes from what it finds: when the password manager's current value does not work
 on the service, an earlier run stored it and stopped before setting it, so it is set now and nothing new is
 generated. The journal holds references only; the values never leave the Secret wrapper.
@@ -100,7 +101,17 @@ def _update(ctx: StepContext, entry: str, secret: Any) -> str:
     if not callable(update):
         raise StepError(f"the password manager ({type(ctx.runtime.vault).__name__}) cannot update {entry}",
                         hint="rotate with a backend that updates entries (secretsmanager, keepassxc, pass)")
-    return str(update(entry, secret))
+    return _read_back(ctx, entry, str(update(entry, secret)), secret)
+
+
+def _read_back(ctx: StepContext, entry: str, reference: str, secret: Any) -> str:
+    """`reference`, once the password manager gives back exactly `secret` from it: the service is changed only
+    after, so a store that kept something else (cut, re-encoded) cannot lock anyone out."""
+    if not hmac.compare_digest(ctx.runtime.vault.fetch(reference).reveal().encode(), secret.reveal().encode()):
+        raise StepError(f"the password manager does not give back the value kprov stored as {entry}: nothing was "
+                        "changed on the service", hint=f"check the entry {entry} and the password manager's "
+                                                       "backend, then run the rotation again")
+    return reference
 
 
 def _stored(ctx: StepContext, entry: str) -> tuple[str, Any]:
@@ -121,8 +132,9 @@ def _keep_previous(ctx: StepContext, entry: str, secret: Any) -> str:
     """Keep `secret` (the value about to be replaced) as the entry's `-previous`, before the entry changes."""
     name = previous_entry(entry)
     if ctx.runtime.vault.find(name) is None:
-        return ctx.runtime.vault.store(name, secret, description=f"the value {entry} held before its last rotation",
-                                       tags={"kprov:rotated-from": entry})
+        return _read_back(ctx, name, ctx.runtime.vault.store(
+            name, secret, description=f"the value {entry} held before its last rotation",
+            tags={"kprov:rotated-from": entry}), secret)
     return _update(ctx, name, secret)
 
 
