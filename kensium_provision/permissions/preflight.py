@@ -4,7 +4,8 @@ IAM answers (`iam:SimulatePrincipalPolicy`,
 https://docs.aws.amazon.com/IAM/latest/APIReference/API_SimulatePrincipalPolicy.html) for the caller's
 user or role, each action on the resources the run names (`policy.needs`, so what `kprov iam policy`
 prints is what is checked), with the run's region as `aws:RequestedRegion`. A denial names, step by
-step, the step, the action and the resource, and refuses the run (exit 4) before anything is made.
+step, the step, the action and the resource, and refuses the run (exit 4) before anything is made. An undo
+(`kprov undo`) asks the same before its first delete, for what its steps remove (`policy.undo_needs`).
 
 A caller that may not simulate (AccessDenied, or an identity IAM cannot simulate) is refused the same
 way: the operator may go on without the check only by asking (`--skip-preflight`, journaled). The
