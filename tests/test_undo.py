@@ -368,7 +368,8 @@ def test_undo_of_a_shared_vpc_on_the_command_line_with_json(aws: None, kprov: Kp
     undone = {str(r["type"]) for r in read_run(state_dir(), run_id).records if r["event"] == "step.intent"
               and steps.get(f"undo-{r['step']}") == "changed"}
     said, untested = declared_undo(undone)
-    own = {"sts:GetCallerIdentity", "ssm:GetParameter", "ssm:DeleteParameter"}  # kprov's: guards, shared record
+    own = {"sts:GetCallerIdentity", "ssm:GetParameter", "ssm:DeleteParameter",  # kprov's: guards, shared record,
+           "iam:SimulatePrincipalPolicy"}  # and its permission preflight
     assert sorted(calls - said - own) == [] and sorted(said - calls - untested) == []
     for checked in (run_id, undo_id):
         verified = kprov("audit", "verify", checked)

@@ -48,7 +48,7 @@ def test_undo_of_the_shared_vpc_at_a_terminal(fresh: Terminal) -> None:
     assert len([q for q in asked if q.startswith("DESTROY: Undo")]) == 16
     assert "THIS RUN DESTROYS RESOURCES in sandbox" in screen
     assert screen.index("Undo vpc [undo-vpc] changed") > screen.index("[undo-public-subnet-primary] changed")
-    assert "permission preflight skipped (kprov undo: not simulated yet)" in screen
+    assert "permission preflight: IAM allows" in screen and "permission preflight skipped" not in screen
     assert sandbox_vpcs(fresh) == []
     journals = fresh.journals()
     (undo_id,) = set(journals) - {run_id}
