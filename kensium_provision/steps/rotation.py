@@ -108,9 +108,9 @@ def _read_back(ctx: StepContext, entry: str, reference: str, secret: Any) -> str
     """`reference`, once the password manager gives back exactly `secret` from it: the service is changed only
     after, so a store that kept something else (cut, re-encoded) cannot lock anyone out."""
     if not hmac.compare_digest(ctx.runtime.vault.fetch(reference).reveal().encode(), secret.reveal().encode()):
-        raise StepError(f"the password manager does not give back the value kprov stored as {entry}: nothing was "
-                        "changed on the service", hint=f"check the entry {entry} and the password manager's "
-                                                       "backend, then run the rotation again")
+        raise StepError(f"the password manager does not give back the value kprov stored as {entry}: the old "
+                        "value still works", hint=f"check the entry {entry} and the password manager's backend, "
+                                                  "then run the rotation again")
     return reference
 
 
