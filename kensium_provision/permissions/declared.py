@@ -343,9 +343,16 @@ COMPONENTS: Mapping[str, Component] = MappingProxyType({
         operations=("dynamodb:Scan", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
                     "iam:GetAccountAuthorizationDetails", "iam:GetCredentialReport", "iam:GenerateCredentialReport",
                     "iam:ListAccessKeys",
-                    "mq:ListBrokers", "rds:DescribeDBInstances", "resourcegroupstaggingapi:GetResources",
+                    "mq:ListBrokers", "mq:DescribeBroker", "mq:DescribeConfigurationRevision",
+                    "rds:DescribeDBInstances", "resourcegroupstaggingapi:GetResources",
                     "s3:ListBuckets", "s3:GetBucketPolicy", "s3:GetPublicAccessBlock", "s3control:GetPublicAccessBlock",
-                    "secretsmanager:ListSecrets",
+                    "secretsmanager:ListSecrets", "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue"),
-        resources={"dynamodb:*": (CLIENTS_TABLE,), "secretsmanager:GetSecretValue": (SECRETS,)}),
+        resources={"dynamodb:*": (CLIENTS_TABLE,), "secretsmanager:GetSecretValue": (SECRETS,),
+                   "secretsmanager:DescribeSecret": (SECRETS,)},
+        # kprov fleet's capacity (app.commands.fleet): a broker's vhost limit, an Express database's size
+        untested={"mq:DescribeBroker": "kprov fleet, for an mq.m7g broker only (the sandbox's is an mq.m5)",
+                  "mq:DescribeConfigurationRevision": "kprov fleet, for an mq.m7g broker on RabbitMQ 4 only",
+                  "secretsmanager:DescribeSecret": "kprov fleet, the RDS master's entry, only with a SQL connection "
+                                                   "configured and an Express instance (the sandbox has neither)"}),
 })
