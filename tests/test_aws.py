@@ -86,40 +86,6 @@ def test_every_session_and_the_iam_action_lookup_parse_a_service_model_once() ->
     assert len(loader.search_paths) == len(set(loader.search_paths))  # boto3's folder once, not once a session
 
 
-def test_warm_parses_the_models_of_the_run_s_services_on_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`AwsSession.warm` fills the shared loader with what the run's clients will parse (off the run's thread);
-    a name botocore does not know (the vault's pseudo-service) is no error."""
-    import threading
-
-    session = AwsSession(ENV, mode=Mode.APPLY, endpoint_url="http://127.0.0.1:1")
-    loader = session._boto3_session()._session.get_component("data_loader")
-    parsed: list[tuple[str, str, str]] = []
-    real = loader.load_service_model
-
-    def recording(service: str, kind: str, *args: Any) -> Any:
-        parsed.append((threading.current_thread().name, service, kind))
-        return real(service, kind, *args)
-
-    monkeypatch.setattr(loader, "load_service_model", recording)
-    session.warm(["rds", "vault", "rds", "ssm"])
-    assert session._warming is not None
-    session._warming.join(timeout=30)
-    assert {(n, s, k) for n, s, k in parsed if s == "rds"} == {
-        ("kprov-models", "rds", kind) for kind in ("service-2", "endpoint-rule-set-1", "paginators-1")}
-    assert [s for _, s, k in parsed if k == "service-2"] == ["rds", "vault", "ssm"]  # each once, in order
-
-
-def test_a_run_warms_its_checklist_s_services_first_step_first() -> None:
-    from kensium_provision.app.bootstrap import _services
-    from kensium_provision.checklist.catalog import find
-    from kensium_provision.checklist.schema import load_checklist
-
-    vpc = load_checklist(find("shared-vpc").path)
-    applied = _services(vpc, Mode.APPLY)
-    assert applied[0] == "ec2" and {"ec2", "rds", "iam"} <= set(applied)
-    assert "iam" not in _services(vpc, Mode.PLAN)  # no preflight unless asked: nothing of IAM to parse
-
-
 def test_aws_endpoint_url_keeps_working_and_an_environment_endpoint_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     assert aws_session().client("sts").meta.endpoint_url == "http://127.0.0.1:4566"

@@ -19,8 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,10 +106,8 @@ def sandbox_endpoint(context: Context, env: Environment, state: Path) -> str:
     return context.sandbox(state, env.region)
 
 
-def connect(context: Context, config: Config, env: Environment, mode: Mode,
-            services: Sequence[str] = ()) -> Connection:
-    """A session of `mode` (walled in plan and check) and its caller, after the root and account guards;
-    the models of `services` (those the command will call) parsed meanwhile (`AwsSession.warm`)."""
+def connect(context: Context, config: Config, env: Environment, mode: Mode) -> Connection:
+    """A session of `mode` (walled in plan and check) and its caller, after the root and account guards."""
     from kensium_provision.app.config import state_dir
     from kensium_provision.app.context import in_process_sandbox
     from kensium_provision.aws.session import AwsSession
@@ -119,7 +116,6 @@ def connect(context: Context, config: Config, env: Environment, mode: Mode,
     state = state_dir()
     session = AwsSession(env, mode=mode, endpoint_url=sandbox_endpoint(context, env, state),
                          in_process=context.sandbox is in_process_sandbox)
-    session.warm(services)
     identity = run_guards(session.identity(), env)  # before any other request of the command
     return Connection(config=config, env=env, state=state, session=session, identity=identity)
 
@@ -489,7 +485,7 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
         answers = _plan_answers(checklist, plan, answers)
     check_given(checklist, names, answers, request.preset)  # every answer and argument, before any AWS call
 
-    connection = connect(context, config, env, request.mode, services=_services(checklist, request.mode))
+    connection = connect(context, config, env, request.mode)
     session, identity = connection.session, connection.identity
     if plan is not None:
         _refuse_elsewhere(plan, connection)
@@ -597,21 +593,6 @@ def execute(request: RunRequest, context: Context, console: Console) -> RunOutco
     return RunOutcome(report=report, run_id=run_id, environment=env.name, account=identity.account,
                       region=env.region, caller=identity.arn, api_calls=session.counter.as_dict(),
                       journal_path=str(journal_path))
-
-
-def _services(checklist: Checklist, mode: Mode) -> list[str]:
-    """The AWS services a run of `checklist` will call, in the order its steps first do (their IAM declarations:
-    an action's prefix is its service's name for every service kprov uses), and IAM for an apply's preflight."""
-    from kensium_provision.errors import KprovError
-    from kensium_provision.permissions.policy import step_operations
-
-    phases = ("probe", "act", "verify") if mode is Mode.APPLY else ("probe", "verify")
-    found: list[str] = []
-    for step in checklist.steps:
-        for phase in phases:
-            with suppress(KprovError):  # a step type of no declaration (an undo's step): nothing to warm
-                found += [operation.split(":", 1)[0] for operation in step_operations(step, phase)]
-    return [*found, "iam"] if mode is Mode.APPLY else found
 
 
 def _plan_answers(checklist: Checklist, plan: Any, given: Answers | None) -> Answers | None:

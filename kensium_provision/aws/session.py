@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
-from contextlib import suppress
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,10 +54,9 @@ def _loader(data_path: str) -> Any:
     return botocore.loaders.create_loader(data_path or None)
 
 
-def _boto3(*, profile_name: str | None = None, **options: Any) -> tuple[Any, Any]:
-    """A boto3 Session over `botocore_session()`, and its (shared) model loader. boto3 adds its own data folder
-    to the loader's search path for every session it makes: kept once, or the shared loader's path would grow
-    with each run."""
+def _boto3(*, profile_name: str | None = None, **options: Any) -> Any:
+    """A boto3 Session over `botocore_session()`. boto3 adds its own data folder to the loader's search path
+    for every session it makes: kept once, or the shared loader's path would grow with each run."""
     import boto3
 
     core = botocore_session(profile_name)
@@ -67,7 +64,7 @@ def _boto3(*, profile_name: str | None = None, **options: Any) -> tuple[Any, Any
     loader = core.get_component("data_loader")
     with _LOADER_LOCK:
         loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
-    return made, loader
+    return made
 
 
 class SandboxNotRunningError(KprovError):
@@ -100,21 +97,18 @@ class AwsSession:
         self._identity: Identity | None = None
         self.cache = ReadCache() if read_cache else None
         self.settling = Settling()  # the ids this run created, retried while EC2 settles (aws.settle)
-        self._models: Any = None  # the botocore loader of `_session`'s models (None: a session given, not made)
-        self._warming: threading.Thread | None = None
 
     def _boto3_session(self) -> Any:
         if self._session is None:
             if self.env.sandbox:
                 key, secret = SANDBOX_CREDENTIALS
-                self._session, self._models = _boto3(aws_access_key_id=key, aws_secret_access_key=secret,
-                                                     region_name=self.env.region)
+                self._session = _boto3(aws_access_key_id=key, aws_secret_access_key=secret,
+                                       region_name=self.env.region)
             else:
                 from botocore.exceptions import ProfileNotFound
 
                 try:
-                    self._session, self._models = _boto3(profile_name=self.env.profile or None,
-                                                         region_name=self.env.region)
+                    self._session = _boto3(profile_name=self.env.profile or None, region_name=self.env.region)
                 except ProfileNotFound:  # the config names what is not there: exit 3, nothing attempted
                     raise InputError(
                         f"the AWS profile {self.env.profile!r} of {self.env.describe()} is not configured",
@@ -172,24 +166,6 @@ class AwsSession:
                     self.cache.register(client)
                 self._clients[key] = client
             return client
-
-    def warm(self, services: Iterable[str]) -> None:
-        """Parse the models of `services` (the ones this run will call) on a thread of its own, while the run waits
-        for its first answers: EC2's takes about 0.1 s, and a client's creation otherwise parses it on the run's
-        critical path. Only the shared loader's cache is filled (its entries are whole values: a race loads one
-        twice, never half); the clients are still made where they are first used."""
-        self._boto3_session()
-        loader, wanted = self._models, list(dict.fromkeys(services))
-
-        def parse() -> None:
-            for service in wanted:
-                for kind in ("service-2", "endpoint-rule-set-1", "paginators-1"):
-                    with suppress(Exception):  # an unknown name or a missing file: that client's creation says so
-                        loader.load_service_model(service, kind)
-
-        if loader is not None and wanted and self._warming is None:
-            self._warming = threading.Thread(target=parse, name="kprov-models", daemon=True)
-            self._warming.start()
 
     def invalidate(self) -> None:
         """Forget cached reads (see `aws.cache`): the engine calls it when a step acts, the run when it sleeps."""
