@@ -48,8 +48,9 @@ CREATED = 22
 # the permission preflight (one simulation of the job's actions, three of the run's own: IAM, roles, SSM).
 CONSTANT = 6
 
+# A new VPC has DNS resolution on already (AWS's default): one ModifyVpcAttribute, for DNS hostnames.
 FRESH_WRITES = Counter({
-    "CreateVpc": 1, "ModifyVpcAttribute": 2, "CreateSubnet": 4, "ModifySubnetAttribute": 2,
+    "CreateVpc": 1, "ModifyVpcAttribute": 1, "CreateSubnet": 4, "ModifySubnetAttribute": 2,
     "CreateInternetGateway": 1, "AttachInternetGateway": 1, "CreateRouteTable": 2, "CreateRoute": 1,
     "AssociateRouteTable": 4, "CreateDBSubnetGroup": 1, "CreateSecurityGroup": 3,
     "AuthorizeSecurityGroupIngress": 4, "PutParameter": 1,

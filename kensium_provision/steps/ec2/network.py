@@ -274,7 +274,11 @@ class Ec2Vpc(NetworkUndo):
             if vpc.get("State") != "available":  # CreateVpc's own answer may say so already: no read then
                 wait_until(ctx, f"VPC {vpc_id}", lambda: (self._find(ctx, p["name"]) or {}).get("State"),
                            ["available"])
-            support, hostnames = None, None  # set both: a new VPC has hostnames off
+            # A VPC made by CreateVpc has DNS resolution on and DNS hostnames off ("By default, only the DNS
+            # resolution attribute is set to true in a VPC created any other way" than the default VPC or the
+            # wizard: https://docs.aws.amazon.com/vpc/latest/userguide/AmazonDNS-concepts.html#vpc-dns-support),
+            # so only what differs from that is sent: one call on the new VPC's critical path, not two.
+            support, hostnames = True, False
             seen = self._state(vpc, None, None)  # CreateVpc's answer: CIDR, tenancy, IPv6
         # One attribute per call (an AWS rule); hostnames need support, so support goes on first and off last.
         order = [("EnableDnsSupport", support, p["dns_support"]), ("EnableDnsHostnames", hostnames, p["dns_hostnames"])]
