@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from moto import mock_aws
 
-from kensium_provision.app.commands.fleet import build_overview, instance_classes, to_csv
+from kensium_provision.app.commands.fleet import build_overview, instance_classes, sqlserver_instances, to_csv
 from kensium_provision.fleet.model import FleetOverview
 from kensium_provision.records.clients import DEFAULT_TABLE, ClientRecord, list_clients, put_record
 from kensium_provision.ui.report_html import render_html
@@ -56,7 +56,7 @@ def fleet50() -> Iterator[FleetOverview]:
                                           ec2_host="kprov-host-1"))
         # The broker's limit and the Express sizes as `kprov fleet` reads them (broker_limits, express_sizes: their
         # own tests, tests/test_fleet_capacity*.py); here what the page shows of them.
-        yield build_overview(list_clients(dynamodb, DEFAULT_TABLE), instance_classes(rds),
+        yield build_overview(list_clients(dynamodb, DEFAULT_TABLE), instance_classes(sqlserver_instances(rds)),
                              generated="2026-12-02T20:00:00+00:00", brokers={"kprov-hub-1": (100, "mq.m7g.xlarge")},
                              tenants_per_host=40, express={"kprov-sql-small": {"pos_org00": 9 * 1024 * 1024}})
 

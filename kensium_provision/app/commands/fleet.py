@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kensium_provision.fleet.model import Capacity, ClientRow, CredentialAge, FleetOverview
 
 if TYPE_CHECKING:
+    from kensium_provision.app.bootstrap import Connection
     from kensium_provision.app.context import Context
     from kensium_provision.fleet.model import FleetReport
     from kensium_provision.records.clients import ClientRecord
@@ -40,10 +41,9 @@ def sqlserver_instances(rds: Any) -> list[Mapping[str, Any]]:
             if str(i.get("Engine", "")).startswith("sqlserver")]
 
 
-def instance_classes(rds: Any, instances: Iterable[Mapping[str, Any]] | None = None) -> dict[str, str]:
-    """Each RDS for SQL Server instance (name lower-cased) and its class (`instances`: already read)."""
-    return {str(i["DBInstanceIdentifier"]).lower(): str(i["DBInstanceClass"])
-            for i in (sqlserver_instances(rds) if instances is None else instances)}
+def instance_classes(instances: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each RDS for SQL Server instance (name lower-cased) and its class (`instances`: `sqlserver_instances`)."""
+    return {str(i["DBInstanceIdentifier"]).lower(): str(i["DBInstanceClass"]) for i in instances}
 
 
 def express_sizes(ctx: StepContext, instances: Iterable[Mapping[str, Any]]) -> dict[str, ExpressSizes]:
@@ -164,21 +164,20 @@ def _use(cap: Capacity) -> str:
     return f"{cap.used}{unit}" if cap.limit is None else f"{cap.used} / {cap.limit}{unit}"
 
 
-def _sql_context(config: Any, env: Any, session: Any, settings: Mapping[str, object]) -> StepContext:
+def _sql_context(connection: Connection, settings: Mapping[str, object]) -> StepContext:
     """A read-only step context to log in to SQL Server with: the run settings' `sql` and the config's password
-    manager (the master password is fetched only to connect, never shown)."""
+    manager (`bootstrap.open_vault`; the master password is fetched only to connect, never shown)."""
+    from kensium_provision.app.bootstrap import open_vault
     from kensium_provision.checklist.answers import Answers, AnswersOperator
     from kensium_provision.model import Mode
     from kensium_provision.naming.loader import load_rules
     from kensium_provision.runtime import NullJournal, Runtime
     from kensium_provision.steps.base import StepContext
-    from kensium_provision.vault.backends import make_vault
 
     operator = AnswersOperator(Answers(), assume_yes=False)
-    vault = make_vault(config.vault.backend, settings=config.vault.settings(), client_factory=session,
-                       operator=operator, env_name=env.name)
-    runtime = Runtime(mode=Mode.CHECK, run_id="fleet", aws=session, operator=operator, vault=vault, names=load_rules(),
-                      env_name=env.name, journal=NullJournal(), settings=settings)
+    runtime = Runtime(mode=Mode.CHECK, run_id="fleet", aws=connection.session, operator=operator,
+                      vault=open_vault(connection, operator), names=load_rules(), env_name=connection.env.name,
+                      journal=NullJournal(), settings=settings)
     return StepContext(runtime, "fleet-express-sizes", {})
 
 
@@ -229,10 +228,10 @@ def fleet(context: Context, *, html: Path | None = None, csv_file: Path | None =
     # Due for rotation: dated by the check's own snapshot (fleet.rotation), no read of its own.
     max_age = report.max_age_days
     instances = sqlserver_instances(session.client("rds"))
-    overview = build_overview(records, instance_classes(None, instances), report, due=report.due,
+    overview = build_overview(records, instance_classes(instances), report, due=report.due,
                               max_age_days=max_age, brokers=broker_limits(session.client("mq")),
                               tenants_per_host=tenants_per_host(settings),
-                              express=express_sizes(_sql_context(config, env, session, settings), instances))
+                              express=express_sizes(_sql_context(connection, settings), instances))
     clients = Table("client", "status", "RDS instance", "EC2 host", "broker", "POS", "findings", title="Clients",
                     title_justify="left")
     for c in overview.clients:
