@@ -21,6 +21,7 @@ from kensium_provision.guards import (
     SANDBOX_ACCOUNT_ID,
     Environment,
 )
+from kensium_provision.steps.capacity import DEFAULT_TENANTS_PER_HOST
 from kensium_provision.yamlio import Node, load_file
 from kensium_provision.yamlschema import Bool, Field, Int, Map, MapOf, Reader, Record, Seq, Str
 
@@ -110,9 +111,9 @@ class CapacitySettings:
     """Limits no one documents, kept as data so they are easy to change (issue 18.4)."""
 
     # [INFER] Neither Kensium's pages (domain.md) nor AWS say how many client tenants one shared POS host may
-    # serve; 20 is a guess, to be confirmed with the Kensium services team. `kprov fleet` shows each host's
-    # clients against it and `install-client` offers only a host under it.
-    tenants_per_host: int = 20
+    # serve; the default is a guess (steps.capacity, its one home), to be confirmed with the Kensium services
+    # team. `kprov fleet` shows each host's clients against it and `install-client` offers only a host under it.
+    tenants_per_host: int = DEFAULT_TENANTS_PER_HOST
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -298,7 +299,8 @@ ROTATION = Map((Field("max_age_days", Int(1, 3650), doc="A credential older than
                        doc="Days a replaced IAM access key stays inactive before `--credential old-key` deletes it "
                            "(default: the rotation's answer, 7).")), name="rotation")
 CAPACITY = Map((Field("tenants_per_host", Int(1, 10000),
-                       doc="Client tenants one shared POS host may serve (default 20, a guess [INFER] to confirm "
+                       doc=f"Client tenants one shared POS host may serve (default {DEFAULT_TENANTS_PER_HOST}, a "
+                           "guess [INFER] to confirm "
                            "with Kensium): `kprov fleet` shows each host against it, `install-client` offers only "
                            "a host under it."),), name="capacity")
 RABBITMQ = Map((Field("base_url", _URL, doc="Overrides the broker console URL from mq.describe_broker."),),
