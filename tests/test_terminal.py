@@ -339,7 +339,7 @@ def test_dry_run_plan_in_a_terminal(fresh: Terminal) -> None:
     assert "Plan: 1 to create, 0 to modify, 1 unchanged; 1 manual step, 16 wait for earlier steps." in plan
     # A plan shows each step once (the preview), not also as progress lines.
     assert len(lines_with(plan, "[vpc]")) == 1
-    assert re.search(r"run \d{8}T\d{6}Z-[0-9a-f]{6} · journal ", plan)
+    assert re.search(r"run \d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6} · journal ", plan)
 
 
 @pytest.mark.terminal

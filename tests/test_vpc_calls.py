@@ -289,19 +289,35 @@ def test_a_plan_of_the_built_vpc_starts_the_probes_ahead_and_sends_no_read_more(
 
 def test_a_route_tables_route_and_associations_are_sent_at_once(aws: None) -> None:
     """At a new table: CreateRoute and one AssociateRouteTable per subnet, each on a thread of its own
-    (aws.gather), and still every subnet associated once."""
+    (aws.gather), and still every subnet associated once.
+
+    Proven by a meeting point, not by thread names: the first two associations each wait (up to 10 s) for
+    the other to be in flight. Sent one after the other, the first would wait alone and the meeting fail.
+    (A pool may run two calls on one thread when the first ends before the second is handed over, so
+    thread names say nothing on a loaded machine.)"""
     runtime = moto_runtime(Mode.APPLY, operator=answers_operator(load("shared/vpc"), EXAMPLES / "shared-vpc.yaml"))
-    threads: dict[str, set[str]] = {}
+    meeting, lock = threading.Barrier(2, timeout=10), threading.Lock()
+    met: list[bool] = []
+    threads: list[str] = []
 
     def record(*, model: Any, **_: Any) -> None:
-        if model.name in ("CreateRoute", "AssociateRouteTable"):
-            threads.setdefault(model.name, set()).add(threading.current_thread().name)
+        if model.name != "AssociateRouteTable":
+            return
+        with lock:
+            threads.append(threading.current_thread().name)
+            first_two = len(threads) <= 2
+        if first_two:
+            try:
+                meeting.wait()
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
 
     runtime.aws.client("ec2").meta.events.register("before-call", record)
     report = run_checklist("shared/vpc", Mode.APPLY, runtime=runtime)
     assert report.exit_code == ExitCode.OK, report.results
-    assert all(name.startswith("kprov-read") for name in threads["AssociateRouteTable"]), threads
-    assert len(threads["AssociateRouteTable"]) >= 2, threads  # two subnets of one table, side by side
+    assert all(name.startswith("kprov-read") for name in threads), threads
+    assert met == [True, True], met  # two associations were in flight together
     tables = boto3.client("ec2", region_name="us-east-1").describe_route_tables()["RouteTables"]
     associated = [a["SubnetId"] for t in tables for a in t.get("Associations") or () if a.get("SubnetId")]
     assert len(associated) == len(set(associated)) == 4

@@ -64,8 +64,10 @@ __all__ = [
 
 
 def new_run_id() -> str:
-    """Sortable and unique: `20261128T071502Z-3f9a1c`."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    """Unique, and sorted as started: `20261128T071502.417Z-3f9a1c`. The milliseconds order two runs of one
+    second (the random part does not); `kprov runs` and undo's "what ran after" read that order."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{uuid.uuid4().hex[:6]}"
 
 
 # --- the pieces every AWS command opens ------------------------------------------------------------
