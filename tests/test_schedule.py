@@ -14,7 +14,7 @@ import pytest
 
 from kensium_provision.checklist.schema import load_checklist_text
 from kensium_provision.engine.run import run
-from kensium_provision.engine.schedule import Node, conflicts, startable
+from kensium_provision.engine.schedule import Node, conflicts, startable, wildcard
 from kensium_provision.errors import ExitCode
 from kensium_provision.model import Mode, Status, StepResult
 from kensium_provision.runtime import NullJournal
@@ -51,6 +51,15 @@ def test_a_step_that_cannot_say_what_it_touches_runs_alone() -> None:
     assert startable(nodes, finished={"a", "manual"}, started={"a", "manual"}) == ["b"]
     assert conflicts(node("x", touches="p"), node("y", touches=None))
     assert not conflicts(node("x", gives="n", touches="p"), node("y", needs="m", touches="q"))
+
+
+def test_a_touch_that_names_a_value_not_known_yet_conflicts_with_anything_of_its_kind() -> None:
+    table = Node("routes", frozenset({"subnet"}), frozenset(), frozenset({f"subnet-association:{wildcard('subnet')}"}))
+    assert not conflicts(table, node("group", touches="security-group:vpc-1:SG-POS-OPS"))
+    assert conflicts(table, node("other-table", touches="subnet-association:subnet-0a1b"))  # may be that subnet
+    named = Node("t", frozenset({"vpc"}), frozenset(), frozenset({f"route-table:{wildcard('vpc')}:POS-public"}))
+    assert conflicts(named, node("u", touches="route-table:vpc-1:POS-private"))  # unknown: taken as the same
+    assert conflicts(table, Node("v", frozenset(), frozenset(), frozenset({f"subnet-{wildcard('x')}"})))
 
 
 class Meeting:
@@ -143,6 +152,24 @@ def test_apply_runs_independent_steps_at_once_and_reports_them_in_checklist_orde
     ids = ["first", "one", "two", "three", "after"]
     assert seen.lines == [line for s in ids for line in (f"start {s}", f"end {s}")]
     assert [r["step"] for r in journal.records if r["event"] == "step.result"] == ids
+
+
+def test_a_step_waiting_for_a_name_does_not_hold_back_later_steps_of_another_kind() -> None:
+    """`waiting` touches a key made of v1, which `one` gives: until then a wildcard stands in, and `other`
+    (another key) starts with `one`: the two meet in their acts. (Before: `waiting` could not say what it
+    touches, so `other` waited behind it, and the meeting timed out.)"""
+    kept = CHECKLIST.split("  - {id: two")[0]  # first, one
+    text = kept + """\
+  - {id: waiting, title: Waiting, type: test.meet, risk: create, params: {key: "slot-{{ v1 }}", value: w}}
+  - {id: other, title: Other, type: test.meet, risk: create, params: {key: other, value: x}}
+"""
+    world: dict[str, object] = {}
+    meet = Meeting(world, meet=frozenset({"one", "other"}))
+    types: dict[str, StepType] = {"test.meet": meet}
+    report = run(load_checklist_text(text, types=types), make_runtime(Mode.APPLY, reporter=Seen()), {}, types=types)
+    assert report.exit_code == ExitCode.OK, report.results
+    assert world == {"first": "v0", "one": "v0-1", "slot-v0-1": "w", "other": "x"}
+    assert meet.events.index("in waiting") > meet.events.index("out one")
 
 
 def test_steps_that_change_the_same_thing_run_in_turn() -> None:

@@ -55,13 +55,22 @@ def _keeps(status: int, parsed: Any) -> bool:
     return bool(code) and not is_throttling(code, status)
 
 
+class _Flight:
+    """A read in flight: the generation it began in, and its answer once it lands (None: nothing to share)."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.answer: tuple[int, Any] | None = None
+        self.landed = threading.Event()
+
+
 class ReadCache:
     """botocore `before-call` / `after-call` handlers keeping the answers of read operations."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, ...], Any] = {}
-        self._flights: dict[tuple[str, ...], threading.Event] = {}  # reads in flight, by key
+        self._flights: dict[tuple[str, ...], _Flight] = {}  # reads in flight, by key
         self._generation = 0  # +1 each time the cache is emptied
 
     def invalidate(self) -> None:
@@ -70,7 +79,13 @@ class ReadCache:
             self._generation += 1
 
     def _lookup(self, key: tuple[str, ...], context: Any) -> Any:
-        """The kept answer of `key`; else None, once this thread owns the flight of `key` (or waited long)."""
+        """The kept answer of `key`; else None, once this thread owns the flight of `key` (or waited long).
+
+        A read that joins a flight takes its answer even when the cache was emptied after it joined: the
+        write that emptied it began after this read was asked, so the two were concurrent and either order
+        is a true answer. Only a flight that began before the latest emptying (this read was asked after a
+        write the flight may predate) is not taken. Without that, reads of one key behind a stream of other
+        steps' writes went out one after the other (bench/latency: the VPC job's four subnet probes)."""
         waited = False
         while True:
             with self._lock:
@@ -78,22 +93,28 @@ class ReadCache:
                 flight = self._flights.get(key)
                 if found is not None or flight is None or waited:
                     if found is None and flight is None:
-                        self._flights[key] = threading.Event()
+                        self._flights[key] = _Flight(self._generation)
                         context["kprov_cache_flight"] = self._generation
                     return found
-            waited = not flight.wait(_FLIGHT_WAIT)  # the same read is in flight: its answer will do
+                joined = self._generation
+            waited = not flight.landed.wait(_FLIGHT_WAIT)  # the same read is in flight: its answer will do
+            if not waited and flight.generation == joined and flight.answer is not None:
+                return flight.answer
 
     def _land(self, key: tuple[str, ...], context: Any, status: int | None, parsed: Any) -> None:
-        """The end of this thread's flight of `key`: keep the answer unless the cache was emptied meanwhile."""
+        """The end of this thread's flight of `key`: its answer for those who joined it, and kept unless the
+        cache was emptied meanwhile."""
         generation = context.pop("kprov_cache_flight", None)
         if generation is None:
             return
+        answer = (status, copy.deepcopy(parsed)) if status is not None and _keeps(status, parsed) else None
         with self._lock:
-            if status is not None and generation == self._generation and _keeps(status, parsed):
-                self._answers[key] = (status, copy.deepcopy(parsed))
+            if answer is not None and generation == self._generation:
+                self._answers[key] = answer
             flight = self._flights.pop(key, None)
         if flight is not None:
-            flight.set()
+            flight.answer = answer
+            flight.landed.set()
 
     def register(self, client: Any) -> None:
         service = client.meta.service_model.service_name

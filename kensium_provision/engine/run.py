@@ -22,7 +22,7 @@ from typing import Any
 
 from kensium_provision.aws.errors import sdk_errors, translate
 from kensium_provision.checklist.checks import input_problems, preflight
-from kensium_provision.engine.schedule import Node, startable
+from kensium_provision.engine.schedule import Node, startable, wildcard
 from kensium_provision.errors import AbortedError, ExitCode, InputError, KprovError, StepError
 from kensium_provision.model import Checklist, Finding, InputSpec, Mode, Risk, Status, Step, StepResult
 from kensium_provision.runtime import Runtime
@@ -284,22 +284,27 @@ class _Run:
             ctx = StepContext(self.runtime, step.id, MappingProxyType(dict(self.values)))
             pool.submit(_quietly, step_type.probe, ctx, params)
 
-    def node(self, step: Step) -> Node:
+    def node(self, step: Step, coming: frozenset[str] = frozenset()) -> Node:
         """The step as `engine.schedule` sees it, in apply (`_steps` builds none elsewhere: there every step runs
         alone). It may run on another thread only when it cannot ask anything (the plan was accepted or --yes;
-        no evidence, no work by hand, nothing destroyed), after the first change's hook, with every name it
-        needs known and what it touches said by its type."""
+        no evidence, no work by hand, nothing destroyed), after the first change's hook, and what it touches is
+        said by its type. A name it needs may still be `coming` (given by an earlier step not finished): the
+        step waits for that step anyway, and stands in what it touches a `schedule.wildcard` for the name, which
+        conflicts with anything of that kind; so later steps of other kinds need not wait behind it (the VPC
+        job's security groups no longer wait for the subnets and the gateway the route tables need)."""
         needs, gives = frozenset(self.names_of(step)), frozenset(self.produced(step))
         step_type = self.types.get(step.type)
         asks = step.risk is Risk.DESTROY or confirmed_by_hand(step_type) or bool(
             evidence_of(step_type, step.params)) or not (self.runtime.assume_yes or self.confirmed)
-        if asks or not self.changed_once or needs & (self.unknown | self.absent) or not needs <= self.values.keys():
+        if asks or not self.changed_once or needs & (self.unknown | self.absent) or not (
+                needs - self.values.keys()) <= coming:
             return Node(step.id, needs, gives, None)
+        values = {**self.values, **{name: wildcard(name) for name in needs - self.values.keys()}}
         try:
-            params = render_value(dict(step.params), self.values)
-        except TemplateError:
+            params = render_value(dict(step.params), values)
+            touches = touches_of(step_type, params) if isinstance(params, dict) else None
+        except (TemplateError, TypeError, ValueError):  # a type's `touches` that cannot work with a stand-in
             return Node(step.id, needs, gives, None)
-        touches = touches_of(step_type, params) if isinstance(params, dict) else None
         return Node(step.id, needs, gives, touches)
 
     def fork(self) -> _Run:
@@ -505,7 +510,7 @@ def _steps(state: _Run, pending: list[Step], pool: ThreadPoolExecutor | None) ->
             if error or raised is not None or not queue:
                 break
             # Outside apply every step runs alone, in order: no proof to build for the steps still queued.
-            nodes = [state.node(s) for s in queue] if state.runtime.mode is Mode.APPLY else [
+            nodes = _nodes(state, queue, finished) if state.runtime.mode is Mode.APPLY else [
                 Node(queue[0].id, frozenset(), frozenset(), None)]
             for index in startable(nodes, finished, started):
                 step = next(s for s in queue if s.id == index)
@@ -587,8 +592,19 @@ def _report(state: _Run, step: Step, result: StepResult, *, announce: bool) -> N
                            seconds=round(result.seconds, 3))
 
 
-# Steps at once at most (the VPC job has 4 subnets ready together, then 3 groups and 2 route tables).
-_AT_ONCE = 6
+def _nodes(state: _Run, queue: Sequence[Step], finished: Mapping[str, object]) -> list[Node]:
+    """The scheduler's view of the queued steps, each told the names earlier unfinished steps will give."""
+    nodes: list[Node] = []
+    coming: set[str] = set()
+    for step in queue:
+        nodes.append(state.node(step, frozenset(coming)))
+        if step.id not in finished:
+            coming.update(state.produced(step))
+    return nodes
+
+
+# Steps at once at most (the VPC job has 4 subnets, its gateway and 3 groups ready together).
+_AT_ONCE = 8
 
 # Probes started ahead at most at once: the VPC job has 4 subnets and 3 groups ready together.
 _AHEAD = 8
