@@ -296,15 +296,14 @@ class _Run:
         step_type = self.types.get(step.type)
         asks = step.risk is Risk.DESTROY or confirmed_by_hand(step_type) or bool(
             evidence_of(step_type, step.params)) or not (self.runtime.assume_yes or self.confirmed)
-        if asks or not self.changed_once or needs & (self.unknown | self.absent) or not (
-                needs - self.values.keys()) <= coming:
+        missing = needs - self.values.keys()
+        if asks or not self.changed_once or needs & (self.unknown | self.absent) or not missing <= coming:
             return Node(step.id, needs, gives, None)
-        values = {**self.values, **{name: wildcard(name) for name in needs - self.values.keys()}}
         try:
-            params = render_value(dict(step.params), values)
-            touches = touches_of(step_type, params) if isinstance(params, dict) else None
-        except (TemplateError, TypeError, ValueError):  # a type's `touches` that cannot work with a stand-in
+            params = render_value(dict(step.params), {**self.values, **{name: wildcard(name) for name in missing}})
+        except TemplateError:
             return Node(step.id, needs, gives, None)
+        touches = touches_of(step_type, params) if isinstance(params, dict) else None
         return Node(step.id, needs, gives, touches)
 
     def fork(self) -> _Run:
