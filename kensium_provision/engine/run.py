@@ -190,34 +190,13 @@ class _Run:
         self.changed_once = False
         self.acted = False  # kprov has called a changing step's act (an input refused later is no exit 3)
         self.ahead: set[str] = set()  # steps whose probe was started ahead (`prefetch`)
-        # What a step names and adds never changes within a run; asked for every step still queued each time
-        # one ends (the scheduler), so kept by step id: a fleet check asks it some 400 times a client.
-        self._names: dict[str, frozenset[str]] = {}
+        # What a step adds never changes within a run; asked for every step still queued each time one ends
+        # (the scheduler), so kept by step id (what it names: `_names_used`, kept across runs).
         self._produced: dict[str, tuple[str, ...]] = {}
 
     def names_of(self, step: Step) -> set[str]:
         """Every name the step's params and condition use."""
-        if step.id not in self._names:
-            self._names[step.id] = frozenset(self._walk_names(step))
-        return set(self._names[step.id])
-
-    def _walk_names(self, step: Step) -> set[str]:
-        found: set[str] = set()
-
-        def walk(value: object) -> None:
-            if isinstance(value, str):
-                found.update(p.name for p in placeholders(value))
-            elif isinstance(value, list):
-                for v in value:
-                    walk(v)
-            elif isinstance(value, dict):
-                for v in value.values():
-                    walk(v)
-
-        walk(dict(step.params))
-        if step.when is not None:
-            found.add(step.when.name)
-        return found
+        return set(_names_used(step))
 
     def produced(self, step: Step) -> list[str]:
         """Every name the step adds: its `outputs:` and the ids of the evidence it collects."""
@@ -601,6 +580,36 @@ def _nodes(state: _Run, queue: Sequence[Step], finished: Mapping[str, object]) -
             coming.update(state.produced(step))
     return nodes
 
+
+def _names_used(step: Step) -> frozenset[str]:
+    """Every name a step's params and condition use: the same for every run of its checklist (a fleet check
+    runs one checklist for each of 5,000 clients), so kept for the step object."""
+    kept = _USED.get(id(step))
+    if kept is not None and kept[0] is step:  # the step is held in the entry, so its id is not reused meanwhile
+        return kept[1]
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            found.update(p.name for p in placeholders(value))
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+
+    walk(dict(step.params))
+    if step.when is not None:
+        found.add(step.when.name)
+    names = frozenset(found)
+    if len(_USED) >= 4096:
+        _USED.clear()
+    _USED[id(step)] = (step, names)
+    return names
+
+
+_USED: dict[int, tuple[Step, frozenset[str]]] = {}  # _names_used's, by id(step)
 
 # Steps at once at most (the VPC job has 4 subnets, its gateway and 3 groups ready together).
 _AT_ONCE = 8

@@ -3,7 +3,7 @@
 `read_snapshot` makes the reads AWS can batch (paginated, on a bounded pool):
 
 - `dynamodb:Scan` the client records (one table, hundreds of records a page); `resourcegroupstaggingapi:
-  GetResources` the buckets' tags; `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
+  GetResources` the buckets' tags (100 named buckets a call, at once); `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
   `mq:ListBrokers`; `s3:ListBuckets`; `secretsmanager:ListSecrets` (the password manager's entries, not
   waited for: `SecretListing`);
 - `iam:GetAccountAuthorizationDetails` (users with tags, attached and inline policies, groups) and the
@@ -231,7 +231,6 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
     batched: dict[str, Future[Any]] = {
         # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
         "items": pool.submit(scan_items, session.client("dynamodb"), table),
-        "bucket_tags": pool.submit(_tag_map, tagging, ["s3:bucket"]),
         "db": pool.submit(_listed, session.client("rds"), "describe_db_instances", "DBInstances"),
         "ec2": pool.submit(_listed, session.client("ec2"), "describe_instances", "Reservations",
                            Filters=[{"Name": "instance-state-name", "Values": sorted(HELD_STATES)}]),
@@ -240,11 +239,14 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         "report": pool.submit(_credential_report, iam, journal, request.sleep, datetime.now(UTC)),
         "buckets": pool.submit(lambda: call(s3, "list_buckets").get("Buckets", [])),
     }
+    bucket_names = frozenset(str(b["Name"]) for b in batched.pop("buckets").result())
+    # On the pool before the per-bucket reads, which would queue ahead of them.
+    tag_batches = _bucket_tags(tagging, who.arn.split(":")[1] or "aws", bucket_names, pool)
     by_key = {str((i.get("OrgId") or {}).get("S", "")): parse_item(i) for i in batched.pop("items").result()}
     records = {r.org_id: r for r in by_key.values()}
-    bucket_names = frozenset(str(b["Name"]) for b in batched.pop("buckets").result())
     started = exposure(client_buckets(records.values(), bucket_names)) if exposure is not None else {}
     got = {key: future.result() for key, future in batched.items()}
+    bucket_tags = {arn: tags for batch in tag_batches for arn, tags in batch.result().items()}
     users = {str(u["UserName"]): u for u in got["users"]}
     report, report_note = got["report"]
     snapshot = Snapshot(
@@ -256,7 +258,7 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
                         for u in got["users"]),
         report=report,
         bucket_names=bucket_names,
-        bucket_tags={arn.rsplit(":", 1)[-1]: tags for arn, tags in got["bucket_tags"].items()},
+        bucket_tags={arn.rsplit(":", 1)[-1]: tags for arn, tags in bucket_tags.items()},
         secrets=secrets,
         secret_prefix=prefix,
         uses=_uses(records.values(), users, bucket_names, table),
@@ -273,9 +275,24 @@ def _tags(items: object) -> dict[str, str]:
     return {str(t["Key"]): str(t["Value"]) for t in items or ()} if isinstance(items, list) else {}
 
 
-def _tag_map(tagging: Any, types: list[str], **params: Any) -> dict[str, dict[str, str]]:
-    found = pages(tagging, "get_resources", "ResourceTagMappingList", ResourceTypeFilters=types,
-                  ResourcesPerPage=100, **params)
+# GetResources' ResourceARNList holds 1 to 100 ARNs, and takes no type filter and no pagination (botocore's
+# model of the API, from AWS's: resourcegroupstaggingapi GetResources, ResourceARNList).
+_ARNS_PER_CALL = 100
+
+
+def _bucket_tags(tagging: Any, partition: str, buckets: Iterable[str],
+                 pool: ThreadPoolExecutor) -> list[Future[dict[str, dict[str, str]]]]:
+    """The buckets' tags, 100 buckets a call, the calls at once on `pool`: as many calls as the paginated
+    listing of every tagged bucket (ResourceTypeFilters s3:bucket) made, but that one's pages come one after
+    another (51 at 5,000 clients: the snapshot's longest chain after ListSecrets). A bucket of another region
+    is not in the answer (the tagging API is regional), nor one without tags: its tags are read live."""
+    names = sorted(buckets)
+    return [pool.submit(_tags_of, tagging, [f"arn:{partition}:s3:::{b}" for b in names[n:n + _ARNS_PER_CALL]])
+            for n in range(0, len(names), _ARNS_PER_CALL)]
+
+
+def _tags_of(tagging: Any, arns: list[str]) -> dict[str, dict[str, str]]:
+    found = call(tagging, "get_resources", ResourceARNList=arns).get("ResourceTagMappingList") or []
     return {str(r["ResourceARN"]): _tags(r.get("Tags")) for r in found}
 
 

@@ -2,7 +2,9 @@
 
 The sandbox server, the test suite's `aws` fixture and its moto servers all call `teach()`, so each meets the
 same AWS: iam:SimulatePrincipalPolicy (sandbox.iam_simulate, the permission preflight asks it) and the RDS and
-Amazon MQ offerings with their refusals (sandbox.aws_data). Idempotent: moto looks methods up per call.
+Amazon MQ offerings with their refusals (sandbox.aws_data); and two listings as AWS answers them
+(sandbox.listing: Secrets Manager's paged before it is serialised, the tagging API's by ARN in one answer).
+Idempotent: moto looks methods up per call.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ __all__ = ["teach"]
 
 
 def teach() -> None:
-    from kensium_provision.sandbox import aws_data, iam_simulate
+    from kensium_provision.sandbox import aws_data, iam_simulate, listing
 
     iam_simulate.install()
     aws_data.install()
+    listing.install()

@@ -1,0 +1,78 @@
+"""The sandbox's Secrets Manager listing (sandbox.listing): moto's pages, each serialised alone.
+
+moto (in process, the suite's `aws` fixture, which teaches it as the sandbox server does) with 45 secrets
+under two prefixes and one scheduled for deletion: the pages are the same secrets in the same order with
+the same tokens and filters as moto's own listing, and a page serialises only its own secrets (moto's
+own serialised every matching secret for every page: 15,000 a page at 5,000 clients).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+
+def _names(client: Any, **params: Any) -> list[list[str]]:
+    pages = client.get_paginator("list_secrets").paginate(MaxResults=10, **params)
+    return [[s["Name"] for s in page["SecretList"]] for page in pages]
+
+
+@pytest.mark.usefixtures("aws")
+def test_each_page_serialises_only_its_own_secrets_and_the_pages_are_motos_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.secretsmanager.models import FakeSecret
+
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    for n in range(40):
+        client.create_secret(Name=f"kprov/prod/c{n:02d}/sql-login", SecretString="x")
+    for n in range(5):
+        client.create_secret(Name=f"other/s{n}", SecretString="x")
+    client.delete_secret(SecretId="kprov/prod/c07/sql-login", RecoveryWindowInDays=7)
+
+    serialised: list[str] = []
+    to_dict = FakeSecret.to_dict
+
+    def counted(self: FakeSecret) -> dict[str, Any]:
+        serialised.append(self.name)
+        return to_dict(self)
+
+    monkeypatch.setattr(FakeSecret, "to_dict", counted)
+    prefix = [{"Key": "name", "Values": ["kprov/prod/"]}]
+    listed = _names(client, Filters=prefix, IncludePlannedDeletion=True)
+
+    assert [len(page) for page in listed] == [10, 10, 10, 10]
+    assert sum(listed, []) == [f"kprov/prod/c{n:02d}/sql-login" for n in range(40)]  # creation order
+    assert sorted(serialised) == sorted(sum(listed, []))  # each secret once: only the page it is on
+    live = sum(_names(client, Filters=prefix), [])
+    assert "kprov/prod/c07/sql-login" not in live and len(live) == 39
+    assert sum(_names(client), []) == [*live, *(f"other/s{n}" for n in range(5))]
+
+
+@pytest.mark.usefixtures("aws")
+def test_get_resources_by_arn_answers_every_listed_resource_at_once_and_refuses_what_aws_refuses() -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for n in range(120):
+        s3.create_bucket(Bucket=f"fusion-rms-c{n:03d}")
+        s3.put_bucket_tagging(Bucket=f"fusion-rms-c{n:03d}", Tagging={"TagSet": [
+            {"Key": "OrgId", "Value": f"c{n:03d}"}, {"Key": "kprov:managed", "Value": "true"},
+            {"Key": "kprov:env", "Value": "sandbox"}]})
+    tagging = boto3.client("resourcegroupstaggingapi", region_name="us-east-1")
+    arns = [f"arn:aws:s3:::fusion-rms-c{n:03d}" for n in range(100)]
+
+    got = tagging.get_resources(ResourceARNList=[*arns[:99], "arn:aws:s3:::no-such-bucket"])
+    # moto's own: 33 resources (100 tags a page) and a token to send back with the list, which AWS refuses
+    assert not got.get("PaginationToken")
+    assert sorted(r["ResourceARN"] for r in got["ResourceTagMappingList"]) == sorted(arns[:99])
+    assert {t["Key"]: t["Value"] for t in got["ResourceTagMappingList"][0]["Tags"]}["kprov:env"] == "sandbox"
+    for beside in ({"ResourceTypeFilters": ["s3:bucket"]}, {"ResourcesPerPage": 100}, {"PaginationToken": "x"}):
+        with pytest.raises(ClientError) as refused:
+            tagging.get_resources(ResourceARNList=arns, **beside)
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError):
+        tagging.get_resources(ResourceARNList=[*arns, "arn:aws:s3:::fusion-rms-c100"])  # 101 ARNs
+    listed = tagging.get_paginator("get_resources").paginate(ResourceTypeFilters=["s3:bucket"])
+    assert sum(len(page["ResourceTagMappingList"]) for page in listed) == 120  # without the list: moto's pages
