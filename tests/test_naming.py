@@ -624,3 +624,14 @@ def test_check_never_raises_and_accepted_values_are_safe(rules: naming.RuleSet, 
 def test_org_id_uniqueness_ignores_case(org_id: str, other: str) -> None:
     assert naming.check_org_id_unique(org_id, [org_id.upper()])
     assert bool(naming.check_org_id_unique(org_id, [other])) == (org_id == other)
+
+
+def test_a_kept_judgement_is_one_of_the_same_value_and_the_same_context(rules: naming.RuleSet) -> None:
+    # RuleSet keeps each (rule, value, its slots' context) judgement: a different context is judged anew.
+    assert rules.check("s3-bucket", "fusion-rms-acme", {"org_id": "acme"}) == []
+    assert rules.check("s3-bucket", "fusion-rms-acme", {"org_id": "globex"})  # the same value, another client
+    assert rules.check("s3-bucket", "fusion-rms-acme", {"org_id": "acme", "host": "x"}) == []  # not a slot
+    assert rules.check("s3-bucket", "fusion-rms-acme") == []  # shape only
+    found = rules.check("s3-bucket", "fusion-rms-acme", {"org_id": "globex"})
+    found.append("changed by the caller")
+    assert "changed by the caller" not in rules.check("s3-bucket", "fusion-rms-acme", {"org_id": "globex"})

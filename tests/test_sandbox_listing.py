@@ -19,6 +19,10 @@ def _names(client: Any, **params: Any) -> list[list[str]]:
     return [[s["Name"] for s in page["SecretList"]] for page in pages]
 
 
+def _flat(pages: list[list[str]]) -> list[str]:
+    return [name for page in pages for name in page]
+
+
 @pytest.mark.usefixtures("aws")
 def test_each_page_serialises_only_its_own_secrets_and_the_pages_are_motos_own(
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,11 +47,11 @@ def test_each_page_serialises_only_its_own_secrets_and_the_pages_are_motos_own(
     listed = _names(client, Filters=prefix, IncludePlannedDeletion=True)
 
     assert [len(page) for page in listed] == [10, 10, 10, 10]
-    assert sum(listed, []) == [f"kprov/prod/c{n:02d}/sql-login" for n in range(40)]  # creation order
-    assert sorted(serialised) == sorted(sum(listed, []))  # each secret once: only the page it is on
-    live = sum(_names(client, Filters=prefix), [])
+    assert _flat(listed) == [f"kprov/prod/c{n:02d}/sql-login" for n in range(40)]  # creation order
+    assert sorted(serialised) == sorted(_flat(listed))  # each secret once: only the page it is on
+    live = _flat(_names(client, Filters=prefix))
     assert "kprov/prod/c07/sql-login" not in live and len(live) == 39
-    assert sum(_names(client), []) == [*live, *(f"other/s{n}" for n in range(5))]
+    assert _flat(_names(client)) == [*live, *(f"other/s{n}" for n in range(5))]
 
 
 @pytest.mark.usefixtures("aws")

@@ -3,7 +3,8 @@
 `read_snapshot` makes the reads AWS can batch (paginated, on a bounded pool):
 
 - `dynamodb:Scan` the client records (one table, hundreds of records a page); `resourcegroupstaggingapi:
-  GetResources` the buckets' tags (100 named buckets a call, at once); `rds:DescribeDBInstances`; `ec2:DescribeInstances` (pending and running);
+  GetResources` the buckets' tags (100 named buckets a call, at once); `rds:DescribeDBInstances`;
+  `ec2:DescribeInstances` (pending and running);
   `mq:ListBrokers`; `s3:ListBuckets`; `secretsmanager:ListSecrets` (the password manager's entries, not
   waited for: `SecretListing`);
 - `iam:GetAccountAuthorizationDetails` (users with tags, attached and inline policies, groups) and the

@@ -40,7 +40,8 @@ def _list_secrets(self: Any, filters: list[dict[str, Any]], max_results: int | N
     from moto.secretsmanager.models import MAX_RESULTS_DEFAULT, _matches
 
     matching = [secret for secret in self.secrets.values()
-                if (include_planned_deletion or not getattr(secret, "deleted_date", None)) and _matches(secret, filters)]
+                if (include_planned_deletion or not getattr(secret, "deleted_date", None))
+                and _matches(secret, filters)]
     page, token = self._get_secret_values_page_and_next_token(matching, max_results or MAX_RESULTS_DEFAULT, next_token)
     return [secret.to_dict() for secret in page], token
 

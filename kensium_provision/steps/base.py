@@ -369,9 +369,9 @@ def _param_problem(param: Param, value: object, ctx: CheckContext) -> str | None
         if problem is None and param.choices and value not in param.choices:
             problem = f"must be one of: {', '.join(param.choices)}"
         if problem is None and param.rule:
-            problems = ctx.names.check(param.rule, value, dict(ctx.values))
+            problems = ctx.names.check(param.rule, value, ctx.values)
             if problems:
-                problem = "; ".join(problems) + f" (for example {ctx.names.example(param.rule, dict(ctx.values))})"
+                problem = "; ".join(problems) + f" (for example {ctx.names.example(param.rule, ctx.values)})"
         if problem is not None:
             return problem
     return param.check(value) if param.check is not None else None
