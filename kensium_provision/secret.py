@@ -40,12 +40,15 @@ __all__ = [
 ]
 
 MASK = "••••••••"
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def masked(value: object) -> object:
     """`value` as it may be shown or journaled: every Secret (anything with `reveal`) as `MASK`, through
     nested mappings, lists and tuples (as lists). The one masking function; registered values inside
     plain text are `REDACTOR.redact`'s business."""
+    if type(value) in _PLAIN:  # exactly a built-in scalar (no subclass): nothing to mask, and the common case
+        return value
     if hasattr(value, "reveal"):
         return MASK
     if isinstance(value, Mapping):

@@ -80,3 +80,51 @@ def test_get_resources_by_arn_answers_every_listed_resource_at_once_and_refuses_
         tagging.get_resources(ResourceARNList=[*arns, "arn:aws:s3:::fusion-rms-c100"])  # 101 ARNs
     listed = tagging.get_paginator("get_resources").paginate(ResourceTypeFilters=["s3:bucket"])
     assert sum(len(page["ResourceTagMappingList"]) for page in listed) == 120  # without the list: moto's pages
+
+
+def _table(client: Any, name: str) -> None:
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+
+
+def _scanned(client: Any, **params: Any) -> list[dict[str, Any]]:
+    pages = client.get_paginator("scan").paginate(**params)
+    return [{k: v for k, v in page.items() if k != "ResponseMetadata"}
+            | {"content-type": page["ResponseMetadata"]["HTTPHeaders"].get("content-type")} for page in pages]
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_scan_answers_what_motos_serialiser_answers_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    _table(client, "records")
+    for n in range(30):
+        client.put_item(TableName="records", Item={
+            "pk": {"S": f"c{n:02d}"}, "n": {"N": str(n)}, "f": {"N": "1.5"}, "ok": {"BOOL": n % 2 == 0},
+            "none": {"NULL": True}, "tags": {"SS": ["a", "b"]}, "nums": {"NS": ["1", "2"]},
+            "answers": {"M": {"org_id": {"S": f"c{n:02d}"}, "list": {"L": [{"S": "x"}, {"N": "3"}]}}},
+            "text": {"S": "é \u2028 \"quoted\" \\ " + "x" * 200}})
+    _table(client, "binary")
+    client.put_item(TableName="binary", Item={"pk": {"S": "b"}, "blob": {"B": b"\x00\xff"}, "blobs": {"BS": [b"1"]}})
+    cases: list[dict[str, Any]] = [
+        {"TableName": "records", "ConsistentRead": True, "PaginationConfig": {"PageSize": 7}},
+        {"TableName": "records", "ReturnConsumedCapacity": "TOTAL", "FilterExpression": "ok = :t",
+         "ExpressionAttributeValues": {":t": {"BOOL": True}}},
+        {"TableName": "records", "Select": "COUNT"},
+        {"TableName": "binary"}]
+    serialised: list[str] = []
+    serialized = DynamoHandler.serialized
+
+    def counted(self: Any, result: Any) -> Any:
+        serialised.append(self._get_action())
+        return serialized(self, result)
+
+    monkeypatch.setattr(DynamoHandler, "serialized", counted)
+    taught = [_scanned(client, **case) for case in cases]
+    assert serialised == ["Scan"]  # the binary table's only: every other page written as JSON directly
+    assert [len(pages) for pages in taught] == [5, 1, 1, 1] and taught[0][0]["Count"] == 7
+    assert taught[3][0]["Items"][0]["blob"] == {"B": b"\x00\xff"}
+    monkeypatch.setattr(DynamoHandler, "scan", DynamoHandler._kprov_scan)  # type: ignore[attr-defined]  # moto's own
+    assert [_scanned(client, **case) for case in cases] == taught

@@ -100,3 +100,22 @@ def test_evidence_takes_the_typed_kinds_and_refuses_an_unknown_one() -> None:
     assert coerce_answer(spec, "Mars/Olympus")[1] == "must be an IANA time zone name (for example America/New_York)"
     with pytest.raises(InputError, match="type planet is not one of"):
         evidence_specs({"evidence": [{"id": "where", "prompt": "Where?", "type": "planet"}]})
+
+
+def test_every_control_format_and_other_character_is_refused_where_it_is_refused() -> None:
+    # The text checks take a printable answer at once (str.isprintable) and scan the characters only
+    # otherwise: every character of those categories must still be refused, and printable ones kept.
+    import sys
+    import unicodedata
+
+    from kensium_provision.steps.sql import quote_identifier
+
+    others = [chr(n) for n in range(sys.maxunicode + 1) if unicodedata.category(chr(n)).startswith("C")]
+    control_or_format = [c for c in others if unicodedata.category(c) in ("Cc", "Cf")]
+    assert len(control_or_format) > 200
+    for c in control_or_format:
+        assert coerce("string", f"ab{c}")[1] == f"contains a control or format character (U+{ord(c):04X})"
+    for c in others[::37] + control_or_format:
+        with pytest.raises(InputError, match="control or invisible"):
+            quote_identifier(f"POS_{c}")
+    assert coerce("string", "Kensium POS \u00e9\u4e2d")[1] is None and quote_identifier("POS_\u00e9") == "[POS_\u00e9]"

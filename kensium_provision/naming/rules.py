@@ -106,7 +106,7 @@ class NameRule:
     @property
     def slots(self) -> tuple[str, ...]:
         """Placeholder names of the template, in order, each once."""
-        return tuple(dict.fromkeys(s.name for s in parse_template(self.template) if isinstance(s, Slot)))
+        return _slot_names(self.template)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +178,12 @@ def _shown(value: str) -> str:
 
 
 _JUDGED_MAX = 65_536  # values judged kept per rule set (a fleet check of 5,000 clients keeps some 20,000)
+
+
+@lru_cache(maxsize=256)
+def _slot_names(template: str) -> tuple[str, ...]:
+    # asked several times for each value judged (a fleet check judges 8 names a client)
+    return tuple(dict.fromkeys(s.name for s in parse_template(template) if isinstance(s, Slot)))
 
 
 @lru_cache(maxsize=256)

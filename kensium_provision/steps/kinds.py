@@ -133,6 +133,8 @@ def parse_yes_no(raw: object) -> bool | None:
 
 
 def _unsafe_text(value: str) -> str | None:
+    if value.isprintable():  # no Cc or Cf character (isprintable is False for both): the common case, in C
+        return None
     bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf")]
     if bad:
         return f"contains a control or format character (U+{ord(bad[0]):04X})"

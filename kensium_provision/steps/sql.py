@@ -71,7 +71,8 @@ def quote_identifier(name: str) -> str:
     """`name` as a delimited identifier: `[name]`, with `]` doubled (SQL Server's QUOTENAME)."""
     if not isinstance(name, str) or not 1 <= len(name) <= 128:
         raise InputError("a SQL Server identifier is 1-128 characters")
-    if any(unicodedata.category(c).startswith("C") for c in name):
+    # isprintable is False for every "Other" (C*) character: the scan only for a name that has one
+    if not name.isprintable() and any(unicodedata.category(c).startswith("C") for c in name):
         raise InputError("a SQL Server identifier must not contain control or invisible characters")
     return "[" + name.replace("]", "]]") + "]"
 
