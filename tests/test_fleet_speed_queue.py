@@ -43,3 +43,31 @@ def test_the_first_client_is_checked_while_the_bucket_reads_are_held(three: Flee
     report = three.check(workers=2)
     assert by_client(report) == {"acme": [], "beta": [], "gamma": []}
     assert released and all(released), released  # every hold ended by a client's check, none timed out
+
+
+def test_a_records_bucket_reads_start_before_the_scans_last_page(three: Fleet,  # noqa: F811
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The records' Scan comes in 1 MB pages (10 at 5,000 clients); each record's bucket reads start as its
+    # page comes. Here the Scan is held after its first record until that record's bucket is read: it goes
+    # on at once only if the reads did not wait for the whole Scan.
+    from kensium_provision.fleet import snapshot
+
+    first_read = threading.Event()
+    held: list[bool] = []
+    real_items, real_read = getattr(snapshot, "iter_items"), s3.read_exposure  # noqa: B009 - not exported
+
+    def slow_scan(*args: Any, **kwargs: Any) -> Any:
+        for n, item in enumerate(real_items(*args, **kwargs)):
+            if n == 1:  # the first record is in: its bucket's reads must be under way
+                held.append(first_read.wait(WAIT))
+            yield item
+
+    def read(client: Any, bucket: str) -> Any:
+        first_read.set()
+        return real_read(client, bucket)
+
+    monkeypatch.setattr(snapshot, "iter_items", slow_scan)
+    monkeypatch.setattr(s3, "read_exposure", read)
+    report = three.check()
+    assert by_client(report) == {"acme": [], "beta": [], "gamma": []}
+    assert held == [True]  # the Scan's hold ended by a bucket read, not by its timeout

@@ -55,9 +55,21 @@ def test_each_page_serialises_only_its_own_secrets_and_the_pages_are_motos_own(
 
 
 @pytest.mark.usefixtures("aws")
-def test_get_resources_by_arn_answers_every_listed_resource_at_once_and_refuses_what_aws_refuses() -> None:
+def test_get_resources_by_arn_answers_every_listed_resource_at_once_and_refuses_what_aws_refuses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
+    from moto.secretsmanager.models import SecretsManagerBackend
 
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="kprov/prod/c000/sql-login", SecretString="x", Tags=[{"Key": "kprov:managed", "Value": "true"}])
+    walked: list[str] = []
+    own = SecretsManagerBackend.iter_tagged_resources
+
+    def walk(self: SecretsManagerBackend) -> Any:
+        walked.append("secretsmanager")
+        return own(self)
+
+    monkeypatch.setattr(SecretsManagerBackend, "iter_tagged_resources", walk)
     s3 = boto3.client("s3", region_name="us-east-1")
     for n in range(120):
         s3.create_bucket(Bucket=f"fusion-rms-c{n:03d}")
@@ -72,6 +84,7 @@ def test_get_resources_by_arn_answers_every_listed_resource_at_once_and_refuses_
     assert not got.get("PaginationToken")
     assert sorted(r["ResourceARN"] for r in got["ResourceTagMappingList"]) == sorted(arns[:99])
     assert {t["Key"]: t["Value"] for t in got["ResourceTagMappingList"][0]["Tags"]}["kprov:env"] == "sandbox"
+    assert walked == []  # only the backends owning a listed ARN: moto's own walked every service's resources
     for beside in ({"ResourceTypeFilters": ["s3:bucket"]}, {"ResourcesPerPage": 100}, {"PaginationToken": "x"}):
         with pytest.raises(ClientError) as refused:
             tagging.get_resources(ResourceARNList=arns, **beside)

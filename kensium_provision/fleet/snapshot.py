@@ -40,9 +40,9 @@ from kensium_provision.records.clients import (
     UNREADABLE,
     ClientRecord,
     OrgIdUse,
+    iter_items,
     parse_item,
     record_name,
-    scan_items,
     table_of,
 )
 
@@ -208,8 +208,9 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
                   ) -> tuple[Snapshot, str]:
     """The batched reads, concurrently on `pool` (no broker listings yet); how the report was got.
 
-    `exposure`, given the client buckets, starts their per-bucket reads: called as soon as the records' Scan
-    and ListBuckets are in, so those reads run alongside the slower listings, not after them. ListSecrets'
+    `exposure`, given client buckets, starts their per-bucket reads: called for each record as soon as its
+    Scan page and ListBuckets are in, so those reads run alongside the Scan's later pages and the slower
+    listings, not after them. ListSecrets'
     pages (each waits for the previous page's token) are not waited for: the snapshot's `SecretListing`
     fills while the clients are checked."""
     from kensium_provision.steps.rabbitmq_vhost import read_brokers
@@ -229,23 +230,28 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         pool.submit(secrets.fill, pages(session.client("secretsmanager"), "list_secrets", "SecretList",
                                         Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True,
                                         SortOrder="asc"))
+    partition = who.arn.split(":")[1] or "aws"
+
+    def buckets() -> tuple[frozenset[str], list[Future[dict[str, dict[str, str]]]]]:
+        # The buckets' tags go on the pool from here, before any per-bucket read, which would queue ahead of them.
+        names = frozenset(str(b["Name"]) for b in call(s3, "list_buckets").get("Buckets", []))
+        return names, _bucket_tags(tagging, partition, names, pool)
+
+    listed = pool.submit(buckets)  # before the records' Scan, which waits for it (`_records`)
+    started: dict[str, Future[Exposure]] = {}
     batched: dict[str, Future[Any]] = {
-        # One paginated Scan: a page holds up to 1 MB, hundreds of records (none while there is no table).
-        "items": pool.submit(scan_items, session.client("dynamodb"), table),
         "db": pool.submit(_listed, session.client("rds"), "describe_db_instances", "DBInstances"),
         "ec2": pool.submit(_listed, session.client("ec2"), "describe_instances", "Reservations",
                            Filters=[{"Name": "instance-state-name", "Values": sorted(HELD_STATES)}]),
         "brokers": pool.submit(read_brokers, session.client("mq")),
         "users": pool.submit(_listed, iam, "get_account_authorization_details", "UserDetailList", Filter=["User"]),
         "report": pool.submit(_credential_report, iam, journal, request.sleep, datetime.now(UTC)),
-        "buckets": pool.submit(lambda: call(s3, "list_buckets").get("Buckets", [])),
+        # Last: the per-bucket reads it starts queue behind everything above.
+        "records": pool.submit(_records, session.client("dynamodb"), table, listed, exposure, started),
     }
-    bucket_names = frozenset(str(b["Name"]) for b in batched.pop("buckets").result())
-    # On the pool before the per-bucket reads, which would queue ahead of them.
-    tag_batches = _bucket_tags(tagging, who.arn.split(":")[1] or "aws", bucket_names, pool)
-    by_key = {str((i.get("OrgId") or {}).get("S", "")): parse_item(i) for i in batched.pop("items").result()}
+    bucket_names, tag_batches = listed.result()
+    by_key: dict[str, ClientRecord] = batched.pop("records").result()
     records = {r.org_id: r for r in by_key.values()}
-    started = exposure(client_buckets(records.values(), bucket_names)) if exposure is not None else {}
     got = {key: future.result() for key, future in batched.items()}
     bucket_tags = {arn: tags for batch in tag_batches for arn, tags in batch.result().items()}
     users = {str(u["UserName"]): u for u in got["users"]}
@@ -266,6 +272,20 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         listings={}, exposure=started,
     )
     return snapshot, report_note
+
+
+def _records(dynamodb: Any, table: str, listed: Future[tuple[frozenset[str], Any]],
+             exposure: Callable[[list[str]], Mapping[str, Future[Exposure]]] | None,
+             started: dict[str, Future[Exposure]]) -> dict[str, ClientRecord]:
+    """The client records by item key, from one paginated Scan (a page holds up to 1 MB, hundreds of records;
+    none while there is no table), each record's bucket reads started (into `started`) as soon as its page
+    is in, not after the last page (10 at 5,000 clients)."""
+    by_key: dict[str, ClientRecord] = {}
+    for item in iter_items(dynamodb, table):
+        record = by_key[str((item.get("OrgId") or {}).get("S", ""))] = parse_item(item)
+        if exposure is not None:
+            started.update(exposure(client_buckets([record], listed.result()[0])))
+    return by_key
 
 
 def _listed(client: Any, method: str, key: str, **params: Any) -> list[Any]:

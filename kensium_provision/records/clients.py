@@ -16,7 +16,7 @@ clients (a `ClientFactory` or a boto3 client), so the read-only wall and the cal
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "find_org_id_uses",
     "free_record",
     "get_client",
+    "iter_items",
     "list_clients",
     "org_id_owner",
     "parse_item",
@@ -196,7 +197,12 @@ def scan_items(dynamodb: Any, table: str = DEFAULT_TABLE) -> list[dict[str, Any]
 
     Plan and check never create the table (the read-only wall would refuse it): no table, no records.
     """
-    return list(pages(dynamodb, "Scan", "Items", missing=_NO_TABLE, TableName=table, ConsistentRead=True))
+    return list(iter_items(dynamodb, table))
+
+
+def iter_items(dynamodb: Any, table: str = DEFAULT_TABLE) -> Iterator[dict[str, Any]]:
+    """`scan_items`, each item as soon as its page is in."""
+    return pages(dynamodb, "Scan", "Items", missing=_NO_TABLE, TableName=table, ConsistentRead=True)
 
 
 def parse_item(item: Mapping[str, Any]) -> ClientRecord:
