@@ -94,7 +94,7 @@ class Kprov(Protocol):
 
 
 @pytest.fixture
-def kprov(request: pytest.FixtureRequest) -> Kprov:
+def kprov(request: pytest.FixtureRequest) -> Iterator[Kprov]:
     """`kprov("--output", "json", "list")`: the real `cli.main(argv)` in this process, as a fresh process runs it.
 
     Output is read through the test's capture (capfd when the test asks for it, else capsys), and only what
@@ -104,12 +104,18 @@ def kprov(request: pytest.FixtureRequest) -> Kprov:
     """
     from kensium_provision.app.context import Context, in_process_sandbox, start_sandbox
     from kensium_provision.cli import main
+    from kensium_provision.sandbox import server
 
     capture = request.getfixturevalue("capfd" if "capfd" in request.fixturenames else "capsys")
+    started: set[Path] = set()
+
+    def starting(state: Path, region: str) -> str:
+        started.add(state)
+        return start_sandbox(state, region)
 
     def run(*args: str) -> CliResult:
         # Asked at each command: a test may have requested `aws` after this fixture (getfixturevalue).
-        context = Context(sandbox=in_process_sandbox if "aws" in request.fixturenames else start_sandbox)
+        context = Context(sandbox=in_process_sandbox if "aws" in request.fixturenames else starting)
         capture.readouterr()
         saved = [(logger, list(logger.handlers)) for logger in map(logging.getLogger, _DEBUG_LOGGERS)]
         try:
@@ -120,4 +126,6 @@ def kprov(request: pytest.FixtureRequest) -> Kprov:
         out, err = capture.readouterr()
         return CliResult(code, out, err)
 
-    return run
+    yield run
+    for state in started:  # a sandbox a command started stops with the test (it outlived the suite before)
+        server.stop(state)
