@@ -215,8 +215,8 @@ def check_fleet(request: FleetRequest) -> FleetReport:
         due: list[CredentialAge] = []
         types = registry()
         owners = input_owners(installed)
-        # The per-client runs compute over the snapshot in this one thread (deterministic, and JMESPath's
-        # parser cache is not thread-safe) while the pool still reads the buckets.
+        # The per-client runs compute over the snapshot in this one thread (deterministic, and pure CPU, which
+        # more threads would not speed up under the GIL) while the pool still reads the buckets.
         # In the order the clients were installed: the order ListSecrets pages their entries (`read_snapshot`),
         # so each client's entries are in when its check asks; reported in org-id order.
         for org_id, record in sorted(snapshot.records.items(), key=lambda kv: (kv[1].created, kv[0])):

@@ -238,7 +238,6 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         return names, _bucket_tags(tagging, partition, names, pool)
 
     listed = pool.submit(buckets)  # before the records' Scan, which waits for it (`_records`)
-    started: dict[str, Future[Exposure]] = {}
     batched: dict[str, Future[Any]] = {
         "db": pool.submit(_listed, session.client("rds"), "describe_db_instances", "DBInstances"),
         "ec2": pool.submit(_listed, session.client("ec2"), "describe_instances", "Reservations",
@@ -247,10 +246,10 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
         "users": pool.submit(_listed, iam, "get_account_authorization_details", "UserDetailList", Filter=["User"]),
         "report": pool.submit(_credential_report, iam, journal, request.sleep, datetime.now(UTC)),
         # Last: the per-bucket reads it starts queue behind everything above.
-        "records": pool.submit(_records, session.client("dynamodb"), table, listed, exposure, started),
+        "records": pool.submit(_records, session.client("dynamodb"), table, listed, exposure),
     }
     bucket_names, tag_batches = listed.result()
-    by_key: dict[str, ClientRecord] = batched.pop("records").result()
+    by_key, started = batched.pop("records").result()
     records = {r.org_id: r for r in by_key.values()}
     got = {key: future.result() for key, future in batched.items()}
     bucket_tags = {arn: tags for batch in tag_batches for arn, tags in batch.result().items()}
@@ -276,16 +275,17 @@ def read_snapshot(request: FleetRequest, journal: Journal, pool: ThreadPoolExecu
 
 def _records(dynamodb: Any, table: str, listed: Future[tuple[frozenset[str], Any]],
              exposure: Callable[[list[str]], Mapping[str, Future[Exposure]]] | None,
-             started: dict[str, Future[Exposure]]) -> dict[str, ClientRecord]:
+             ) -> tuple[dict[str, ClientRecord], dict[str, Future[Exposure]]]:
     """The client records by item key, from one paginated Scan (a page holds up to 1 MB, hundreds of records;
-    none while there is no table), each record's bucket reads started (into `started`) as soon as its page
-    is in, not after the last page (10 at 5,000 clients)."""
+    none while there is no table), and their buckets' reads, each started as soon as its record's page is
+    in, not after the last page (10 at 5,000 clients)."""
     by_key: dict[str, ClientRecord] = {}
+    started: dict[str, Future[Exposure]] = {}
     for item in iter_items(dynamodb, table):
         record = by_key[str((item.get("OrgId") or {}).get("S", ""))] = parse_item(item)
         if exposure is not None:
             started.update(exposure(client_buckets([record], listed.result()[0])))
-    return by_key
+    return by_key, started
 
 
 def _listed(client: Any, method: str, key: str, **params: Any) -> list[Any]:

@@ -222,7 +222,7 @@ def template_form(template: str, number_field: str) -> str:
 class RuleSet:
     """The loaded naming rules: check, require, render, compare, number and self-test names."""
 
-    __slots__ = ("_bounds", "_by_id", "_by_placeholder", "_judged", "_shapes", "_slots", "path")
+    __slots__ = ("_bounds", "_by_id", "_by_placeholder", "_judged", "_shapes", "path")
 
     def __init__(self, path: str, rules: Iterable[NameRule], shapes: Mapping[str, re.Pattern[str]],
                  bounds: Mapping[str, Bound]) -> None:
@@ -231,7 +231,6 @@ class RuleSet:
         self._by_placeholder = {r.placeholder: r for r in self._by_id.values() if r.placeholder}
         self._shapes = dict(shapes)
         self._bounds = dict(bounds)
-        self._slots = {r.id: r.slots for r in self._by_id.values()}
         # A value's problems under a rule depend only on the value and the context's values of the rule's
         # slots: kept, as `check client --all` checks the same names (and the shared ones) for 5,000 clients.
         self._judged: dict[tuple[str | None, ...], tuple[str, ...]] = {}
@@ -409,7 +408,7 @@ class RuleSet:
     def _problems(self, rule: NameRule, value: str, context: Mapping[str, str]) -> list[str]:
         if not isinstance(value, str) or self._by_id.get(rule.id) is not rule:  # not one of this set's rules
             return self._judge(rule, value, context)
-        key = (rule.id, value, *(str(context[s]) if s in context else None for s in self._slots[rule.id]))
+        key = (rule.id, value, *(str(context[s]) if s in context else None for s in rule.slots))
         found = self._judged.get(key)
         if found is None:
             if len(self._judged) >= _JUDGED_MAX:

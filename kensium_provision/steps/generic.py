@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 from kensium_provision.errors import StepError
@@ -67,10 +67,10 @@ def search(query: str, data: object) -> object:
     return _interpreter().visit(_parsed(query), data)
 
 
-# jmespath.search looks its parse up in a cache that is not thread-safe once past 128 entries and builds a
-# TreeInterpreter for every search, as `ParsedResult.search` does (most of a search's time for the short
-# queries of the checklists: 17 µs a search, 7 with both kept; a fleet check searches a million times).
-# The interpreter holds no state of a search (only its method lookups), so one serves every thread.
+# jmespath.search makes a Parser and looks the query up in its cache, then builds a TreeInterpreter for every
+# search, as `ParsedResult.search` does: most of a search's time for the short queries of the checklists
+# (17 µs a search, 7 with both kept; a fleet check searches a million times). The interpreter holds no
+# state of a search (only its method lookups), so one serves every thread.
 @lru_cache(maxsize=2048)
 def _parsed(query: str) -> Any:
     import jmespath
@@ -78,7 +78,7 @@ def _parsed(query: str) -> Any:
     return jmespath.compile(query).parsed
 
 
-@lru_cache(maxsize=1)
+@cache
 def _interpreter() -> Any:  # made on first use: jmespath is imported only then
     from jmespath.visitor import TreeInterpreter
 
